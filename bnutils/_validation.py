@@ -1,0 +1,109 @@
+"""Input checks shared by every public function of bnutils.
+
+Each helper raises ``TypeError`` or ``ValueError`` with a message that names the
+argument, the problem and the offending value or shape, so that a learner who passes
+the wrong thing sees why at once instead of getting a silently wrong answer.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "as_float_array",
+    "check_finite",
+    "check_param",
+    "check_positive",
+    "check_fraction",
+    "check_ndim",
+    "float_dtype",
+]
+
+
+def float_dtype(*arrays: np.ndarray) -> np.dtype:
+    """Return float32 if every floating input is float32, else float64.
+
+    Integer and boolean inputs count as float64 (the seeds' examples use integer
+    arrays), so ``x`` of int64 with float32 ``gamma`` computes in float64.
+    """
+    dtypes = [a.dtype for a in arrays]
+    if dtypes and all(d == np.float32 for d in dtypes):
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def as_float_array(value, name: str, dtype=None) -> np.ndarray:
+    """Convert ``value`` to a floating NumPy array or raise a clear ``TypeError``.
+
+    float32 stays float32, float64 stays float64, integers and booleans become float64.
+    ``dtype`` forces a floating type (used to bring parameters to the dtype of ``x``).
+    """
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be a numeric array; could not convert it: {exc}") from exc
+    if arr.dtype.kind in "iub":
+        arr = arr.astype(np.float64)
+    elif arr.dtype.kind != "f":
+        raise TypeError(
+            f"{name} must be a numeric array of real numbers, got dtype {arr.dtype} "
+            f"(e.g. strings, objects or complex numbers are not accepted)"
+        )
+    elif arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)  # float16 / longdouble: compute in float64
+    if dtype is not None and arr.dtype != dtype:
+        arr = arr.astype(dtype)
+    return arr
+
+
+def check_ndim(x: np.ndarray, name: str, allowed: tuple[int, ...], shapes: str) -> None:
+    """Raise ``ValueError`` unless ``x.ndim`` is one of ``allowed``."""
+    if x.ndim not in allowed:
+        raise ValueError(f"{name} must have shape {shapes}; got {x.ndim}-D array of shape {x.shape}")
+
+
+def check_finite(x: np.ndarray, name: str) -> None:
+    """Raise ``ValueError`` if ``x`` holds NaN or ±inf, saying how many and where the first is."""
+    if not np.all(np.isfinite(x)):
+        bad = ~np.isfinite(x)
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{name} contains {int(bad.sum())} non-finite value(s) (NaN or inf); "
+            f"the first is {x[first]} at index {first}"
+        )
+
+
+def check_param(value, name: str, size: int, what: str, dtype) -> np.ndarray:
+    """Convert a per-feature parameter and check that it has shape ``(size,)``."""
+    arr = as_float_array(value, name, dtype=dtype)
+    if arr.shape != (size,):
+        raise ValueError(f"{name} must have shape ({size},), one value per {what}; got shape {arr.shape}")
+    check_finite(arr, name)
+    return arr
+
+
+def _check_real_scalar(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def check_positive(value, name: str) -> float:
+    """Return ``value`` as a float, or raise if it is not a finite number > 0."""
+    value = _check_real_scalar(value, name)
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return value
+
+
+def check_fraction(value, name: str) -> float:
+    """Return ``value`` as a float, or raise if it is not a number in [0, 1]."""
+    value = _check_real_scalar(value, name)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got {value}")
+    return value

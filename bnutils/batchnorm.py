@@ -1,0 +1,390 @@
+"""Batch Normalization: forward, backward, inference and running statistics, in NumPy.
+
+Conventions (stated once here, tested in ``tests/test_batchnorm.py``):
+
+* **Shapes.** ``x`` is ``(N, D)`` (a batch of N samples with D features) or
+  ``(N, C, H, W)`` (images). Statistics are per feature over N, or per channel over
+  N, H and W; ``gamma``, ``beta``, ``running_mean`` and ``running_var`` have shape
+  ``(D,)`` or ``(C,)``. The reductions run over those axes directly, no transposes.
+* **Normalization** uses the batch mean and the *biased* batch variance (ddof=0):
+  ``x_hat = (x - mean) / sqrt(var + eps)``, ``out = gamma * x_hat + beta``.
+  ε sits *inside* the square root.
+* **Running statistics** use PyTorch's momentum convention,
+  ``new = (1 - momentum) * old + momentum * batch`` (default 0.1; Keras's
+  ``momentum=0.99`` is the same rule written as ``new = 0.99 * old + 0.01 * batch``),
+  and the *unbiased* batch variance (ddof=1). They start at ``running_mean = 0`` and
+  ``running_var = 1``.
+* **Numerics.** The variance is computed in two passes (centre, then square), never as
+  ``E[x²] - E[x]²``, so float32 stays accurate for inputs with a large mean.
+  float32 in, float32 out; float64 in, float64 out; integers are promoted to float64.
+  No function modifies its inputs.
+
+Introduced in notebook 03 (forward, inference) and notebook 04 (backward).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validation import (
+    as_float_array,
+    check_finite,
+    check_fraction,
+    check_ndim,
+    check_param,
+    check_positive,
+)
+
+__all__ = [
+    "BatchNormCache",
+    "batchnorm_forward",
+    "batchnorm_backward",
+    "batchnorm_backward_staged",
+    "batchnorm_inference",
+    "update_running_stats",
+]
+
+_SHAPES = "(N, D) or (N, C, H, W)"
+
+
+@dataclass(frozen=True)
+class BatchNormCache:
+    """What the backward pass needs from a training-mode forward pass (read-only).
+
+    Attributes
+    ----------
+    x_hat : ndarray, shape like ``x``
+        The normalized input ``(x - mean) / sqrt(var + eps)``.
+    gamma : ndarray, shape (D,) or (C,)
+        The scale used in the forward pass.
+    mean, var : ndarray, shape (D,) or (C,)
+        Batch mean and biased batch variance (ddof=0).
+    inv_std : ndarray, shape (D,) or (C,)
+        ``1 / sqrt(var + eps)``.
+    eps : float
+        The ε of the forward pass.
+    axes : tuple of int
+        The axes the statistics were taken over: ``(0,)`` or ``(0, 2, 3)``.
+    count : int
+        Values per feature or channel, m = N (2-D) or N·H·W (4-D).
+    """
+
+    x_hat: np.ndarray
+    gamma: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    inv_std: np.ndarray
+    eps: float
+    axes: tuple
+    count: int
+
+    def __post_init__(self):
+        # Freeze the arrays too, so that nobody edits a cache between forward and backward.
+        for name in ("x_hat", "gamma", "mean", "var", "inv_std"):
+            getattr(self, name).flags.writeable = False
+
+    @property
+    def shape(self) -> tuple:
+        """Shape of the forward input ``x`` (and of ``dout``, ``dx``)."""
+        return self.x_hat.shape
+
+
+def _axes(ndim: int) -> tuple:
+    """Reduction axes: over the batch for (N, D), over batch and space for (N, C, H, W)."""
+    return (0,) if ndim == 2 else (0, 2, 3)
+
+
+def _per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
+    """View a (D,) or (C,) vector so that it broadcasts against x: (1, D) or (1, C, 1, 1)."""
+    return v.reshape(1, -1) if ndim == 2 else v.reshape(1, -1, 1, 1)
+
+
+def _prepare(x, gamma, beta, eps):
+    """Validate and convert the arguments shared by the forward functions."""
+    x = as_float_array(x, "x")
+    check_ndim(x, "x", (2, 4), _SHAPES)
+    check_finite(x, "x")
+    what = "feature" if x.ndim == 2 else "channel"
+    gamma = check_param(gamma, "gamma", x.shape[1], what, x.dtype)
+    beta = check_param(beta, "beta", x.shape[1], what, x.dtype)
+    eps = check_positive(eps, "eps")
+    return x, gamma, beta, eps
+
+
+def batchnorm_forward(x, gamma, beta, eps: float = 1e-5):
+    """Batch Normalization in training mode: normalize with the statistics of this batch.
+
+    ``mean = mean(x)``, ``var = mean((x - mean)²)`` over the batch (and H, W),
+    ``x_hat = (x - mean) / sqrt(var + eps)``, ``out = gamma * x_hat + beta``.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, D) or (N, C, H, W)
+        The batch. Needs at least 2 values per feature/channel (N ≥ 2, or N·H·W ≥ 2).
+    gamma, beta : array_like, shape (D,) or (C,)
+        Learned scale and shift.
+    eps : float, optional
+        Added to the variance inside the square root; must be > 0.
+
+    Returns
+    -------
+    out : ndarray, same shape and dtype as ``x`` (float64 for integer ``x``)
+    cache : BatchNormCache
+        Everything ``batchnorm_backward`` and ``update_running_stats`` need.
+
+    Raises
+    ------
+    ValueError
+        Wrong number of dimensions, parameters of the wrong shape, NaN/inf in ``x``,
+        ``eps`` ≤ 0, or fewer than 2 values per feature/channel.
+    TypeError
+        Non-numeric input.
+
+    Examples
+    --------
+    >>> x = np.array([[1.0, 10.0], [3.0, 30.0]])
+    >>> out, cache = batchnorm_forward(x, np.ones(2), np.zeros(2))
+    >>> np.round(out, 4)
+    array([[-1., -1.],
+           [ 1.,  1.]])
+    >>> cache.mean
+    array([ 2., 20.])
+
+    Introduced in notebook 03.
+    """
+    x, gamma, beta, eps = _prepare(x, gamma, beta, eps)
+    axes = _axes(x.ndim)
+    count = x.size // x.shape[1]
+    if count < 2:
+        raise ValueError(
+            f"training-mode batch norm needs at least 2 values per "
+            f"{'feature' if x.ndim == 2 else 'channel'} to compute batch statistics; "
+            f"x has shape {x.shape}, i.e. {count} value per "
+            f"{'feature' if x.ndim == 2 else 'channel'}. Use a larger batch, or "
+            f"batchnorm_inference (eval mode) for a single sample"
+        )
+    # Sums accumulate in float64 even for float32 x: a float32 running sum of values
+    # near 1e4 would lose the digits that the normalized output is made of.
+    mean = x.mean(axis=axes, dtype=np.float64)                               # μ_B, (D,)
+    x_centered = x - _per_channel(mean.astype(x.dtype), x.ndim)              # x - μ_B
+    if x.dtype == np.float32:
+        # A float32 mean near 1e4 is only good to ~1e-3; the centred values are small, so
+        # their own mean is the exact residual (the corrected two-pass algorithm).
+        residual = x_centered.mean(axis=axes, dtype=np.float64)
+        x_centered -= _per_channel(residual.astype(x.dtype), x.ndim)
+        mean += residual
+    mean = mean.astype(x.dtype)
+    var = np.mean(np.square(x_centered), axis=axes, dtype=np.float64).astype(x.dtype)  # σ²_B
+    inv_std = 1.0 / np.sqrt(var + eps)                       # 1 / sqrt(σ²_B + ε)
+    x_hat = x_centered * _per_channel(inv_std, x.ndim)       # normalized
+    out = x_hat * _per_channel(gamma, x.ndim) + _per_channel(beta, x.ndim)
+    cache = BatchNormCache(x_hat=x_hat, gamma=gamma, mean=mean, var=var, inv_std=inv_std,
+                           eps=eps, axes=axes, count=count)
+    return out, cache
+
+
+def _prepare_backward(dout, cache) -> np.ndarray:
+    if not isinstance(cache, BatchNormCache):
+        raise TypeError(f"cache must be the BatchNormCache returned by batchnorm_forward, "
+                        f"got {type(cache).__name__}")
+    dout = as_float_array(dout, "dout", dtype=cache.x_hat.dtype)
+    if dout.shape != cache.shape:
+        raise ValueError(f"dout must have the shape of the forward input x, {cache.shape}; "
+                         f"got {dout.shape}")
+    check_finite(dout, "dout")
+    return dout
+
+
+def batchnorm_backward(dout, cache: BatchNormCache):
+    """Backward pass of training-mode BN in its compact closed form.
+
+    With ``m`` values per feature and sums over the batch (and H, W)::
+
+        dbeta  = Σ dout
+        dgamma = Σ dout · x_hat
+        dx     = gamma / (m · sqrt(var + eps)) · (m · dout − dbeta − x_hat · dgamma)
+
+    The mean and variance depend on every sample, so each ``dx_i`` sees the whole batch;
+    ``batchnorm_backward_staged`` derives the same result node by node.
+
+    Parameters
+    ----------
+    dout : array_like, shape like ``x``
+        Upstream gradient ∂loss/∂out.
+    cache : BatchNormCache
+        From ``batchnorm_forward``.
+
+    Returns
+    -------
+    dx : ndarray, shape like ``x``
+    dgamma, dbeta : ndarray, shape (D,) or (C,)
+
+    Examples
+    --------
+    >>> x = np.array([[1.0], [2.0], [4.0]])
+    >>> out, cache = batchnorm_forward(x, np.ones(1), np.zeros(1))
+    >>> dx, dgamma, dbeta = batchnorm_backward(np.array([[1.0], [0.0], [0.0]]), cache)
+    >>> round(float(dx.sum()), 12) + 0.0      # the gradients of a batch sum to zero
+    0.0
+
+    Introduced in notebook 04.
+    """
+    dout = _prepare_backward(dout, cache)
+    nd = dout.ndim
+    x_hat, m = cache.x_hat, cache.count
+    dbeta = dout.sum(axis=cache.axes)
+    dgamma = np.sum(dout * x_hat, axis=cache.axes)
+    scale = cache.gamma * cache.inv_std / m                   # (D,)
+    dx = m * dout
+    dx -= _per_channel(dbeta, nd)
+    dx -= x_hat * _per_channel(dgamma, nd)
+    dx *= _per_channel(scale, nd)
+    return dx, dgamma, dbeta
+
+
+def batchnorm_backward_staged(dout, cache: BatchNormCache):
+    """Backward pass of training-mode BN, node by node through the computational graph.
+
+    The forward pass as a graph of simple nodes (m values per feature)::
+
+        mu = mean(x);  xmu = x - mu;  sq = xmu²;  var = mean(sq)
+        std = sqrt(var + eps);  inv_std = 1 / std;  x_hat = xmu · inv_std
+        out = gamma · x_hat + beta
+
+    Each line below is the local derivative of one node times the gradient flowing
+    into it; ``xmu`` feeds two nodes, so its two gradients add. Slower than
+    ``batchnorm_backward`` but easier to check line by line; the two agree to rounding.
+
+    Parameters
+    ----------
+    dout : array_like, shape like ``x``
+    cache : BatchNormCache
+
+    Returns
+    -------
+    dx : ndarray, shape like ``x``
+    dgamma, dbeta : ndarray, shape (D,) or (C,)
+
+    Examples
+    --------
+    >>> x = np.array([[1.0, 0.0], [2.0, 5.0], [4.0, 1.0]])
+    >>> out, cache = batchnorm_forward(x, np.array([2.0, 0.5]), np.zeros(2))
+    >>> dout = np.array([[1.0, 2.0], [0.0, -1.0], [3.0, 0.5]])
+    >>> a, b = batchnorm_backward_staged(dout, cache), batchnorm_backward(dout, cache)
+    >>> all(np.allclose(u, v) for u, v in zip(a, b))
+    True
+
+    Introduced in notebook 04.
+    """
+    dout = _prepare_backward(dout, cache)
+    nd, axes, m = dout.ndim, cache.axes, cache.count
+    x_hat = cache.x_hat
+    std = np.sqrt(cache.var + cache.eps)                      # (D,)
+    xmu = x_hat * _per_channel(std, nd)                       # x - mu, recovered
+    # out = gamma * x_hat + beta
+    dbeta = dout.sum(axis=axes)
+    dgamma = np.sum(dout * x_hat, axis=axes)
+    dx_hat = dout * _per_channel(cache.gamma, nd)
+    # x_hat = xmu * inv_std          (two inputs)
+    dinv_std = np.sum(dx_hat * xmu, axis=axes)
+    dxmu_direct = dx_hat * _per_channel(cache.inv_std, nd)
+    # inv_std = 1 / std
+    dstd = -dinv_std / std**2
+    # std = sqrt(var + eps)
+    dvar = dstd * 0.5 / std
+    # var = mean(sq) over m values
+    dsq = np.broadcast_to(_per_channel(dvar / m, nd), dout.shape)
+    # sq = xmu ** 2
+    dxmu_through_var = 2.0 * xmu * dsq
+    # xmu = x - mu                   (xmu's two gradients add up first)
+    dxmu = dxmu_direct + dxmu_through_var
+    dmu = -np.sum(dxmu, axis=axes)
+    # mu = mean(x) over m values, and x's direct path into xmu
+    dx = dxmu + _per_channel(dmu / m, nd)
+    return dx, dgamma, dbeta
+
+
+def batchnorm_inference(x, gamma, beta, running_mean, running_var, eps: float = 1e-5):
+    """Batch Normalization in evaluation mode: normalize with the running statistics.
+
+    ``out = gamma * (x - running_mean) / sqrt(running_var + eps) + beta``; no batch
+    statistics are computed, so each sample's output depends on that sample alone and
+    a batch of one is fine.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, D) or (N, C, H, W)
+    gamma, beta, running_mean, running_var : array_like, shape (D,) or (C,)
+        ``running_var`` must be ≥ 0.
+    eps : float, optional
+
+    Returns
+    -------
+    out : ndarray, same shape as ``x``
+
+    Examples
+    --------
+    >>> batchnorm_inference(np.array([[3.0]]), np.ones(1), np.zeros(1),
+    ...                     np.array([1.0]), np.array([4.0]), eps=1e-12)
+    array([[1.]])
+
+    Introduced in notebook 06.
+    """
+    x, gamma, beta, eps = _prepare(x, gamma, beta, eps)
+    what = "feature" if x.ndim == 2 else "channel"
+    running_mean = check_param(running_mean, "running_mean", x.shape[1], what, x.dtype)
+    running_var = check_param(running_var, "running_var", x.shape[1], what, x.dtype)
+    if np.any(running_var < 0):
+        raise ValueError(f"running_var must be ≥ 0 (it is a variance); got {running_var}")
+    # Fold the four vectors into one scale and one shift, then one pass over x.
+    scale = gamma / np.sqrt(running_var + eps)
+    shift = beta - running_mean * scale
+    return x * _per_channel(scale, x.ndim) + _per_channel(shift, x.ndim)
+
+
+def update_running_stats(running_mean, running_var, cache: BatchNormCache, momentum: float = 0.1):
+    """Blend this batch's statistics into the running estimates (PyTorch's convention).
+
+    ``new_mean = (1 - momentum) * running_mean + momentum * batch_mean`` and the same
+    for the variance, which uses the *unbiased* batch variance ``var * m / (m - 1)``.
+
+    Parameters
+    ----------
+    running_mean, running_var : array_like, shape (D,) or (C,)
+        The current estimates (initially 0 and 1); ``running_var`` ≥ 0.
+    cache : BatchNormCache
+        From ``batchnorm_forward`` on this batch.
+    momentum : float in [0, 1], optional
+        Weight of the new batch; 0 keeps the old values, 1 replaces them.
+
+    Returns
+    -------
+    running_mean, running_var : ndarray, shape (D,) or (C,)
+        New arrays; the inputs are not modified.
+
+    Examples
+    --------
+    >>> x = np.array([[0.0], [2.0]])
+    >>> _, cache = batchnorm_forward(x, np.ones(1), np.zeros(1))
+    >>> update_running_stats(np.zeros(1), np.ones(1), cache, momentum=0.5)
+    (array([0.5]), array([1.5]))
+
+    Introduced in notebook 06.
+    """
+    if not isinstance(cache, BatchNormCache):
+        raise TypeError(f"cache must be the BatchNormCache returned by batchnorm_forward, "
+                        f"got {type(cache).__name__}")
+    momentum = check_fraction(momentum, "momentum")
+    size, dtype = cache.mean.shape[0], cache.mean.dtype
+    what = "feature" if len(cache.shape) == 2 else "channel"
+    running_mean = check_param(running_mean, "running_mean", size, what, dtype)
+    running_var = check_param(running_var, "running_var", size, what, dtype)
+    if np.any(running_var < 0):
+        raise ValueError(f"running_var must be ≥ 0 (it is a variance); got {running_var}")
+    m = cache.count
+    unbiased_var = cache.var * (m / (m - 1))
+    new_mean = (1.0 - momentum) * running_mean + momentum * cache.mean
+    new_var = (1.0 - momentum) * running_var + momentum * unbiased_var
+    return new_mean.astype(dtype, copy=False), new_var.astype(dtype, copy=False)
