@@ -83,7 +83,9 @@ class BatchNormCache:
     def __post_init__(self):
         # Freeze the arrays too, so that nobody edits a cache between forward and backward.
         for name in ("x_hat", "gamma", "mean", "var", "inv_std"):
-            getattr(self, name).flags.writeable = False
+            view = np.asarray(getattr(self, name)).view()
+            view.flags.writeable = False  # a read-only view: the caller's array stays writable
+            object.__setattr__(self, name, view)
 
     @property
     def shape(self) -> tuple:
@@ -180,7 +182,7 @@ def batchnorm_forward(x, gamma, beta, eps: float = 1e-5):
     inv_std = 1.0 / np.sqrt(var + eps)                       # 1 / sqrt(σ²_B + ε)
     x_hat = x_centered * _per_channel(inv_std, x.ndim)       # normalized
     out = x_hat * _per_channel(gamma, x.ndim) + _per_channel(beta, x.ndim)
-    cache = BatchNormCache(x_hat=x_hat, gamma=gamma, mean=mean, var=var, inv_std=inv_std,
+    cache = BatchNormCache(x_hat=x_hat, gamma=gamma.copy(), mean=mean, var=var, inv_std=inv_std,
                            eps=eps, axes=axes, count=count)
     return out, cache
 

@@ -39,7 +39,9 @@ class LayerNormCache:
 
     def __post_init__(self):
         for name in ("x_hat", "gamma", "inv_std"):
-            getattr(self, name).flags.writeable = False
+            view = np.asarray(getattr(self, name)).view()
+            view.flags.writeable = False  # a read-only view: the caller's array stays writable
+            object.__setattr__(self, name, view)
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,9 @@ class GroupNormCache:
 
     def __post_init__(self):
         for name in ("x_hat", "gamma", "inv_std"):
-            getattr(self, name).flags.writeable = False
+            view = np.asarray(getattr(self, name)).view()
+            view.flags.writeable = False  # a read-only view: the caller's array stays writable
+            object.__setattr__(self, name, view)
 
 
 def _check_dout(dout, x_hat):
@@ -119,7 +123,7 @@ def layernorm_forward(x, gamma, beta, eps: float = 1e-5):
     eps = check_positive(eps, "eps")
     x_hat, inv_std = _normalize_rows(x, eps)
     out = x_hat * gamma + beta
-    return out, LayerNormCache(x_hat=x_hat, gamma=gamma, inv_std=inv_std, eps=eps)
+    return out, LayerNormCache(x_hat=x_hat, gamma=gamma.copy(), inv_std=inv_std, eps=eps)
 
 
 def layernorm_backward(dout, cache: LayerNormCache):
@@ -202,7 +206,7 @@ def groupnorm_forward(x, gamma, beta, num_groups: int, eps: float = 1e-5):
     z_hat, inv_std = _normalize_rows(grouped, eps)
     x_hat = z_hat.reshape(x.shape)
     out = x_hat * _per_channel(gamma, x.ndim) + _per_channel(beta, x.ndim)
-    cache = GroupNormCache(x_hat=x_hat, gamma=gamma, inv_std=inv_std.reshape(N, num_groups),
+    cache = GroupNormCache(x_hat=x_hat, gamma=gamma.copy(), inv_std=inv_std.reshape(N, num_groups),
                            eps=eps, num_groups=int(num_groups), count=grouped.shape[1])
     return out, cache
 
