@@ -1,0 +1,321 @@
+"""Reference implementations of training-mode BN for (N, D) batches: readable, not fast.
+
+Two independent ways to compute what ``bnutils.batchnorm`` computes, kept for teaching,
+for testing the fast code against, and for timing the ladder from loops to vectorized
+code:
+
+* ``*_loops``: explicit Python loops over features and samples, one scalar at a time,
+  exactly as the equations of Ioffe & Szegedy (2015, Algorithm 1 and Section 3) read.
+* ``*_naive``: the same equations vectorized literally with NumPy, one array per
+  symbol of the paper (``dx_hat``, ``dvar``, ``dmean``), without the simplifications of
+  ``bnutils.batchnorm_backward``'s compact form.
+
+Both return the same ``BatchNormCache`` as ``bnutils.batchnorm_forward``, so any forward
+can be paired with any backward. The module also has the per-feature Jacobian of the
+normalization (analytic and by finite differences), used in notebook 04.
+
+Introduced in notebook 04.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ._validation import as_float_array, check_finite, check_ndim, check_param, check_positive
+from .batchnorm import BatchNormCache
+
+__all__ = [
+    "batchnorm_backward_loops",
+    "batchnorm_backward_naive",
+    "batchnorm_forward_loops",
+    "batchnorm_forward_naive",
+    "normalization_jacobian",
+    "numerical_jacobian",
+]
+
+
+def _prepare_2d(x, gamma, beta, eps):
+    x = as_float_array(x, "x", dtype=np.float64)
+    check_ndim(x, "x", (2,), "(N, D) (the reference versions handle fully connected "
+                             "batches only; use bnutils.batchnorm_forward for (N, C, H, W))")
+    check_finite(x, "x")
+    if x.shape[0] < 2:
+        raise ValueError(f"training-mode batch norm needs a batch of at least 2 samples; "
+                         f"x has shape {x.shape}")
+    gamma = check_param(gamma, "gamma", x.shape[1], "feature", np.float64)
+    beta = check_param(beta, "beta", x.shape[1], "feature", np.float64)
+    eps = check_positive(eps, "eps")
+    return x, gamma, beta, eps
+
+
+def _prepare_backward_2d(dout, cache):
+    if not isinstance(cache, BatchNormCache):
+        raise TypeError(f"cache must be a BatchNormCache (from a *_forward function), "
+                        f"got {type(cache).__name__}")
+    if len(cache.shape) != 2:
+        raise ValueError(f"the reference backward handles (N, D) batches only; the cache is "
+                         f"for shape {cache.shape}")
+    dout = as_float_array(dout, "dout", dtype=np.float64)
+    if dout.shape != cache.shape:
+        raise ValueError(f"dout must have the shape of the forward input x, {cache.shape}; "
+                         f"got {dout.shape}")
+    check_finite(dout, "dout")
+    return dout
+
+
+def batchnorm_forward_loops(x, gamma, beta, eps: float = 1e-5):
+    """Training-mode BN forward with explicit Python loops (one feature, one sample at a time).
+
+    For each feature j: ``mean_j = (1/N) Σ_i x_ij``, ``var_j = (1/N) Σ_i (x_ij - mean_j)²``,
+    ``x_hat_ij = (x_ij - mean_j) / sqrt(var_j + eps)``, ``out_ij = gamma_j x_hat_ij + beta_j``.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, D), N ≥ 2
+    gamma, beta : array_like, shape (D,)
+    eps : float, optional
+
+    Returns
+    -------
+    out : ndarray, shape (N, D), float64
+    cache : BatchNormCache
+        Interchangeable with the cache of ``bnutils.batchnorm_forward``.
+
+    Examples
+    --------
+    >>> out, cache = batchnorm_forward_loops([[1.0], [3.0]], [1.0], [0.0])
+    >>> np.round(out.ravel(), 4) + 0.0
+    array([-1.,  1.])
+
+    Introduced in notebook 04.
+    """
+    x, gamma, beta, eps = _prepare_2d(x, gamma, beta, eps)
+    n, d = x.shape
+    out = np.empty((n, d))
+    x_hat = np.empty((n, d))
+    mean, var, inv_std = np.empty(d), np.empty(d), np.empty(d)
+    for j in range(d):
+        total = 0.0
+        for i in range(n):
+            total += x[i, j]
+        mu = total / n                                  # μ_B
+        total = 0.0
+        for i in range(n):
+            total += (x[i, j] - mu) ** 2
+        sigma2 = total / n                              # σ²_B (biased)
+        inv = 1.0 / (sigma2 + eps) ** 0.5               # 1 / sqrt(σ²_B + ε)
+        for i in range(n):
+            x_hat[i, j] = (x[i, j] - mu) * inv
+            out[i, j] = gamma[j] * x_hat[i, j] + beta[j]
+        mean[j], var[j], inv_std[j] = mu, sigma2, inv
+    cache = BatchNormCache(x_hat=x_hat, gamma=gamma.copy(), mean=mean, var=var,
+                           inv_std=inv_std, eps=eps, axes=(0,), count=n)
+    return out, cache
+
+
+def batchnorm_backward_loops(dout, cache: BatchNormCache):
+    """Training-mode BN backward with explicit Python loops, following the paper's chain rule.
+
+    Per feature (sums over the N samples, ``xmu = x - mean``, ``s = var + eps``)::
+
+        dx_hat_i = dout_i · gamma
+        dvar     = Σ_i dx_hat_i · xmu_i · (-1/2) · s^(-3/2)
+        dmean    = Σ_i dx_hat_i · (-1/sqrt(s)) + dvar · Σ_i (-2 xmu_i) / N
+        dx_i     = dx_hat_i / sqrt(s) + dvar · 2 xmu_i / N + dmean / N
+        dgamma   = Σ_i dout_i · x_hat_i,   dbeta = Σ_i dout_i
+
+    Parameters
+    ----------
+    dout : array_like, shape (N, D)
+    cache : BatchNormCache
+        From any of the forward functions, for an (N, D) input.
+
+    Returns
+    -------
+    dx : ndarray, shape (N, D)
+    dgamma, dbeta : ndarray, shape (D,)
+
+    Examples
+    --------
+    >>> out, cache = batchnorm_forward_loops([[1.0], [2.0], [4.0]], [1.0], [0.0])
+    >>> dx, dgamma, dbeta = batchnorm_backward_loops([[1.0], [0.0], [0.0]], cache)
+    >>> round(float(dx.sum()), 12) + 0.0
+    0.0
+
+    Introduced in notebook 04.
+    """
+    dout = _prepare_backward_2d(dout, cache)
+    n, d = dout.shape
+    dx = np.empty((n, d))
+    dgamma, dbeta = np.empty(d), np.empty(d)
+    for j in range(d):
+        gamma, inv = float(cache.gamma[j]), float(cache.inv_std[j])
+        std = 1.0 / inv
+        xmu = [float(cache.x_hat[i, j]) * std for i in range(n)]     # x - μ, recovered
+        dx_hat = [float(dout[i, j]) * gamma for i in range(n)]
+        dvar = 0.0
+        for i in range(n):
+            dvar += dx_hat[i] * xmu[i] * -0.5 * inv**3
+        dmean, sum_xmu = 0.0, 0.0
+        for i in range(n):
+            dmean += -dx_hat[i] * inv
+            sum_xmu += -2.0 * xmu[i]
+        dmean += dvar * sum_xmu / n
+        g, b = 0.0, 0.0
+        for i in range(n):
+            dx[i, j] = dx_hat[i] * inv + dvar * 2.0 * xmu[i] / n + dmean / n
+            g += float(dout[i, j]) * float(cache.x_hat[i, j])
+            b += float(dout[i, j])
+        dgamma[j], dbeta[j] = g, b
+    return dx, dgamma, dbeta
+
+
+def batchnorm_forward_naive(x, gamma, beta, eps: float = 1e-5):
+    """Training-mode BN forward, the textbook equations vectorized literally (float64).
+
+    Parameters
+    ----------
+    x : array_like, shape (N, D), N ≥ 2
+    gamma, beta : array_like, shape (D,)
+    eps : float, optional
+
+    Returns
+    -------
+    out : ndarray, shape (N, D)
+    cache : BatchNormCache
+
+    Examples
+    --------
+    >>> out, _ = batchnorm_forward_naive(np.arange(1, 16).reshape(5, 3), np.ones(3), np.zeros(3))
+    >>> np.round(out[:, 0], 4)
+    array([-1.4142, -0.7071,  0.    ,  0.7071,  1.4142])
+
+    Introduced in notebook 04.
+    """
+    x, gamma, beta, eps = _prepare_2d(x, gamma, beta, eps)
+    mean = x.mean(axis=0)                          # (D,)
+    var = ((x - mean) ** 2).mean(axis=0)           # (D,), biased
+    x_hat = (x - mean) / np.sqrt(var + eps)        # (N, D)
+    out = gamma * x_hat + beta                     # (N, D)
+    cache = BatchNormCache(x_hat=x_hat, gamma=gamma.copy(), mean=mean, var=var,
+                           inv_std=1.0 / np.sqrt(var + eps), eps=eps, axes=(0,),
+                           count=x.shape[0])
+    return out, cache
+
+
+def batchnorm_backward_naive(dout, cache: BatchNormCache):
+    """Training-mode BN backward, the paper's chain-rule equations vectorized literally.
+
+    The same equations as ``batchnorm_backward_loops`` with one array per symbol
+    (``dx_hat``, ``dvar``, ``dmean``); no algebraic simplification, so it does more
+    work than ``bnutils.batchnorm_backward``.
+
+    Parameters
+    ----------
+    dout : array_like, shape (N, D)
+    cache : BatchNormCache
+
+    Returns
+    -------
+    dx : ndarray, shape (N, D)
+    dgamma, dbeta : ndarray, shape (D,)
+
+    Examples
+    --------
+    >>> out, cache = batchnorm_forward_naive([[1.0], [2.0], [4.0]], [2.0], [0.0])
+    >>> dx, dgamma, dbeta = batchnorm_backward_naive([[1.0], [0.0], [0.0]], cache)
+    >>> float(dbeta[0])
+    1.0
+
+    Introduced in notebook 04.
+    """
+    dout = _prepare_backward_2d(dout, cache)
+    n = dout.shape[0]
+    std = np.sqrt(cache.var + cache.eps)                                  # (D,)
+    xmu = cache.x_hat * std                                               # (N, D)
+    dx_hat = dout * cache.gamma                                           # (N, D)
+    dvar = np.sum(dx_hat * xmu, axis=0) * -0.5 * (cache.var + cache.eps) ** -1.5
+    dmean = np.sum(-dx_hat / std, axis=0) + dvar * np.sum(-2.0 * xmu, axis=0) / n
+    dx = dx_hat / std + dvar * 2.0 * xmu / n + dmean / n
+    dgamma = np.sum(dout * cache.x_hat, axis=0)
+    dbeta = np.sum(dout, axis=0)
+    return dx, dgamma, dbeta
+
+
+def normalization_jacobian(x, eps: float = 1e-5) -> np.ndarray:
+    """The N×N Jacobian ∂x_hat/∂x of the normalization of one feature, in closed form.
+
+    ``J = (1/sqrt(var + eps)) · (I - 11ᵀ/N - x_hat x_hatᵀ/N)``, symmetric. ``J @ 1 = 0``
+    exactly (a shift of the batch changes nothing) and
+    ``J @ x_hat = x_hat · eps / (sqrt(var + eps) · (var + eps))``, which is ≈ 0 when
+    ``eps`` ≪ ``var`` (a rescaling of the batch changes almost nothing).
+
+    Parameters
+    ----------
+    x : array_like, shape (N,)
+        One feature's values across the batch, N ≥ 2.
+    eps : float, optional
+
+    Returns
+    -------
+    J : ndarray, shape (N, N), ``J[i, k] = ∂x_hat_i / ∂x_k``
+
+    Examples
+    --------
+    >>> J = normalization_jacobian([1.0, 2.0, 4.0])
+    >>> np.round(J @ np.ones(3), 12) + 0.0
+    array([0., 0., 0.])
+
+    Introduced in notebook 04.
+    """
+    x = as_float_array(x, "x", dtype=np.float64)
+    check_ndim(x, "x", (1,), "(N,) (one feature across the batch)")
+    check_finite(x, "x")
+    if x.shape[0] < 2:
+        raise ValueError(f"x needs at least 2 values, got shape {x.shape}")
+    eps = check_positive(eps, "eps")
+    n = x.shape[0]
+    inv_std = 1.0 / np.sqrt(x.var() + eps)
+    x_hat = (x - x.mean()) * inv_std
+    return inv_std * (np.eye(n) - np.ones((n, n)) / n - np.outer(x_hat, x_hat) / n)
+
+
+def numerical_jacobian(f: Callable[[np.ndarray], np.ndarray], x, h: float = 1e-5) -> np.ndarray:
+    """Jacobian of a vector function by centred finite differences, one column per input.
+
+    ``J[:, k] ≈ (f(x + h e_k) - f(x - h e_k)) / (2h)``. ``f`` gets a fresh copy of ``x``
+    each time; ``x`` is never modified.
+
+    Parameters
+    ----------
+    f : callable
+        Maps an array of shape (N,) to an array of shape (M,).
+    x : array_like, shape (N,)
+    h : float, optional
+
+    Returns
+    -------
+    J : ndarray, shape (M, N), float64
+
+    Examples
+    --------
+    >>> J = numerical_jacobian(lambda v: np.array([v[0] * v[1], v[1]]), [2.0, 3.0])
+    >>> np.round(J, 6) + 0.0
+    array([[3., 2.],
+           [0., 1.]])
+
+    Introduced in notebook 04.
+    """
+    x = as_float_array(x, "x", dtype=np.float64)
+    check_ndim(x, "x", (1,), "(N,)")
+    h = check_positive(h, "h")
+    columns = []
+    for k in range(x.shape[0]):
+        plus, minus = x.copy(), x.copy()
+        plus[k] += h
+        minus[k] -= h
+        columns.append((np.asarray(f(plus), dtype=np.float64)
+                        - np.asarray(f(minus), dtype=np.float64)) / (2.0 * h))
+    return np.stack(columns, axis=1)
