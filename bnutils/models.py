@@ -9,7 +9,12 @@ import numpy as np
 
 from ._validation import check_positive
 from .layers import BatchNorm, Layer, Linear, ReLU, Sequential, Sigmoid, Tanh
-from .normalization import groupnorm_backward, groupnorm_forward, layernorm_backward, layernorm_forward
+from .normalization import (
+    groupnorm_backward,
+    groupnorm_forward,
+    layernorm_backward,
+    layernorm_forward,
+)
 
 __all__ = ["ACTIVATIONS", "GroupNorm", "LayerNorm", "make_mlp"]
 

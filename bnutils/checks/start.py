@@ -1,0 +1,51 @@
+"""Self-check for notebook 00's warm-up exercise: standardizing a vector.
+
+Introduced in notebook 00.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._core import Failed, diagnose, fmt_err, self_check
+
+__all__ = ["standardize"]
+
+# A test vector with a clear mean and spread, and integers (to catch integer division habits).
+_X = np.array([2, 4, 4, 4, 5, 5, 7, 9])
+
+
+def _reference(x):
+    x = np.asarray(x, dtype=float)
+    return (x - x.mean()) / x.std()
+
+
+@self_check("Warm-up · standardize")
+def standardize(student_fn):
+    """Check ``student_fn(x) -> z`` with ``z = (x - mean(x)) / std(x)`` (population std)."""
+    x = _X.copy()
+    z = student_fn(x)
+    if z is None:
+        raise Failed("your function returned None - did you forget `return z`?")
+    if not np.array_equal(x, _X):
+        raise Failed("your function changed its input array; compute a new array instead")
+    z = np.asarray(z, dtype=float)
+    if z.shape != x.shape:
+        raise Failed(f"expected an array of shape {x.shape}, got shape {z.shape}")
+    expected = _reference(x)
+    xf = x.astype(float)
+    mistake = diagnose(z, {
+        "you divided by the sample std (ddof=1); use the population std, np.std(x) with ddof=0":
+            (xf - xf.mean()) / xf.std(ddof=1),
+        "you divided by the variance; divide by the standard deviation (its square root)":
+            (xf - xf.mean()) / xf.var(),
+        "you forgot to subtract the mean": xf / xf.std(),
+        "you subtracted the mean but did not divide by the standard deviation": xf - xf.mean(),
+    })
+    if mistake:
+        raise Failed(mistake)
+    err = float(np.max(np.abs(z - expected)))
+    if err > 1e-9:
+        raise Failed(f"values differ from (x - mean) / std by up to {err:.3g}; "
+                     f"the result should have mean 0 and std 1")
+    return f"mean 0, std 1, matches (x - mean) / std (max abs. error {fmt_err(err)})"

@@ -1,0 +1,197 @@
+"""The student edition: solutions become stubs, checks say "not done yet", edits are kept."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))  # tools/ is a folder of scripts, not a package
+import make_student  # noqa: E402
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+PASS, FAIL = "✓", "✗"
+
+
+def _nb(*sources):
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+
+
+def _exercise_names(nb) -> set[str]:
+    """Names of the functions that contain a solution region."""
+    names = set()
+    for cell in nb.cells:
+        if cell.cell_type == "code" and make_student.BEGIN in cell.source:
+            lines = cell.source.split("\n")
+            for i, line in enumerate(lines):
+                if line.strip() == make_student.BEGIN:
+                    names.add(make_student._exercise_label(lines, i).split("(")[-1].rstrip(")"))
+    return names
+
+
+def _check_lines(cell) -> list[str]:
+    text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+    return [line for line in text.splitlines() if line.startswith((PASS, FAIL))]
+
+
+# --- the transformation -----------------------------------------------------------------
+
+def test_solution_region_becomes_a_stub_naming_the_exercise():
+    src = ('def f(x):\n    """Exercise 3.1 - double it."""\n    ### BEGIN SOLUTION\n'
+           '    y = 2 * x\n    return y\n    ### END SOLUTION\n\ncheck(f)')
+    new, n = make_student.strip_solutions(src)
+    assert n == 1
+    assert "2 * x" not in new and "SOLUTION" not in new
+    assert '    raise NotImplementedError("Exercise 3.1 (f): replace this line with your solution")' in new
+    assert new.endswith("check(f)")
+    namespace = {}
+    exec(new.replace("check(f)", ""), namespace)
+    with pytest.raises(NotImplementedError, match="Exercise 3.1"):
+        namespace["f"](1)
+
+
+def test_two_regions_in_one_cell_and_nested_indentation():
+    src = ("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n"
+           "class A:\n    def g(self):\n        ### BEGIN SOLUTION\n"
+           "        return 2\n        ### END SOLUTION\n")
+    new, n = make_student.strip_solutions(src)
+    assert n == 2
+    assert '        raise NotImplementedError("g: replace' in new
+
+
+@pytest.mark.parametrize("src, message", [
+    ("### BEGIN SOLUTION\nx = 1\n### END SOLUTION", "inside a function body"),
+    ("def f():\n    ### BEGIN SOLUTION\n    return 1\n", "without a matching"),
+    ("def f():\n    return 1\n    ### END SOLUTION\n", "without a ### BEGIN SOLUTION"),
+    ("def f():\n    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n    ### END SOLUTION\n", "nested"),
+])
+def test_bad_markers_are_refused_with_the_place(src, message):
+    with pytest.raises(make_student.SolutionMarkerError, match=message) as info:
+        make_student.strip_solutions(src, "nb.ipynb, cell 4")
+    assert "nb.ipynb, cell 4, line" in str(info.value)
+
+
+def test_outputs_and_counts_are_cleared_and_the_source_is_not_modified():
+    nb = _nb("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION")
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", text="✓ ok\n")]
+    nb.cells[0].execution_count = 3
+    before = json.dumps(nb, sort_keys=True)
+    student, n = make_student.student_notebook(nb, "x.ipynb")
+    assert n == 1 and student.cells[0].outputs == [] and student.cells[0].execution_count is None
+    assert json.dumps(nb, sort_keys=True) == before
+
+
+# --- never losing a learner's work ---------------------------------------------------------
+
+def _write_source(tmp_path):
+    src = tmp_path / "notebooks" / "01_demo.ipynb"
+    src.parent.mkdir()
+    nbformat.write(_nb("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION"), src)
+    return src
+
+
+def test_edited_student_notebook_is_kept_unless_forced(tmp_path):
+    src, out = _write_source(tmp_path), tmp_path / "student"
+    assert make_student.build([src], out, log=lambda *a: None) == []
+    target = out / "01_demo.ipynb"
+    # Regenerating an untouched edition is fine (e.g. after the course was updated).
+    assert make_student.build([src], out, log=lambda *a: None) == []
+    # The learner writes a solution ...
+    nb = nbformat.read(target, as_version=4)
+    nb.cells[0].source = "def f():\n    return 42  # my answer"
+    nbformat.write(nb, target)
+    edited = target.read_bytes()
+    # ... and a second build refuses to overwrite it.
+    assert make_student.build([src], out, log=lambda *a: None) == [target]
+    assert target.read_bytes() == edited
+    # With force, the edit is backed up first.
+    logs = []
+    assert make_student.build([src], out, force=True, log=logs.append) == []
+    assert b"my answer" not in target.read_bytes()
+    backups = list((out / ".backup").glob("01_demo.*.ipynb"))
+    assert len(backups) == 1 and backups[0].read_bytes() == edited
+    assert any("backed up" in line for line in logs)
+
+
+def test_unknown_student_notebook_counts_as_edited(tmp_path):
+    src, out = _write_source(tmp_path), tmp_path / "student"
+    out.mkdir()
+    (out / "01_demo.ipynb").write_text("{}  my own file")
+    assert make_student.build([src], out, log=lambda *a: None) == [out / "01_demo.ipynb"]
+    assert (out / "01_demo.ipynb").read_text() == "{}  my own file"
+
+
+def test_command_line_refuses_with_exit_1_and_says_how_to_force(tmp_path):
+    src, out = _write_source(tmp_path), tmp_path / "student"
+    cmd = [sys.executable, str(ROOT / "tools" / "make_student.py"), str(src), "--out", str(out)]
+    assert subprocess.run(cmd, capture_output=True, text=True).returncode == 0
+    (out / "01_demo.ipynb").write_text((out / "01_demo.ipynb").read_text().replace("raise", "return 1  #"))
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    assert run.returncode == 1
+    assert "01_demo.ipynb" in run.stderr and "FORCE=1" in run.stderr
+    assert subprocess.run(cmd + ["--force"], capture_output=True, text=True).returncode == 0
+
+
+# --- the real course ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def student_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("student")
+    assert make_student.build(NOTEBOOKS, out, log=lambda *a: None) == []
+    return out
+
+
+def test_every_notebook_has_exercises_and_no_solution_survives(student_dir):
+    for path in NOTEBOOKS:
+        full = nbformat.read(path, as_version=4)
+        n_regions = sum(c.source.count(make_student.BEGIN) for c in full.cells if c.cell_type == "code")
+        assert n_regions >= 1, f"{path.name} has no exercise"
+        student = (student_dir / path.name).read_text()
+        assert "BEGIN SOLUTION" not in student and "END SOLUTION" not in student
+        assert student.count("raise NotImplementedError(") >= n_regions
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_student_notebook_runs_to_the_end_and_every_check_fails(path, student_dir):
+    """Every check line that reads ✓ in the full edition reads ✗ "not done yet" here."""
+    from nbclient import NotebookClient
+
+    full = nbformat.read(path, as_version=4)
+    student = nbformat.read(student_dir / path.name, as_version=4)
+    NotebookClient(student, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(student_dir)}}).execute()
+    exercises = _exercise_names(full)
+    checked = 0
+    for index, (f_cell, s_cell) in enumerate(zip(full.cells, student.cells)):
+        if f_cell.cell_type != "code":
+            continue
+        errors = [o for o in s_cell.outputs if o.output_type == "error"]
+        assert not errors, f"{path.name} cell {index} raised in the student edition: {errors[0].ename}"
+        if not any(re.search(rf"\b{name}\b", f_cell.source) for name in exercises):
+            continue  # a cell that uses no exercise function (its ✓ lines are not self-checks)
+        full_lines, student_lines = _check_lines(f_cell), _check_lines(s_cell)
+        passes = [line for line in full_lines if line.startswith(PASS)]
+        for line in passes:
+            title = line[2:].split(":")[0]
+            match = [s for s in student_lines if s[2:].split(":")[0] == title]
+            assert match, f"{path.name} cell {index}: no check line for {title!r} in the student edition"
+            assert all(s.startswith(FAIL) and "not done yet" in s for s in match), match
+            checked += 1
+    assert checked >= 1, f"{path.name}: no passing self-check found in the full edition"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_full_edition_checks_pass(path):
+    """In the committed (solved) notebooks, every self-check of an exercise reads ✓."""
+    nb = nbformat.read(path, as_version=4)
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and make_student.BEGIN in cell.source:
+            lines = _check_lines(cell)
+            assert lines, f"{path.name} cell {index}: an exercise cell should print its self-check line"
+            assert all(line.startswith(PASS) for line in lines), (path.name, index, lines)
