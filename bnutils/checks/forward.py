@@ -1,0 +1,275 @@
+"""Self-checks for notebook 03 (the BN forward pass).
+
+Each check runs the learner's function on fixed inputs, compares it with an
+independent reference and, when it is wrong, names the known mistake that its output
+reproduces: statistics over the wrong axis, the unbiased variance (ddof=1), ε outside
+the square root, γ/β forgotten or swapped, and so on.
+
+Introduced in notebook 03.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._core import Failed, diagnose, fmt_err, self_check
+
+__all__ = [
+    "BY_HAND_BATCH",
+    "BY_HAND_BETA",
+    "BY_HAND_GAMMA",
+    "bn_by_hand",
+    "bn_forward",
+    "bn_forward_spatial",
+    "output_stats",
+]
+
+#: The 3-row batch of Exercise 3.1 (two features), with its γ and β.
+BY_HAND_BATCH = np.array([[4.0, 10.0], [4.0, 20.0], [7.0, 30.0]])
+BY_HAND_GAMMA = np.array([2.0, 0.5])
+BY_HAND_BETA = np.array([1.0, 3.0])
+
+
+def _bn(x, gamma, beta, eps, axes=(0,), ddof=0, eps_outside=False, use_eps=True):
+    """The forward pass and its usual variations, used to recognise mistakes."""
+    x = np.asarray(x, dtype=float)
+    shape = [1] * x.ndim
+    shape[1] = -1
+    g, b = np.reshape(gamma, shape), np.reshape(beta, shape)
+    mean = x.mean(axis=axes, keepdims=True)
+    var = x.var(axis=axes, keepdims=True, ddof=ddof)
+    if not use_eps:
+        x_hat = (x - mean) / np.sqrt(var)
+    elif eps_outside:
+        x_hat = (x - mean) / (np.sqrt(var) + eps)
+    else:
+        x_hat = (x - mean) / np.sqrt(var + eps)
+    return x_hat, g * x_hat + b, (x - mean) / (var + eps)
+
+
+def _as_array(value, name):
+    if value is None:
+        raise Failed(f"your function returned None - did you forget `return {name}`?")
+    if isinstance(value, tuple):
+        raise Failed(f"return only `{name}` (one array), not a tuple of {len(value)} values")
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise Failed(f"`{name}` must be an array of numbers ({exc})") from None
+
+
+def _forward_mistakes(x, gamma, beta, eps, axes, other_axes):
+    """Known wrong outputs of a forward pass, each mapped to the hint that names it."""
+    x_hat, _, by_var = _bn(x, gamma, beta, eps, axes)
+    shape = [1] * x.ndim
+    shape[1] = -1
+    g, b = np.reshape(gamma, shape), np.reshape(beta, shape)
+    mistakes = {}
+    for wrong_axes, hint in other_axes.items():
+        mistakes[hint] = _bn(x, gamma, beta, eps, wrong_axes)[1]
+    mistakes.update({
+        "you used the unbiased variance (ddof=1); BN normalizes with the biased batch "
+        "variance, the mean of the squared deviations (divide by m, ddof=0)":
+            _bn(x, gamma, beta, eps, axes, ddof=1)[1],
+        "ε is outside the square root: you divided by σ + ε; divide by sqrt(σ² + ε)":
+            _bn(x, gamma, beta, eps, axes, eps_outside=True)[1],
+        "you left out ε (or ignored the `eps` argument): divide by sqrt(σ² + eps)":
+            _bn(x, gamma, beta, eps, axes, use_eps=False)[1],
+        "you ignored the `eps` argument and used a fixed 1e-5; use the eps you are given":
+            _bn(x, gamma, beta, 1e-5, axes)[1],
+        "you forgot γ and β: after normalizing, return gamma * x_hat + beta": x_hat,
+        "you forgot β: add beta after scaling by gamma": g * x_hat,
+        "you forgot γ: multiply x_hat by gamma before adding beta": x_hat + b,
+        "γ and β are swapped: the output is gamma * x_hat + beta (γ scales, β shifts)":
+            b * x_hat + g,
+        "you divided by the variance; divide by the standard deviation sqrt(σ² + ε)":
+            g * by_var + b,
+        "you subtracted the mean but did not divide by the standard deviation":
+            g * (x - x.mean(axis=axes, keepdims=True)) + b,
+    })
+    return mistakes
+
+
+def _check_forward_case(student_fn, x, gamma, beta, eps, axes, other_axes, broadcast_hint):
+    x_before = x.copy()
+    try:
+        out = student_fn(x, gamma.copy(), beta.copy(), eps)
+    except ValueError as exc:
+        if "broadcast" in str(exc):
+            raise Failed(broadcast_hint) from None
+        raise
+    if not np.array_equal(x, x_before):
+        raise Failed("your function changed its input x in place; compute new arrays instead")
+    out = _as_array(out, "out")
+    if out.shape != x.shape:
+        if out.ndim < x.ndim or (out.size < x.size):
+            raise Failed(f"out has shape {out.shape} but must have the shape of x, {x.shape}: "
+                         f"keep the batch axis (normalize each value, do not average it away)")
+        raise Failed(f"out has shape {out.shape} but must have the shape of x, {x.shape}; "
+                     f"{broadcast_hint}")
+    expected = _bn(x, gamma, beta, eps, axes)[1]
+    err = float(np.max(np.abs(out - expected)))
+    if err <= 1e-8 * max(1.0, float(np.max(np.abs(expected)))):
+        return err
+    mistake = diagnose(out, _forward_mistakes(x, gamma, beta, eps, axes, other_axes))
+    if mistake:
+        raise Failed(mistake)
+    raise Failed(f"the output differs from gamma * (x - mean) / sqrt(var + eps) + beta by up "
+                 f"to {err:.3g}; compare your mean, var and x_hat with bnutils.batchnorm_forward")
+
+
+# ----------------------------------------------------------------------------- 3.1
+
+@self_check("Exercise 3.1 · BN by hand")
+def bn_by_hand(student_fn):
+    """Check ``student_fn() -> (mean, var, out)`` for ``BY_HAND_BATCH``, γ = [2, 0.5], β = [1, 3].
+
+    Hand-rounded numbers are accepted to within 0.002.
+    """
+    result = student_fn()
+    if not isinstance(result, tuple) or len(result) != 3:
+        raise Failed("return the three results as a tuple: mean, var, out")
+    mean, var, out = (_as_array(v, n) for v, n in zip(result, ("mean", "var", "out"), strict=True))
+    x = BY_HAND_BATCH
+    tol = 2e-3
+    if mean.shape != (2,):
+        if mean.shape == (3,):
+            raise Failed("you gave 3 means, one per row: BN takes one mean per feature "
+                         "(column), over the 3 samples of the batch")
+        raise Failed(f"mean must hold 2 numbers, one per feature (column); got shape {mean.shape}")
+    if not np.allclose(mean, x.mean(axis=0), atol=tol):
+        raise Failed("mean is off: add up each column's three values and divide by 3")
+    if var.shape != (2,):
+        raise Failed(f"var must hold 2 numbers, one per feature (column); got shape {var.shape}")
+    if not np.allclose(var, x.var(axis=0), atol=tol, rtol=1e-3):
+        hint = diagnose(var, {
+            "var: you divided by m - 1 = 2; BN's batch variance divides by m = 3 (ddof=0)":
+                x.var(axis=0, ddof=1),
+            "var: that is the standard deviation; the variance is its square": x.std(axis=0),
+        }, rtol=1e-3, atol=tol)
+        raise Failed(hint or "var is off: average the squared deviations from the mean")
+    if out.shape != x.shape:
+        raise Failed(f"out must have the shape of the batch, {x.shape}; got {out.shape}")
+    expected = _bn(x, BY_HAND_GAMMA, BY_HAND_BETA, 1e-5)[1]
+    if np.allclose(out, expected, atol=tol):
+        return "mean, var and all six outputs are right"
+    mistakes = _forward_mistakes(x, BY_HAND_GAMMA, BY_HAND_BETA, 1e-5, (0,), {
+        (1,): "out: you normalized each row across the two features; normalize each "
+              "column (feature) over the 3 samples",
+    })
+    hint = diagnose(out, mistakes, rtol=1e-3, atol=tol)
+    raise Failed(hint or "out is off: x_hat = (x - mean) / sqrt(var), then "
+                         "out = gamma * x_hat + beta, column by column")
+
+
+# ----------------------------------------------------------------------------- 3.2
+
+def _forward_cases():
+    rng = np.random.default_rng(3)
+    # Features on very different scales, one of them nearly constant (variance 1e-4), so
+    # that each mistake gives a different output; eps = 0.01 makes ε's placement matter.
+    x = rng.normal([5.0, -2.0, 0.0, 40.0], [0.01, 1.0, 3.0, 20.0], size=(6, 4))
+    gamma = np.array([1.5, -0.5, 2.0, 0.7])
+    beta = np.array([0.3, 1.0, -1.0, 2.0])
+    yield x, gamma, beta, 0.01
+    x2 = rng.normal(1.0, 2.0, size=(9, 3))
+    yield x2, np.array([0.8, 1.2, 3.0]), np.array([-0.4, 0.0, 0.6]), 1e-3
+
+
+@self_check("Exercise 3.2 · BN forward pass")
+def bn_forward(student_fn):
+    """Check ``student_fn(x, gamma, beta, eps) -> out`` for (N, D) batches."""
+    worst = 0.0
+    for x, gamma, beta, eps in _forward_cases():
+        worst = max(worst, _check_forward_case(
+            student_fn, x, gamma, beta, eps, (0,),
+            {(1,): "wrong axis: you normalized each sample (row) across its features; BN "
+                   "normalizes each feature (column) over the batch, axis=0",
+             None: "wrong axis: you used one mean and variance for the whole array; BN "
+                   "takes them per feature (column) over the batch, axis=0"},
+            "take the statistics per feature over the batch (axis=0), keeping shape (D,)"))
+    return (f"matches gamma * (x - mean) / sqrt(var + eps) + beta on 2 batches "
+            f"(max abs. error {fmt_err(worst)})")
+
+
+# ----------------------------------------------------------------------------- 3.3
+
+@self_check("Exercise 3.3 · spatial BN (N, C, H, W)")
+def bn_forward_spatial(student_fn):
+    """Check ``student_fn(x, gamma, beta, eps) -> out`` for an (N, C, H, W) batch."""
+    rng = np.random.default_rng(4)
+    # N=4, C=3, H=5, W=2: no two axes the same length, so a wrong broadcast cannot pass.
+    x = rng.normal(np.array([2.0, -1.0, 10.0])[None, :, None, None],
+                   np.array([0.5, 1.0, 4.0])[None, :, None, None], size=(4, 3, 5, 2))
+    x[:, 1, :, :] += np.linspace(-2, 2, 5)[None, :, None]   # the channel mean varies with H
+    gamma = np.array([1.5, 0.5, -2.0])
+    beta = np.array([0.0, 1.0, 3.0])
+    err = _check_forward_case(
+        student_fn, x, gamma, beta, 0.01, (0, 2, 3),
+        {(0,): "wrong axes: you took statistics over the batch only, separately for every "
+               "pixel; spatial BN shares them across the image: axes (0, 2, 3)",
+         (2, 3): "wrong axes: you normalized each image's channel on its own (that is "
+                 "InstanceNorm); BN also averages over the batch: axes (0, 2, 3)",
+         (1, 2, 3): "wrong axes: you normalized each sample over all its channels and pixels "
+                    "(that is LayerNorm); BN works per channel: axes (0, 2, 3)",
+         (0, 1): "wrong axes: you averaged over batch and channels; BN keeps channels apart "
+                 "and averages over batch, height and width: axes (0, 2, 3)",
+         None: "wrong axes: one mean for the whole tensor; BN takes one per channel, "
+               "over axes (0, 2, 3)"},
+        "γ, β and the statistics have one value per channel: reshape them to (1, C, 1, 1) "
+        "(or use keepdims=True) so they broadcast along axis 1")
+    return f"per-channel statistics over (N, H, W), γ and β per channel (max abs. error {fmt_err(err)})"
+
+
+# ----------------------------------------------------------------------------- 3.4
+
+#: (gamma, beta, var, eps) cases for Exercise 3.4: plain, negative γ, ε comparable to
+#: the variance, and a constant feature.
+OUTPUT_STATS_CASES = (
+    (2.0, 1.0, 4.0, 1e-5),
+    (-1.5, 0.5, 1.0, 1e-5),
+    (1.0, 0.0, 0.01, 0.01),
+    (3.0, -2.0, 0.0, 1e-3),
+)
+
+
+@self_check("Exercise 3.4 · predict the output mean and std")
+def output_stats(student_fn):
+    """Check ``student_fn(gamma, beta, var, eps) -> (mean, std)`` of the BN output.
+
+    For a feature whose batch variance is ``var``: mean = β, std = |γ|·sqrt(var / (var + ε)).
+    """
+    means, stds = [], []
+    for gamma, beta, var, eps in OUTPUT_STATS_CASES:
+        result = student_fn(gamma, beta, var, eps)
+        if not isinstance(result, tuple) or len(result) != 2:
+            raise Failed("return two numbers as a tuple: (mean, std)")
+        try:
+            means.append(float(result[0]))
+            stds.append(float(result[1]))
+        except (TypeError, ValueError):
+            raise Failed("mean and std must be plain numbers") from None
+    means, stds = np.array(means), np.array(stds)
+    g, b, v, e = (np.array(c) for c in zip(*OUTPUT_STATS_CASES, strict=True))
+    want_mean, want_std = b, np.abs(g) * np.sqrt(v / (v + e))
+    if not np.allclose(means, want_mean, atol=1e-6):
+        hint = diagnose(means, {
+            "mean: x_hat has mean 0, so the output's mean is 0·γ + β = β, not 0": np.zeros(4),
+            "mean: you swapped the roles; β shifts (sets the mean), γ scales": g,
+        }, atol=1e-6)
+        raise Failed(hint or "mean is off: the normalized values average to 0; what does "
+                             "gamma * x_hat + beta average to?")
+    if np.allclose(stds, want_std, rtol=1e-4, atol=1e-6):
+        return "mean = β and std = |γ|·sqrt(σ²/(σ² + ε)) in all 4 cases, including γ < 0 and ε ≈ σ²"
+    hint = diagnose(stds, {
+        "std: a standard deviation is never negative; with γ < 0 it is |γ|·…": g * np.sqrt(v / (v + e)),
+        "std: ε matters when the variance is small: x_hat's std is sqrt(σ²/(σ² + ε)), not 1 "
+        "(look at the case var = eps = 0.01, and the constant feature)": np.abs(g),
+        "std: two fixes: a std is never negative (use |γ| when γ < 0), and ε shrinks x_hat's "
+        "std below 1 when σ² is small": g,
+        "std: you forgot the square root: std(x_hat) = sqrt(σ²/(σ² + ε))": np.abs(g) * v / (v + e),
+        "std: that is the variance of the output; take its square root": g**2 * v / (v + e),
+        "std: γ scales the output, so its std is |γ| times that of x_hat": np.sqrt(v / (v + e)),
+    }, rtol=1e-4, atol=1e-6)
+    raise Failed(hint or "std is off: the output is γ·x_hat + β; what is the std of x_hat when "
+                         "the denominator is sqrt(σ² + ε) rather than σ?")
