@@ -76,10 +76,16 @@ def _check_dout(dout, x_hat):
 
 
 def _normalize_rows(z: np.ndarray, eps: float):
-    """Normalize each row of a 2-D array over its columns: returns (z_hat, inv_std (rows, 1))."""
-    mean = z.mean(axis=1, keepdims=True)
-    zc = z - mean
-    var = np.mean(np.square(zc), axis=1, keepdims=True)
+    """Normalize each row of a 2-D array over its columns: returns (z_hat, inv_std (rows, 1)).
+
+    Two passes with float64 sums, as in ``batchnorm_forward``: for float32 rows near 1e4
+    a float32 mean is off by ~1e-3, so its residual is subtracted as well.
+    """
+    mean = z.mean(axis=1, keepdims=True, dtype=np.float64)
+    zc = z - mean.astype(z.dtype)
+    if z.dtype == np.float32:
+        zc -= zc.mean(axis=1, keepdims=True, dtype=np.float64).astype(z.dtype)
+    var = np.mean(np.square(zc), axis=1, keepdims=True, dtype=np.float64).astype(z.dtype)
     inv_std = 1.0 / np.sqrt(var + eps)
     return zc * inv_std, inv_std
 
