@@ -1,0 +1,990 @@
+"""The alternatives to Batch Normalization, and the layers notebook 07's experiments need.
+
+Same contract as ``bnutils.batchnorm``: ``out, cache = *_forward(...)`` and
+``dx, ... = *_backward(dout, cache)``; biased variance, ε inside the square root,
+read-only caches, inputs never modified, bad input raises ``ValueError``/``TypeError``.
+
+* ``instancenorm_forward/backward`` — per sample *and* per channel over (H, W)
+  (Ulyanov, Vedaldi & Lempitsky 2016).
+* ``rmsnorm_forward/backward`` — per sample, divide by the root mean square, no centring
+  (Zhang & Sennrich 2019).
+* ``batchrenorm_forward/backward`` and the ``BatchRenorm`` layer — BN corrected towards
+  the running statistics by ``r`` and ``d`` (Ioffe 2017).
+* ``weightnorm_forward/backward`` and ``WeightNormLinear`` — ``W = g · v / ‖v‖``
+  (Salimans & Kingma 2016).
+* ``NoisyBatchNorm`` — BN followed by random shifts and scales that change at every
+  step: the "noisy BN" of Santurkar et al. 2018.
+* ``device_sums``, ``sync_batch_stats``, ``sharded_batchnorm_forward/backward`` and
+  ``ShardedBatchNorm`` — BN on a batch split across simulated devices, with per-device
+  or synchronized (SyncBN) statistics.
+
+Introduced in notebook 07.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validation import (
+    as_float_array,
+    check_finite,
+    check_fraction,
+    check_ndim,
+    check_param,
+    check_positive,
+)
+from .batchnorm import batchnorm_forward, batchnorm_inference
+from .layers import BatchNorm, Layer
+
+__all__ = [
+    "BatchRenorm",
+    "BatchRenormCache",
+    "InstanceNormCache",
+    "NoisyBatchNorm",
+    "RMSNormCache",
+    "ShardedBatchNorm",
+    "ShardedBatchNormCache",
+    "WeightNormCache",
+    "WeightNormLinear",
+    "batchrenorm_backward",
+    "batchrenorm_forward",
+    "device_sums",
+    "instancenorm_backward",
+    "instancenorm_forward",
+    "rmsnorm_backward",
+    "rmsnorm_forward",
+    "sharded_batchnorm_backward",
+    "sharded_batchnorm_forward",
+    "sync_batch_stats",
+    "weightnorm_backward",
+    "weightnorm_forward",
+]
+
+
+def _freeze(obj, names):
+    """Replace the named array attributes of a frozen dataclass by read-only views."""
+    for name in names:
+        view = np.asarray(getattr(obj, name)).view()
+        view.flags.writeable = False  # the caller's array stays writable
+        object.__setattr__(obj, name, view)
+
+
+def _check_dout(dout, shape, dtype):
+    dout = as_float_array(dout, "dout", dtype=dtype)
+    if dout.shape != shape:
+        raise ValueError(f"dout must have the shape of the forward input x, {shape}; got {dout.shape}")
+    check_finite(dout, "dout")
+    return dout
+
+
+def _check_cache(cache, cls, producer):
+    if not isinstance(cache, cls):
+        raise TypeError(f"cache must be the {cls.__name__} returned by {producer}, "
+                        f"got {type(cache).__name__}")
+
+
+def _per_channel(v, ndim):
+    """(D,) -> (1, D) or (C,) -> (1, C, 1, 1), to broadcast against x."""
+    return v.reshape(1, -1) if ndim == 2 else v.reshape(1, -1, 1, 1)
+
+
+def _check_int(value, name, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be ≥ {minimum}, got {value}")
+    return int(value)
+
+
+# ----------------------------------------------------------------------------- InstanceNorm
+@dataclass(frozen=True)
+class InstanceNormCache:
+    """Read-only cache of ``instancenorm_forward``: ``x_hat`` (N, C, H, W), ``gamma`` (C,),
+    ``inv_std`` (N, C, 1, 1), ``eps``."""
+
+    x_hat: np.ndarray
+    gamma: np.ndarray
+    inv_std: np.ndarray
+    eps: float
+
+    def __post_init__(self):
+        _freeze(self, ("x_hat", "gamma", "inv_std"))
+
+
+def instancenorm_forward(x, gamma, beta, eps: float = 1e-5):
+    """Instance Normalization: normalize each sample's each channel over its H·W positions.
+
+    ``x_hat[n, c] = (x[n, c] - mean(x[n, c])) / sqrt(var(x[n, c]) + eps)``,
+    ``out = gamma[c] * x_hat + beta[c]``. It is GroupNorm with one channel per group.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C, H, W)
+        Needs H·W ≥ 2 (a single position has no spread to normalize).
+    gamma, beta : array_like, shape (C,)
+    eps : float, optional
+
+    Returns
+    -------
+    out : ndarray, shape (N, C, H, W)
+    cache : InstanceNormCache
+
+    Examples
+    --------
+    >>> x = np.array([[[[1.0, 3.0]], [[10.0, 30.0]]]])      # (1, 2, 1, 2)
+    >>> out, _ = instancenorm_forward(x, np.ones(2), np.zeros(2))
+    >>> np.round(out, 4).reshape(2, 2)
+    array([[-1.,  1.],
+           [-1.,  1.]])
+
+    Introduced in notebook 07.
+    """
+    x = as_float_array(x, "x")
+    check_ndim(x, "x", (4,), "(N, C, H, W)")
+    check_finite(x, "x")
+    C = x.shape[1]
+    gamma = check_param(gamma, "gamma", C, "channel", x.dtype)
+    beta = check_param(beta, "beta", C, "channel", x.dtype)
+    eps = check_positive(eps, "eps")
+    if x.shape[2] * x.shape[3] < 2:
+        raise ValueError(f"instance norm needs at least 2 positions (H·W ≥ 2) per channel; "
+                         f"x has shape {x.shape}, so every output would be 0")
+    mean = x.mean(axis=(2, 3), keepdims=True)                      # (N, C, 1, 1)
+    xc = x - mean
+    var = np.mean(np.square(xc), axis=(2, 3), keepdims=True)        # biased
+    inv_std = 1.0 / np.sqrt(var + eps)
+    x_hat = xc * inv_std
+    out = x_hat * _per_channel(gamma, 4) + _per_channel(beta, 4)
+    return out, InstanceNormCache(x_hat=x_hat, gamma=gamma.copy(), inv_std=inv_std, eps=eps)
+
+
+def instancenorm_backward(dout, cache: InstanceNormCache):
+    """Backward pass of ``instancenorm_forward``.
+
+    The BN formula, with the sums taken over (H, W) of one sample and channel::
+
+        dx = inv_std / m · (m · g − Σ g − x_hat · Σ g · x_hat),   g = dout · gamma,  m = H·W
+
+    Parameters
+    ----------
+    dout : array_like, shape (N, C, H, W)
+    cache : InstanceNormCache
+
+    Returns
+    -------
+    dx : ndarray, shape (N, C, H, W)
+    dgamma, dbeta : ndarray, shape (C,)
+
+    Examples
+    --------
+    >>> x = np.arange(8.0).reshape(1, 2, 2, 2) ** 2
+    >>> out, cache = instancenorm_forward(x, np.ones(2), np.zeros(2))
+    >>> dx, dgamma, dbeta = instancenorm_backward(np.ones_like(x), cache)
+    >>> bool(np.abs(dx).max() < 1e-12)     # a constant upstream gradient is absorbed by the mean
+    True
+
+    Introduced in notebook 07.
+    """
+    _check_cache(cache, InstanceNormCache, "instancenorm_forward")
+    dout = _check_dout(dout, cache.x_hat.shape, cache.x_hat.dtype)
+    x_hat = cache.x_hat
+    m = x_hat.shape[2] * x_hat.shape[3]
+    dbeta = dout.sum(axis=(0, 2, 3))
+    dgamma = np.sum(dout * x_hat, axis=(0, 2, 3))
+    g = dout * _per_channel(cache.gamma, 4)
+    dx = (cache.inv_std / m) * (m * g - g.sum(axis=(2, 3), keepdims=True)
+                                - x_hat * np.sum(g * x_hat, axis=(2, 3), keepdims=True))
+    return dx, dgamma, dbeta
+
+
+# ----------------------------------------------------------------------------- RMSNorm
+@dataclass(frozen=True)
+class RMSNormCache:
+    """Read-only cache of ``rmsnorm_forward``: ``x_hat`` (N, D), ``gamma`` (D,),
+    ``inv_rms`` (N, 1), ``eps``."""
+
+    x_hat: np.ndarray
+    gamma: np.ndarray
+    inv_rms: np.ndarray
+    eps: float
+
+    def __post_init__(self):
+        _freeze(self, ("x_hat", "gamma", "inv_rms"))
+
+
+def rmsnorm_forward(x, gamma, eps: float = 1e-8):
+    """RMSNorm: divide each sample by the root mean square of its features; no centring.
+
+    ``rms[n] = sqrt(mean(x[n]²) + eps)``, ``x_hat = x / rms``, ``out = gamma * x_hat``.
+    Zhang & Sennrich (2019) keep LayerNorm's rescaling and drop its re-centring (and
+    the shift β): one statistic per sample instead of two.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, D)
+    gamma : array_like, shape (D,)
+    eps : float, optional
+
+    Returns
+    -------
+    out : ndarray, shape (N, D)
+    cache : RMSNormCache
+
+    Examples
+    --------
+    >>> out, _ = rmsnorm_forward(np.array([[3.0, 4.0]]) , np.ones(2), eps=1e-12)
+    >>> np.round(out * np.sqrt(12.5), 4)                 # rms of (3, 4) is sqrt(12.5)
+    array([[3., 4.]])
+
+    Introduced in notebook 07.
+    """
+    x = as_float_array(x, "x")
+    check_ndim(x, "x", (2,), "(N, D)")
+    check_finite(x, "x")
+    gamma = check_param(gamma, "gamma", x.shape[1], "feature", x.dtype)
+    eps = check_positive(eps, "eps")
+    inv_rms = 1.0 / np.sqrt(np.mean(np.square(x), axis=1, keepdims=True) + eps)   # (N, 1)
+    x_hat = x * inv_rms
+    return x_hat * gamma, RMSNormCache(x_hat=x_hat, gamma=gamma.copy(), inv_rms=inv_rms, eps=eps)
+
+
+def rmsnorm_backward(dout, cache: RMSNormCache):
+    """Backward pass of ``rmsnorm_forward``.
+
+    With ``g = dout · gamma`` and D features: ``dx = inv_rms · (g − x_hat · mean(g · x_hat))``
+    (LayerNorm's formula without the ``− mean(g)`` term that came from the centring).
+
+    Parameters
+    ----------
+    dout : array_like, shape (N, D)
+    cache : RMSNormCache
+
+    Returns
+    -------
+    dx : ndarray, shape (N, D)
+    dgamma : ndarray, shape (D,)
+
+    Examples
+    --------
+    >>> out, cache = rmsnorm_forward(np.array([[1.0, -1.0]]), np.ones(2))
+    >>> dx, dgamma = rmsnorm_backward(np.array([[1.0, -1.0]]), cache)
+    >>> np.round(dx, 6) + 0.0                # moving along x itself does not change x / rms(x)
+    array([[0., 0.]])
+
+    Introduced in notebook 07.
+    """
+    _check_cache(cache, RMSNormCache, "rmsnorm_forward")
+    dout = _check_dout(dout, cache.x_hat.shape, cache.x_hat.dtype)
+    dgamma = np.sum(dout * cache.x_hat, axis=0)
+    g = dout * cache.gamma
+    dx = cache.inv_rms * (g - cache.x_hat * np.mean(g * cache.x_hat, axis=1, keepdims=True))
+    return dx, dgamma
+
+
+# ----------------------------------------------------------------------------- Batch Renormalization
+@dataclass(frozen=True)
+class BatchRenormCache:
+    """Read-only cache of ``batchrenorm_forward``.
+
+    ``x_hat`` is the corrected normalized input ``(x − mean)/σ_B · r + d``; ``x_bn`` the
+    plain BN one ``(x − mean)/σ_B``; ``r``, ``d`` the corrections (held constant in the
+    backward pass); ``mean``, ``var`` the batch statistics (biased); ``inv_std`` = 1/σ_B.
+    """
+
+    x_hat: np.ndarray
+    x_bn: np.ndarray
+    gamma: np.ndarray
+    r: np.ndarray
+    d: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    inv_std: np.ndarray
+    eps: float
+    axes: tuple
+    count: int
+
+    def __post_init__(self):
+        _freeze(self, ("x_hat", "x_bn", "gamma", "r", "d", "mean", "var", "inv_std"))
+
+
+def batchrenorm_forward(x, gamma, beta, running_mean, running_var, r_max: float = 3.0,
+                        d_max: float = 5.0, eps: float = 1e-5):
+    """Batch Renormalization (Ioffe 2017) in training mode.
+
+    With batch statistics μ_B, σ_B = sqrt(σ²_B + ε) and running ones μ, σ = sqrt(σ² + ε)::
+
+        r = clip(σ_B / σ, 1/r_max, r_max)        d = clip((μ_B − μ) / σ, −d_max, d_max)
+        x_hat = (x − μ_B) / σ_B · r + d           out = gamma · x_hat + beta
+
+    When r and d are not clipped, ``x_hat = (x − μ) / σ``: the output is what eval mode
+    would give, so training and inference agree. ``r`` and ``d`` are treated as
+    constants by the backward pass (no gradient flows through them). With
+    ``r_max = 1, d_max = 0`` this is plain BN.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, D) or (N, C, H, W)
+    gamma, beta, running_mean, running_var : array_like, shape (D,) or (C,)
+    r_max : float ≥ 1, optional
+    d_max : float ≥ 0, optional
+    eps : float, optional
+
+    Returns
+    -------
+    out : ndarray, shape like ``x``
+    cache : BatchRenormCache
+
+    Examples
+    --------
+    >>> x = np.array([[1.0], [3.0]])                     # batch mean 2, batch std ~1
+    >>> out, cache = batchrenorm_forward(x, np.ones(1), np.zeros(1), np.array([0.0]),
+    ...                                  np.array([4.0]), eps=1e-12)
+    >>> np.round(cache.r, 4), np.round(cache.d, 4)        # sigma_B / sigma, (mu_B - mu) / sigma
+    (array([0.5]), array([1.]))
+    >>> np.round(out.ravel(), 4)                          # = (x - 0) / 2, the eval-mode output
+    array([0.5, 1.5])
+
+    Introduced in notebook 07.
+    """
+    r_max = check_positive(r_max, "r_max")
+    if r_max < 1:
+        raise ValueError(f"r_max must be ≥ 1 (r is clipped to [1/r_max, r_max]), got {r_max}")
+    d_max = float(d_max) if not isinstance(d_max, bool) else d_max
+    if not isinstance(d_max, float) or not np.isfinite(d_max) or d_max < 0:
+        raise ValueError(f"d_max must be a finite number ≥ 0, got {d_max!r}")
+    x = as_float_array(x, "x")
+    check_ndim(x, "x", (2, 4), "(N, D) or (N, C, H, W)")
+    size, dtype, nd = x.shape[1], x.dtype, x.ndim
+    what = "feature" if nd == 2 else "channel"
+    gamma = check_param(gamma, "gamma", size, what, dtype)
+    beta = check_param(beta, "beta", size, what, dtype)
+    running_mean = check_param(running_mean, "running_mean", size, what, dtype)
+    running_var = check_param(running_var, "running_var", size, what, dtype)
+    if np.any(running_var < 0):
+        raise ValueError(f"running_var must be ≥ 0 (it is a variance); got {running_var}")
+    # plain BN with gamma = 1, beta = 0 gives the batch statistics and (x - mean) / sigma_B
+    _, bn_cache = batchnorm_forward(x, np.ones(size, dtype), np.zeros(size, dtype), eps)
+    eps = bn_cache.eps
+    sigma_b = np.sqrt(bn_cache.var + eps)
+    sigma = np.sqrt(running_var + eps)
+    r = np.clip(sigma_b / sigma, 1.0 / r_max, r_max).astype(dtype)
+    d = np.clip((bn_cache.mean - running_mean) / sigma, -d_max, d_max).astype(dtype)
+    x_hat = bn_cache.x_hat * _per_channel(r, nd) + _per_channel(d, nd)
+    out = x_hat * _per_channel(gamma, nd) + _per_channel(beta, nd)
+    cache = BatchRenormCache(x_hat=x_hat, x_bn=bn_cache.x_hat, gamma=gamma.copy(), r=r, d=d,
+                             mean=bn_cache.mean, var=bn_cache.var, inv_std=bn_cache.inv_std,
+                             eps=eps, axes=bn_cache.axes, count=bn_cache.count)
+    return out, cache
+
+
+def batchrenorm_backward(dout, cache: BatchRenormCache):
+    """Backward pass of ``batchrenorm_forward`` with ``r`` and ``d`` held constant.
+
+    ``out = gamma · (r · x_bn + d) + beta``, so the gradient w.r.t. ``x`` is BN's backward
+    with the scale ``gamma · r``; ``dgamma = Σ dout · x_hat``, ``dbeta = Σ dout``.
+
+    Parameters
+    ----------
+    dout : array_like, shape like ``x``
+    cache : BatchRenormCache
+
+    Returns
+    -------
+    dx : ndarray, shape like ``x``
+    dgamma, dbeta : ndarray, shape (D,) or (C,)
+
+    Examples
+    --------
+    >>> x = np.array([[1.0], [2.0], [4.0]])
+    >>> out, cache = batchrenorm_forward(x, np.ones(1), np.zeros(1), np.zeros(1), np.ones(1))
+    >>> dx, dgamma, dbeta = batchrenorm_backward(np.ones((3, 1)), cache)
+    >>> round(float(dx.sum()), 12) + 0.0
+    0.0
+
+    Introduced in notebook 07.
+    """
+    _check_cache(cache, BatchRenormCache, "batchrenorm_forward")
+    dout = _check_dout(dout, cache.x_hat.shape, cache.x_hat.dtype)
+    nd, axes, m = dout.ndim, cache.axes, cache.count
+    dbeta = dout.sum(axis=axes)
+    dgamma = np.sum(dout * cache.x_hat, axis=axes)
+    g = dout * _per_channel(cache.gamma * cache.r, nd)        # ∂loss/∂x_bn
+    x_bn = cache.x_bn
+    dx = (_per_channel(cache.inv_std / m, nd)
+          * (m * g - _per_channel(g.sum(axis=axes), nd)
+             - x_bn * _per_channel(np.sum(g * x_bn, axis=axes), nd)))
+    return dx, dgamma, dbeta
+
+
+class BatchRenorm(Layer):
+    """Batch Renormalization layer: ``batchrenorm_forward`` in training, BN's eval mode in eval.
+
+    Parameters
+    ----------
+    num_features : int
+    r_max, d_max : float, optional
+        Clipping limits of the corrections (Ioffe starts at 1 and 0, i.e. plain BN, and
+        relaxes them to 3 and 5 during training; set the attributes to change them).
+    eps : float, optional
+    momentum : float in [0, 1], optional
+        PyTorch's convention, as in ``BatchNorm``.
+
+    Attributes
+    ----------
+    gamma, beta, running_mean, running_var : ndarray, shape (num_features,)
+
+    Examples
+    --------
+    >>> layer = BatchRenorm(2)
+    >>> layer.forward(np.array([[1.0, 2.0], [3.0, 6.0]])).shape
+    (2, 2)
+
+    Introduced in notebook 07.
+    """
+
+    def __init__(self, num_features: int, r_max: float = 3.0, d_max: float = 5.0,
+                 eps: float = 1e-5, momentum: float = 0.1, dtype=np.float64):
+        self.num_features = _check_int(num_features, "num_features")
+        self.r_max, self.d_max = r_max, d_max
+        self.eps = check_positive(eps, "eps")
+        self.momentum = check_fraction(momentum, "momentum")
+        self.gamma = np.ones(self.num_features, dtype)
+        self.beta = np.zeros(self.num_features, dtype)
+        self.running_mean = np.zeros(self.num_features, dtype)
+        self.running_var = np.ones(self.num_features, dtype)
+        self._cache = None
+        self._eval = None
+
+    def params(self):
+        return {"gamma": self.gamma, "beta": self.beta}
+
+    def grads(self):
+        return {"gamma": self.dgamma, "beta": self.dbeta}
+
+    def forward(self, x):
+        if np.ndim(x) not in (2, 4) or np.shape(x)[1] != self.num_features:
+            raise ValueError(f"BatchRenorm({self.num_features}) expects x of shape "
+                             f"(N, {self.num_features}) or (N, {self.num_features}, H, W); "
+                             f"got {np.shape(x)}")
+        if self.training:
+            out, cache = batchrenorm_forward(x, self.gamma, self.beta, self.running_mean,
+                                             self.running_var, self.r_max, self.d_max, self.eps)
+            m = cache.count
+            unbiased = cache.var * (m / (m - 1))
+            self.running_mean = (1 - self.momentum) * self.running_mean + self.momentum * cache.mean
+            self.running_var = (1 - self.momentum) * self.running_var + self.momentum * unbiased
+            self._cache, self._eval = cache, None
+            return out
+        out = batchnorm_inference(x, self.gamma, self.beta, self.running_mean, self.running_var,
+                                  self.eps)
+        self._cache = None
+        return out
+
+    def backward(self, dout):
+        self._need_forward("_cache")
+        dx, self.dgamma, self.dbeta = batchrenorm_backward(dout, self._cache)
+        return dx
+
+    def __repr__(self):
+        return f"BatchRenorm({self.num_features}, r_max={self.r_max:g}, d_max={self.d_max:g})"
+
+
+# ----------------------------------------------------------------------------- Weight Normalization
+@dataclass(frozen=True)
+class WeightNormCache:
+    """Read-only cache of ``weightnorm_forward``: ``w_hat`` = v/‖v‖ (in, out), ``g`` (out,),
+    ``norm`` = ‖v‖ per column (out,)."""
+
+    w_hat: np.ndarray
+    g: np.ndarray
+    norm: np.ndarray
+
+    def __post_init__(self):
+        _freeze(self, ("w_hat", "g", "norm"))
+
+
+def weightnorm_forward(v, g):
+    """Weight Normalization: the weight matrix as a direction times a learned length.
+
+    ``W[:, j] = g[j] · v[:, j] / ‖v[:, j]‖`` for each output unit j. No batch statistics:
+    the *weights* are normalized, not the activations.
+
+    Parameters
+    ----------
+    v : array_like, shape (in_features, out_features)
+        Direction parameters; no column may be all zeros.
+    g : array_like, shape (out_features,)
+        Length of each column.
+
+    Returns
+    -------
+    W : ndarray, shape (in_features, out_features)
+    cache : WeightNormCache
+
+    Examples
+    --------
+    >>> W, _ = weightnorm_forward(np.array([[3.0], [4.0]]), np.array([10.0]))
+    >>> W.ravel()
+    array([6., 8.])
+
+    Introduced in notebook 07.
+    """
+    v = as_float_array(v, "v")
+    check_ndim(v, "v", (2,), "(in_features, out_features)")
+    check_finite(v, "v")
+    g = check_param(g, "g", v.shape[1], "output unit", v.dtype)
+    norm = np.sqrt(np.sum(np.square(v), axis=0))
+    if np.any(norm == 0):
+        raise ValueError(f"every column of v needs a non-zero norm; columns "
+                         f"{np.flatnonzero(norm == 0).tolist()} are all zeros")
+    w_hat = v / norm
+    return w_hat * g, WeightNormCache(w_hat=w_hat, g=g.copy(), norm=norm)
+
+
+def weightnorm_backward(dW, cache: WeightNormCache):
+    """Backward pass of ``weightnorm_forward``.
+
+    ``dg[j] = Σ_i dW[i, j] · w_hat[i, j]`` and
+    ``dv[:, j] = g[j] / ‖v[:, j]‖ · (dW[:, j] − w_hat[:, j] · dg[j])``: the gradient of ``v``
+    is the part of ``dW`` orthogonal to ``v``, scaled by ``g / ‖v‖``.
+
+    Parameters
+    ----------
+    dW : array_like, shape (in_features, out_features)
+    cache : WeightNormCache
+
+    Returns
+    -------
+    dv : ndarray, shape (in_features, out_features)
+    dg : ndarray, shape (out_features,)
+
+    Examples
+    --------
+    >>> W, cache = weightnorm_forward(np.array([[3.0], [4.0]]), np.array([1.0]))
+    >>> dv, dg = weightnorm_backward(np.array([[3.0], [4.0]]), cache)
+    >>> np.round(dv, 12) + 0.0, dg                  # dW along v only changes the length
+    (array([[0.],
+           [0.]]), array([5.]))
+
+    Introduced in notebook 07.
+    """
+    _check_cache(cache, WeightNormCache, "weightnorm_forward")
+    dW = as_float_array(dW, "dW", dtype=cache.w_hat.dtype)
+    if dW.shape != cache.w_hat.shape:
+        raise ValueError(f"dW must have the shape of W, {cache.w_hat.shape}; got {dW.shape}")
+    check_finite(dW, "dW")
+    dg = np.sum(dW * cache.w_hat, axis=0)
+    dv = (cache.g / cache.norm) * (dW - cache.w_hat * dg)
+    return dv, dg
+
+
+class WeightNormLinear(Layer):
+    """Fully connected layer with weight normalization: ``out = x @ (g · v/‖v‖) + b``.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    rng : numpy.random.Generator or int, optional
+        Seeds the initial direction ``v``; ``g`` starts at ``sqrt(2)`` (He-like length).
+
+    Attributes
+    ----------
+    v : ndarray, shape (in_features, out_features)
+    g, b : ndarray, shape (out_features,)
+
+    Examples
+    --------
+    >>> layer = WeightNormLinear(3, 2, rng=0)
+    >>> layer.forward(np.ones((4, 3))).shape
+    (4, 2)
+
+    Introduced in notebook 07.
+    """
+
+    def __init__(self, in_features: int, out_features: int, rng=None, dtype=np.float64):
+        self.in_features = _check_int(in_features, "in_features")
+        self.out_features = _check_int(out_features, "out_features")
+        rng = np.random.default_rng(rng)
+        self.v = rng.standard_normal((self.in_features, self.out_features)).astype(dtype)
+        self.g = np.full(self.out_features, np.sqrt(2.0), dtype)
+        self.b = np.zeros(self.out_features, dtype)
+        self._x = None
+
+    def params(self):
+        return {"v": self.v, "g": self.g, "b": self.b}
+
+    def grads(self):
+        return {"v": self.dv, "g": self.dg, "b": self.db}
+
+    def forward(self, x):
+        x = as_float_array(x, "x")
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"WeightNormLinear({self.in_features}, {self.out_features}) expects "
+                             f"x of shape (N, {self.in_features}); got {x.shape}")
+        self.W, self._wcache = weightnorm_forward(self.v, self.g)
+        self._x = x
+        return x @ self.W + self.b
+
+    def backward(self, dout):
+        self._need_forward("_x")
+        dout = np.asarray(dout)
+        self.dv, self.dg = weightnorm_backward(self._x.T @ dout, self._wcache)
+        self.db = dout.sum(axis=0)
+        return dout @ self.W.T
+
+    def __repr__(self):
+        return f"WeightNormLinear({self.in_features}, {self.out_features})"
+
+
+# ----------------------------------------------------------------------------- noisy BN (Santurkar et al.)
+class NoisyBatchNorm(BatchNorm):
+    """BN followed by random shifts and scales that change at every training step.
+
+    In training mode, after ``y = BatchNorm(x)`` it draws, *for each step and each
+    feature*, a scale ``s ~ exp(U(−log scale, log scale))`` and a shift
+    ``m ~ U(−shift, shift)``, and returns ``s · y + m``. So the next layer's input never
+    has a stable distribution: its mean and spread jump at every step (deliberately
+    large internal covariate shift). This is a simplified version of the "noisy BN" of
+    Santurkar et al. (2018), who also drew the noise independently for every sample.
+    In eval mode it is plain BN (the noise is a training-time perturbation, and its scale
+    has geometric mean 1 and its shift mean 0).
+
+    Parameters
+    ----------
+    num_features : int
+    shift : float ≥ 0, optional
+        Half-width of the uniform shift.
+    scale : float ≥ 1, optional
+        The scale lies in [1/scale, scale].
+    rng : numpy.random.Generator or int, optional
+        Source of the noise.
+    eps, momentum : float, optional
+        As in ``BatchNorm``.
+
+    Attributes
+    ----------
+    last_scale, last_shift : ndarray, shape (num_features,)
+        The noise of the last training-mode forward.
+
+    Examples
+    --------
+    >>> layer = NoisyBatchNorm(3, shift=1.0, scale=2.0, rng=0)
+    >>> out = layer.forward(np.random.default_rng(1).normal(size=(8, 3)))
+    >>> bool(np.all((layer.last_scale >= 0.5) & (layer.last_scale <= 2.0)))
+    True
+
+    Introduced in notebook 07.
+    """
+
+    def __init__(self, num_features: int, shift: float = 1.0, scale: float = 2.0, rng=None,
+                 eps: float = 1e-5, momentum: float = 0.1, dtype=np.float64):
+        super().__init__(num_features, eps=eps, momentum=momentum, dtype=dtype)
+        if isinstance(shift, bool) or not isinstance(shift, (int, float, np.floating)) \
+                or not np.isfinite(shift) or shift < 0:
+            raise ValueError(f"shift must be a finite number ≥ 0, got {shift!r}")
+        scale = check_positive(scale, "scale")
+        if scale < 1:
+            raise ValueError(f"scale must be ≥ 1 (the scale is drawn from [1/scale, scale]), "
+                             f"got {scale}")
+        self.shift, self.scale = float(shift), scale
+        self.rng = np.random.default_rng(rng)
+        self.last_scale = np.ones(self.num_features)
+        self.last_shift = np.zeros(self.num_features)
+
+    def forward(self, x):
+        out = super().forward(x)
+        if not self.training:
+            return out
+        log_s = np.log(self.scale)
+        self.last_scale = np.exp(self.rng.uniform(-log_s, log_s, self.num_features))
+        self.last_shift = self.rng.uniform(-self.shift, self.shift, self.num_features)
+        return out * _per_channel(self.last_scale, out.ndim) + _per_channel(self.last_shift, out.ndim)
+
+    def backward(self, dout):
+        if self._cache is not None:                        # training mode: undo the scale first
+            dout = np.asarray(dout) * _per_channel(self.last_scale, np.ndim(dout))
+        return super().backward(dout)
+
+    def __repr__(self):
+        return f"NoisyBatchNorm({self.num_features}, shift={self.shift:g}, scale={self.scale:g})"
+
+
+# ----------------------------------------------------------------------------- multi-device BN
+def _split(x, num_devices):
+    N = x.shape[0]
+    if N % num_devices:
+        raise ValueError(f"the batch of {N} samples does not split evenly across "
+                         f"num_devices={num_devices}; choose a divisor of {N}")
+    return np.split(x, num_devices)
+
+
+def device_sums(x_shards):
+    """What each device sends in synchronized BN: its count, Σx and Σx² per feature.
+
+    Parameters
+    ----------
+    x_shards : sequence of array_like, each shape (N_k, D) or (N_k, C, H, W)
+        One part of the batch per device (sizes may differ).
+
+    Returns
+    -------
+    counts : ndarray of int, shape (K,)
+        Values per feature on each device (N_k, or N_k·H·W).
+    sums, sumsqs : ndarray, shape (K, D) or (K, C)
+        Σx and Σx² per device and feature.
+
+    Examples
+    --------
+    >>> counts, sums, sumsqs = device_sums([np.array([[1.0], [2.0]]), np.array([[3.0]])])
+    >>> counts, sums.ravel(), sumsqs.ravel()
+    (array([2, 1]), array([3., 3.]), array([5., 9.]))
+
+    Introduced in notebook 07.
+    """
+    if isinstance(x_shards, np.ndarray) or len(x_shards) == 0:
+        raise TypeError("x_shards must be a non-empty list of arrays, one per device")
+    shards = [as_float_array(s, f"x_shards[{k}]") for k, s in enumerate(x_shards)]
+    first = shards[0]
+    for k, s in enumerate(shards):
+        check_ndim(s, f"x_shards[{k}]", (2, 4), "(N_k, D) or (N_k, C, H, W)")
+        check_finite(s, f"x_shards[{k}]")
+        if s.shape[1:] != first.shape[1:]:
+            raise ValueError(f"every shard must have the same feature shape; x_shards[0] has "
+                             f"{first.shape[1:]}, x_shards[{k}] has {s.shape[1:]}")
+    axes = (0,) if first.ndim == 2 else (0, 2, 3)
+    counts = np.array([s.size // s.shape[1] for s in shards])
+    sums = np.stack([s.sum(axis=axes) for s in shards])
+    sumsqs = np.stack([np.square(s).sum(axis=axes) for s in shards])
+    return counts, sums, sumsqs
+
+
+def sync_batch_stats(counts, sums, sumsqs):
+    """Global batch mean and biased variance from the devices' counts, sums and sums of squares.
+
+    ``M = Σ_k n_k``, ``mean = Σ_k sum_k / M``, ``var = Σ_k sumsq_k / M − mean²``:
+    one all-reduce of three small vectors gives every device the statistics of the
+    whole batch. (``E[x²] − E[x]²`` loses digits when |mean| ≫ std; real
+    implementations gather per-device means and variances and combine them instead.)
+
+    Parameters
+    ----------
+    counts : array_like of int, shape (K,)
+    sums, sumsqs : array_like, shape (K, D)
+
+    Returns
+    -------
+    mean, var : ndarray, shape (D,)
+
+    Examples
+    --------
+    >>> sync_batch_stats([2, 1], [[3.0], [3.0]], [[5.0], [9.0]])      # the batch 1, 2, 3
+    (array([2.]), array([0.66666667]))
+
+    Introduced in notebook 07.
+    """
+    counts = np.asarray(counts)
+    if counts.ndim != 1 or counts.dtype.kind not in "iu" or np.any(counts < 1):
+        raise ValueError(f"counts must be a 1-D array of positive integers, got {counts!r}")
+    sums = as_float_array(sums, "sums")
+    sumsqs = as_float_array(sumsqs, "sumsqs")
+    K = counts.shape[0]
+    for name, a in (("sums", sums), ("sumsqs", sumsqs)):
+        if a.ndim != 2 or a.shape[0] != K:
+            raise ValueError(f"{name} must have shape ({K}, D), one row per device; got {a.shape}")
+    if sums.shape != sumsqs.shape:
+        raise ValueError(f"sums and sumsqs must have the same shape, got {sums.shape} and "
+                         f"{sumsqs.shape}")
+    total = counts.sum()
+    mean = sums.sum(axis=0) / total
+    var = np.maximum(sumsqs.sum(axis=0) / total - mean**2, 0.0)   # rounding can dip below 0
+    return mean, var
+
+
+@dataclass(frozen=True)
+class ShardedBatchNormCache:
+    """Read-only cache of ``sharded_batchnorm_forward``.
+
+    ``x_hat`` (whole batch), ``gamma``, ``inv_std`` (K, D) per device (identical rows
+    when ``sync``), ``num_devices`` K, ``sync``, ``mean``, ``var`` (K, D) the statistics
+    each device used.
+    """
+
+    x_hat: np.ndarray
+    gamma: np.ndarray
+    inv_std: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    eps: float
+    num_devices: int
+    sync: bool
+
+    def __post_init__(self):
+        _freeze(self, ("x_hat", "gamma", "inv_std", "mean", "var"))
+
+
+def sharded_batchnorm_forward(x, gamma, beta, num_devices: int, sync: bool = False,
+                              eps: float = 1e-5):
+    """BN on a batch split evenly across ``num_devices`` simulated devices.
+
+    Without ``sync`` each device normalizes its N/K samples with its *own* statistics
+    (what data-parallel training does by default). With ``sync`` the devices exchange
+    ``device_sums`` and every device normalizes with the statistics of the whole batch
+    (SyncBN): the result equals ``batchnorm_forward`` on the whole batch.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, D)
+        N must be a multiple of ``num_devices``.
+    gamma, beta : array_like, shape (D,)
+    num_devices : int
+    sync : bool, optional
+    eps : float, optional
+
+    Returns
+    -------
+    out : ndarray, shape (N, D)
+    cache : ShardedBatchNormCache
+
+    Examples
+    --------
+    >>> x = np.array([[0.0], [2.0], [10.0], [14.0]])
+    >>> out, _ = sharded_batchnorm_forward(x, np.ones(1), np.zeros(1), 2, eps=1e-12)
+    >>> out.ravel()                                      # each pair normalized on its own
+    array([-1.,  1., -1.,  1.])
+
+    Introduced in notebook 07.
+    """
+    x = as_float_array(x, "x")
+    check_ndim(x, "x", (2,), "(N, D)")
+    check_finite(x, "x")
+    D = x.shape[1]
+    gamma = check_param(gamma, "gamma", D, "feature", x.dtype)
+    beta = check_param(beta, "beta", D, "feature", x.dtype)
+    eps = check_positive(eps, "eps")
+    K = _check_int(num_devices, "num_devices")
+    if not isinstance(sync, (bool, np.bool_)):
+        raise TypeError(f"sync must be True or False, got {sync!r}")
+    shards = _split(x, K)
+    if shards[0].shape[0] < 2 and not sync:
+        raise ValueError(f"with per-device statistics every device needs at least 2 samples; "
+                         f"{x.shape[0]} samples on {K} devices leaves {shards[0].shape[0]}")
+    if sync:
+        mean, var = sync_batch_stats(*device_sums(shards))
+        mean, var = np.tile(mean, (K, 1)), np.tile(var, (K, 1))
+    else:
+        mean = np.stack([s.mean(axis=0) for s in shards])
+        var = np.stack([np.mean(np.square(s - mu), axis=0) for s, mu in zip(shards, mean)])
+    inv_std = 1.0 / np.sqrt(var + eps)                                   # (K, D)
+    per_sample = np.repeat(np.arange(K), x.shape[0] // K)
+    x_hat = (x - mean[per_sample]) * inv_std[per_sample]
+    out = x_hat * gamma + beta
+    cache = ShardedBatchNormCache(x_hat=x_hat, gamma=gamma.copy(), inv_std=inv_std, mean=mean,
+                                  var=var, eps=eps, num_devices=K, sync=bool(sync))
+    return out, cache
+
+
+def sharded_batchnorm_backward(dout, cache: ShardedBatchNormCache):
+    """Backward pass of ``sharded_batchnorm_forward``.
+
+    Each device needs ``Σ g`` and ``Σ g · x_hat`` (``g = dout · gamma``) over the samples
+    that shared its statistics: its own shard without ``sync``, the whole batch with
+    ``sync`` (a second all-reduce, this time of two gradient sums).
+
+    Parameters
+    ----------
+    dout : array_like, shape (N, D)
+    cache : ShardedBatchNormCache
+
+    Returns
+    -------
+    dx : ndarray, shape (N, D)
+    dgamma, dbeta : ndarray, shape (D,)
+        Summed over all devices (what data-parallel training all-reduces anyway).
+
+    Examples
+    --------
+    >>> x = np.array([[0.0], [2.0], [10.0], [15.0]])
+    >>> out, cache = sharded_batchnorm_forward(x, np.ones(1), np.zeros(1), 2)
+    >>> dx, dgamma, dbeta = sharded_batchnorm_backward(np.array([[1.0], [0], [0], [0]]), cache)
+    >>> np.round(dx[2:], 12) + 0.0               # device 1 never saw sample 0
+    array([[0.],
+           [0.]])
+
+    Introduced in notebook 07.
+    """
+    _check_cache(cache, ShardedBatchNormCache, "sharded_batchnorm_forward")
+    dout = _check_dout(dout, cache.x_hat.shape, cache.x_hat.dtype)
+    K, N = cache.num_devices, dout.shape[0]
+    dbeta = dout.sum(axis=0)
+    dgamma = np.sum(dout * cache.x_hat, axis=0)
+    g = (dout * cache.gamma).reshape(K, N // K, -1)                      # (K, N/K, D)
+    x_hat = cache.x_hat.reshape(K, N // K, -1)
+    sum_g, sum_gx = g.sum(axis=1, keepdims=True), np.sum(g * x_hat, axis=1, keepdims=True)
+    m = N // K
+    if cache.sync:                                                       # all-reduce the sums
+        sum_g = np.broadcast_to(sum_g.sum(axis=0, keepdims=True), sum_g.shape)
+        sum_gx = np.broadcast_to(sum_gx.sum(axis=0, keepdims=True), sum_gx.shape)
+        m = N
+    dx = cache.inv_std[:, None, :] / m * (m * g - sum_g - x_hat * sum_gx)
+    return dx.reshape(dout.shape), dgamma, dbeta
+
+
+class ShardedBatchNorm(BatchNorm):
+    """BN layer whose training batch is split across ``num_devices`` simulated devices.
+
+    Training mode uses ``sharded_batchnorm_forward``. The running statistics are updated
+    from device 0's statistics without ``sync`` (as data-parallel training does when it
+    keeps device 0's buffers) and from the global ones with ``sync``. Eval mode is plain
+    BN inference. ``num_devices = 1`` is ordinary BN.
+
+    Parameters
+    ----------
+    num_features : int
+    num_devices : int
+    sync : bool, optional
+    eps, momentum : float, optional
+
+    Examples
+    --------
+    >>> layer = ShardedBatchNorm(2, num_devices=2)
+    >>> layer.forward(np.arange(16.0).reshape(8, 2)).shape
+    (8, 2)
+
+    Introduced in notebook 07.
+    """
+
+    def __init__(self, num_features: int, num_devices: int, sync: bool = False,
+                 eps: float = 1e-5, momentum: float = 0.1, dtype=np.float64):
+        super().__init__(num_features, eps=eps, momentum=momentum, dtype=dtype)
+        self.num_devices = _check_int(num_devices, "num_devices")
+        if not isinstance(sync, (bool, np.bool_)):
+            raise TypeError(f"sync must be True or False, got {sync!r}")
+        self.sync = bool(sync)
+        self._scache = None
+
+    def forward(self, x):
+        self._check_width(x)
+        if not self.training:
+            self._scache = None
+            return super().forward(x)
+        out, cache = sharded_batchnorm_forward(x, self.gamma, self.beta, self.num_devices,
+                                               self.sync, self.eps)
+        m = x.shape[0] if self.sync else x.shape[0] // self.num_devices
+        unbiased = cache.var[0] * (m / (m - 1))
+        self.running_mean = (1 - self.momentum) * self.running_mean + self.momentum * cache.mean[0]
+        self.running_var = (1 - self.momentum) * self.running_var + self.momentum * unbiased
+        self._scache, self._cache = cache, None
+        return out
+
+    def backward(self, dout):
+        if self._scache is None:
+            return super().backward(dout)
+        dx, self.dgamma, self.dbeta = sharded_batchnorm_backward(dout, self._scache)
+        return dx
+
+    def __repr__(self):
+        return f"ShardedBatchNorm({self.num_features}, num_devices={self.num_devices}, sync={self.sync})"
+
+
