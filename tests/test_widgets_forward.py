@@ -1,0 +1,133 @@
+"""Notebook 03's explorer: the sliders drive the BN output, the sigmoid and the noise panel."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from bnutils import batchnorm_forward  # noqa: E402
+from bnutils.widgets import controls, median_redraw_ms  # noqa: E402
+from bnutils.widgets import forward as fw  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_default_state_matches_the_static_figure():
+    w = fw.forward_explorer()
+    assert w.result == fw.plot_forward_state()
+    assert w.result == fw.forward_state(**fw.DEFAULTS)
+    assert w.kwargs == fw.DEFAULTS
+    assert (w.result["out_mean"], w.result["out_std"]) == (0.0, 1.0)
+
+
+def test_controls_are_labelled():
+    assert sorted(controls(fw.forward_explorer())) == sorted(
+        ["γ (gamma)", "β (beta)", "ε (eps)", "batch size m", "batch #"])
+
+
+def test_gamma_and_beta_set_the_output_std_and_mean():
+    w = fw.forward_explorer()
+    c = controls(w)
+    c["γ (gamma)"].value = 2.5
+    c["β (beta)"].value = -1.0
+    assert w.result["out_mean"] == pytest.approx(-1.0, abs=1e-4)
+    assert w.result["out_std"] == pytest.approx(2.5, abs=1e-4)
+    c["γ (gamma)"].value = -2.0                       # a negative γ flips, the std stays |γ|
+    assert w.result["out_std"] == pytest.approx(2.0, abs=1e-4)
+    # the batch itself does not move
+    assert w.result["batch_mean"] == fw.forward_state(**fw.DEFAULTS)["batch_mean"]
+
+
+def test_eps_shrinks_the_output_std_as_theory_says():
+    w = fw.forward_explorer()
+    controls(w)["ε (eps)"].value = 10.0
+    var = w.result["batch_std"] ** 2
+    assert w.result["out_std"] == pytest.approx(np.sqrt(var / (var + 10.0)), abs=1e-3)
+    assert w.result["out_std"] < 0.7
+
+
+def test_output_agrees_with_bnutils():
+    x = fw.batch_of_x(32, 5)
+    out, cache = batchnorm_forward(x[:, None], np.array([1.7]), np.array([0.4]), eps=0.1)
+    s = fw.forward_state(gamma=1.7, beta=0.4, eps=0.1, batch_size=32, batch=5)
+    assert s["batch_mean"] == pytest.approx(float(cache.mean[0]), abs=1e-4)
+    assert s["out_std"] == pytest.approx(float(out.std()), abs=1e-4)
+
+
+def test_bn_moves_the_sigmoid_into_its_steep_region():
+    s = fw.forward_state(**fw.DEFAULTS)
+    assert s["slope_raw"] < 0.1 < 0.2 < s["slope_bn"] <= 0.25
+    # with a large γ the network can leave the linear region again
+    assert fw.forward_state(gamma=3.0)["slope_bn"] < s["slope_bn"] - 0.05
+
+
+def test_batch_size_changes_the_noise_of_the_statistics():
+    w = fw.forward_explorer()
+    c = controls(w)
+    spreads = {}
+    for m in (4, 16, 64, 256):
+        c["batch size m"].value = m
+        r = w.result
+        assert r["batch_size"] == m
+        spreads[m] = r["spread_mean"]
+        # measured within 15 % of σ/√m with 400 batches
+        assert r["spread_mean"] == pytest.approx(r["theory_mean"], rel=0.15)
+        assert r["theory_mean"] == pytest.approx(fw.POPULATION_STD / np.sqrt(m), abs=1e-4)
+    # quadrupling m halves the spread
+    assert spreads[4] / spreads[16] == pytest.approx(2.0, rel=0.2)
+    assert spreads[64] / spreads[256] == pytest.approx(2.0, rel=0.2)
+
+
+def test_batch_slider_draws_a_different_batch():
+    w = fw.forward_explorer()
+    first = w.result["batch_mean"]
+    controls(w)["batch #"].value = 7
+    assert w.result["batch_mean"] != first
+    assert w.result["out_mean"] == 0.0 and w.result["out_std"] == 1.0
+
+
+def test_figure_shows_the_numbers():
+    w = fw.forward_explorer()
+    controls(w)["batch size m"].value = 16
+    fig = plt.gcf()
+    assert len(fig.axes) == 4
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0] == "1. A batch of m = 16 values of x"
+    assert titles[1] == f"2. After BN: mean {w.result['out_mean']:.2f}, std {w.result['out_std']:.2f}"
+    assert titles[3].endswith("at m = 16")
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert f"μ_B = {w.result['batch_mean']:.2f}" in legend
+    for ax in fig.axes:
+        assert ax.get_xlabel() and ax.get_ylabel()
+
+
+def test_sliders_clamp_to_their_range():
+    c = controls(fw.forward_explorer())
+    c["batch size m"].value = 1
+    assert c["batch size m"].value == 2
+    c["γ (gamma)"].value = 10.0
+    assert c["γ (gamma)"].value == 3.0
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="batch_size"):
+        fw.batch_of_x(1)
+    with pytest.raises(ValueError, match="batch"):
+        fw.batch_of_x(4, -1)
+
+
+@pytest.mark.parametrize(("name", "values"), [
+    ("γ (gamma)", [0.5, 1.0, 1.5, 2.0, 2.5, 1.2, 0.8]),
+    ("batch size m", [4, 8, 16, 32, 128, 256, 64]),
+    ("ε (eps)", [1e-3, 1e-1, 1.0, 10.0, 100.0, 1e-5, 1e-2]),
+])
+def test_redraw_is_fast(name, values):
+    w = fw.forward_explorer()
+    assert median_redraw_ms(w, name, values) < 100
