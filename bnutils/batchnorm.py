@@ -109,6 +109,8 @@ def _prepare(x, gamma, beta, eps):
     check_ndim(x, "x", (2, 4), _SHAPES)
     check_finite(x, "x")
     what = "feature" if x.ndim == 2 else "channel"
+    if x.shape[1] == 0:
+        raise ValueError(f"x must have at least one {what} (axis 1); got shape {x.shape}")
     gamma = check_param(gamma, "gamma", x.shape[1], what, x.dtype)
     beta = check_param(beta, "beta", x.shape[1], what, x.dtype)
     eps = check_positive(eps, "eps")

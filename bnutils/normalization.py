@@ -124,6 +124,8 @@ def layernorm_forward(x, gamma, beta, eps: float = 1e-5):
     x = as_float_array(x, "x")
     check_ndim(x, "x", (2,), "(N, D)")
     check_finite(x, "x")
+    if x.shape[1] == 0:
+        raise ValueError(f"x must have at least one feature per sample; got shape {x.shape}")
     gamma = check_param(gamma, "gamma", x.shape[1], "feature", x.dtype)
     beta = check_param(beta, "beta", x.shape[1], "feature", x.dtype)
     eps = check_positive(eps, "eps")
@@ -198,6 +200,9 @@ def groupnorm_forward(x, gamma, beta, num_groups: int, eps: float = 1e-5):
     x = as_float_array(x, "x")
     check_ndim(x, "x", (2, 4), "(N, C) or (N, C, H, W)")
     check_finite(x, "x")
+    if 0 in x.shape[1:]:
+        raise ValueError(f"x must have at least one value per sample in each of C, H and W; "
+                         f"got shape {x.shape}")
     C = x.shape[1]
     gamma = check_param(gamma, "gamma", C, "channel", x.dtype)
     beta = check_param(beta, "beta", C, "channel", x.dtype)
