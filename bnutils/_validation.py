@@ -12,6 +12,7 @@ import numbers
 import numpy as np
 
 __all__ = [
+    "NonFiniteError",
     "as_float_array",
     "check_finite",
     "check_param",
@@ -20,6 +21,15 @@ __all__ = [
     "check_ndim",
     "float_dtype",
 ]
+
+
+class NonFiniteError(ValueError):
+    """NaN or inf where finite numbers are required.
+
+    A ``ValueError`` like every other bad-input error; it has its own class so that
+    ``bnutils.training.train`` can tell numbers that blew up during training (divergence)
+    from a programming mistake.
+    """
 
 
 def float_dtype(*arrays: np.ndarray) -> np.dtype:
@@ -65,11 +75,12 @@ def check_ndim(x: np.ndarray, name: str, allowed: tuple[int, ...], shapes: str) 
 
 
 def check_finite(x: np.ndarray, name: str) -> None:
-    """Raise ``ValueError`` if ``x`` holds NaN or ±inf, saying how many and where the first is."""
+    """Raise ``NonFiniteError`` (a ``ValueError``) if ``x`` holds NaN or ±inf, saying how many
+    and where the first is."""
     if not np.all(np.isfinite(x)):
         bad = ~np.isfinite(x)
         first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(
+        raise NonFiniteError(
             f"{name} contains {int(bad.sum())} non-finite value(s) (NaN or inf); "
             f"the first is {x[first]} at index {first}"
         )
@@ -85,6 +96,8 @@ def check_param(value, name: str, size: int, what: str, dtype) -> np.ndarray:
 
 
 def _check_real_scalar(value, name: str) -> float:
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value.item()  # a 0-d array such as np.array(1e-5) is a number too
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
     value = float(value)

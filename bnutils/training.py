@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._validation import NonFiniteError, as_float_array, check_finite
 from .layers import accuracy, softmax_cross_entropy
 
 __all__ = ["TrainingHistory", "evaluate", "minibatches", "sgd_step", "train"]
@@ -61,6 +62,8 @@ def minibatches(n: int, batch_size: int, rng, drop_last: bool = True):
 
     Introduced in notebook 05.
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise TypeError(f"batch_size must be an integer, got {batch_size!r}")
     if batch_size < 1 or batch_size > n:
         raise ValueError(f"batch_size must lie in 1..{n} (the number of samples), got {batch_size}")
     order = np.random.default_rng(rng).permutation(n)
@@ -71,6 +74,19 @@ def minibatches(n: int, batch_size: int, rng, drop_last: bool = True):
 
 def sgd_step(model, lr: float, velocity: dict | None = None, momentum: float = 0.0):
     """Update every parameter in place: ``p -= lr * grad`` (with optional heavy-ball momentum).
+
+    With ``momentum`` > 0 and a ``velocity`` dict (kept by the caller between steps),
+    ``v = momentum * v + grad`` and ``p -= lr * v``.
+
+    Examples
+    --------
+    >>> from bnutils.layers import Linear
+    >>> layer = Linear(2, 1, init=1.0, rng=0)
+    >>> W0 = layer.W.copy()
+    >>> _ = layer.forward(np.array([[1.0, 2.0]])); _ = layer.backward(np.array([[1.0]]))
+    >>> sgd_step(layer, lr=0.1)
+    >>> np.round(layer.W - W0, 6).ravel().tolist()     # -lr * dW, dW = x.T @ dout
+    [-0.1, -0.2]
 
     Introduced in notebook 05.
     """
@@ -88,19 +104,34 @@ def sgd_step(model, lr: float, velocity: dict | None = None, momentum: float = 0
 def evaluate(model, X, y, batch_size: int = 1024) -> tuple[float, float]:
     """Accuracy and mean cross-entropy of ``model`` on ``(X, y)`` in eval mode.
 
-    The model's mode is restored afterwards. Returns ``(accuracy, loss)``.
+    The model's mode is restored afterwards. Returns ``(accuracy, loss)``; a model whose
+    outputs are no longer finite (it diverged) scores ``(0.0, inf)``.
+
+    Examples
+    --------
+    >>> from bnutils.layers import Linear
+    >>> model = Linear(2, 2, init=1.0, rng=0)
+    >>> acc, loss = evaluate(model, np.eye(2), np.array([0, 1]))
+    >>> 0.0 <= acc <= 1.0 and loss > 0
+    True
 
     Introduced in notebook 05.
     """
+    X = as_float_array(X, "X")
+    check_finite(X, "X")
     was_training = getattr(model, "training", True)
     model.eval()
     try:
-        with np.errstate(over="ignore", invalid="ignore"):
-            logits = np.concatenate([model.forward(X[i:i + batch_size])
-                                     for i in range(0, len(X), batch_size)])
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                logits = np.concatenate([model.forward(X[i:i + batch_size])
+                                         for i in range(0, len(X), batch_size)])
+        except NonFiniteError:          # a layer met NaN/inf: the model has blown up
+            return 0.0, float("inf")
         if not np.all(np.isfinite(logits)):
             return 0.0, float("inf")
-        loss, _ = softmax_cross_entropy(logits, y)
+        with np.errstate(over="ignore"):    # finite but huge logits: the loss may be inf
+            loss, _ = softmax_cross_entropy(logits, y)
         return accuracy(logits, y), loss
     finally:
         if was_training:
@@ -140,11 +171,34 @@ def train(model, X, y, *, lr: float, steps: int, batch_size: int = 64, momentum:
     Returns
     -------
     TrainingHistory
+        Training stops early, with ``diverged = True``, as soon as the loss, the
+        parameters or any layer's numbers (e.g. BN's running variance) become NaN/inf.
+
+    Examples
+    --------
+    >>> from bnutils.layers import Linear, ReLU, Sequential
+    >>> X = np.random.default_rng(0).standard_normal((64, 2))
+    >>> y = (X[:, 0] > 0).astype(int)
+    >>> model = Sequential(Linear(2, 8, rng=0), ReLU(), Linear(8, 2, rng=1))
+    >>> history = train(model, X, y, lr=0.5, steps=40, batch_size=16, X_test=X, y_test=y)
+    >>> len(history.loss), history.loss[-1] < history.loss[0], history.final_accuracy > 0.9
+    (40, True, True)
 
     Introduced in notebook 05.
     """
     if steps < 1:
         raise ValueError(f"steps must be ≥ 1, got {steps}")
+    X = as_float_array(X, "X")
+    check_finite(X, "X")       # bad data is an error; NaN/inf appearing later is divergence
+    y = np.asarray(y)
+    if len(y) != len(X):
+        raise ValueError(f"X and y must have the same length, got {len(X)} and {len(y)}")
+    if X_test is not None:
+        if y_test is None:
+            raise ValueError("X_test was given without y_test")
+        if isinstance(eval_every, bool) or not isinstance(eval_every, (int, np.integer)) \
+                or eval_every < 1:
+            raise ValueError(f"eval_every must be a positive integer, got {eval_every!r}")
     rng = np.random.default_rng(seed)
     history = TrainingHistory()
     velocity: dict = {}
@@ -152,14 +206,20 @@ def train(model, X, y, *, lr: float, steps: int, batch_size: int = 64, momentum:
     step = 0
     while step < steps:
         for idx in minibatches(len(X), batch_size, rng):
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                logits = model.forward(X[idx])
-                if not np.all(np.isfinite(logits)):
-                    history.diverged = True
-                    return history
-                loss, dlogits = loss_fn(logits, y[idx])
-                model.backward(dlogits)
-                sgd_step(model, lr, velocity, momentum)
+            try:
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    logits = model.forward(X[idx])
+                    if not np.all(np.isfinite(logits)):
+                        history.diverged = True
+                        return history
+                    loss, dlogits = loss_fn(logits, y[idx])
+                    model.backward(dlogits)
+                    sgd_step(model, lr, velocity, momentum)
+            except NonFiniteError:
+                # A layer refused NaN/inf produced by the blow-up itself (e.g. an overflowed
+                # activation, or BN's running variance after a huge batch): divergence.
+                history.diverged = True
+                return history
             step += 1
             history.steps.append(step)
             history.loss.append(loss)
