@@ -67,6 +67,20 @@ class Layer:
         if getattr(self, attr, None) is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
 
+    def _need_backward(self, attr):
+        if getattr(self, attr, None) is None:
+            raise RuntimeError(f"{type(self).__name__}.grads() called before backward")
+
+    @staticmethod
+    def _check_dout(dout, shape):
+        """``dout`` as a float array of the forward output's shape (no silent broadcasting)."""
+        dout = as_float_array(dout, "dout")
+        if dout.shape != tuple(shape):
+            raise ValueError(f"dout must have the shape of the forward output, {tuple(shape)}; "
+                             f"got {dout.shape}")
+        check_finite(dout, "dout")
+        return dout
+
 
 class Linear(Layer):
     """Fully connected layer ``out = x @ W + b``.
@@ -114,11 +128,13 @@ class Linear(Layer):
         self.W = (rng.standard_normal((in_features, out_features)) * std).astype(dtype)
         self.b = np.zeros(out_features, dtype) if bias else None
         self._x = None
+        self.dW = self.db = None
 
     def params(self):
         return {"W": self.W} if self.b is None else {"W": self.W, "b": self.b}
 
     def grads(self):
+        self._need_backward("dW")
         return {"W": self.dW} if self.b is None else {"W": self.dW, "b": self.db}
 
     def forward(self, x):
@@ -127,6 +143,7 @@ class Linear(Layer):
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"Linear({self.in_features}, {self.out_features}) expects x of shape "
                              f"(N, {self.in_features}); got {x.shape}")
+        check_finite(x, "x")
         self._x = x
         out = x @ self.W
         return out if self.b is None else out + self.b
@@ -134,10 +151,7 @@ class Linear(Layer):
     def backward(self, dout):
         """dout: (N, out_features) -> dx: (N, in_features); sets ``dW`` and ``db``."""
         self._need_forward("_x")
-        dout = np.asarray(dout)
-        if dout.shape != (self._x.shape[0], self.out_features):
-            raise ValueError(f"dout must have shape {(self._x.shape[0], self.out_features)}, "
-                             f"got {dout.shape}")
+        dout = self._check_dout(dout, (self._x.shape[0], self.out_features))
         self.dW = self._x.T @ dout
         if self.b is not None:
             self.db = dout.sum(axis=0)
@@ -199,15 +213,16 @@ class BatchNorm(Layer):
         self.training = True
         self._cache = None
         self._eval_scale = None
+        self.dgamma = self.dbeta = None
 
     def params(self):
         return {"gamma": self.gamma, "beta": self.beta}
 
     def grads(self):
+        self._need_backward("dgamma")
         return {"gamma": self.dgamma, "beta": self.dbeta}
 
     def _check_width(self, x):
-        x = np.asarray(x)
         if x.ndim not in (2, 4) or x.shape[1] != self.num_features:
             raise ValueError(f"BatchNorm(num_features={self.num_features}) expects x of shape "
                              f"(N, {self.num_features}) or (N, {self.num_features}, H, W); "
@@ -215,6 +230,7 @@ class BatchNorm(Layer):
 
     def forward(self, x):
         """Normalize ``x``; in training mode also update the running statistics."""
+        x = as_float_array(x, "x")
         self._check_width(x)
         if self.training:
             out, cache = batchnorm_forward(x, self.gamma, self.beta, self.eps)
@@ -228,7 +244,7 @@ class BatchNorm(Layer):
         inv_std = 1.0 / np.sqrt(self.running_var + self.eps)
         axes = (0,) if out.ndim == 2 else (0, 2, 3)
         shape = (1, -1) if out.ndim == 2 else (1, -1, 1, 1)
-        x_hat = (np.asarray(x, dtype=out.dtype) - self.running_mean.reshape(shape)) * inv_std.reshape(shape)
+        x_hat = (x - self.running_mean.reshape(shape)) * inv_std.reshape(shape)
         self._cache, self._eval_scale = None, (x_hat, inv_std, axes, shape)
         return out
 
@@ -239,9 +255,7 @@ class BatchNorm(Layer):
             return dx
         self._need_forward("_eval_scale")
         x_hat, inv_std, axes, shape = self._eval_scale
-        dout = np.asarray(dout)
-        if dout.shape != x_hat.shape:
-            raise ValueError(f"dout must have shape {x_hat.shape}, got {dout.shape}")
+        dout = self._check_dout(dout, x_hat.shape)
         self.dbeta = dout.sum(axis=axes)
         self.dgamma = np.sum(dout * x_hat, axis=axes)
         return dout * (self.gamma * inv_std).reshape(shape)
@@ -254,12 +268,13 @@ class ReLU(Layer):
     """``out = max(0, x)``. Introduced in notebook 02."""
 
     def forward(self, x):
-        self._mask = np.asarray(x) > 0
-        return np.where(self._mask, x, 0.0).astype(np.result_type(x, np.float32), copy=False)
+        x = as_float_array(x, "x")
+        self._mask = x > 0
+        return np.where(self._mask, x, x.dtype.type(0))
 
     def backward(self, dout):
         self._need_forward("_mask")
-        return dout * self._mask
+        return self._check_dout(dout, self._mask.shape) * self._mask
 
     def __repr__(self):
         return "ReLU()"
@@ -269,7 +284,7 @@ class Sigmoid(Layer):
     """``out = 1 / (1 + exp(-x))``, computed without overflow. Introduced in notebook 02."""
 
     def forward(self, x):
-        x = np.asarray(x, dtype=np.result_type(x, np.float32))
+        x = as_float_array(x, "x")
         # exp of a non-positive number never overflows: use the form that needs one.
         e = np.exp(-np.abs(x))
         self._out = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
@@ -277,7 +292,7 @@ class Sigmoid(Layer):
 
     def backward(self, dout):
         self._need_forward("_out")
-        return dout * self._out * (1.0 - self._out)
+        return self._check_dout(dout, self._out.shape) * self._out * (1.0 - self._out)
 
     def __repr__(self):
         return "Sigmoid()"
@@ -287,12 +302,12 @@ class Tanh(Layer):
     """``out = tanh(x)``. Introduced in notebook 02."""
 
     def forward(self, x):
-        self._out = np.tanh(x)
+        self._out = np.tanh(as_float_array(x, "x"))
         return self._out
 
     def backward(self, dout):
         self._need_forward("_out")
-        return dout * (1.0 - self._out**2)
+        return self._check_dout(dout, self._out.shape) * (1.0 - self._out**2)
 
     def __repr__(self):
         return "Tanh()"
@@ -391,8 +406,9 @@ def softmax_cross_entropy(logits, y):
     """
     logits = as_float_array(logits, "logits")
     y = np.asarray(y)
-    if logits.ndim != 2:
-        raise ValueError(f"logits must have shape (N, K), got {logits.shape}")
+    if logits.ndim != 2 or 0 in logits.shape:
+        raise ValueError(f"logits must have shape (N, K) with N ≥ 1 samples and K ≥ 1 classes, "
+                         f"got {logits.shape}")
     if y.shape != (logits.shape[0],) or y.dtype.kind not in "iu":
         raise ValueError(f"y must hold {logits.shape[0]} integer labels, shape ({logits.shape[0]},); "
                          f"got shape {y.shape}, dtype {y.dtype}")
@@ -446,5 +462,9 @@ def accuracy(logits, y) -> float:
 
     Introduced in notebook 05.
     """
-    logits = np.asarray(logits)
-    return float(np.mean(np.argmax(logits, axis=1) == np.asarray(y)))
+    logits = as_float_array(logits, "logits")
+    y = np.asarray(y)
+    if logits.ndim != 2 or logits.shape[0] == 0 or y.shape != (logits.shape[0],):
+        raise ValueError(f"accuracy needs logits of shape (N, K) with N ≥ 1 and N labels y of "
+                         f"shape (N,); got logits {logits.shape} and y {y.shape}")
+    return float(np.mean(np.argmax(logits, axis=1) == y))
