@@ -1,0 +1,187 @@
+"""The notebook harness itself: sanitize file, tools/refresh_notebooks.py, the root conftest.py.
+
+The last test builds a small notebook with every kind of cell the course uses (trailing
+``;``, a widget whose callback prints and plots, ``%timeit``, tagged cells), refreshes it
+with the real script, and runs strict nbval on it with the repository's own pytest
+configuration, plus a notebook whose widget callback raises (about 8 s in all).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbval.plugin import get_sanitize_patterns
+
+ROOT = Path(__file__).resolve().parents[1]
+SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def _load_tool(name: str):
+    spec = importlib.util.spec_from_file_location(f"tools_{name}", ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+refresh_notebooks = _load_tool("refresh_notebooks")
+
+
+def sanitize(text: str) -> str:
+    """Apply the sanitize file the way nbval does (every pair, in file order)."""
+    for regex, replace in get_sanitize_patterns(SANITIZE.read_text(encoding="utf-8")):
+        text = re.sub(regex, replace, text)
+    return text
+
+
+# --- the sanitize file --------------------------------------------------------------------
+
+def test_sanitize_file_pairs_all_load():
+    text = SANITIZE.read_text(encoding="utf-8")
+    n_regex = sum(line.startswith("regex: ") for line in text.splitlines())
+    pairs = get_sanitize_patterns(text)
+    assert len(pairs) == n_regex == 5      # a pair with an empty replace: would silently vanish
+    assert "\r" not in text
+    for regex, replace in pairs:
+        re.compile(regex)
+        assert replace.strip() and not regex.startswith(" ")
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    ("[<matplotlib.lines.Line2D at 0x7f3a2b1c9d50>]", "[<matplotlib.lines.Line2D at 0x7fed00112233>]"),
+    ("/tmp/ipykernel_9829/25862698.py:1: RuntimeWarning: divide by zero",
+     "/tmp/ipykernel_123/4444.py:3: RuntimeWarning: divide by zero"),
+    ("1.23 µs ± 45.6 ns per loop (mean ± std. dev. of 3 runs, 1,000 loops each)",
+     "The slowest run took 5.12 times longer than the fastest. This could mean that an "
+     "intermediate result is being cached.\n"
+     "987 ns ± 1.2 ns per loop (mean ± std. dev. of 3 runs, 1,000 loops each)"),
+    ("CPU times: user 1.2 ms, sys: 0 ns, total: 1.2 ms\nWall time: 1.5 ms",
+     "CPU times: user 3 ms, sys: 1 ms, total: 4 ms\nWall time: 9.8 ms"),
+    ("100%|##########| 10/10 [00:00<00:00, 1553445.93it/s]",
+     "100%|##########| 10/10 [00:01<00:00,  9.12it/s]"),
+])
+def test_sanitize_makes_run_specific_text_equal(first, second):
+    assert first != second
+    assert sanitize(first) == sanitize(second)
+
+
+@pytest.mark.parametrize("text", [
+    "mean = 0.0000, std = 1.0000",
+    "array([ 1.2345, -0.5   ])",
+    "Exercise 3.1 · BN forward: ✓ matches the reference on 3 batches",
+    "batch 0x12 (short hex is kept)",
+])
+def test_sanitize_leaves_course_numbers_alone(text):
+    assert sanitize(text) == text
+
+
+# --- refresh: the tidy step, no kernel -----------------------------------------------------
+
+def _executed_notebook():
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    nb.metadata["kernelspec"] = {"name": "bn-course", "display_name": "BN", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python", "version": "3.11.7"}
+    view = nbformat.v4.new_output("display_data", data={
+        "text/plain": "interactive(...)",
+        WIDGET_MIME: {"model_id": "01b27eee9bc04b748486c2030ba39abd", "version_major": 2,
+                      "version_minor": 0}})
+    widget_cell = nbformat.v4.new_code_cell("w", execution_count=1, outputs=[view])
+    widget_cell.metadata["execution"] = {"iopub.execute_input": "2026-01-01T00:00:00Z"}
+    skipped = nbformat.v4.new_code_cell("slow()", execution_count=2, outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="old\n")])
+    skipped.metadata["tags"] = ["skip-execution", "nbval-skip"]
+    empty = nbformat.v4.new_code_cell("", execution_count=3)
+    nb.cells = [nbformat.v4.new_markdown_cell("# T"), widget_cell, skipped, empty]
+    return nb
+
+
+def test_tidy_drops_run_specific_metadata():
+    nb = refresh_notebooks.tidy(_executed_notebook())
+    assert "widgets" not in nb.metadata
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert nb.metadata["language_info"] == {"name": "python"}
+    _, widget_cell, skipped, empty = nb.cells
+    assert "execution" not in widget_cell.metadata
+    assert widget_cell.outputs[0]["data"][WIDGET_MIME]["model_id"] == "static-view-1"
+    assert skipped.outputs == [] and skipped.execution_count is None
+    assert empty.execution_count is None
+    nbformat.validate(nb)
+
+
+# --- refresh + strict nbval with the repository's configuration, end to end ----------------
+
+GOOD_CELLS = [
+    "import ipywidgets as widgets\nimport matplotlib.pyplot as plt\nimport numpy as np",
+    'print(f"{np.random.default_rng(0).normal(size=1000).std():.4f}")',
+    "plt.plot([1, 2, 3]);",                                    # needs the store_history patch
+    "def show(a=1.0):\n"
+    "    plt.plot([0, 1], [0, a])\n"
+    "    plt.title(f'a={a:.1f}')\n"
+    "    plt.show()\n"
+    "    print(f'a={a:.1f}')\n"
+    "    return a\n"
+    "w = widgets.interactive(show, a=(0.0, 2.0, 0.5))\n"
+    "w",                                                        # needs the widget rule
+    "%timeit -n 10 -r 2 sum(range(100))",                       # needs the sanitize file
+    "object()",                                                 # a memory address
+    "raise SystemExit('a cell tagged skip-execution never runs')",
+    "raise ValueError('this cell is meant to raise')",
+]
+TAGS = {6: ["skip-execution", "nbval-skip"], 7: ["raises-exception"]}
+
+BROKEN_CALLBACK_CELLS = [
+    "import ipywidgets as widgets",
+    "widgets.interactive(lambda a=1.0: undefined_name * a, a=(0.0, 2.0))",
+]
+
+
+def _write(path: Path, sources, tags=None):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    for i, cell_tags in (tags or {}).items():
+        nb.cells[i].metadata["tags"] = cell_tags
+    nbformat.write(nb, path)
+
+
+def test_refresh_then_strict_nbval(pytester, monkeypatch):
+    project = pytester.path
+    shutil.copy(ROOT / "pyproject.toml", project / "pyproject.toml")
+    shutil.copy(ROOT / "conftest.py", project / "conftest.py")
+    (project / "tests").mkdir()
+    shutil.copy(SANITIZE, project / "tests" / SANITIZE.name)
+    notebooks = project / "notebooks"
+    notebooks.mkdir()
+    good, broken = notebooks / "01_good.ipynb", notebooks / "02_broken_callback.ipynb"
+    _write(good, GOOD_CELLS, TAGS)
+    _write(broken, BROKEN_CALLBACK_CELLS)
+
+    # Refresh: runs, stores outputs, and a second refresh changes nothing but what the
+    # sanitize file hides (the %timeit numbers, the address of object()).
+    for path in (good, broken):
+        refresh_notebooks.refresh(path, timeout=120)
+    first = good.read_text(encoding="utf-8")
+    refresh_notebooks.refresh(good, timeout=120)
+    second = good.read_text(encoding="utf-8")
+    assert sanitize(second) == sanitize(first), "refreshing twice gave different notebooks"
+
+    nb = nbformat.read(good, as_version=4)
+    assert "widgets" not in nb.metadata
+    counts = [c.execution_count for c in nb.cells]
+    assert counts == [1, 2, 3, 4, 5, 6, None, 7]
+    assert all("execution" not in c.metadata for c in nb.cells)
+    assert nb.cells[7].outputs[0]["ename"] == "ValueError"
+    assert WIDGET_MIME in nb.cells[3].outputs[0]["data"]
+
+    # Strict nbval, run from a subfolder (the sanitize file is found by absolute path).
+    monkeypatch.chdir(notebooks)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rfEs")
+    # good: 7 cells pass, 1 skipped; broken: the import passes, the callback error fails
+    result.assert_outcomes(passed=8, skipped=1, failed=1)
+    result.stdout.fnmatch_lines(["*FAILED*02_broken_callback.ipynb::Cell 1*"])
+    result.stdout.no_fnmatch_line("*FAILED*01_good*")
+    assert "NameError" in result.stdout.str()
