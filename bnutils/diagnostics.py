@@ -1,0 +1,514 @@
+"""Looking inside a network: per-layer statistics, saturation, perturbations, percentiles.
+
+Everything here works on a ``bnutils.layers.Sequential`` (e.g. from
+``bnutils.models.make_mlp``) and never changes its parameters::
+
+    idx = activation_indices(model)            # where the ReLU/Sigmoid/Tanh layers sit
+    stats = layer_statistics(model, x, y)      # one LayerStats per activation layer
+    print(format_layer_table(stats))
+    change = perturbation_propagation(model, x, rel_size=0.01)   # (len(model),)
+    rec = record_percentiles(layer=idx[-1] - 1, unit=0, x=x_probe)
+    train(model, X, y, ..., callback=rec)      # rec.steps, rec.values: (T, 3)
+    X, y = make_wave_data(400, x1_range=(-3, -0.3))   # data for the covariate-shift demo
+
+Introduced in notebook 02 (and reused in notebook 05).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._validation import as_float_array, check_positive
+from .layers import Linear, ReLU, Sequential, Sigmoid, Tanh, softmax_cross_entropy
+
+__all__ = [
+    "SATURATION",
+    "LayerStats",
+    "PercentileRecorder",
+    "activation_indices",
+    "format_layer_table",
+    "layer_statistics",
+    "make_wave_data",
+    "perturbation_propagation",
+    "plot_activation_histograms",
+    "record_percentiles",
+    "saturation_fraction",
+    "wave_boundary",
+]
+
+_ACTIVATIONS = {Tanh: "tanh", Sigmoid: "sigmoid", ReLU: "relu"}
+_DIRECTION_STREAM = 20150211  # keeps perturbation directions apart from weight-init streams
+
+#: When a unit counts as saturated, per activation: where its derivative is (almost) 0.
+#: tanh: |a| > 0.99 (tanh' = 1 - a² < 0.02, 2 % of its maximum 1);
+#: sigmoid: a < 0.01 or a > 0.99 (σ' = a(1 - a) < 0.0099, 4 % of its maximum 0.25);
+#: relu: a = 0 (an inactive unit passes no gradient).
+SATURATION = {
+    "tanh": "|a| > 0.99",
+    "sigmoid": "a < 0.01 or a > 0.99",
+    "relu": "a = 0",
+}
+
+
+def _check_sequential(model):
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be a bnutils.layers.Sequential (e.g. from make_mlp), "
+                        f"got {type(model).__name__}")
+
+
+def _activation_name(layer) -> str | None:
+    for cls, name in _ACTIVATIONS.items():
+        if isinstance(layer, cls):
+            return name
+    return None
+
+
+def activation_indices(model) -> list[int]:
+    """Positions in ``model`` (a Sequential) of its ReLU, Sigmoid and Tanh layers.
+
+    The input of the activation at position ``i`` is ``model.outputs[i - 1]``.
+
+    Examples
+    --------
+    >>> from bnutils.models import make_mlp
+    >>> activation_indices(make_mlp([4, 8, 8, 3], "tanh"))
+    [1, 3]
+
+    Introduced in notebook 02.
+    """
+    _check_sequential(model)
+    return [i for i, layer in enumerate(model.layers) if _activation_name(layer) is not None]
+
+
+def saturation_fraction(out, activation: str = "tanh") -> float:
+    """Fraction of the entries of an activation's output that sit where it is flat.
+
+    Parameters
+    ----------
+    out : array_like, any shape
+        Output of the activation (not its input).
+    activation : {"tanh", "sigmoid", "relu"}, optional
+        Decides the rule, see ``SATURATION``: tanh ``|a| > 0.99``; sigmoid
+        ``a < 0.01 or a > 0.99``; relu ``a = 0``.
+
+    Returns
+    -------
+    float in [0, 1]
+
+    Examples
+    --------
+    >>> saturation_fraction(np.tanh([0.0, 1.0, 3.0, -4.0]))
+    0.5
+
+    Introduced in notebook 02.
+    """
+    if activation not in SATURATION:
+        raise ValueError(f"activation must be one of {sorted(SATURATION)}, got {activation!r}")
+    a = as_float_array(out, "out")
+    if a.size == 0:
+        raise ValueError("out is empty")
+    if activation == "tanh":
+        flat = np.abs(a) > 0.99
+    elif activation == "sigmoid":
+        flat = (a < 0.01) | (a > 0.99)
+    else:
+        flat = a == 0
+    return float(np.mean(flat))
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """Statistics of one activation layer for one batch (see ``layer_statistics``).
+
+    Attributes
+    ----------
+    index : int
+        Position of the activation layer in the Sequential.
+    depth : int
+        1 for the first hidden layer, 2 for the second, ...
+    activation : str
+        "tanh", "sigmoid" or "relu".
+    mean, std : float
+        Of the activation's output over the batch and the units.
+    saturation : float
+        ``saturation_fraction`` of the output.
+    grad_std : float
+        Standard deviation of ∂loss/∂(output of this layer): the gradient flowing back
+        into this layer.
+    weight_grad_norm, weight_norm : float
+        Frobenius norms of ∂loss/∂W and of W for the Linear layer that feeds this
+        activation.
+    out : ndarray, shape (N, width)
+        The output itself (for histograms).
+    """
+
+    index: int
+    depth: int
+    activation: str
+    mean: float
+    std: float
+    saturation: float
+    grad_std: float
+    weight_grad_norm: float
+    weight_norm: float
+    out: np.ndarray = field(repr=False, compare=False)
+
+
+def layer_statistics(model, x, y, loss_fn=softmax_cross_entropy) -> list[LayerStats]:
+    """Forward and backward one batch; describe every activation layer.
+
+    The model runs in its current mode (in training mode a BatchNorm layer also updates
+    its running statistics, as one training forward would). Parameters are not changed;
+    the layers' stored gradients (``dW`` …) are overwritten.
+
+    Parameters
+    ----------
+    model : Sequential
+    x : ndarray, shape (N, D)
+    y : ndarray
+        Targets for ``loss_fn`` (class labels for the default softmax cross-entropy).
+    loss_fn : callable, optional
+        ``loss, dlogits = loss_fn(logits, y)``.
+
+    Returns
+    -------
+    list of LayerStats
+        One per activation layer, in order.
+
+    Examples
+    --------
+    >>> from bnutils.models import make_mlp
+    >>> model = make_mlp([4, 8, 8, 3], "tanh", init="xavier", rng=0)
+    >>> x = np.random.default_rng(0).standard_normal((16, 4))
+    >>> stats = layer_statistics(model, x, np.zeros(16, dtype=int))
+    >>> [s.depth for s in stats]
+    [1, 2]
+
+    Introduced in notebook 02.
+    """
+    _check_sequential(model)
+    logits = model.forward(x)
+    _, dout = loss_fn(logits, y)
+    douts = [None] * len(model)
+    for i in range(len(model) - 1, -1, -1):
+        douts[i] = dout                    # ∂loss/∂(output of layer i)
+        dout = model.layers[i].backward(dout)
+    stats = []
+    last_linear = None
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, Linear):
+            last_linear = layer
+            continue
+        name = _activation_name(layer)
+        if name is None:
+            continue
+        out = np.asarray(model.outputs[i])
+        stats.append(LayerStats(
+            index=i, depth=len(stats) + 1, activation=name,
+            mean=float(out.mean()), std=float(out.std()),
+            saturation=saturation_fraction(out, name),
+            grad_std=float(np.std(douts[i])),
+            weight_grad_norm=float("nan") if last_linear is None else float(np.linalg.norm(last_linear.dW)),
+            weight_norm=float("nan") if last_linear is None else float(np.linalg.norm(last_linear.W)),
+            out=out,
+        ))
+    return stats
+
+
+def format_layer_table(stats: Sequence[LayerStats]) -> str:
+    """A fixed-width table of ``layer_statistics`` results, deterministic to print.
+
+    Examples
+    --------
+    >>> print(format_layer_table([]).splitlines()[0])
+    layer    mean    std  saturated  grad std (∂L/∂a)  |∂L/∂W|
+
+    Introduced in notebook 02.
+    """
+    lines = ["layer    mean    std  saturated  grad std (∂L/∂a)  |∂L/∂W|"]
+    for s in stats:
+        lines.append(f"{s.depth:5d}  {round(s.mean, 3) + 0.0:6.3f}  {s.std:5.3f}  "
+                     f"{100 * s.saturation:7.1f} %  {s.grad_std:16.2e}  {s.weight_grad_norm:7.2e}")
+    return "\n".join(lines)
+
+
+def perturbation_propagation(model, x, rel_size: float = 0.01, layers=None,
+                             rng=0) -> np.ndarray:
+    """Relative change of every layer's output when some weights change by ``rel_size``.
+
+    Each chosen Linear layer's ``W`` is replaced by ``W + ΔW``, with ``ΔW`` a random
+    direction of Frobenius norm ``rel_size · ‖W‖`` (a 1 % change for 0.01); the batch
+    ``x`` goes through the network before and after, and the function returns, for each
+    layer ``j``, ``‖out'_j - out_j‖ / ‖out_j‖`` (Frobenius norms over the batch).
+    The weights are restored afterwards.
+
+    Parameters
+    ----------
+    model : Sequential
+    x : ndarray, shape (N, D)
+    rel_size : float, optional
+    layers : sequence of int, optional
+        Positions (in ``model``) of the Linear layers to perturb; by default the first
+        Linear layer only.
+    rng : int or numpy.random.Generator, optional
+        Seeds the directions. An integer seed gives a stream different from
+        ``default_rng(seed)``, so the direction is never the model's own initial weights
+        even when the model was built with the same seed.
+
+    Returns
+    -------
+    ndarray, shape (len(model),)
+        Select the activations with ``activation_indices(model)``.
+
+    Examples
+    --------
+    >>> from bnutils.models import make_mlp
+    >>> model = make_mlp([4, 8, 3], "tanh", rng=0)
+    >>> change = perturbation_propagation(model, np.ones((5, 4)), rel_size=0.01)
+    >>> change.shape
+    (3,)
+
+    Introduced in notebook 02.
+    """
+    _check_sequential(model)
+    rel_size = check_positive(rel_size, "rel_size")
+    if layers is None:
+        linear = [i for i, layer in enumerate(model.layers) if isinstance(layer, Linear)]
+        if not linear:
+            raise ValueError("model has no Linear layer to perturb")
+        layers = linear[:1]
+    for i in layers:
+        if not (isinstance(i, (int, np.integer)) and 0 <= i < len(model)
+                and isinstance(model.layers[i], Linear)):
+            raise ValueError(f"layers must hold positions of Linear layers in the model; "
+                             f"{i!r} is not one")
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        # Not default_rng(rng): a model built with make_mlp(..., rng=rng) drew its weights
+        # from that very stream, and the "random" direction would then be W itself.
+        rng = np.random.default_rng([int(rng), _DIRECTION_STREAM])
+    rng = np.random.default_rng(rng)
+    model.forward(x)
+    before = [np.array(o, copy=True) for o in model.outputs]
+    saved = {i: model.layers[i].W for i in layers}
+    try:
+        for i in layers:
+            W = saved[i]
+            direction = rng.standard_normal(W.shape)
+            model.layers[i].W = W + rel_size * np.linalg.norm(W) * direction / np.linalg.norm(direction)
+        model.forward(x)
+        after = model.outputs
+        change = np.array([np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300)
+                           for a, b in zip(after, before)])
+    finally:
+        for i, W in saved.items():
+            model.layers[i].W = W
+    return change
+
+
+class PercentileRecorder:
+    """A ``train`` callback that records percentiles of one unit of one layer's output.
+
+    Create it with ``record_percentiles``; pass it as ``callback=`` to
+    ``bnutils.training.train``. It is called as ``rec(step, model)``; call it once
+    yourself as ``rec(0, model)`` before training to record the starting point.
+
+    Attributes
+    ----------
+    layer, unit : int
+    q : tuple of float
+        The percentiles (0-100).
+    steps : list of int
+        Steps at which a record was taken.
+    values : ndarray, shape (len(steps), len(q))
+        The percentiles at those steps.
+    """
+
+    def __init__(self, layer: int, unit: int, x=None, q=(15, 50, 85), every: int = 1):
+        for name, v in (("layer", layer), ("unit", unit)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise TypeError(f"{name} must be an integer, got {v!r}")
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+            raise ValueError(f"every must be a positive integer, got {every!r}")
+        q = tuple(float(v) for v in q)
+        if not q or any(not 0 <= v <= 100 for v in q):
+            raise ValueError(f"q must hold percentiles between 0 and 100, got {q}")
+        self.layer, self.unit, self.q, self.every = int(layer), int(unit), q, int(every)
+        self.x = None if x is None else as_float_array(x, "x")
+        self.steps: list[int] = []
+        self._rows: list[np.ndarray] = []
+
+    @property
+    def values(self) -> np.ndarray:
+        return np.array(self._rows).reshape(len(self._rows), len(self.q))
+
+    def __call__(self, step: int, model) -> None:
+        if step % self.every:
+            return
+        _check_sequential(model)
+        if not -len(model) <= self.layer < len(model):
+            raise ValueError(f"layer {self.layer} is out of range for a model of {len(model)} layers")
+        if self.x is None:
+            if not model.outputs:
+                raise RuntimeError("no forward pass recorded yet: pass x= to record_percentiles "
+                                   "to record before training")
+            out = model.outputs[self.layer]
+        else:
+            was_training = model.training
+            model.eval()
+            try:
+                model.forward(self.x)
+                out = model.outputs[self.layer]
+            finally:
+                if was_training:
+                    model.train()
+        out = np.asarray(out)
+        if not -out.shape[1] <= self.unit < out.shape[1]:
+            raise ValueError(f"unit {self.unit} is out of range: layer {self.layer} has "
+                             f"{out.shape[1]} units")
+        self.steps.append(int(step))
+        self._rows.append(np.percentile(out[:, self.unit], self.q))
+
+    def __repr__(self):
+        return (f"PercentileRecorder(layer={self.layer}, unit={self.unit}, q={self.q}, "
+                f"every={self.every}, records={len(self.steps)})")
+
+
+def record_percentiles(layer: int, unit: int, x=None, q=(15, 50, 85),
+                       every: int = 1) -> PercentileRecorder:
+    """A training callback that tracks the distribution of one unit over training.
+
+    Parameters
+    ----------
+    layer : int
+        Position in the Sequential of the layer whose *output* is recorded. For the
+        input of an activation at position ``i`` (see ``activation_indices``), use
+        ``i - 1``: the Linear layer before it, or the BatchNorm layer in a BN network.
+    unit : int
+        Which unit (column) of that output.
+    x : ndarray, shape (N, D), optional
+        A fixed probe batch, run through the model in *eval* mode at each record, so
+        the records differ only because the parameters changed. Without it, the
+        recorder reads the outputs of the training forward of that step, computed just
+        before the step's update, on that step's mini-batch (and in training mode).
+    q : sequence of float, optional
+        Percentiles, by default the 15th, 50th and 85th (as in Ioffe & Szegedy's Fig. 1).
+    every : int, optional
+        Record every ``every`` steps.
+
+    Returns
+    -------
+    PercentileRecorder
+
+    Examples
+    --------
+    >>> from bnutils.models import make_mlp
+    >>> model = make_mlp([4, 8, 3], "sigmoid", rng=0)
+    >>> rec = record_percentiles(layer=0, unit=2, x=np.ones((10, 4)))
+    >>> rec(0, model)
+    >>> rec.values.shape
+    (1, 3)
+
+    Introduced in notebook 02 (reused in notebook 05 with BN).
+    """
+    return PercentileRecorder(layer, unit, x=x, q=q, every=every)
+
+
+def plot_activation_histograms(rows: dict, bins: int = 40, value_range=None, color=None):
+    """One row of histograms per network, one panel per activation layer, with saturation.
+
+    Parameters
+    ----------
+    rows : dict of str -> list of LayerStats
+        Row label (e.g. the initialization) -> ``layer_statistics`` of that network.
+    bins : int, optional
+    value_range : (float, float), optional
+        Histogram range; (-1, 1) for tanh and (0, 1) for sigmoid by default.
+    color : colour, optional
+
+    Returns
+    -------
+    matplotlib Figure
+
+    Introduced in notebook 02.
+    """
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        raise ValueError("rows is empty")
+    n_rows = len(rows)
+    n_cols = max(len(s) for s in rows.values())
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.7 * n_cols + 0.8, 1.6 * n_rows + 0.6),
+                             sharex=True, squeeze=False)
+    for r, (label, stats) in enumerate(rows.items()):
+        for c in range(n_cols):
+            ax = axes[r, c]
+            if c >= len(stats):
+                ax.set_visible(False)
+                continue
+            s = stats[c]
+            lo_hi = value_range or {"tanh": (-1, 1), "sigmoid": (0, 1)}.get(s.activation)
+            ax.hist(s.out.ravel(), bins=bins, range=lo_hi, color=color or "#1f77b4",
+                    density=True)
+            ax.set_yticks([])
+            ax.grid(False)
+            ax.set_title(f"layer {s.depth}: {100 * s.saturation:.0f} % sat.", fontsize=8)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=9)
+            if r == n_rows - 1:
+                ax.set_xlabel("activation", fontsize=8)
+            ax.tick_params(labelsize=7)
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# Data for the external covariate-shift experiment
+# --------------------------------------------------------------------------------------
+
+
+def wave_boundary(x1):
+    """The true class boundary of ``make_wave_data``: ``x2 = sin(1.5 · x1)``.
+
+    Introduced in notebook 02.
+    """
+    return np.sin(1.5 * as_float_array(x1, "x1"))
+
+
+def make_wave_data(n: int, x1_range=(-3.0, -0.3), seed: int = 0):
+    """Two classes split by a wave, sampled from one stretch of the ``x1`` axis.
+
+    ``x1`` is uniform on ``x1_range`` and ``x2`` uniform on [-2, 2]; the label is 1 above
+    the boundary ``x2 = sin(1.5 x1)`` and 0 below it. The rule P(y | x) is the same
+    everywhere; only the region sampled, P(x), depends on ``x1_range``: two ranges give
+    a training and a test set with *covariate shift*.
+
+    Parameters
+    ----------
+    n : int
+    x1_range : (float, float), optional
+    seed : int, optional
+
+    Returns
+    -------
+    X : ndarray, shape (n, 2)
+    y : ndarray of int, shape (n,)
+
+    Examples
+    --------
+    >>> X, y = make_wave_data(4, (0.0, 1.0), seed=1)
+    >>> X.shape, bool(np.all((X[:, 0] >= 0) & (X[:, 0] <= 1)))
+    ((4, 2), True)
+
+    Introduced in notebook 02.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    lo, hi = (float(v) for v in x1_range)
+    if not lo < hi:
+        raise ValueError(f"x1_range must be (low, high) with low < high, got {x1_range}")
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([rng.uniform(lo, hi, n), rng.uniform(-2.0, 2.0, n)])
+    y = (X[:, 1] > wave_boundary(X[:, 0])).astype(np.int64)
+    return X, y

@@ -1,0 +1,253 @@
+"""bnutils.diagnostics: per-layer statistics (gradient-checked), saturation, perturbations,
+the percentile recorder (alone and as a train callback)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from bnutils.diagnostics import (  # noqa: E402
+    PercentileRecorder,
+    activation_indices,
+    format_layer_table,
+    layer_statistics,
+    perturbation_propagation,
+    plot_activation_histograms,
+    record_percentiles,
+    saturation_fraction,
+)
+from bnutils.gradcheck import numerical_gradient, rel_error  # noqa: E402
+from bnutils.layers import Linear, Sequential, Tanh, softmax_cross_entropy  # noqa: E402
+from bnutils.models import make_mlp  # noqa: E402
+from bnutils.training import train  # noqa: E402
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((32, 5))
+Y = RNG.integers(0, 3, 32)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def params_copy(model):
+    return {k: v.copy() for k, v in model.params().items()}
+
+
+def test_activation_indices():
+    assert activation_indices(make_mlp([5, 8, 8, 3], "tanh")) == [1, 3]
+    assert activation_indices(make_mlp([5, 8, 8, 3], "relu", norm="bn")) == [2, 5]
+    with pytest.raises(TypeError, match="Sequential"):
+        activation_indices(Linear(2, 2))
+
+
+@pytest.mark.parametrize("activation, values, expected", [
+    ("tanh", [0.0, 0.995, -0.999, 0.98], 0.5),
+    ("sigmoid", [0.005, 0.5, 0.995, 0.2], 0.5),
+    ("relu", [0.0, 0.0, 1.0, 2.0], 0.5),
+])
+def test_saturation_fraction_rules(activation, values, expected):
+    assert saturation_fraction(np.array(values), activation) == expected
+
+
+def test_saturation_fraction_bad_input():
+    with pytest.raises(ValueError, match="activation must be one of"):
+        saturation_fraction([0.1], "gelu")
+    with pytest.raises(ValueError, match="empty"):
+        saturation_fraction([], "tanh")
+
+
+def _loss_from(model, start, a, y):
+    """Loss when the output of layer ``start - 1`` is replaced by ``a``."""
+    for layer in model.layers[start:]:
+        a = layer.forward(a)
+    return softmax_cross_entropy(a, y)[0]
+
+
+def test_layer_statistics_gradients_match_numerical_gradients():
+    model = make_mlp([5, 6, 6, 3], "tanh", init="xavier", rng=1)
+    stats = layer_statistics(model, X, Y)
+    assert [s.index for s in stats] == [1, 3] and [s.depth for s in stats] == [1, 2]
+    # ∂L/∂W of each Linear feeding an activation, against centred differences
+    for s, lin in zip(stats, (0, 2)):
+        layer = model.layers[lin]
+        W0 = layer.W.copy()
+
+        def loss_of_w(W, layer=layer):
+            layer.W = W
+            return softmax_cross_entropy(model.forward(X), Y)[0]
+
+        num = numerical_gradient(loss_of_w, W0)
+        layer.W = W0
+        assert s.weight_grad_norm == pytest.approx(np.linalg.norm(num), rel=1e-6)
+        assert s.weight_norm == pytest.approx(np.linalg.norm(W0))
+    # the gradient flowing into the first activation's output
+    model.forward(X)
+    a1 = model.outputs[1].copy()
+    num = numerical_gradient(lambda a: _loss_from(model, 2, a, Y), a1)
+    assert stats[0].grad_std == pytest.approx(np.std(num), rel=1e-6)
+    # and the analytic gradient agrees element-wise (the backward loop is the layers')
+    layer_statistics(model, X, Y)
+    model.forward(X)
+    dout = softmax_cross_entropy(model.outputs[-1], Y)[1]
+    for layer in reversed(model.layers[2:]):
+        dout = layer.backward(dout)
+    assert rel_error(dout, num) < 1e-7
+
+
+def test_layer_statistics_describe_the_outputs_and_leave_parameters_alone():
+    model = make_mlp([5, 16, 16, 3], "sigmoid", init="xavier", rng=2)
+    before = params_copy(model)
+    stats = layer_statistics(model, X, Y)
+    for k, v in model.params().items():
+        np.testing.assert_array_equal(v, before[k])
+    out = model.outputs[stats[1].index]
+    assert stats[1].mean == pytest.approx(out.mean()) and stats[1].std == pytest.approx(out.std())
+    assert stats[1].saturation == saturation_fraction(out, "sigmoid")
+    assert stats[1].activation == "sigmoid" and stats[1].out.shape == (32, 16)
+
+
+def test_large_weights_saturate_tanh_and_sigmoid_gradients_vanish():
+    tanh_big = make_mlp([5] + [32] * 4 + [3], "tanh", init=3.0, rng=0)
+    assert min(s.saturation for s in layer_statistics(tanh_big, X, Y)) > 0.3
+    sig = make_mlp([5] + [32] * 6 + [3], "sigmoid", init="xavier", rng=0)
+    g = [s.grad_std for s in layer_statistics(sig, X, Y)]
+    assert g[0] < g[-1] / 100          # vanishing toward the input
+
+
+def test_format_layer_table():
+    model = make_mlp([5, 8, 8, 3], "tanh", rng=0)
+    text = format_layer_table(layer_statistics(model, X, Y))
+    lines = text.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("layer") and lines[1].split()[0] == "1"
+    assert "-0.000" not in text
+
+
+def test_perturbation_of_a_single_linear_layer_is_exact():
+    model = Sequential(Linear(5, 4, bias=False, rng=3))
+    change = perturbation_propagation(model, X, rel_size=0.01, rng=5)
+    W = model.layers[0].W
+    direction = np.random.default_rng([5, 20150211]).standard_normal(W.shape)
+    dW = 0.01 * np.linalg.norm(W) * direction / np.linalg.norm(direction)
+    assert change[0] == pytest.approx(np.linalg.norm(X @ dW) / np.linalg.norm(X @ W), rel=1e-12)
+
+
+def test_perturbation_restores_weights_and_is_not_the_weights_own_direction():
+    # ReLU nets are positively homogeneous: were the direction W itself (same seed as the
+    # model), every layer's output would change by exactly 1 %.
+    model = make_mlp([5, 16, 16, 3], "relu", bias=False, rng=0)
+    before = params_copy(model)
+    change = perturbation_propagation(model, X, rel_size=0.01, rng=0)
+    for k, v in model.params().items():
+        np.testing.assert_array_equal(v, before[k])
+    assert change.shape == (len(model),)
+    assert abs(change[0] - 0.01) > 1e-4
+
+
+def test_perturbing_every_layer_changes_more_than_the_first_alone():
+    model = make_mlp([5] + [32] * 6 + [3], "tanh", init="xavier", rng=0)
+    linear = [i for i, layer in enumerate(model.layers) if isinstance(layer, Linear)]
+    first = perturbation_propagation(model, X, 0.01)
+    every = perturbation_propagation(model, X, 0.01, layers=linear)
+    assert every[-1] > 1.5 * first[-1]
+    # small perturbation => small change: first order, roughly proportional to rel_size
+    tiny = perturbation_propagation(model, X, 1e-4)
+    np.testing.assert_allclose(tiny * 100, first, rtol=0.05)
+
+
+def test_perturbation_bad_layers():
+    model = make_mlp([5, 8, 3], "tanh")
+    with pytest.raises(ValueError, match="Linear layers"):
+        perturbation_propagation(model, X, layers=[1])
+    with pytest.raises(ValueError, match="rel_size"):
+        perturbation_propagation(model, X, rel_size=0.0)
+
+
+def test_percentile_recorder_with_a_probe_batch():
+    model = make_mlp([5, 8, 8, 3], "sigmoid", rng=0)
+    rec = record_percentiles(layer=2, unit=3, x=X, every=2)
+    rec(0, model)
+    rec(1, model)                        # skipped: not a multiple of every
+    model.forward(X)
+    expected = np.percentile(model.outputs[2][:, 3], [15, 50, 85])
+    np.testing.assert_allclose(rec.values, expected[None])
+    assert rec.steps == [0] and isinstance(rec, PercentileRecorder)
+    assert rec.values.shape == (1, 3)
+    assert "records=1" in repr(rec)
+
+
+def test_percentile_recorder_reads_the_training_forward_without_a_probe():
+    model = make_mlp([5, 8, 8, 3], "tanh", rng=0)
+    rec = record_percentiles(layer=0, unit=1, q=(50,))
+    model.forward(X[:7])
+    rec(4, model)
+    assert rec.values[0, 0] == pytest.approx(np.median(model.outputs[0][:, 1]))
+    with pytest.raises(RuntimeError, match="no forward pass"):
+        record_percentiles(0, 0)(0, make_mlp([5, 3], "tanh"))
+
+
+def test_percentile_recorder_as_train_callback_keeps_mode_and_bn_statistics():
+    model = make_mlp([5, 8, 8, 3], "sigmoid", norm="bn", rng=0)
+    idx = activation_indices(model)
+    rec = record_percentiles(layer=idx[-1] - 1, unit=0, x=X, every=5)
+    running = model.layers[1].running_mean.copy()
+    rec(0, model)                                   # eval-mode probe: no running-stat update
+    np.testing.assert_array_equal(model.layers[1].running_mean, running)
+    assert model.training
+    history = train(model, X, Y, lr=0.1, steps=20, batch_size=8, callback=rec)
+    assert rec.steps == [0, 5, 10, 15, 20] and len(history.loss) == 20
+    assert rec.values.shape == (5, 3)
+    assert np.all(np.diff(rec.values, axis=1) >= 0)     # 15th <= 50th <= 85th
+
+
+@pytest.mark.parametrize("kwargs, err, match", [
+    ({"layer": 1.5, "unit": 0}, TypeError, "layer must be an integer"),
+    ({"layer": 0, "unit": 0, "every": 0}, ValueError, "every"),
+    ({"layer": 0, "unit": 0, "q": (10, 120)}, ValueError, "percentiles"),
+])
+def test_percentile_recorder_bad_arguments(kwargs, err, match):
+    with pytest.raises(err, match=match):
+        record_percentiles(**kwargs)
+
+
+def test_percentile_recorder_out_of_range():
+    model = make_mlp([5, 8, 3], "tanh")
+    with pytest.raises(ValueError, match="unit 9"):
+        record_percentiles(0, 9, x=X)(0, model)
+    with pytest.raises(ValueError, match="layer 7"):
+        record_percentiles(7, 0, x=X)(0, model)
+
+
+def test_plot_activation_histograms():
+    rows = {name: layer_statistics(make_mlp([5, 8, 8, 8, 3], "tanh", init=std, rng=0), X, Y)
+            for name, std in (("small", 0.05), ("large", 3.0))}
+    fig = plot_activation_histograms(rows)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 6
+    assert visible[0].get_ylabel() == "small" and visible[0].get_title().startswith("layer 1")
+    with pytest.raises(ValueError, match="empty"):
+        plot_activation_histograms({})
+
+
+def test_tanh_layer_class_is_recognised_in_a_hand_built_model():
+    model = Sequential(Linear(5, 4, rng=0), Tanh(), Linear(4, 3, rng=1))
+    assert [s.activation for s in layer_statistics(model, X, Y)] == ["tanh"]
+
+
+def test_wave_data_same_rule_different_region():
+    from bnutils.diagnostics import make_wave_data, wave_boundary
+
+    Xa, ya = make_wave_data(300, (-3.0, -0.3), seed=0)
+    Xb, yb = make_wave_data(300, (0.3, 3.0), seed=1)
+    assert Xa[:, 0].max() <= -0.3 and Xb[:, 0].min() >= 0.3
+    for X, y in ((Xa, ya), (Xb, yb)):
+        np.testing.assert_array_equal(y, X[:, 1] > wave_boundary(X[:, 0]))
+        assert 0.3 < y.mean() < 0.7
+    np.testing.assert_array_equal(make_wave_data(5, seed=3)[0], make_wave_data(5, seed=3)[0])
+    with pytest.raises(ValueError, match="low < high"):
+        make_wave_data(5, (1.0, 0.0))
