@@ -712,14 +712,6 @@ class NoisyBatchNorm(BatchNorm):
 
 
 # ----------------------------------------------------------------------------- multi-device BN
-def _split(x, num_devices):
-    N = x.shape[0]
-    if N % num_devices:
-        raise ValueError(f"the batch of {N} samples does not split evenly across "
-                         f"num_devices={num_devices}; choose a divisor of {N}")
-    return np.split(x, num_devices)
-
-
 def device_sums(x_shards):
     """What each device sends in synchronized BN: its count, Σx and Σx² per feature.
 
@@ -866,19 +858,23 @@ def sharded_batchnorm_forward(x, gamma, beta, num_devices: int, sync: bool = Fal
     K = _check_int(num_devices, "num_devices")
     if not isinstance(sync, (bool, np.bool_)):
         raise TypeError(f"sync must be True or False, got {sync!r}")
-    shards = _split(x, K)
-    if shards[0].shape[0] < 2 and not sync:
+    N = x.shape[0]
+    if N % K:
+        raise ValueError(f"the batch of {N} samples does not split evenly across "
+                         f"num_devices={K}; choose a divisor of {N}")
+    if N // K < 2 and not sync:
         raise ValueError(f"with per-device statistics every device needs at least 2 samples; "
-                         f"{x.shape[0]} samples on {K} devices leaves {shards[0].shape[0]}")
+                         f"{N} samples on {K} devices leaves {N // K}")
+    shards = x.reshape(K, N // K, D)                                     # (K, N/K, D)
     if sync:
-        mean, var = sync_batch_stats(*device_sums(shards))
+        counts = np.full(K, N // K)
+        mean, var = sync_batch_stats(counts, shards.sum(axis=1), np.square(shards).sum(axis=1))
         mean, var = np.tile(mean, (K, 1)), np.tile(var, (K, 1))
     else:
-        mean = np.stack([s.mean(axis=0) for s in shards])
-        var = np.stack([np.mean(np.square(s - mu), axis=0) for s, mu in zip(shards, mean)])
+        mean = shards.mean(axis=1)                                       # (K, D)
+        var = np.mean(np.square(shards - mean[:, None, :]), axis=1)
     inv_std = 1.0 / np.sqrt(var + eps)                                   # (K, D)
-    per_sample = np.repeat(np.arange(K), x.shape[0] // K)
-    x_hat = (x - mean[per_sample]) * inv_std[per_sample]
+    x_hat = ((shards - mean[:, None, :]) * inv_std[:, None, :]).reshape(N, D)
     out = x_hat * gamma + beta
     cache = ShardedBatchNormCache(x_hat=x_hat, gamma=gamma.copy(), inv_std=inv_std, mean=mean,
                                   var=var, eps=eps, num_devices=K, sync=bool(sync))
