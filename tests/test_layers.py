@@ -1,0 +1,311 @@
+"""bnutils.layers: the BatchNorm class agrees with the functions, eval mode uses the
+running statistics; Linear, activations, Sequential and the losses against numerical
+gradients."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from bnutils import (
+    BatchNorm,
+    Linear,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    accuracy,
+    batchnorm_backward,
+    batchnorm_forward,
+    batchnorm_inference,
+    mse_loss,
+    numerical_gradient,
+    rel_error,
+    softmax_cross_entropy,
+    update_running_stats,
+)
+
+
+def batches(shape, n, seed=0, loc=2.0, scale=3.0):
+    rng = np.random.default_rng(seed)
+    return [loc + scale * rng.standard_normal(shape) for _ in range(n)]
+
+
+# --------------------------------------------------------------------------- BatchNorm
+
+
+def test_batchnorm_initial_state():
+    bn = BatchNorm(4)
+    np.testing.assert_array_equal(bn.gamma, 1.0)
+    np.testing.assert_array_equal(bn.beta, 0.0)
+    np.testing.assert_array_equal(bn.running_mean, 0.0)
+    np.testing.assert_array_equal(bn.running_var, 1.0)
+    assert bn.training and bn.eps == 1e-5 and bn.momentum == 0.1
+    assert sorted(bn.params()) == ["beta", "gamma"]
+    assert bn.params()["gamma"] is bn.gamma          # live arrays: SGD updates them in place
+    assert bn.train() is bn and bn.eval() is bn and not bn.training
+    assert bn.train().training
+    assert repr(bn) == "BatchNorm(4, eps=1e-05, momentum=0.1)"
+
+
+@pytest.mark.parametrize("shape", [(8, 3), (4, 3, 2, 2)])
+def test_batchnorm_layer_agrees_with_the_functions(shape):
+    rng = np.random.default_rng(1)
+    C = shape[1]
+    bn = BatchNorm(C, eps=1e-3, momentum=0.2)
+    bn.gamma[:] = rng.uniform(0.5, 2, C)
+    bn.beta[:] = rng.standard_normal(C)
+    rm, rv = np.zeros(C), np.ones(C)
+    for x in batches(shape, 3, seed=2):
+        dout = rng.standard_normal(shape)
+        out = bn.forward(x)
+        ref, cache = batchnorm_forward(x, bn.gamma, bn.beta, eps=1e-3)
+        np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+        rm, rv = update_running_stats(rm, rv, cache, momentum=0.2)
+        np.testing.assert_allclose(bn.running_mean, rm, rtol=1e-12)
+        np.testing.assert_allclose(bn.running_var, rv, rtol=1e-12)
+        dx = bn.backward(dout)
+        ref_dx, ref_dg, ref_db = batchnorm_backward(dout, cache)
+        np.testing.assert_allclose(dx, ref_dx, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(bn.dgamma, ref_dg, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(bn.dbeta, ref_db, rtol=1e-12, atol=1e-12)
+        assert bn.grads()["gamma"] is bn.dgamma and bn.grads()["beta"] is bn.dbeta
+
+
+@pytest.mark.parametrize("shape", [(8, 3), (4, 3, 2, 2)])
+def test_eval_mode_uses_the_running_statistics(shape):
+    C = shape[1]
+    bn = BatchNorm(C)
+    for x in batches(shape, 5, seed=3):
+        bn.forward(x)
+    rm, rv = bn.running_mean.copy(), bn.running_var.copy()
+    x = batches(shape, 1, seed=4, loc=-5.0, scale=0.1)[0]        # very different batch stats
+    out = bn.eval().forward(x)
+    np.testing.assert_allclose(out, batchnorm_inference(x, bn.gamma, bn.beta, rm, rv), rtol=1e-12)
+    # eval mode does not normalize with the batch's own statistics ...
+    axes = (0,) if len(shape) == 2 else (0, 2, 3)
+    assert np.all(np.abs(out.mean(axis=axes)) > 1.0)
+    # ... and does not touch the running statistics
+    np.testing.assert_array_equal(bn.running_mean, rm)
+    np.testing.assert_array_equal(bn.running_var, rv)
+    # back in training mode it uses the batch statistics again
+    out_train = bn.train().forward(x)
+    np.testing.assert_allclose(out_train.mean(axis=axes), 0.0, atol=1e-10)
+
+
+def test_eval_mode_is_per_sample():
+    bn = BatchNorm(3)
+    for x in batches((16, 3), 4, seed=5):
+        bn.forward(x)
+    bn.eval()
+    x = batches((6, 3), 1, seed=6)[0]
+    full = bn.forward(x)
+    for i in range(6):
+        np.testing.assert_allclose(bn.forward(x[i:i + 1]), full[i:i + 1], rtol=1e-14)
+
+
+def test_eval_mode_backward_matches_numerical_gradient():
+    """Frozen BN (eval mode) is an affine map; its backward is checked numerically."""
+    rng = np.random.default_rng(7)
+    bn = BatchNorm(3)
+    for x in batches((8, 3), 3, seed=8):
+        bn.forward(x)
+    bn.gamma[:] = [1.5, -0.7, 2.0]
+    bn.beta[:] = [0.1, 0.2, -0.3]
+    bn.eval()
+    x = rng.standard_normal((5, 3))
+    dout = rng.standard_normal((5, 3))
+    bn.forward(x)
+    dx = bn.backward(dout)
+    gamma, beta = bn.gamma.copy(), bn.beta.copy()
+    rm, rv = bn.running_mean, bn.running_var
+
+    def f(x_=x, g_=gamma, b_=beta):
+        return np.sum(batchnorm_inference(x_, g_, b_, rm, rv) * dout)
+
+    assert rel_error(dx, numerical_gradient(lambda x_: f(x_=x_), x)) < 1e-8
+    assert rel_error(bn.dgamma, numerical_gradient(lambda g_: f(g_=g_), gamma)) < 1e-8
+    assert rel_error(bn.dbeta, numerical_gradient(lambda b_: f(b_=b_), beta)) < 1e-8
+
+
+def test_running_statistics_converge_in_the_layer():
+    bn = BatchNorm(2, momentum=0.1)
+    rng = np.random.default_rng(9)
+    for _ in range(300):
+        bn.forward(np.array([1.0, -4.0]) + np.array([2.0, 0.5]) * rng.standard_normal((64, 2)))
+    np.testing.assert_allclose(bn.running_mean, [1.0, -4.0], atol=0.15)
+    np.testing.assert_allclose(bn.running_var, [4.0, 0.25], rtol=0.15)
+
+
+def test_batchnorm_layer_dtype_and_inputs():
+    bn = BatchNorm(3, dtype=np.float32)
+    x = batches((6, 3), 1, seed=10)[0].astype(np.float32)
+    x_copy = x.copy()
+    out = bn.forward(x)
+    assert out.dtype == np.float32 and bn.running_var.dtype == np.float32
+    assert bn.backward(np.ones_like(x)).dtype == np.float32
+    np.testing.assert_array_equal(x, x_copy)
+    assert bn.eval().forward(x).dtype == np.float32
+    out = BatchNorm(2).forward(np.array([[1, 2], [3, 4], [5, 9]]))   # integers
+    assert out.dtype == np.float64
+
+
+def test_sgd_can_update_batchnorm_parameters_in_place():
+    bn = BatchNorm(3)
+    x = batches((8, 3), 1, seed=11)[0]
+    bn.forward(x)
+    bn.backward(np.ones((8, 3)))
+    for name, p in bn.params().items():
+        p -= 0.1 * bn.grads()[name]                # raises if a cache froze the live array
+    np.testing.assert_allclose(bn.beta, -0.8)
+
+
+# --------------------------------------------------------------------------- Linear
+
+
+def test_linear_forward_backward():
+    rng = np.random.default_rng(12)
+    layer = Linear(4, 3, rng=0)
+    layer.b[:] = rng.standard_normal(3)
+    x, dout = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+    np.testing.assert_allclose(layer.forward(x), x @ layer.W + layer.b, rtol=1e-14)
+    dx = layer.backward(dout)
+    W, b = layer.W.copy(), layer.b.copy()
+    f = lambda x_, W_, b_: np.sum((x_ @ W_ + b_) * dout)
+    assert rel_error(dx, numerical_gradient(lambda x_: f(x_, W, b), x)) < 1e-7
+    assert rel_error(layer.dW, numerical_gradient(lambda W_: f(x, W_, b), W)) < 1e-7
+    assert rel_error(layer.db, numerical_gradient(lambda b_: f(x, W, b_), b)) < 1e-7
+    assert sorted(layer.grads()) == ["W", "b"]
+
+
+def test_linear_without_bias_and_init():
+    layer = Linear(3, 2, bias=False, rng=0)
+    assert layer.b is None and sorted(layer.params()) == ["W"]
+    layer.forward(np.ones((2, 3)))
+    layer.backward(np.ones((2, 2)))
+    assert sorted(layer.grads()) == ["W"]
+    assert repr(layer) == "Linear(3, 2, bias=False)"
+    big = Linear(400, 300, rng=1).W
+    assert big.std() == pytest.approx(np.sqrt(2 / 400), rel=0.02)                  # He
+    assert Linear(400, 300, init="xavier", rng=1).W.std() == pytest.approx(np.sqrt(1 / 400), rel=0.02)
+    assert Linear(400, 300, init=0.01, rng=1).W.std() == pytest.approx(0.01, rel=0.02)
+    np.testing.assert_array_equal(Linear(3, 2, rng=5).W, Linear(3, 2, rng=5).W)     # seeded
+    assert Linear(3, 2, dtype=np.float32).W.dtype == np.float32
+
+
+# --------------------------------------------------------------------------- activations
+
+
+@pytest.mark.parametrize("layer, f, df", [
+    (ReLU(), lambda x: np.maximum(x, 0), lambda x: (x > 0).astype(float)),
+    (Sigmoid(), lambda x: 1 / (1 + np.exp(-x)), lambda x: np.exp(-x) / (1 + np.exp(-x)) ** 2),
+    (Tanh(), np.tanh, lambda x: 1 - np.tanh(x) ** 2),
+], ids=["relu", "sigmoid", "tanh"])
+def test_activations(layer, f, df):
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((4, 5))
+    x[np.abs(x) < 1e-3] = 0.5                     # keep away from ReLU's kink
+    dout = rng.standard_normal((4, 5))
+    np.testing.assert_allclose(layer.forward(x), f(x), rtol=1e-14)
+    np.testing.assert_allclose(layer.backward(dout), dout * df(x), rtol=1e-12, atol=1e-15)
+    num = numerical_gradient(lambda x_: np.sum(type(layer)().forward(x_) * dout), x)
+    assert rel_error(layer.backward(dout), num) < 1e-8
+    assert layer.params() == {} and layer.grads() == {}
+    assert layer.forward(x.astype(np.float32)).dtype == np.float32
+    assert layer.forward(np.array([[1, -2]])).dtype == np.float64
+
+
+def test_sigmoid_does_not_overflow():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = Sigmoid().forward(np.array([[-1000.0, 0.0, 1000.0]]))
+    np.testing.assert_allclose(out, [[0.0, 0.5, 1.0]])
+
+
+# --------------------------------------------------------------------------- Sequential
+
+
+def make_net(seed=0):
+    return Sequential(Linear(4, 6, rng=seed), BatchNorm(6), Tanh(), Linear(6, 3, rng=seed + 1))
+
+
+def test_sequential_forward_and_outputs():
+    net = make_net()
+    x = np.random.default_rng(14).standard_normal((5, 4))
+    out = net.forward(x)
+    assert len(net.outputs) == 4 and net.outputs[-1] is out
+    h = x
+    for layer, stored in zip(net.layers, net.outputs):
+        h = layer.forward(h)
+        np.testing.assert_allclose(stored, h, rtol=1e-12)
+    assert len(net) == 4 and net[1] is net.layers[1]
+    assert sorted(net.params()) == ["0.W", "0.b", "1.beta", "1.gamma", "3.W", "3.b"]
+    assert "BatchNorm(6" in repr(net)
+
+
+def test_sequential_mode_propagates():
+    net = make_net()
+    assert net.eval() is net and not net.training and all(not layer.training for layer in net.layers)
+    assert net.train() is net and all(layer.training for layer in net.layers)
+
+
+def test_whole_network_gradient_in_training_mode():
+    """Linear → BN → Tanh → Linear → softmax cross-entropy: every parameter gradient against
+    numerical differentiation of the loss (BN in training mode couples the samples)."""
+    rng = np.random.default_rng(15)
+    net = make_net(seed=3)
+    net[1].gamma[:] = rng.uniform(0.5, 1.5, 6)
+    net[1].beta[:] = rng.standard_normal(6) * 0.3
+    x, y = rng.standard_normal((8, 4)), rng.integers(0, 3, 8)
+
+    def loss_of(p, name):
+        saved = net.params()[name].copy()
+        net.params()[name][...] = p
+        loss, _ = softmax_cross_entropy(net.forward(x), y)
+        net.params()[name][...] = saved
+        return loss
+
+    _, dlogits = softmax_cross_entropy(net.forward(x), y)
+    dx = net.backward(dlogits)
+    grads = {k: v.copy() for k, v in net.grads().items()}
+    for name, p in net.params().items():
+        num = numerical_gradient(lambda p_, name=name: loss_of(p_, name), p.copy())
+        assert rel_error(grads[name], num) < 1e-7, name
+    num_dx = numerical_gradient(lambda x_: softmax_cross_entropy(net.forward(x_), y)[0], x)
+    assert rel_error(dx, num_dx) < 1e-7
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def test_softmax_cross_entropy_value_and_gradient():
+    rng = np.random.default_rng(16)
+    logits, y = rng.standard_normal((5, 4)), np.array([0, 3, 1, 1, 2])
+    loss, d = softmax_cross_entropy(logits, y)
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert loss == pytest.approx(-np.mean(np.log(p[np.arange(5), y])), rel=1e-12)
+    num = numerical_gradient(lambda z: softmax_cross_entropy(z, y)[0], logits)
+    assert rel_error(d, num) < 1e-8
+    np.testing.assert_allclose(d.sum(axis=1), 0.0, atol=1e-15)
+
+
+def test_softmax_cross_entropy_is_stable_for_huge_logits():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss, d = softmax_cross_entropy(np.array([[1e4, 0.0], [0.0, 1e4]]), np.array([0, 0]))
+    assert loss == pytest.approx(0.5e4)
+    assert np.all(np.isfinite(d))
+
+
+def test_softmax_cross_entropy_does_not_modify_inputs():
+    logits, y = np.ones((2, 3)), np.array([0, 2])
+    softmax_cross_entropy(logits, y)
+    np.testing.assert_array_equal(logits, 1.0)
+
+
+def test_mse_loss_and_accuracy():
+    pred, target = np.array([[1.0, 2.0], [3.0, 5.0]]), np.array([[0.0, 2.0], [3.0, 3.0]])
+    loss, d = mse_loss(pred, target)
+    assert loss == pytest.approx(5 / 4)
+    assert rel_error(d, numerical_gradient(lambda p: mse_loss(p, target)[0], pred)) < 1e-9
+    assert accuracy(np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]]), np.array([0, 1, 1])) == pytest.approx(2 / 3)
