@@ -1,0 +1,130 @@
+"""Self-checks for notebook 02 (covariate shift).
+
+* ``compounding_factor`` - Exercise 2.1: the "1 % a day" factor ``(1 + rate)^n``;
+* ``most_saturated_layer`` - Exercise 2.2: find the saturated layer of a tanh network.
+
+Introduced in notebook 02.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..diagnostics import saturation_fraction
+from ._core import Failed, diagnose, self_check
+
+__all__ = ["compounding_factor", "most_saturated_layer", "saturation_cases"]
+
+_CASES = [(0.01, 9), (0.01, 365), (0.05, 3), (-0.01, 9)]
+
+
+def _number(value, what):
+    if value is None:
+        raise Failed(f"your function returned None - did you forget to return {what}?")
+    try:
+        return float(np.asarray(value, dtype=float).reshape(()))
+    except (TypeError, ValueError):
+        raise Failed(f"return {what} as one number, got {type(value).__name__}") from None
+
+
+@self_check("Exercise 2.1 · the compounding factor")
+def compounding_factor(student_fn):
+    """Check ``student_fn(rate, n) -> (1 + rate) ** n``."""
+    for rate, n in _CASES:
+        got = _number(student_fn(rate, n), "the factor")
+        expected = (1.0 + rate) ** n
+        if np.isclose(got, expected, rtol=1e-9):
+            continue
+        mistake = diagnose(got, {
+            "you added the changes instead of compounding them: 1 + rate·n; each layer "
+            "multiplies by (1 + rate)": 1.0 + rate * n,
+            "you returned the increase (factor - 1); return the factor itself": expected - 1.0,
+            "you compounded n - 1 times; there are n factors of (1 + rate)":
+                (1.0 + rate) ** (n - 1),
+            "you treated the rate as a percentage; 1 % is rate = 0.01, already a fraction":
+                (1.0 + 100.0 * rate) ** n,
+            "you returned rate·n": rate * n,
+        }, rtol=1e-9)
+        if mistake:
+            raise Failed(mistake)
+        raise Failed(f"for rate={rate}, n={n} you returned {got:.6g}, expected {expected:.6g}")
+    return ("(1 + rate)^n: 1.01^9 = 1.0937 (a 9.4 % change, not the seed's 9.3 %), "
+            "1.01^365 = 37.78, 0.99^9 = 0.9135")
+
+
+def saturation_cases():
+    """The activation lists Exercise 2.2 is checked on, with their threshold and answer.
+
+    Returns
+    -------
+    list of (activations, threshold, answer)
+        ``activations`` is a list of arrays (N, width) of tanh outputs, one per layer.
+    """
+    rng = np.random.default_rng(202)
+    shape = (200, 50)
+
+    def mixture(frac_pos, frac_neg):
+        a = np.tanh(rng.normal(0.0, 0.3, shape))
+        u = rng.random(shape)
+        a[u < frac_pos] = 0.995
+        a[(u >= frac_pos) & (u < frac_pos + frac_neg)] = -0.995
+        return a
+
+    bimodal = np.where(rng.random(shape) < 0.5, -0.97, 0.97)    # wide, but not saturated
+    shifted = np.clip(rng.normal(0.94, 0.003, shape), -0.949, 0.949)   # far from 0, not flat
+    layers = [bimodal, np.tanh(rng.normal(0.0, 0.5, shape)), mixture(0.3, 0.0), shifted,
+              mixture(0.15, 0.65)]
+    cases = [(layers, 0.99, 4), (layers, 0.95, 0)]
+
+    # A real network: six tanh layers, the fourth with its weights scaled up 8 times.
+    from ..models import make_mlp
+
+    model = make_mlp([20] + [64] * 6 + [3], "tanh", init="xavier", rng=7)
+    model.layers[6].W *= 8.0
+    model.forward(rng.standard_normal((256, 20)))
+    acts = [model.outputs[i] for i in range(1, 12, 2)]
+    cases.append((acts, 0.99, int(np.argmax([saturation_fraction(a) for a in acts]))))
+    return cases
+
+
+@self_check("Exercise 2.2 · find the saturated layer")
+def most_saturated_layer(student_fn):
+    """Check ``student_fn(activations, threshold) -> index`` of the most saturated layer."""
+    for activations, threshold, answer in saturation_cases():
+        got = student_fn([a.copy() for a in activations], threshold)
+        if got is None:
+            raise Failed("your function returned None - did you forget to return the index?")
+        if np.ndim(got) != 0:
+            raise Failed("return the index of one layer (an int), not a list or array of "
+                         "fractions; np.argmax gives the position of the largest value")
+        got_f = float(got)
+        if got_f != int(got_f):
+            raise Failed(f"return the index of the layer (an int), got {got!r}")
+        got = int(got_f)
+        if got == answer:
+            continue
+        fractions = [float(np.mean(np.abs(a) > threshold)) for a in activations]
+        wrong = {
+            "you counted only a > threshold; a tanh unit is also saturated near -1, use |a|":
+                int(np.argmax([np.mean(a > threshold) for a in activations])),
+            "you picked the layer with the largest mean |a|; count the entries beyond the "
+            "threshold instead": int(np.argmax([np.mean(np.abs(a)) for a in activations])),
+            "you picked the layer with the largest standard deviation; wide is not the same as "
+            "saturated, count |a| > threshold": int(np.argmax([np.std(a) for a in activations])),
+            "you picked the layer with the largest mean activation; count |a| > threshold":
+                int(np.argmax([np.mean(a) for a in activations])),
+            "layers are numbered from 0 here (the first layer is 0); you returned the "
+            "1-based number": answer + 1,
+        }
+        if threshold != 0.99:
+            wrong["you ignored the threshold argument (used 0.99); use the one passed in"] = \
+                int(np.argmax([np.mean(np.abs(a) > 0.99) for a in activations]))
+        for hint, index in wrong.items():
+            if got == index:
+                raise Failed(hint)
+        raise Failed(f"you returned layer {got} ({100 * fractions[got]:.0f} % saturated) but "
+                     f"layer {answer} has {100 * fractions[answer]:.0f} % of |a| > {threshold}"
+                     if 0 <= got < len(fractions) else
+                     f"you returned {got}, but there are only {len(fractions)} layers "
+                     f"(indices 0 to {len(fractions) - 1})")
+    return "found the saturated layer in all three networks (|a| > threshold, counted per layer)"

@@ -1,0 +1,236 @@
+"""Self-checks for notebook 01 (feature scaling).
+
+* ``scale_features`` - Exercise 1.1: the three scalers, fitted on the training split;
+* ``condition_number`` - Exercise 1.2: the condition number of the least-squares Hessian;
+* ``fastest_lr`` - Exercise 1.3: the fixed learning rate that converges fastest.
+
+Each check compares the learner's function with ``bnutils.scaling`` and names the
+known mistake its output reproduces (test statistics, leakage, ddof=1, the wrong axis,
+κ of X instead of XᵀX, 1/λ_max, ...).
+
+Introduced in notebook 01.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import scaling
+from ._core import Failed, diagnose, self_check
+
+__all__ = ["condition_number", "fastest_lr", "scale_features"]
+
+# Exercise 1.1 data: three features on very different scales, and a test split whose
+# distribution differs from the training split (so that "statistics of the test split"
+# and "statistics of both splits" give different answers from the right one).
+_RNG = np.random.default_rng(101)
+_X_TRAIN = np.column_stack([_RNG.normal(7.5, 1.0, 12), _RNG.normal(100, 15, 12),
+                            _RNG.uniform(0, 5000, 12)])
+_X_TEST = np.column_stack([_RNG.normal(8.5, 0.5, 5), _RNG.normal(110, 10, 5),
+                           _RNG.uniform(1000, 8000, 5)])
+
+_NAMES = {"minmax": "min-max rescaling", "mean": "mean normalization",
+          "standard": "z-score standardization"}
+
+
+def _scale(X, method, fit_on, ddof=0, axis=0):
+    """The three scalers and their usual variations, to recognise mistakes.
+
+    ``axis=0``: per-feature statistics of ``fit_on``; ``axis=None``: one statistic over
+    all of ``fit_on``; ``axis=1``: per-row statistics of ``X`` itself.
+    """
+    source = X if axis == 1 else fit_on
+    keep = axis is not None
+    lo, hi = source.min(axis=axis, keepdims=keep), source.max(axis=axis, keepdims=keep)
+    mean = source.mean(axis=axis, keepdims=keep)
+    std = source.std(axis=axis, ddof=ddof, keepdims=keep)
+    if method == "minmax":
+        return (X - lo) / (hi - lo)
+    if method == "mean":
+        return (X - mean) / (hi - lo)
+    return (X - mean) / std
+
+
+def _pair(result, method):
+    if result is None:
+        raise Failed(f"method={method!r}: your function returned None - did you forget "
+                     f"`return train_scaled, test_scaled`?")
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        raise Failed(f"method={method!r}: return two arrays, `train_scaled, test_scaled`")
+    try:
+        train, test = (np.asarray(r, dtype=float) for r in result)
+    except (TypeError, ValueError) as exc:
+        raise Failed(f"method={method!r}: the two results must be arrays of numbers ({exc})") from None
+    if train.shape != _X_TRAIN.shape or test.shape != _X_TEST.shape:
+        raise Failed(f"method={method!r}: expected shapes {_X_TRAIN.shape} and {_X_TEST.shape}, "
+                     f"got {train.shape} and {test.shape}")
+    return train, test
+
+
+@self_check("Exercise 1.1 · the three scalers")
+def scale_features(student_fn):
+    """Check ``student_fn(X_train, X_test, method) -> (train_scaled, test_scaled)``."""
+    both = np.vstack([_X_TRAIN, _X_TEST])
+    for method in scaling.METHODS:
+        X_train, X_test = _X_TRAIN.copy(), _X_TEST.copy()
+        train, test = _pair(student_fn(X_train, X_test, method), method)
+        if not (np.array_equal(X_train, _X_TRAIN) and np.array_equal(X_test, _X_TEST)):
+            raise Failed(f"method={method!r}: your function changed its input arrays; "
+                         f"compute new arrays instead")
+        stats = scaling.fit_scaler(_X_TRAIN, method)
+        expected = np.vstack([scaling.apply_scaler(_X_TRAIN, stats),
+                              scaling.apply_scaler(_X_TEST, stats)])
+        answer = np.vstack([train, test])
+        if np.allclose(answer, expected, rtol=1e-9, atol=1e-12):
+            continue
+        own = _scale(_X_TEST, method, _X_TEST)
+        candidates = {
+            "you scaled the test split with its own statistics; fit them on the training "
+            "split only and reuse them for the test split":
+                np.vstack([expected[:len(_X_TRAIN)], own]),
+            "you fitted the statistics on training and test data together - that leaks the "
+            "test split into the preprocessing; fit on X_train only":
+                np.vstack([_scale(_X_TRAIN, method, both), _scale(_X_TEST, method, both)]),
+            "you computed one statistic over the whole array; compute them per feature "
+            "(axis=0)":
+                np.vstack([_scale(_X_TRAIN, method, _X_TRAIN, axis=None),
+                           _scale(_X_TEST, method, _X_TRAIN, axis=None)]),
+            "you computed the statistics per row (axis=1); compute them per feature, down "
+            "each column (axis=0)":
+                np.vstack([_scale(_X_TRAIN, method, None, axis=1),
+                           _scale(_X_TEST, method, None, axis=1)]),
+        }
+        for other in scaling.METHODS:
+            if other != method:
+                candidates[f"for method={method!r} you computed {_NAMES[other]}; "
+                           f"{method!r} is {_NAMES[method]}"] = np.vstack(
+                    [_scale(_X_TRAIN, other, _X_TRAIN), _scale(_X_TEST, other, _X_TRAIN)])
+        lo, hi = _X_TRAIN.min(axis=0), _X_TRAIN.max(axis=0)
+        mean, std = _X_TRAIN.mean(axis=0), _X_TRAIN.std(axis=0)
+        if method == "standard":
+            candidates["you used the sample standard deviation (ddof=1); use the population "
+                       "one, np.std(..., axis=0) with ddof=0"] = np.vstack(
+                [_scale(_X_TRAIN, method, _X_TRAIN, ddof=1), _scale(_X_TEST, method, _X_TRAIN, ddof=1)])
+            candidates["you divided by the variance; divide by the standard deviation"] = \
+                (both - mean) / std**2
+        if method == "minmax":
+            candidates["you forgot to subtract the minimum: (x - min) / (max - min)"] = \
+                both / (hi - lo)
+            candidates["you divided by the maximum; divide by the range, max - min"] = \
+                (both - lo) / hi
+        if method == "mean":
+            candidates["you forgot to subtract the mean: (x - mean) / (max - min)"] = \
+                both / (hi - lo)
+        mistake = diagnose(answer, candidates)
+        if mistake:
+            raise Failed(mistake)
+        err = float(np.max(np.abs(answer - expected)))
+        raise Failed(f"method={method!r} ({_NAMES[method]}): values differ from the expected "
+                     f"ones by up to {err:.3g}")
+    return ("min-max, mean normalization and z-score all match bnutils.scaling, with "
+            "statistics from the training split only")
+
+
+# Exercise 1.2 data: correlated features, different scales, nonzero means.
+_X_KAPPA = [
+    np.column_stack([_RNG.normal(3.0, 1.0, 40), np.zeros(40)]),
+    np.column_stack([_RNG.normal(0.0, 1.0, 50), _RNG.normal(0.0, 1.0, 50)]) @ np.array(
+        [[1.0, 0.8], [0.0, 0.6]]) * np.array([1.0, 5.0]) + np.array([1.0, -2.0]),
+    _RNG.normal(0.0, 1.0, (30, 3)) * np.array([1.0, 3.0, 0.5]),
+]
+_X_KAPPA[0][:, 1] = 0.5 * _X_KAPPA[0][:, 0] + _RNG.normal(0.0, 2.0, 40)
+
+
+def _as_scalar(value, what):
+    if value is None:
+        raise Failed(f"your function returned None - did you forget to return {what}?")
+    try:
+        value = float(np.asarray(value, dtype=float).reshape(()))
+    except (TypeError, ValueError):
+        raise Failed(f"return {what} as one number, got {type(value).__name__} "
+                     f"{np.shape(value)}") from None
+    return value
+
+
+@self_check("Exercise 1.2 · condition number of the Hessian")
+def condition_number(student_fn):
+    """Check ``student_fn(X) -> κ`` of the Hessian ``(2/N) XᵀX`` of ``mean((Xw - y)²)``."""
+    for X in _X_KAPPA:
+        X_in = X.copy()
+        kappa = _as_scalar(student_fn(X_in), "the condition number")
+        if not np.array_equal(X_in, X):
+            raise Failed("your function changed X; compute new arrays instead")
+        H = scaling.mse_hessian(X)
+        expected = scaling.condition_number(H)
+        if np.isclose(kappa, expected, rtol=1e-6):
+            continue
+        Xc = X - X.mean(axis=0)
+        d = np.diag(H)
+        if not np.isfinite(kappa) or kappa > 1e8 * expected:
+            raise Failed("your condition number is huge or infinite: did you use X Xᵀ (N×N)? "
+                         "The Hessian is built from Xᵀ X (D×D)")
+        mistake = diagnose(kappa, {
+            "you computed the condition number of X itself (the ratio of its singular "
+            "values); the Hessian (2/N)XᵀX has the square of that":
+                np.linalg.cond(X),
+            "you returned λ_min / λ_max; the condition number is λ_max / λ_min (≥ 1)":
+                1.0 / expected,
+            "you centred X first; this model has no bias, so use X exactly as given":
+                scaling.condition_number(scaling.mse_hessian(Xc)),
+            "you compared the diagonal of the Hessian (the features' scales) only; "
+            "correlated features matter too - use the eigenvalues (np.linalg.eigvalsh)":
+                d.max() / d.min(),
+        }, rtol=1e-6)
+        if mistake:
+            raise Failed(mistake)
+        raise Failed(f"for X of shape {X.shape} you returned {kappa:.4g}, expected "
+                     f"{expected:.4g} = λ_max / λ_min of (2/N) XᵀX")
+    return "λ_max / λ_min of (2/N)XᵀX, right on three design matrices (correlated, scaled, 3-D)"
+
+
+# Exercise 1.3 problems: the explorer's standardized cohort with the second feature
+# stretched 4× and 8× (condition numbers about 17 and 67).
+def _lr_problems():
+    from ..widgets.scaling import scaled_problem
+
+    return [scaled_problem(r) for r in (4.0, 8.0)]
+
+
+@self_check("Exercise 1.3 · the fastest learning rate")
+def fastest_lr(student_fn):
+    """Check that GD with ``student_fn(H)`` converges (nearly) as fast as the best fixed rate."""
+    summaries = []
+    for X, y in _lr_problems():
+        H = scaling.mse_hessian(X)
+        lr = _as_scalar(student_fn(H.copy()), "the learning rate")
+        lam = np.linalg.eigvalsh(H)
+        best = scaling.best_fixed_lr(H)
+        mistake = diagnose(lr, {
+            "1/λ_max is safe but slow: it solves the steep direction in one step and then "
+            "crawls along the flat one; balance the two":
+                1.0 / lam[-1],
+            "2/λ_max is the edge of divergence: the steep direction then never shrinks":
+                2.0 / lam[-1],
+            "1/λ_min is far beyond 2/λ_max: gradient descent diverges":
+                1.0 / lam[0],
+            "2/λ_min is far beyond 2/λ_max: gradient descent diverges":
+                2.0 / lam[0],
+        }, rtol=1e-3)
+        if mistake:
+            raise Failed(mistake)
+        if not np.isfinite(lr) or lr <= 0:
+            raise Failed(f"the learning rate must be a positive number, got {lr}")
+        mine = scaling.gradient_descent(X, y, lr=lr, max_steps=20_000)
+        ref = scaling.gradient_descent(X, y, lr=best, max_steps=20_000)
+        kappa = scaling.condition_number(H)
+        if mine.diverged:
+            raise Failed(f"with κ = {kappa:.0f}, lr = {lr:.4g} diverges: it must stay below "
+                         f"2/λ_max = {2 / lam[-1]:.4g}")
+        if mine.steps is None or mine.steps > 1.1 * ref.steps + 2:
+            took = "does not converge in 20000 steps" if mine.steps is None else \
+                f"takes {mine.steps} steps"
+            raise Failed(f"with κ = {kappa:.0f}, lr = {lr:.4g} {took}, the best fixed rate "
+                         f"only {ref.steps}; hint: each step multiplies the error along "
+                         f"eigen-direction i by (1 - lr·λ_i)")
+        summaries.append(f"{mine.steps} steps at κ = {kappa:.0f} (2/(λ_max+λ_min): {ref.steps})")
+    return "as fast as the best fixed rate, within 10 %: " + ", ".join(summaries)

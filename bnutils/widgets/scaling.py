@@ -1,0 +1,224 @@
+"""Notebook 01's explorer: feature-scale ratio and learning rate → loss contours and GD path.
+
+The data are the synthetic cohort of ``bnutils.scaling.make_cohort`` (cgpa, iq → an
+aptitude score), standardized with its own statistics and centred, so the bias drops
+out and the loss is a function of the two weights only. The explorer then multiplies
+the second feature by ``scale_ratio``: at ratio 1 the features are on the same scale,
+at ratio 10 the second one is ten times wider, as raw iq is next to raw cgpa.
+
+Introduced in notebook 01.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..scaling import (
+    DescentResult,
+    best_fixed_lr,
+    condition_number,
+    gradient_descent,
+    make_cohort,
+    mse_hessian,
+    standardize,
+)
+
+__all__ = ["plot_contours", "plot_excess_loss", "scaled_problem", "scaling_explorer",
+           "show_descent"]
+
+PATH_COLOR = "#d62728"
+
+
+def scaled_problem(scale_ratio: float, n: int = 200, seed: int = 0):
+    """The explorer's data: standardized, centred cohort with feature 2 times ``scale_ratio``.
+
+    Returns
+    -------
+    X : ndarray, shape (n, 2)
+        Column 0 has standard deviation 1, column 1 has ``scale_ratio``; both mean 0.
+    y : ndarray, shape (n,)
+        The centred aptitude score.
+
+    Introduced in notebook 01.
+    """
+    scale_ratio = float(scale_ratio)
+    if not np.isfinite(scale_ratio) or scale_ratio <= 0:
+        raise ValueError(f"scale_ratio must be a finite number > 0, got {scale_ratio}")
+    X, score, _ = make_cohort(n, seed=seed)
+    Z = standardize(X)
+    return Z * np.array([1.0, scale_ratio]), score - score.mean()
+
+
+def _window(X, result: DescentResult, pad: float = 0.12):
+    """The region to draw: the path (as far as it stays inside the starting contour,
+    which GD with a stable rate never leaves) and the minimum, with a margin."""
+    H = mse_hessian(X)
+    gap0 = max(result.loss[0] - result.loss_star, 1e-12)
+    half = np.sqrt(2.0 * gap0 * np.diag(np.linalg.pinv(H)))
+    inside = np.all(np.abs(result.path - result.w_star) <= 1.05 * half, axis=1)
+    points = np.vstack([result.path[inside], result.path[:1], result.w_star[None]])
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    margin = pad * np.max(hi - lo)
+    return lo - margin, hi + margin
+
+
+def plot_contours(ax, X, y, result: DescentResult, names=("$w_1$", "$w_2$"),
+                  max_markers: int = 60, box_aspect: float = 0.8):
+    """Draw the loss contours around the minimum and the GD path on ``ax`` (equal axes).
+
+    Contours are drawn at excess losses ``L - L*`` spaced geometrically from 1e-3 to 1
+    times the starting gap; the thick one passes through the start. Equal axis scales
+    keep the geometry GD sees: its steps are perpendicular to these contours.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    X, y : ndarray, shapes (N, 2) and (N,)
+        The problem ``result`` was run on.
+    result : DescentResult
+        From ``bnutils.scaling.gradient_descent`` on ``(X, y)``.
+    names : pair of str, optional
+        Axis labels for the two weights.
+    max_markers : int, optional
+        Dots mark the first ``max_markers`` iterates; the rest of the path is a line.
+    box_aspect : float, optional
+        Height / width of the axes box; the window is widened to keep equal scales.
+
+    Introduced in notebook 01.
+    """
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"plot_contours draws two-feature problems; X has shape {X.shape}")
+    lo, hi = _window(X, result)
+    # Equal scales on both axes without matplotlib's datalim juggling: fix the box shape
+    # and widen the shorter side of the window to match it.
+    centre, half = (lo + hi) / 2, (hi - lo) / 2
+    if half[1] < box_aspect * half[0]:
+        half[1] = box_aspect * half[0]
+    else:
+        half[0] = half[1] / box_aspect
+    ax.set_box_aspect(box_aspect)
+    (x0, y0), (x1, y1) = centre - half, centre + half
+    g1, g2 = np.meshgrid(np.linspace(x0, x1, 120), np.linspace(y0, y1, 120))
+    d = np.stack([g1 - result.w_star[0], g2 - result.w_star[1]], axis=-1)   # (120, 120, 2)
+    H = mse_hessian(X)
+    excess = 0.5 * np.einsum("...i,ij,...j->...", d, H, d)
+    gap0 = max(result.loss[0] - result.loss_star, 1e-12)
+    levels = gap0 * np.geomspace(1e-3, 1.0, 10)
+    ax.contour(g1, g2, excess, levels=levels, cmap="viridis_r", linewidths=0.8)
+    ax.contour(g1, g2, excess, levels=[gap0], colors="0.3", linewidths=1.6)
+    path = result.path
+    ax.plot(path[:, 0], path[:, 1], "-", color=PATH_COLOR, lw=1.0, label="GD path")
+    k = min(len(path), max_markers)
+    ax.plot(path[:k, 0], path[:k, 1], "o", color=PATH_COLOR, ms=2.5)
+    ax.plot(*path[0], "s", color="k", ms=6, label="start")
+    ax.plot(*result.w_star, "*", color="k", ms=12, label="minimum")
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.legend(loc="lower right", frameon=True, framealpha=0.85, fontsize=8)
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+
+
+def plot_excess_loss(ax, results: dict, colors: dict | None = None):
+    """Excess loss ``(L - L*) / (L(w0) - L*)`` against the step, log scale, one curve each.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    results : dict of str -> DescentResult
+        Curve label -> run.
+    colors : dict of str -> colour, optional
+
+    Introduced in notebook 01.
+    """
+    tol = None
+    for label, result in results.items():
+        gap0 = max(result.loss[0] - result.loss_star, 1e-300)
+        rel = np.maximum((result.loss - result.loss_star) / gap0, 1e-18)
+        color = None if colors is None else colors.get(label)
+        ax.plot(np.arange(len(rel)), rel, color=color, lw=1.5,
+                label=f"{label}: {result.summary()}")
+        tol = result.tol
+    if tol is not None:
+        ax.axhline(tol, color="0.4", ls="--", lw=1)
+        ax.text(0.0, tol, "tolerance", va="bottom", ha="left", color="0.3", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylim(min(tol or 1e-6, 1.0) / 10, 1e2)
+    ax.set_xlabel("gradient-descent step")
+    ax.set_ylabel("excess loss (relative to start)")
+    ax.legend(loc="upper right")
+
+
+def show_descent(scale_ratio: float = 4.0, lr: float = 0.05, max_steps: int = 5000,
+                 plot: bool = True) -> dict:
+    """Run GD on ``scaled_problem(scale_ratio)`` with rate ``lr``; draw and return the numbers.
+
+    Returns
+    -------
+    dict
+        ``scale_ratio``, ``lr``, ``kappa`` (condition number of the Hessian),
+        ``best_lr`` (``2/(λmax+λmin)``), ``max_stable_lr`` (``2/λmax``), ``steps``
+        (None if not converged), ``diverged`` and ``summary`` (the printed line).
+
+    Introduced in notebook 01.
+    """
+    import matplotlib.pyplot as plt
+
+    X, y = scaled_problem(scale_ratio)
+    H = mse_hessian(X)
+    lam_max = float(np.linalg.eigvalsh(H)[-1])
+    result = gradient_descent(X, y, lr=lr, max_steps=max_steps)
+    numbers = {
+        "scale_ratio": float(scale_ratio),
+        "lr": float(lr),
+        "kappa": condition_number(H),
+        "best_lr": best_fixed_lr(H),
+        "max_stable_lr": 2.0 / lam_max,
+        "steps": result.steps,
+        "diverged": result.diverged,
+        "summary": result.summary(),
+    }
+    print(f"scale ratio {scale_ratio:.2f}: condition number {numbers['kappa']:.1f}; "
+          f"lr {lr:.3g} -> {result.summary()}  "
+          f"(best fixed lr {numbers['best_lr']:.3g}, diverges above {numbers['max_stable_lr']:.3g})")
+    if plot:
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.2),
+                                       gridspec_kw={"width_ratios": [1.1, 1]})
+        plot_contours(ax1, X, y, result, names=("$w_1$ (feature 1, std 1)",
+                                                f"$w_2$ (feature 2, std {scale_ratio:.3g})"))
+        ax1.set_title(f"Loss contours and GD path, ratio {scale_ratio:.3g}, "
+                      f"$\\kappa$ = {numbers['kappa']:.0f}")
+        plot_excess_loss(ax2, {f"lr {lr:.3g}": result}, colors={f"lr {lr:.3g}": PATH_COLOR})
+        ax2.set_title("How fast the loss reaches its minimum")
+        fig.subplots_adjust(left=0.08, right=0.98, bottom=0.13, top=0.9, wspace=0.28)
+        plt.show()
+    return numbers
+
+
+def scaling_explorer(max_steps: int = 5000):
+    """Sliders for the feature-scale ratio and the learning rate, redrawing ``show_descent``.
+
+    Returns
+    -------
+    ipywidgets.interactive
+        ``w.result`` is the dict returned by ``show_descent`` for the current sliders.
+
+    Introduced in notebook 01.
+    """
+    import ipywidgets as widgets
+
+    def update(scale_ratio, lr):
+        return show_descent(scale_ratio, lr, max_steps=max_steps)
+
+    style = {"description_width": "initial"}
+    layout = widgets.Layout(width="420px")
+    return widgets.interactive(
+        update,
+        scale_ratio=widgets.FloatLogSlider(value=4.0, base=2, min=0, max=4, step=0.25,
+                                           description="feature-scale ratio", style=style,
+                                           layout=layout, continuous_update=False),
+        lr=widgets.FloatLogSlider(value=0.05, base=10, min=-3, max=0, step=0.05,
+                                  description="learning rate", readout_format=".3g",
+                                  style=style, layout=layout, continuous_update=False),
+    )

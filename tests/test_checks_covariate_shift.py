@@ -1,0 +1,102 @@
+"""Notebook 02's self-checks: pass the reference, fail the stub, name each common mistake."""
+
+import numpy as np
+import pytest
+
+from bnutils.checks import covariate_shift as check
+from bnutils.diagnostics import saturation_fraction
+
+
+def stub(*args):
+    raise NotImplementedError("Exercise 2.x: replace this line with your solution")
+
+
+# ------------------------------------------------------------ Exercise 2.1 compounding
+
+
+def compounding_factor(rate, n):
+    return (1.0 + rate) ** n
+
+
+def test_compounding_reference_passes(capsys):
+    result = check.compounding_factor.evaluate(compounding_factor)
+    assert result.passed and "1.0937" in result.message and "37.78" in result.message
+    check.compounding_factor(compounding_factor)
+    assert capsys.readouterr().out.count("\n") == 1
+
+
+def test_compounding_stub():
+    assert "not done yet" in check.compounding_factor.evaluate(stub).message
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda r, n: 1 + r * n, "added the changes"),
+    (lambda r, n: (1 + r) ** n - 1, "returned the increase"),
+    (lambda r, n: (1 + r) ** (n - 1), "n - 1 times"),
+    (lambda r, n: (1 + 100 * r) ** n, "percentage"),
+    (lambda r, n: r * n, "rate·n"),
+    (lambda r, n: None, "returned None"),
+    (lambda r, n: [1.0, 2.0], "one number"),
+    (lambda r, n: np.exp(r * n), "expected"),
+])
+def test_compounding_mistakes_are_named(wrong, hint):
+    result = check.compounding_factor.evaluate(wrong)
+    assert not result.passed and hint in result.message
+
+
+# --------------------------------------------------------- Exercise 2.2 saturated layer
+
+
+def most_saturated_layer(activations, threshold=0.99):
+    fractions = [np.mean(np.abs(a) > threshold) for a in activations]
+    return int(np.argmax(fractions))
+
+
+def test_saturated_layer_reference_passes():
+    result = check.most_saturated_layer.evaluate(most_saturated_layer)
+    assert result.passed and result.message.startswith("✓ Exercise 2.2")
+
+
+def test_saturation_cases_are_consistent_with_diagnostics():
+    cases = check.saturation_cases()
+    assert len(cases) == 3
+    real_acts, threshold, answer = cases[2]
+    fractions = [saturation_fraction(a) for a in real_acts]
+    assert threshold == 0.99 and answer == 3 and fractions[3] > 0.2
+    assert max(f for i, f in enumerate(fractions) if i != 3) < 0.05
+
+
+def test_saturated_layer_stub():
+    assert "not done yet" in check.most_saturated_layer.evaluate(stub).message
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda acts, t: int(np.argmax([np.mean(a > t) for a in acts])), "also saturated near -1"),
+    (lambda acts, t: int(np.argmax([np.mean(np.abs(a)) for a in acts])), "largest mean |a|"),
+    (lambda acts, t: int(np.argmax([np.mean(a) for a in acts])), "largest mean activation"),
+    (lambda acts, t: most_saturated_layer(acts, t) + 1, "numbered from 0"),
+    (lambda acts, t: most_saturated_layer(acts, 0.99), "ignored the threshold"),
+    (lambda acts, t: [np.mean(np.abs(a) > t) for a in acts], "not a list or array"),
+    (lambda acts, t: None, "returned None"),
+    (lambda acts, t: 2.5, "an int"),
+    (lambda acts, t: 1, "you returned layer 1"),
+    (lambda acts, t: 17, "only 5 layers"),
+])
+def test_saturated_layer_mistakes_are_named(wrong, hint):
+    result = check.most_saturated_layer.evaluate(wrong)
+    assert not result.passed and hint in result.message
+
+
+def test_largest_std_is_caught_too():
+    result = check.most_saturated_layer.evaluate(
+        lambda acts, t: int(np.argmax([np.std(a) for a in acts])))
+    assert not result.passed
+    assert "largest mean |a|" in result.message or "standard deviation" in result.message
+
+
+def test_checks_never_raise(capsys):
+    check.compounding_factor("not a function")
+    check.most_saturated_layer(lambda acts, t: 1 / 0)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all(line.startswith("✗") for line in lines)
+    assert "ZeroDivisionError" in lines[1]

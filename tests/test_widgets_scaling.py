@@ -1,0 +1,108 @@
+"""Notebook 01's explorer: the scale-ratio and learning-rate sliders redraw contours and path."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from bnutils.scaling import condition_number, gradient_descent, mse_hessian  # noqa: E402
+from bnutils.widgets import controls, median_redraw_ms  # noqa: E402
+from bnutils.widgets.scaling import (  # noqa: E402
+    plot_contours,
+    plot_excess_loss,
+    scaled_problem,
+    scaling_explorer,
+    show_descent,
+)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_default_state_matches_the_static_figure(capsys):
+    w = scaling_explorer()
+    assert w.result == show_descent()
+    assert w.result["scale_ratio"] == 4.0 and w.result["lr"] == 0.05
+    assert w.result["steps"] is not None and not w.result["diverged"]
+    assert "condition number 17.0" in capsys.readouterr().out
+
+
+def test_ratio_one_is_well_conditioned_and_larger_ratios_are_not():
+    kappas = [show_descent(r, 0.01, plot=False)["kappa"] for r in (1.0, 4.0, 16.0)]
+    assert kappas[0] < 2 and 14 < kappas[1] < 20 and kappas[2] > 200
+    # κ grows like the square of the ratio
+    assert kappas[2] / kappas[1] == pytest.approx(16, rel=0.1)
+
+
+def test_moving_the_ratio_at_a_fixed_rate_ends_in_divergence():
+    w = scaling_explorer()
+    c = controls(w)
+    c["learning rate"].value = 0.05
+    c["feature-scale ratio"].value = 1.0
+    assert w.result["steps"] is not None
+    c["feature-scale ratio"].value = 8.0
+    assert w.result["diverged"] and w.result["summary"].startswith("diverged")
+    assert w.result["max_stable_lr"] < 0.05
+
+
+def test_best_rate_beats_a_small_one_and_the_cap_is_reported():
+    best = show_descent(4.0, show_descent(4.0, 0.01, plot=False)["best_lr"], plot=False)
+    slow = show_descent(4.0, 0.001, max_steps=500, plot=False)
+    assert best["steps"] < 80
+    assert slow["steps"] is None and slow["summary"] == "did not converge in 500 steps"
+
+
+def test_sliders_clamp_to_their_range():
+    c = controls(scaling_explorer())
+    c["feature-scale ratio"].value = 1000.0
+    assert c["feature-scale ratio"].value == 16.0
+    c["learning rate"].value = 50.0
+    assert c["learning rate"].value == 1.0
+
+
+def test_the_figure_shows_contours_path_and_loss_curve():
+    w = scaling_explorer()
+    controls(w)["feature-scale ratio"].value = 2.0
+    fig = plt.gcf()
+    ax_contour, ax_loss = fig.axes[:2]
+    assert "ratio 2" in ax_contour.get_title()
+    assert ax_contour.get_ylabel().startswith("$w_2$ (feature 2, std 2")
+    legend = [t.get_text() for t in ax_loss.get_legend().get_texts()]
+    assert legend == [f"lr 0.05: {w.result['summary']}"]
+    assert ax_loss.get_yscale() == "log"
+    # equal scales on both axes: data ratio equals the box aspect
+    (x0, x1), (y0, y1) = ax_contour.get_xlim(), ax_contour.get_ylim()
+    assert (y1 - y0) / (x1 - x0) == pytest.approx(ax_contour.get_box_aspect(), rel=1e-9)
+
+
+def test_scaled_problem_has_the_requested_ratio():
+    X, y = scaled_problem(5.0)
+    np.testing.assert_allclose(X.std(0), [1.0, 5.0], rtol=1e-12)
+    np.testing.assert_allclose(X.mean(0), 0, atol=1e-12)
+    assert abs(y.mean()) < 1e-12
+    with pytest.raises(ValueError, match="scale_ratio"):
+        scaled_problem(0.0)
+
+
+def test_plot_helpers_on_their_own():
+    X, y = scaled_problem(3.0)
+    result = gradient_descent(X, y, lr=0.05)
+    fig, (a1, a2) = plt.subplots(1, 2)
+    plot_contours(a1, X, y, result, names=("a", "b"))
+    plot_excess_loss(a2, {"run": result})
+    assert a1.get_xlabel() == "a" and len(a2.get_lines()) == 2   # curve + tolerance line
+    assert condition_number(mse_hessian(X)) > 5
+    with pytest.raises(ValueError, match="two-feature"):
+        plot_contours(a1, np.ones((3, 3)), np.ones(3), result)
+
+
+def test_redraw_is_fast():
+    w = scaling_explorer()
+    assert median_redraw_ms(w, "feature-scale ratio", [1.0, 2.0, 8.0, 16.0, 4.0, 2.0, 1.0]) < 100
+    assert median_redraw_ms(w, "learning rate", [0.001, 0.01, 0.03, 0.1, 0.5, 0.05, 0.02]) < 100
