@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _fast
 from ._validation import (
     as_float_array,
     check_finite,
@@ -103,11 +104,12 @@ def _per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
     return v.reshape(1, -1) if ndim == 2 else v.reshape(1, -1, 1, 1)
 
 
-def _prepare(x, gamma, beta, eps):
+def _prepare(x, gamma, beta, eps, check_x_finite=True):
     """Validate and convert the arguments shared by the forward functions."""
     x = as_float_array(x, "x")
     check_ndim(x, "x", (2, 4), _SHAPES)
-    check_finite(x, "x")
+    if check_x_finite:
+        check_finite(x, "x")
     what = "feature" if x.ndim == 2 else "channel"
     if x.shape[1] == 0:
         raise ValueError(f"x must have at least one {what} (axis 1); got shape {x.shape}")
@@ -158,7 +160,8 @@ def batchnorm_forward(x, gamma, beta, eps: float = 1e-5):
 
     Introduced in notebook 03.
     """
-    x, gamma, beta, eps = _prepare(x, gamma, beta, eps)
+    # NaN/inf in x is detected by the fast kernel's sums (no separate pass over x).
+    x, gamma, beta, eps = _prepare(x, gamma, beta, eps, check_x_finite=False)
     axes = _axes(x.ndim)
     count = x.size // x.shape[1]
     if count < 2:
@@ -169,6 +172,25 @@ def batchnorm_forward(x, gamma, beta, eps: float = 1e-5):
             f"{'feature' if x.ndim == 2 else 'channel'}. Use a larger batch, or "
             f"batchnorm_inference (eval mode) for a single sample"
         )
+    # bnutils._fast computes what _forward_readable computes, with fewer passes over
+    # memory (tests/test_fast.py checks they agree; benchmarks/run.py times them).
+    result = _fast.forward(x, gamma, beta, eps)
+    if result is None:             # a sum is not finite: NaN/inf in x (raise), or an overflow
+        check_finite(x, "x")
+        return _forward_readable(x, gamma, beta, eps)
+    out, x_hat, mean, var, inv_std = result
+    cache = BatchNormCache(x_hat=x_hat, gamma=gamma.copy(), mean=mean, var=var, inv_std=inv_std,
+                           eps=eps, axes=axes, count=count)
+    return out, cache
+
+
+def _forward_readable(x, gamma, beta, eps):
+    """``batchnorm_forward`` written plainly, one line per equation (validated input).
+
+    The reference that ``bnutils._fast.forward`` is tested against.
+    """
+    axes = _axes(x.ndim)
+    count = x.size // x.shape[1]
     # Sums accumulate in float64 even for float32 x: a float32 running sum of values
     # near 1e4 would lose the digits that the normalized output is made of.
     mean = x.mean(axis=axes, dtype=np.float64)                               # μ_B, (D,)
@@ -189,7 +211,7 @@ def batchnorm_forward(x, gamma, beta, eps: float = 1e-5):
     return out, cache
 
 
-def _prepare_backward(dout, cache) -> np.ndarray:
+def _prepare_backward(dout, cache, check_dout_finite=True) -> np.ndarray:
     if not isinstance(cache, BatchNormCache):
         raise TypeError(f"cache must be the BatchNormCache returned by batchnorm_forward, "
                         f"got {type(cache).__name__}")
@@ -197,7 +219,8 @@ def _prepare_backward(dout, cache) -> np.ndarray:
     if dout.shape != cache.shape:
         raise ValueError(f"dout must have the shape of the forward input x, {cache.shape}; "
                          f"got {dout.shape}")
-    check_finite(dout, "dout")
+    if check_dout_finite:
+        check_finite(dout, "dout")
     return dout
 
 
@@ -235,7 +258,20 @@ def batchnorm_backward(dout, cache: BatchNormCache):
 
     Introduced in notebook 04.
     """
-    dout = _prepare_backward(dout, cache)
+    # NaN/inf in dout is detected by the fast kernel's sums (no separate pass over dout).
+    dout = _prepare_backward(dout, cache, check_dout_finite=False)
+    result = _fast.backward(dout, cache.x_hat, cache.gamma, cache.inv_std)
+    if result is None:             # a sum is not finite: NaN/inf in dout (raise), or an overflow
+        check_finite(dout, "dout")
+        return _backward_compact(dout, cache)
+    return result
+
+
+def _backward_compact(dout, cache: BatchNormCache):
+    """``batchnorm_backward``'s closed form written plainly (validated input).
+
+    The reference that ``bnutils._fast.backward`` is tested against.
+    """
     nd = dout.ndim
     x_hat, m = cache.x_hat, cache.count
     dbeta = dout.sum(axis=cache.axes)
