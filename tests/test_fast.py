@@ -1,0 +1,139 @@
+"""The fast BN path (bnutils._fast, behind batchnorm_forward/backward) equals the readable one.
+
+The readable versions are ``bnutils.batchnorm._forward_readable`` (one line per
+equation), ``bnutils.batchnorm._backward_compact`` (the closed form written plainly) and
+``batchnorm_backward_staged`` (node by node). Each comparison runs in 2-D and 4-D,
+float32 and float64, with small and large means (the float32 stability of the corrected
+two-pass mean), and with more rows than one reduction chunk.
+"""
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+
+from bnutils import _fast, batchnorm_backward, batchnorm_backward_staged, batchnorm_forward
+from bnutils.batchnorm import _backward_compact, _forward_readable
+
+SHAPES = [(2, 1), (5, 3), (64, 33), (300, 7), (3, 2, 4, 5), (4, 3, 1, 1), (2, 5, 7, 3), (9, 4, 8, 8)]
+DTYPES = [np.float32, np.float64]
+# Tolerances by dtype, relative to the size of the quantity (x_hat and out are O(1)).
+TOL = {np.float32: 2e-5, np.float64: 1e-10}
+
+
+def make(shape, dtype, offset=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    c = shape[1]
+    bshape = (1, c) + (1,) * (len(shape) - 2)
+    x = offset + rng.uniform(-2, 2, c).reshape(bshape) + rng.uniform(0.5, 3, c).reshape(bshape) \
+        * rng.standard_normal(shape)
+    gamma = rng.uniform(0.5, 2.0, c) * rng.choice([-1.0, 1.0], c)
+    beta = rng.standard_normal(c)
+    dout = rng.standard_normal(shape)
+    return tuple(a.astype(dtype) for a in (x, gamma, beta, dout))
+
+
+def close(actual, desired, tol, what):
+    scale = max(1.0, float(np.max(np.abs(desired))))
+    np.testing.assert_allclose(actual, desired, rtol=tol, atol=tol * scale, err_msg=what)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e4], ids=["mean0", "mean1e4"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_forward_equals_readable(shape, dtype, offset):
+    x, gamma, beta, _ = make(shape, dtype, offset)
+    out, cache = batchnorm_forward(x, gamma, beta, 1e-5)
+    ref_out, ref = _forward_readable(x, gamma, beta, 1e-5)
+    tol = TOL[dtype]
+    close(out, ref_out, tol, "out")
+    close(cache.x_hat, ref.x_hat, tol, "x_hat")
+    np.testing.assert_allclose(cache.mean, ref.mean, rtol=tol, atol=tol, err_msg="mean")
+    np.testing.assert_allclose(cache.var, ref.var, rtol=tol, err_msg="var")
+    np.testing.assert_allclose(cache.inv_std, ref.inv_std, rtol=tol, err_msg="inv_std")
+    assert (cache.axes, cache.count, cache.eps) == (ref.axes, ref.count, ref.eps)
+    np.testing.assert_array_equal(cache.gamma, ref.gamma)
+    for a in (out, cache.x_hat, cache.mean, cache.var, cache.inv_std):
+        assert a.dtype == dtype
+    assert out.shape == cache.x_hat.shape == x.shape
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_backward_equals_compact_and_staged(shape, dtype):
+    x, gamma, beta, dout = make(shape, dtype, seed=1)
+    _, cache = batchnorm_forward(x, gamma, beta)
+    fast = batchnorm_backward(dout, cache)
+    for name, ref in [("compact", _backward_compact(dout, cache)),
+                      ("staged", batchnorm_backward_staged(dout, cache))]:
+        for what, a, b in zip(("dx", "dgamma", "dbeta"), fast, ref):
+            close(a, b, 10 * TOL[dtype], f"{what} vs {name}")
+            assert a.dtype == dtype and a.shape == b.shape
+
+
+@pytest.mark.parametrize("shape", [(1000, 3), (16, 3, 5, 5)], ids=str)
+def test_float32_large_mean_is_accurate(shape):
+    """x = 1e4 + noise in float32: x_hat within 1e-5 of the float64 result (a one-pass
+    float32 mean would be off by ~1e-3 / std)."""
+    x, gamma, beta, _ = make(shape, np.float32, offset=1e4, seed=2)
+    _, cache = batchnorm_forward(x, gamma, beta)
+    _, exact = batchnorm_forward(x.astype(np.float64), gamma.astype(np.float64),
+                                 beta.astype(np.float64))
+    np.testing.assert_allclose(cache.x_hat, exact.x_hat, atol=1e-5)
+    np.testing.assert_allclose(cache.var, exact.var, rtol=1e-5)
+
+
+def test_layouts_and_inputs_left_alone():
+    """Non-contiguous input (a transposed view, Fortran order) and integer input give the
+    same numbers as a contiguous copy, and nothing passed in is modified."""
+    x, gamma, beta, dout = make((7, 5), np.float64, seed=3)
+    xt = np.asfortranarray(x)
+    saved = [a.copy() for a in (x, gamma, beta, dout)]
+    for variant in (xt, x.T.copy().T, np.asfortranarray(x.reshape(7, 5, 1, 1))):
+        out, cache = batchnorm_forward(variant, gamma, beta)
+        ref_out, _ = _forward_readable(np.ascontiguousarray(variant), gamma, beta, 1e-5)
+        close(out, ref_out, 1e-12, "layout")
+        batchnorm_backward(dout.reshape(variant.shape), cache)
+    for a, b in zip((x, gamma, beta, dout), saved):
+        np.testing.assert_array_equal(a, b)
+    xi = np.arange(12).reshape(4, 3) ** 2
+    out, cache = batchnorm_forward(xi, np.ones(3), np.zeros(3))
+    ref_out, _ = _forward_readable(xi.astype(np.float64), np.ones(3), np.zeros(3), 1e-5)
+    close(out, ref_out, 1e-12, "int input")
+    assert not cache.x_hat.flags.writeable
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("shape", [(4, 3), (2, 3, 2, 2)], ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_non_finite_input_is_named_without_warnings(shape, dtype, bad):
+    x, gamma, beta, dout = make(shape, dtype, seed=4)
+    x_bad = x.copy()
+    x_bad.flat[5] = bad
+    dout_bad = dout.copy()
+    dout_bad.flat[7] = bad
+    idx = tuple(int(i) for i in np.unravel_index(5, shape))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"x contains 1 non-finite .* at index " + re.escape(str(idx))):
+            batchnorm_forward(x_bad, gamma, beta)
+        _, cache = batchnorm_forward(x, gamma, beta)
+        with pytest.raises(ValueError, match="dout contains 1 non-finite"):
+            batchnorm_backward(dout_bad, cache)
+    assert _fast.forward(x_bad, gamma, beta, 1e-5) is None
+    assert _fast.backward(dout_bad, cache.x_hat, cache.gamma, cache.inv_std) is None
+
+
+def test_overflowing_sums_fall_back_to_the_readable_path():
+    """Finite float32 values whose sum overflows are not an input error: the result is
+    whatever the readable path computes (here it warns about its own overflow, as before)."""
+    x = np.array([[3e38, 3e38], [3e38, -3e38]], np.float32)
+    gamma, beta = np.ones(2, np.float32), np.zeros(2, np.float32)
+    with pytest.warns(RuntimeWarning):
+        out, cache = batchnorm_forward(x, gamma, beta)
+    with pytest.warns(RuntimeWarning):
+        ref_out, ref = _forward_readable(x, gamma, beta, 1e-5)
+    np.testing.assert_array_equal(out, ref_out)
+    np.testing.assert_array_equal(cache.var, ref.var)
+
