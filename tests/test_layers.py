@@ -308,4 +308,5 @@ def test_mse_loss_and_accuracy():
     loss, d = mse_loss(pred, target)
     assert loss == pytest.approx(5 / 4)
     assert rel_error(d, numerical_gradient(lambda p: mse_loss(p, target)[0], pred)) < 1e-9
-    assert accuracy(np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]]), np.array([0, 1, 1])) == pytest.approx(2 / 3)
+    logits = np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]])
+    assert accuracy(logits, np.array([0, 1, 1])) == pytest.approx(2 / 3)

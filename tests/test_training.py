@@ -18,8 +18,8 @@ def toy_data(n=256, seed=0):
 
 
 def mlp(bn=True, seed=0):
-    layers = [Linear(4, 16, rng=seed)] + ([BatchNorm(16)] if bn else []) + [ReLU(), Linear(16, 2, rng=seed + 1)]
-    return Sequential(*layers)
+    norm = [BatchNorm(16)] if bn else []
+    return Sequential(Linear(4, 16, rng=seed), *norm, ReLU(), Linear(16, 2, rng=seed + 1))
 
 
 # --------------------------------------------------------------------------- minibatches
