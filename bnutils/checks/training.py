@@ -1,0 +1,204 @@
+"""Self-checks for notebook 05, training with BN.
+
+Exercise 5.1 · add BN to a given network; Exercise 5.2 · the largest stable learning rate.
+Each check prints one ✓/✗ line (see ``bnutils.checks._core``).
+
+Introduced in notebook 05.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from ..experiments import is_stable, largest_stable_lr
+from ..layers import BatchNorm, Linear, ReLU, Sequential, Sigmoid, Tanh
+from ..models import make_mlp
+from ..training import TrainingHistory
+from ._core import Failed, self_check
+
+__all__ = ["add_batchnorm", "largest_stable_lr_check"]
+
+
+# ----------------------------------------------------------------------------- Exercise 5.1
+
+
+def _reference_add_batchnorm(layers):
+    """Reference solution of Exercise 5.1 (used by the tests)."""
+    layers = list(layers)
+    last_linear = max(i for i, layer in enumerate(layers) if isinstance(layer, Linear))
+    out = []
+    for i, layer in enumerate(layers):
+        out.append(layer)
+        if isinstance(layer, Linear) and i != last_linear:
+            out.append(BatchNorm(layer.out_features))
+    return Sequential(*out)
+
+
+def _test_networks():
+    """Fresh plain networks (lists of layers) to hand to the learner's function."""
+    return [
+        [Linear(6, 5, rng=0), ReLU(), Linear(5, 4, rng=1), ReLU(), Linear(4, 3, rng=2)],
+        [Linear(3, 7, rng=3), Tanh(), Linear(7, 2, rng=4)],
+        [Linear(4, 4, rng=5), Sigmoid(), Linear(4, 6, rng=6), Sigmoid(), Linear(6, 8, rng=7),
+         Sigmoid(), Linear(8, 2, rng=8)],
+    ]
+
+
+def _name(layer) -> str:
+    return repr(layer).split("\n")[0]
+
+
+def _check_one_network(given, model) -> None:
+    if not isinstance(model, Sequential):
+        raise Failed(f"return a Sequential(...) built from the layers; got {type(model).__name__}")
+    got = list(model.layers)
+    bns = [layer for layer in got if isinstance(layer, BatchNorm)]
+    hidden = [layer for layer in given if isinstance(layer, Linear)][:-1]
+    if not bns:
+        raise Failed("the returned network has no BatchNorm layer: insert BatchNorm(width) "
+                     "right after each hidden Linear layer")
+    if isinstance(got[-1], BatchNorm):
+        raise Failed("there is a BatchNorm after the output layer: leave the last Linear "
+                     "(the logits) un-normalized, BN goes after the hidden Linear layers only")
+    if len({id(b) for b in bns}) < len(bns):
+        raise Failed("one BatchNorm object is used in several places: every layer needs its "
+                     "own BatchNorm (its own γ, β and running statistics)")
+    for layer in given:
+        if not any(layer is g for g in got):
+            raise Failed(f"the given layer {_name(layer)} is missing from the result: keep the "
+                         f"given layers (the same objects) and insert BatchNorm layers between them")
+    for i, layer in enumerate(got):
+        if isinstance(layer, BatchNorm):
+            prev = got[i - 1] if i > 0 else None
+            if isinstance(prev, (ReLU, Sigmoid, Tanh)):
+                raise Failed("a BatchNorm comes after an activation: this exercise puts BN "
+                             "between each hidden Linear and its activation (Linear → BN → "
+                             "activation), as in the BN paper")
+            if not isinstance(prev, Linear):
+                raise Failed(f"layer {i} is a BatchNorm that does not follow a Linear layer")
+            if layer.num_features != prev.out_features:
+                raise Failed(f"the BatchNorm after {_name(prev)} has num_features="
+                             f"{layer.num_features}; it must equal that layer's output width, "
+                             f"{prev.out_features}")
+    if len(bns) < len(hidden):
+        raise Failed(f"only {len(bns)} of the {len(hidden)} hidden Linear layers are followed by "
+                     f"a BatchNorm; add one after each of them")
+    if len(bns) > len(hidden):
+        raise Failed(f"{len(bns)} BatchNorm layers for {len(hidden)} hidden Linear layers; "
+                     f"add exactly one after each")
+    expected = [type(layer) for layer in _reference_add_batchnorm(given).layers]
+    if [type(layer) for layer in got] != expected:
+        names = " → ".join(type(layer).__name__ for layer in got)
+        raise Failed(f"unexpected layer order {names}; expected Linear → BatchNorm → activation "
+                     f"for each hidden layer and a plain Linear at the end")
+    x = np.random.default_rng(0).standard_normal((16, given[0].in_features))
+    out = model.train().forward(x)
+    if out.shape != (16, given[-1].out_features):
+        raise Failed(f"the network's output has shape {out.shape}, expected "
+                     f"{(16, given[-1].out_features)}")
+
+
+@self_check("Exercise 5.1 · add BN to a network")
+def add_batchnorm(student_fn):
+    """Check ``student_fn(layers) -> Sequential`` on three plain networks."""
+    nets = _test_networks()
+    for given in nets:
+        _check_one_network(given, student_fn(list(given)))
+    n_bn = sum(sum(isinstance(layer, Linear) for layer in given) - 1 for given in nets)
+    return (f"{n_bn} BatchNorm layers placed correctly in {len(nets)} test networks "
+            f"(Linear → BN → activation, none after the output layer)")
+
+
+# ----------------------------------------------------------------------------- Exercise 5.2
+
+
+@functools.lru_cache(maxsize=1)
+def _lr_data():
+    from ..data import load_digits_split
+
+    X_train, _, y_train, _ = load_digits_split()
+    return X_train[:600], y_train[:600]
+
+
+_LRS = (3.0, 0.1, 10.0, 1.0, 0.3, 30.0)      # deliberately not sorted
+_HOPELESS = (30.0, 100.0)                    # no net trains at these
+_STEPS = 60
+
+
+def _builders():
+    return {
+        "plain": lambda: make_mlp([64, 32, 32, 10], "relu", rng=0),
+        "BN": lambda: make_mlp([64, 32, 32, 10], "relu", norm="bn", rng=0),
+    }
+
+
+@functools.cache
+def _reference_runs(kind: str, lrs: tuple):
+    """For each lr: (stable?, diverged?) of the reference run, and the reference answer."""
+    from ..training import train
+
+    X, y = _lr_data()
+    runs = {}
+    for lr in lrs:
+        h = train(_builders()[kind](), X, y, lr=lr, steps=_STEPS, batch_size=60, seed=0)
+        runs[lr] = (is_stable(h, 10), h.diverged)
+    answer = largest_stable_lr(_builders()[kind], lrs, X, y, steps=_STEPS, batch_size=60)
+    return runs, answer
+
+
+def _diagnose_lr(answer, kind, lrs, runs, expected):
+    stable = sorted(lr for lr in lrs if runs[lr][0])
+    not_diverged = [lr for lr in lrs if not runs[lr][1]]
+    unstable_above = sorted(lr for lr in lrs if not runs[lr][0] and (expected is None or lr > expected))
+    if expected is None:
+        return (f"for the {kind} net no learning rate in {sorted(lrs)} is stable, so the answer "
+                f"is None; you returned {answer}")
+    if answer in unstable_above and answer == min(unstable_above):
+        return (f"{answer} is the first *unstable* learning rate for the {kind} net; return the "
+                f"last stable one before it")
+    if not_diverged and answer == max(not_diverged) and not runs[answer][0]:
+        return (f"at lr={answer} the {kind} net does not diverge, but its loss stays above ln K "
+                f"(it learns nothing): use is_stable(history, num_classes), not just "
+                f"history.diverged")
+    if answer in stable and answer < expected:
+        return (f"{answer} is stable for the {kind} net but not the largest stable learning rate "
+                f"({expected} is also stable): compare learning rates by value - lrs is not "
+                f"sorted")
+    return None
+
+
+@self_check("Exercise 5.2 · largest stable learning rate")
+def largest_stable_lr_check(student_fn):
+    """Check ``student_fn(make_model, lrs, X, y, steps=..., batch_size=...)`` on two small nets."""
+    X, y = _lr_data()
+    found = {}
+    cases = [("plain", _LRS), ("BN", _LRS), ("plain", _HOPELESS)]
+    for kind, lrs in cases:
+        calls = []
+
+        def make_model(kind=kind, calls=calls):
+            calls.append(1)
+            return _builders()[kind]()
+
+        answer = student_fn(make_model, list(lrs), X.copy(), y.copy(), steps=_STEPS, batch_size=60)
+        runs, expected = _reference_runs(kind, lrs)
+        if isinstance(answer, TrainingHistory) or (answer is not None and not np.isscalar(answer)):
+            raise Failed(f"return one learning rate (a float from lrs) or None; got "
+                         f"{type(answer).__name__}")
+        if answer is not None and answer not in lrs:
+            raise Failed(f"returned {answer!r}, which is not one of the learning rates tried "
+                         f"{sorted(lrs)}")
+        if len(calls) == 1 and len(lrs) > 1:
+            raise Failed(f"make_model() was called once for {len(lrs)} learning rates: "
+                         f"build a fresh model for every learning rate (a model already "
+                         f"trained at another rate does not tell you about this one)")
+        if answer != expected:
+            hint = _diagnose_lr(answer, kind, lrs, runs, expected)
+            raise Failed(hint or f"for the {kind} net the largest stable learning rate in "
+                                 f"{sorted(lrs)} is {expected}; you returned {answer}")
+        if lrs == _LRS:
+            found[kind] = answer
+    return (f"found {found['plain']:g} for the plain net and {found['BN']:g} with BN "
+            f"(and None when nothing trains)")

@@ -1,0 +1,652 @@
+"""Training experiments of notebook 05: sweeps, gradient-descent variants, a miniature Figure 1.
+
+Everything here builds models with ``bnutils.models.make_mlp`` and trains them with the
+one training loop, ``bnutils.training.train``; this module only sets up runs, records
+what they show and draws it. ``data`` is always the 4-tuple
+``(X_train, X_test, y_train, y_test)`` returned by ``bnutils.data.load_digits_split``.
+
+The matrices involved are small (batches of 60, layers of 100 units), where one BLAS
+thread is faster than several competing for the cores, so the runs here use one
+(via threadpoolctl, when it is installed).
+
+Introduced in notebook 05.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .inference import batch_stats_forward
+from .layers import Sigmoid
+from .models import make_mlp
+from .plots import COLORS
+from .training import TrainingHistory, train
+
+__all__ = [
+    "Figure1Run",
+    "PercentileRecorder",
+    "RunResult",
+    "SweepResult",
+    "figure1_run",
+    "format_sweeps",
+    "gd_variants",
+    "is_stable",
+    "largest_stable_lr",
+    "plot_figure1",
+    "plot_gd_variants",
+    "plot_sweeps",
+    "run_config",
+    "sigmoid_input_index",
+    "sweep",
+]
+
+
+def _one_blas_thread(fn):
+    """Run ``fn`` with a single BLAS thread (faster for small matrices on a busy machine)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+            return fn(*args, **kwargs)
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _check_data(data):
+    if not (isinstance(data, (tuple, list)) and len(data) == 4):
+        raise TypeError("data must be the 4-tuple (X_train, X_test, y_train, y_test) "
+                        "returned by bnutils.data.load_digits_split()")
+    X_train, X_test, y_train, y_test = (np.asarray(a) for a in data)
+    if X_train.ndim != 2 or X_test.ndim != 2 or X_train.shape[1] != X_test.shape[1]:
+        raise ValueError(f"X_train and X_test must be (N, D) with the same D; got "
+                         f"{X_train.shape} and {X_test.shape}")
+    if len(y_train) != len(X_train) or len(y_test) != len(X_test):
+        raise ValueError("each X must have one label per row")
+    return X_train, X_test, y_train, y_test
+
+
+def _num_classes(*ys) -> int:
+    return int(max(int(np.max(y)) for y in ys)) + 1
+
+
+# ----------------------------------------------------------------------------- one run
+
+
+@dataclass
+class RunResult:
+    """One training run: its configuration, history and headline numbers.
+
+    Attributes
+    ----------
+    config : dict
+        The keyword arguments of ``run_config`` that defined the run.
+    history : TrainingHistory
+    model : Sequential
+        The trained model.
+    final_accuracy : float
+        Test accuracy after the last step (0.0 if training diverged).
+    final_loss : float
+        Mean training loss over the last 10 % of the steps (inf if training diverged).
+    """
+
+    config: dict
+    history: TrainingHistory
+    model: object
+    final_accuracy: float
+    final_loss: float
+
+    @property
+    def diverged(self) -> bool:
+        """True if the loss or the parameters became NaN/inf."""
+        return self.history.diverged
+
+
+def _final_loss(history: TrainingHistory, steps: int) -> float:
+    if history.diverged or not history.loss:
+        return float("inf")
+    k = max(1, steps // 10)
+    return float(np.mean(history.loss[-k:]))
+
+
+@_one_blas_thread
+def run_config(data, *, hidden: Sequence[int] = (100, 100, 100), activation: str = "relu",
+               norm: str | None = None, norm_position: str = "before", bias: bool = True,
+               init="he", lr: float = 0.1, steps: int = 200, batch_size: int = 60,
+               seed: int = 0, eval_every: int | None = None, callback: Callable | None = None,
+               log_every: int | None = None) -> RunResult:
+    """Build ``make_mlp([D, *hidden, K], ...)`` and train it with ``train``; one call, one run.
+
+    Parameters
+    ----------
+    data : tuple
+        ``(X_train, X_test, y_train, y_test)``.
+    hidden : sequence of int, optional
+        Widths of the hidden layers.
+    activation, norm, norm_position, bias, init :
+        Passed to ``make_mlp``.
+    lr, steps, batch_size :
+        Passed to ``train``.
+    seed : int, optional
+        Seeds both the initial weights and the shuffling.
+    eval_every : int, optional
+        Evaluate on the test set every so many steps (default: only after the last step).
+    callback, log_every :
+        Passed to ``train``.
+
+    Returns
+    -------
+    RunResult
+
+    Examples
+    --------
+    >>> from bnutils.data import load_digits_split
+    >>> run = run_config(load_digits_split(), norm="bn", lr=0.5, steps=50)
+    >>> run.diverged, run.final_accuracy > 0.8
+    (False, True)
+
+    Introduced in notebook 05.
+    """
+    X_train, X_test, y_train, y_test = _check_data(data)
+    config = dict(hidden=tuple(hidden), activation=activation, norm=norm,
+                  norm_position=norm_position, bias=bias, init=init, lr=lr, steps=steps,
+                  batch_size=batch_size, seed=seed)
+    sizes = [X_train.shape[1], *hidden, _num_classes(y_train, y_test)]
+    model = make_mlp(sizes, activation, norm=norm, norm_position=norm_position, bias=bias,
+                     init=init, rng=seed)
+    history = train(model, X_train, y_train, lr=lr, steps=steps, batch_size=batch_size,
+                    X_test=X_test, y_test=y_test, eval_every=eval_every or steps, seed=seed,
+                    callback=callback, log_every=log_every)
+    if history.diverged:
+        # train() stops at the first non-finite loss; record the test accuracy as 0.
+        return RunResult(config, history, model, 0.0, float("inf"))
+    return RunResult(config, history, model, history.final_accuracy, _final_loss(history, steps))
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+
+@dataclass
+class SweepResult:
+    """Runs that differ in one setting (and the seed).
+
+    Attributes
+    ----------
+    param : str
+        The ``run_config`` argument that was varied (e.g. ``"lr"``, ``"init"``).
+    values : list
+        Its values, in order.
+    seeds : tuple of int
+    accuracy, loss : ndarray, shape (len(values), len(seeds))
+        Final test accuracy and final training loss of each run.
+    diverged : ndarray of bool, shape (len(values), len(seeds))
+    config : dict
+        The settings shared by all runs.
+    """
+
+    param: str
+    values: list
+    seeds: tuple
+    accuracy: np.ndarray
+    loss: np.ndarray
+    diverged: np.ndarray
+    config: dict = field(default_factory=dict)
+
+    @property
+    def mean_accuracy(self) -> np.ndarray:
+        """Mean test accuracy over the seeds, one per value (diverged runs count as 0)."""
+        return self.accuracy.mean(axis=1)
+
+
+@_one_blas_thread
+def sweep(data, param: str, values, *, seeds: Sequence[int] = (0,), **config) -> SweepResult:
+    """Run ``run_config`` for every value of one setting and every seed.
+
+    Parameters
+    ----------
+    data : tuple
+        ``(X_train, X_test, y_train, y_test)``.
+    param : str
+        A keyword argument of ``run_config`` (e.g. ``"lr"``, ``"init"``, ``"norm_position"``).
+    values : sequence
+    seeds : sequence of int, optional
+    **config
+        The other ``run_config`` settings, shared by all runs.
+
+    Returns
+    -------
+    SweepResult
+
+    Examples
+    --------
+    >>> from bnutils.data import load_digits_split
+    >>> res = sweep(load_digits_split(), "lr", [0.1, 1.0], steps=20, hidden=(16,))
+    >>> res.accuracy.shape
+    (2, 1)
+
+    Introduced in notebook 05.
+    """
+    allowed = set(inspect.signature(run_config).parameters) - {"data"}
+    if param not in allowed or param in ("seed", "callback", "log_every", "eval_every"):
+        raise ValueError(f"param must be a setting of run_config such as 'lr' or 'init'; got {param!r}")
+    unknown = set(config) - allowed
+    if unknown:
+        raise ValueError(f"unknown run_config settings: {sorted(unknown)}")
+    if param in config:
+        raise ValueError(f"{param!r} is the swept setting; do not also pass it as a fixed setting")
+    values, seeds = list(values), tuple(seeds)
+    if not values or not seeds:
+        raise ValueError("values and seeds must not be empty")
+    shape = (len(values), len(seeds))
+    acc, loss, div = np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=bool)
+    for i, v in enumerate(values):
+        for j, s in enumerate(seeds):
+            r = run_config(data, seed=s, **{param: v}, **config)
+            acc[i, j], loss[i, j], div[i, j] = r.final_accuracy, r.final_loss, r.diverged
+    return SweepResult(param, values, seeds, acc, loss, div, dict(config))
+
+
+def _cell(res: SweepResult, i: int) -> str:
+    if res.diverged[i].all():
+        return "diverged"
+    a = res.accuracy[i]
+    text = f"{a.mean():.3f}"
+    if len(a) > 1:
+        text += f" ({a.min():.2f}-{a.max():.2f})"
+    if res.diverged[i].any():
+        text += f" {int(res.diverged[i].sum())} div."
+    return text
+
+
+def format_sweeps(results: dict, value_format: str = "{:g}") -> str:
+    """A text table of final test accuracies: one row per value, one column per sweep.
+
+    With several seeds a cell shows the mean and, in brackets, the range over seeds.
+
+    Parameters
+    ----------
+    results : dict of str -> SweepResult
+        The sweeps to compare (same ``param`` and ``values``), by column label.
+    value_format : str, optional
+        Format of the swept values.
+
+    Returns
+    -------
+    str
+
+    Introduced in notebook 05.
+    """
+    if not results:
+        raise ValueError("results must contain at least one SweepResult")
+    first = next(iter(results.values()))
+    for label, res in results.items():
+        if not isinstance(res, SweepResult):
+            raise TypeError(f"results[{label!r}] is a {type(res).__name__}, not a SweepResult")
+        if res.values != first.values or res.param != first.param:
+            raise ValueError("all sweeps in one table must vary the same setting over the same values")
+    rows = [[first.param] + list(results)]
+    for i, v in enumerate(first.values):
+        rows.append([value_format.format(v)] + [_cell(res, i) for res in results.values()])
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def plot_sweeps(ax, results: dict, colors: dict | None = None, logx: bool = True):
+    """Final test accuracy against the swept value, one line per sweep; diverged runs as ×.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    results : dict of str -> SweepResult
+    colors : dict of str -> colour, optional
+        By label; defaults to the course colours for "no BN" / "BN".
+    logx : bool, optional
+
+    Returns
+    -------
+    ax
+
+    Introduced in notebook 05.
+    """
+    defaults = {"no BN": COLORS["plain"], "BN": COLORS["bn"]}
+    colors = {**defaults, **(colors or {})}
+    for k, (label, res) in enumerate(results.items()):
+        x = np.asarray(res.values, dtype=float)
+        color = colors.get(label, f"C{k}")
+        mean = np.where(res.diverged.all(axis=1), np.nan, res.mean_accuracy)
+        ax.plot(x, mean, "o-", color=color, label=label)
+        if len(res.seeds) > 1:
+            ax.fill_between(x, res.accuracy.min(axis=1), res.accuracy.max(axis=1),
+                            color=color, alpha=0.15, lw=0)
+        bad = res.diverged.all(axis=1)
+        if bad.any():
+            ax.plot(x[bad], np.zeros(bad.sum()), "x", color=color, ms=10, mew=2.5,
+                    label=f"{label}: diverged (NaN)")
+    if logx:
+        ax.set_xscale("log")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_ylabel("test accuracy")
+    ax.legend()
+    return ax
+
+
+# ----------------------------------------------------------------------------- GD variants
+
+
+@_one_blas_thread
+def gd_variants(data, epochs: int = 3, batch_size: int = 32, lrs: dict | None = None,
+                hidden: Sequence[int] = (32,), seed: int = 0) -> dict:
+    """Batch, stochastic and mini-batch gradient descent on the same model for equal epochs.
+
+    Batch GD uses all N training samples per update, stochastic GD one, mini-batch GD
+    ``batch_size``; every variant sees each sample ``epochs`` times. A small ReLU MLP
+    without BN (BN cannot run on a batch of one).
+
+    Parameters
+    ----------
+    data : tuple
+    epochs : int, optional
+    batch_size : int, optional
+        The mini-batch size.
+    lrs : dict, optional
+        Learning rate per variant: keys "batch", "stochastic", "mini-batch". Defaults to
+        0.5, 0.01 and 0.1 (a smaller step for the noisier, more frequent updates).
+    hidden : sequence of int, optional
+    seed : int, optional
+
+    Returns
+    -------
+    dict of str -> RunResult
+        Keys "batch", "stochastic", "mini-batch".
+
+    Introduced in notebook 05.
+    """
+    X_train = _check_data(data)[0]
+    n = len(X_train)
+    lrs = {"batch": 0.5, "stochastic": 0.01, "mini-batch": 0.1, **(lrs or {})}
+    sizes = {"batch": n, "stochastic": 1, "mini-batch": batch_size}
+    return {name: run_config(data, hidden=hidden, lr=lrs[name], batch_size=bs,
+                             steps=epochs * (n // bs), seed=seed)
+            for name, bs in sizes.items()}
+
+
+def plot_gd_variants(runs: dict, n_train: int):
+    """Training loss against the number of samples processed, for ``gd_variants``' runs.
+
+    Each loss is measured on the batch about to be used, before its update. The
+    stochastic curve is a running mean over 50 updates (a single sample's loss jumps
+    by orders of magnitude).
+
+    Returns
+    -------
+    matplotlib Figure
+
+    Introduced in notebook 05.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.0, 3.6))
+    colors = {"batch": COLORS["plain"], "stochastic": COLORS["other"], "mini-batch": COLORS["bn"]}
+    for name, run in runs.items():
+        bs = run.config["batch_size"]
+        loss = np.asarray(run.history.loss)
+        # loss[i] is measured on batch i+1 before its update, after i * bs samples
+        seen = np.arange(len(loss)) * bs / n_train
+        label = f"{name} (batch {bs}, {len(loss)} updates)"
+        if name == "stochastic":
+            k = 50
+            loss = np.convolve(loss, np.ones(k) / k, mode="valid")
+            seen = seen[k - 1:]
+            label += f", mean of {k}"
+        style = "o-" if len(loss) < 10 else "-"
+        ax.plot(seen, loss, style, color=colors.get(name), lw=1.6, label=label)
+    ax.set_xlabel("epochs (passes over the training set)")
+    ax.set_ylabel("training loss")
+    ax.set_yscale("log")
+    ax.set_title("Same data, same number of epochs: how often you update matters")
+    ax.legend()
+    return fig
+
+
+# ----------------------------------------------------------------------------- Figure 1
+
+
+def sigmoid_input_index(model) -> int:
+    """Index of the layer whose output is the input of the model's last ``Sigmoid``.
+
+    For ``make_mlp(..., "sigmoid")`` that is the last hidden ``Linear`` (no BN) or the
+    last ``BatchNorm`` (BN before the activation).
+
+    Introduced in notebook 05.
+    """
+    layers = getattr(model, "layers", None)
+    if layers is None:
+        raise TypeError(f"model must be a Sequential, got {type(model).__name__}")
+    idx = [i for i, layer in enumerate(layers) if isinstance(layer, Sigmoid)]
+    if not idx or idx[-1] == 0:
+        raise ValueError("model has no Sigmoid layer with a layer before it")
+    return idx[-1] - 1
+
+
+class PercentileRecorder:
+    """A ``train`` callback: percentiles of one unit's values on a fixed probe set.
+
+    Every ``every`` steps it passes ``X_probe`` through the model in training mode
+    (BN normalizes with the probe's own statistics, and the running statistics are left
+    untouched, see ``bnutils.inference.batch_stats_forward``) and records the given
+    percentiles of unit ``unit`` of layer ``layer_index``'s output.
+
+    Parameters
+    ----------
+    layer_index : int
+        Which layer's output (index into ``model.outputs``).
+    unit : int
+        Which column of it.
+    X_probe : ndarray, shape (P, D_in)
+    every : int, optional
+    percentiles : sequence of float, optional
+
+    Attributes
+    ----------
+    steps : list of int
+    values : list of ndarray, each shape (len(percentiles),)
+
+    Examples
+    --------
+    >>> model = make_mlp([2, 4, 2], "sigmoid", rng=0)
+    >>> rec = PercentileRecorder(0, unit=1, X_probe=np.eye(2), every=1)
+    >>> rec(0, model)
+    >>> rec.steps, rec.array().shape
+    ([0], (1, 3))
+
+    Introduced in notebook 05.
+    """
+
+    def __init__(self, layer_index: int, unit: int, X_probe, every: int = 10,
+                 percentiles: Sequence[float] = (15, 50, 85)):
+        if every < 1:
+            raise ValueError(f"every must be ≥ 1, got {every}")
+        self.layer_index, self.unit, self.every = int(layer_index), int(unit), int(every)
+        self.X_probe = np.asarray(X_probe, dtype=float)
+        if self.X_probe.ndim != 2 or len(self.X_probe) < 2:
+            raise ValueError(f"X_probe must be (P, D_in) with P ≥ 2; got {self.X_probe.shape}")
+        self.percentiles = tuple(percentiles)
+        self.steps: list = []
+        self.values: list = []
+
+    def __call__(self, step: int, model) -> None:
+        if step % self.every:
+            return
+        batch_stats_forward(model, self.X_probe)
+        z = model.outputs[self.layer_index][:, self.unit]
+        self.steps.append(int(step))
+        self.values.append(np.percentile(z, self.percentiles))
+
+    def array(self) -> np.ndarray:
+        """The recorded percentiles, shape (len(steps), len(percentiles))."""
+        return np.array(self.values).reshape(len(self.values), len(self.percentiles))
+
+
+@dataclass
+class Figure1Run:
+    """One run of the Figure-1 miniature.
+
+    Attributes
+    ----------
+    result : RunResult
+    steps : ndarray, shape (R,)
+        Steps at which the percentiles were recorded (0 = before training).
+    percentiles : ndarray, shape (R, 3)
+        15th, 50th and 85th percentiles of the sigmoid input at those steps.
+    """
+
+    result: RunResult
+    steps: np.ndarray
+    percentiles: np.ndarray
+
+    @property
+    def history(self) -> TrainingHistory:
+        return self.result.history
+
+
+@_one_blas_thread
+def figure1_run(data, norm: str | None, *, steps: int = 1200, lr: float = 0.1,
+                batch_size: int = 60, unit: int = 0, record_every: int = 10,
+                eval_every: int = 20, seed: int = 0, log_every: int | None = None) -> Figure1Run:
+    """Train the 3×100 sigmoid network of Ioffe & Szegedy's Figure 1, recording a sigmoid input.
+
+    ``make_mlp([D, 100, 100, 100, K], "sigmoid", norm=norm, init="xavier")``, trained by
+    SGD; the test accuracy is recorded every ``eval_every`` steps and the 15/50/85th
+    percentiles of unit ``unit``'s input to the last hidden sigmoid (over the whole test
+    set as a probe) every ``record_every`` steps, starting before the first update.
+
+    Parameters
+    ----------
+    data : tuple
+    norm : None or "bn"
+    steps, lr, batch_size, seed, log_every :
+        Passed to ``train``.
+    unit : int, optional
+    record_every, eval_every : int, optional
+
+    Returns
+    -------
+    Figure1Run
+
+    Introduced in notebook 05.
+    """
+    if norm not in (None, "bn"):
+        raise ValueError(f"norm must be None or 'bn', got {norm!r}")
+    X_train, X_test, y_train, y_test = _check_data(data)
+    probe_model = make_mlp([X_train.shape[1], 100, 100, 100, _num_classes(y_train, y_test)],
+                           "sigmoid", norm=norm, init="xavier", rng=seed)
+    recorder = PercentileRecorder(sigmoid_input_index(probe_model), unit, X_test,
+                                  every=record_every)
+    recorder(0, probe_model)  # before training: make_mlp with the same seed builds the same net
+    result = run_config(data, hidden=(100, 100, 100), activation="sigmoid", norm=norm,
+                        init="xavier", lr=lr, steps=steps, batch_size=batch_size, seed=seed,
+                        eval_every=eval_every, callback=recorder, log_every=log_every)
+    return Figure1Run(result, np.array(recorder.steps), recorder.array())
+
+
+def plot_figure1(plain: Figure1Run, bn: Figure1Run):
+    """Three panels after Ioffe & Szegedy (2015), Figure 1: (a) test accuracy, (b, c) percentiles.
+
+    (b) and (c) share their y axis, so the two distributions can be compared directly.
+
+    Returns
+    -------
+    matplotlib Figure
+
+    Introduced in notebook 05.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(11.0, 3.4))
+    ax = axes[0]
+    for run, label, color in ((plain, "without BN", COLORS["plain"]), (bn, "with BN", COLORS["bn"])):
+        ax.plot(run.history.eval_steps, run.history.test_accuracy, color=color, label=label)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("(a) test accuracy")
+    ax.legend(loc="lower right")
+    lo = min(plain.percentiles.min(), bn.percentiles.min())
+    hi = max(plain.percentiles.max(), bn.percentiles.max())
+    pad = 0.08 * (hi - lo)
+    for ax, run, title, color in ((axes[1], plain, "(b) without BN", COLORS["plain"]),
+                                  (axes[2], bn, "(c) with BN", COLORS["bn"])):
+        p = run.percentiles
+        ax.fill_between(run.steps, p[:, 0], p[:, 2], color=color, alpha=0.18, lw=0,
+                        label="15th-85th percentile")
+        ax.plot(run.steps, p[:, 1], color=color, lw=1.8, label="median")
+        ax.plot(run.steps, p[:, 0], color=color, lw=0.8)
+        ax.plot(run.steps, p[:, 2], color=color, lw=0.8)
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("input of one sigmoid")
+        ax.set_title(f"{title}: one sigmoid's input")
+    axes[1].legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- stability
+
+
+def is_stable(history: TrainingHistory, num_classes: int, last: int = 10) -> bool:
+    """Did a run train stably? No divergence, and a final loss below guessing's ``ln K``.
+
+    "Final loss" is the mean training loss of the last ``last`` steps. A classifier that
+    outputs the uniform distribution over K classes has cross-entropy ``ln K``, so a run
+    whose loss stays above it did not diverge but learned nothing.
+
+    Examples
+    --------
+    >>> h = TrainingHistory(steps=[1, 2], loss=[2.5, 1.0])
+    >>> is_stable(h, num_classes=10, last=1)
+    True
+
+    Introduced in notebook 05.
+    """
+    if not isinstance(history, TrainingHistory):
+        raise TypeError(f"history must be a TrainingHistory, got {type(history).__name__}")
+    if history.diverged or not history.loss:
+        return False
+    final = float(np.mean(history.loss[-last:]))
+    return bool(np.isfinite(final) and final < math.log(num_classes))
+
+
+@_one_blas_thread
+def largest_stable_lr(make_model: Callable, lrs, X, y, *, steps: int = 100,
+                      batch_size: int = 60, seed: int = 0):
+    """The largest learning rate in ``lrs`` at which a fresh model trains stably (``is_stable``).
+
+    Every learning rate gets a new model from ``make_model()`` and ``steps`` steps of
+    ``train(model, X, y, lr=lr, steps=steps, batch_size=batch_size, seed=seed)``.
+
+    Returns
+    -------
+    float or None
+        None if no learning rate is stable.
+
+    Introduced in notebook 05.
+    """
+    best = None
+    num_classes = _num_classes(y)
+    for lr in sorted(lrs):
+        history = train(make_model(), X, y, lr=lr, steps=steps, batch_size=batch_size, seed=seed)
+        if is_stable(history, num_classes):
+            best = lr
+    return best

@@ -1,0 +1,273 @@
+"""BN at inference: running averages, train- vs eval-mode helpers, precise statistics, folding.
+
+The running statistics follow PyTorch's convention (see ``bnutils.batchnorm``):
+``running = (1 - momentum) * running + momentum * batch``. Keras writes the same rule
+with the weights swapped, ``running = momentum * running + (1 - momentum) * batch``, so
+a PyTorch ``momentum`` of m equals a Keras ``momentum`` of 1 - m.
+
+Introduced in notebook 06.
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import contextmanager
+
+import numpy as np
+
+from ._validation import as_float_array, check_fraction
+from .folding import fold_batchnorm
+from .layers import BatchNorm, Linear, Sequential
+from .training import minibatches
+
+__all__ = [
+    "batch_stats_forward",
+    "batchnorm_layers",
+    "fold_sequential",
+    "frozen_running_stats",
+    "recalibrate_batchnorm",
+    "running_average",
+]
+
+
+def running_average(values, momentum: float, init: float = 0.0, convention: str = "pytorch"):
+    """Exponential moving average of a sequence, in PyTorch's or Keras's convention.
+
+    PyTorch: ``r_t = (1 - momentum) * r_{t-1} + momentum * v_t`` (``momentum`` weighs the
+    new value). Keras: ``r_t = momentum * r_{t-1} + (1 - momentum) * v_t`` (``momentum``
+    weighs the old value). ``r_0 = init``.
+
+    Parameters
+    ----------
+    values : array_like, shape (T,) or (T, D)
+        The batch statistics, one row per step.
+    momentum : float in [0, 1]
+    init : float or array_like, optional
+        The starting value (BN starts the running mean at 0 and the running variance at 1).
+    convention : {"pytorch", "keras"}, optional
+
+    Returns
+    -------
+    ndarray, shape like ``values``
+        The running value after each step.
+
+    Examples
+    --------
+    >>> running_average([10.0, 10.0], momentum=0.1)
+    array([1. , 1.9])
+    >>> running_average([10.0, 10.0], momentum=0.9, convention="keras")
+    array([1. , 1.9])
+
+    Introduced in notebook 06.
+    """
+    values = as_float_array(values, "values")
+    if values.ndim not in (1, 2) or len(values) == 0:
+        raise ValueError(f"values must have shape (T,) or (T, D) with T ≥ 1; got {values.shape}")
+    momentum = check_fraction(momentum, "momentum")
+    if convention not in ("pytorch", "keras"):
+        raise ValueError(f"convention must be 'pytorch' or 'keras', got {convention!r}")
+    new_weight = momentum if convention == "pytorch" else 1.0 - momentum
+    out = np.empty_like(values)
+    r = np.broadcast_to(as_float_array(init, "init"), values.shape[1:]).astype(values.dtype)
+    for t, v in enumerate(values):
+        r = (1.0 - new_weight) * r + new_weight * v
+        out[t] = r
+    return out
+
+
+def batchnorm_layers(model) -> list:
+    """The ``BatchNorm`` layers of a ``Sequential`` model (or ``[model]`` for a lone layer).
+
+    Introduced in notebook 06.
+    """
+    if isinstance(model, BatchNorm):
+        return [model]
+    layers = getattr(model, "layers", None)
+    if layers is None:
+        raise TypeError(f"model must be a Sequential or a BatchNorm layer, got {type(model).__name__}")
+    return [layer for layer in layers if isinstance(layer, BatchNorm)]
+
+
+@contextmanager
+def frozen_running_stats(model):
+    """Context manager: whatever runs inside leaves every BN layer's running statistics as it was.
+
+    Examples
+    --------
+    >>> bn = BatchNorm(1)
+    >>> with frozen_running_stats(bn):
+    ...     _ = bn.forward(np.array([[5.0], [7.0]]))
+    >>> bn.running_mean
+    array([0.])
+
+    Introduced in notebook 06.
+    """
+    saved = [(bn, bn.running_mean.copy(), bn.running_var.copy()) for bn in batchnorm_layers(model)]
+    try:
+        yield model
+    finally:
+        for bn, mean, var in saved:
+            bn.running_mean, bn.running_var = mean, var
+
+
+def batch_stats_forward(model, X):
+    """Forward ``X`` in training mode (BN uses the statistics of ``X`` itself), side-effect free.
+
+    What a training step would compute on the batch ``X``, without updating the running
+    statistics and with the model's mode restored afterwards. Useful to look at a batch
+    through the training-mode network, or to show how a sample's output depends on its
+    batch-mates.
+
+    Parameters
+    ----------
+    model : Sequential
+    X : ndarray, shape (N, D_in), N ≥ 2
+
+    Returns
+    -------
+    ndarray, shape (N, K)
+        The model's output; ``model.outputs`` holds each layer's output.
+
+    Examples
+    --------
+    >>> net = Sequential(Linear(1, 1, rng=0), BatchNorm(1))
+    >>> out = batch_stats_forward(net, np.array([[1.0], [3.0]]))
+    >>> np.round(np.abs(out), 3)
+    array([[1.],
+           [1.]])
+    >>> net[1].running_mean
+    array([0.])
+
+    Introduced in notebook 06.
+    """
+    was_training = getattr(model, "training", True)
+    model.train()
+    try:
+        with frozen_running_stats(model):
+            return model.forward(X)
+    finally:
+        if not was_training:
+            model.eval()
+
+
+def recalibrate_batchnorm(model, X, batch_size: int = 60, seed: int = 0):
+    """Precise BN statistics: a copy of ``model`` whose running statistics are re-estimated.
+
+    With the weights frozen, one pass over ``X`` in mini-batches of ``batch_size`` runs the
+    network in training mode (exactly what it saw while training) and records each BN
+    layer's batch mean and unbiased batch variance; their plain averages over the batches
+    replace the exponential moving averages. Late layers see the normalized outputs of
+    earlier layers, as in training.
+
+    Parameters
+    ----------
+    model : Sequential
+        Not modified.
+    X : ndarray, shape (N, D_in)
+        Usually the training set.
+    batch_size : int, optional
+        The training batch size (the statistics of batches of this size are averaged).
+    seed : int, optional
+        Seeds the shuffling into batches.
+
+    Returns
+    -------
+    Sequential
+        A deep copy with new ``running_mean`` / ``running_var`` in every BN layer, in the
+        mode ``model`` was in.
+
+    Examples
+    --------
+    >>> net = Sequential(BatchNorm(1))
+    >>> X = np.arange(8.0).reshape(8, 1)
+    >>> precise = recalibrate_batchnorm(net, X, batch_size=4)
+    >>> float(precise[0].running_mean[0]), float(net[0].running_mean[0])
+    (3.5, 0.0)
+
+    Introduced in notebook 06.
+    """
+    X = as_float_array(X, "X")
+    if X.ndim != 2:
+        raise ValueError(f"X must have shape (N, D_in); got {X.shape}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise TypeError(f"batch_size must be an integer, got {batch_size!r}")
+    if not 2 <= batch_size <= len(X):
+        raise ValueError(f"batch_size must lie in 2..{len(X)} (BN needs ≥ 2 samples per batch), "
+                         f"got {batch_size}")
+    new = copy.deepcopy(model)
+    layers = batchnorm_layers(new)
+    if not layers:
+        raise ValueError("model has no BatchNorm layer to recalibrate")
+    was_training = getattr(new, "training", True)
+    sums = [[0.0, 0.0] for _ in layers]
+    count = 0
+    new.train()
+    for idx in minibatches(len(X), batch_size, seed):
+        new.forward(X[idx])
+        for acc, bn in zip(sums, layers):
+            cache = bn._cache
+            m = cache.count
+            acc[0] = acc[0] + cache.mean
+            acc[1] = acc[1] + cache.var * (m / (m - 1))
+        count += 1
+    for (mean_sum, var_sum), bn in zip(sums, layers):
+        bn.running_mean = np.asarray(mean_sum / count, dtype=bn.running_mean.dtype)
+        bn.running_var = np.asarray(var_sum / count, dtype=bn.running_var.dtype)
+    if not was_training:
+        new.eval()
+    return new
+
+
+def fold_sequential(model):
+    """Fold every ``Linear → BatchNorm`` pair of a model into one ``Linear`` (for inference).
+
+    Uses ``bnutils.fold_batchnorm`` with each BN layer's running statistics, so the
+    folded model reproduces ``model`` **in eval mode** (to rounding) with one layer fewer
+    per pair. Other layers are copied unchanged.
+
+    Parameters
+    ----------
+    model : Sequential
+        Every ``BatchNorm`` must directly follow a ``Linear`` layer. Not modified.
+
+    Returns
+    -------
+    Sequential
+        In eval mode.
+
+    Raises
+    ------
+    ValueError
+        If a ``BatchNorm`` does not directly follow a ``Linear`` (e.g. BN placed after
+        the activation), since then there is no layer right before it to absorb it.
+
+    Examples
+    --------
+    >>> net = Sequential(Linear(3, 4, rng=0), BatchNorm(4), Linear(4, 2, rng=1))
+    >>> folded = fold_sequential(net)
+    >>> len(net), len(folded)
+    (3, 2)
+    >>> X = np.ones((5, 3))
+    >>> bool(np.allclose(net.eval().forward(X), folded.forward(X)))
+    True
+
+    Introduced in notebook 06.
+    """
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be a Sequential, got {type(model).__name__}")
+    layers = []
+    for i, layer in enumerate(model.layers):
+        if not isinstance(layer, BatchNorm):
+            layers.append(copy.deepcopy(layer))
+            continue
+        prev = model.layers[i - 1] if i > 0 else None
+        if not isinstance(prev, Linear):
+            raise ValueError(f"layer {i} ({layer!r}) does not directly follow a Linear layer "
+                             f"(it follows {prev!r}); only Linear → BatchNorm pairs can be folded")
+        W, b = fold_batchnorm(prev.W, prev.b, layer.gamma, layer.beta, layer.running_mean,
+                              layer.running_var, eps=layer.eps)
+        fused = Linear(prev.in_features, prev.out_features, bias=True, init=1.0, rng=0,
+                       dtype=W.dtype)
+        fused.W, fused.b = W, b
+        layers[-1] = fused
+    return Sequential(*layers).eval()

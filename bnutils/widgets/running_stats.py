@@ -1,0 +1,184 @@
+"""Explorer for notebook 06: how BN's running mean and variance converge, by momentum and batch size.
+
+A stream of mini-batches is drawn from one population (one feature, known mean and
+variance); after every batch the running statistics are updated with PyTorch's rule
+``running = (1 - momentum) * running + momentum * batch``, starting from 0 and 1 as in
+BN. The figure shows how fast the start values are forgotten (≈ 1/momentum steps) and
+how much the estimates jitter around the population values (more for a larger momentum
+and a smaller batch), and, with the biased batch variance, the (m−1)/m bias of the
+running variance.
+
+Introduced in notebook 06.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..inference import running_average
+from ..plots import COLORS
+
+__all__ = ["plot_running_stats", "running_stats_explorer", "simulate_running_stats"]
+
+MAX_BATCH = 128
+
+
+def _check_int(value, name, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must lie in {lo}..{hi}, got {value}")
+    return int(value)
+
+
+def simulate_running_stats(momentum: float = 0.1, batch_size: int = 32, steps: int = 300,
+                           pop_mean: float = 2.0, pop_var: float = 4.0, unbiased: bool = True,
+                           seed: int = 0) -> dict:
+    """Running mean and variance of BN over a stream of batches from one population.
+
+    The samples are ``N(pop_mean, pop_var)``; batch t is the first ``batch_size`` columns
+    of row t of one seeded ``(steps, 128)`` table, so changing ``batch_size`` or
+    ``momentum`` keeps the same underlying numbers.
+
+    Parameters
+    ----------
+    momentum : float in (0, 1]
+        PyTorch's convention (weight of the new batch).
+    batch_size : int in 2..128
+    steps : int ≥ 1
+    pop_mean, pop_var : float
+        The population the batches come from (``pop_var`` > 0).
+    unbiased : bool, optional
+        Blend in the unbiased batch variance (ddof=1, as PyTorch and bnutils do) or the
+        biased one (ddof=0, as Keras does).
+    seed : int, optional
+
+    Returns
+    -------
+    dict
+        ``step`` (steps,), ``batch_mean``, ``batch_var``, ``running_mean``,
+        ``running_var`` (each (steps,)), and the numbers the explorer shows:
+        ``final_mean``, ``final_var``, ``warmup_steps`` (steps until the start values
+        weigh less than 5 %, i.e. (1 − momentum)^t < 0.05), ``mean_jitter`` (std of the
+        running mean over the second half of the steps), ``var_ratio`` (the average batch
+        variance divided by ``pop_var``: about (m − 1)/m for the biased variance, 1 for the
+        unbiased one; the running variance settles around this multiple of ``pop_var``).
+
+    Examples
+    --------
+    >>> r = simulate_running_stats(momentum=0.1, batch_size=32)
+    >>> r["warmup_steps"]
+    29
+    >>> abs(r["final_mean"] - 2.0) < 0.3
+    True
+
+    Introduced in notebook 06.
+    """
+    momentum = float(momentum)
+    if not 0.0 < momentum <= 1.0:
+        raise ValueError(f"momentum must lie in (0, 1], got {momentum}")
+    batch_size = _check_int(batch_size, "batch_size", 2, MAX_BATCH)
+    steps = _check_int(steps, "steps", 1, 100_000)
+    if not pop_var > 0:
+        raise ValueError(f"pop_var must be > 0, got {pop_var}")
+    rng = np.random.default_rng(seed)
+    x = pop_mean + math.sqrt(pop_var) * rng.standard_normal((steps, MAX_BATCH))[:, :batch_size]
+    batch_mean = x.mean(axis=1)
+    batch_var = x.var(axis=1, ddof=1 if unbiased else 0)
+    running_mean = running_average(batch_mean, momentum, init=0.0)
+    running_var = running_average(batch_var, momentum, init=1.0)
+    half = steps // 2
+    warmup = 1 if momentum == 1.0 else math.ceil(math.log(0.05) / math.log(1.0 - momentum))
+    return {
+        "step": np.arange(1, steps + 1),
+        "batch_mean": batch_mean,
+        "batch_var": batch_var,
+        "running_mean": running_mean,
+        "running_var": running_var,
+        "pop_mean": float(pop_mean),
+        "pop_var": float(pop_var),
+        "final_mean": float(running_mean[-1]),
+        "final_var": float(running_var[-1]),
+        "warmup_steps": int(warmup),
+        "mean_jitter": float(running_mean[half:].std()),
+        "var_ratio": float(batch_var.mean() / pop_var),
+    }
+
+
+def plot_running_stats(sim: dict, momentum: float, batch_size: int, unbiased: bool = True):
+    """Two panels: running mean and running variance against the step, for ``simulate_running_stats``.
+
+    Returns
+    -------
+    matplotlib Figure
+
+    Introduced in notebook 06.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10.0, 3.9))
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.26, top=0.80, wspace=0.2)
+    step = sim["step"]
+    panels = (("mean", sim["batch_mean"], sim["running_mean"], sim["pop_mean"], 0.0),
+              ("variance", sim["batch_var"], sim["running_var"], sim["pop_var"], 1.0))
+    for ax, (name, batch, running, pop, start) in zip(axes, panels):
+        ax.plot(step, batch, ".", ms=2.5, color=COLORS["other"], alpha=0.5, label="batch value")
+        ax.plot(step, running, color=COLORS["bn"], lw=1.8, label="running value")
+        ax.axhline(pop, color=COLORS["theory"], ls="--", lw=1, label="population value")
+        if sim["warmup_steps"] <= step[-1]:
+            ax.axvline(sim["warmup_steps"], color=COLORS["plain"], ls=":", lw=1.2,
+                       label="start value weighs < 5 %")
+        ax.set_xlim(0, step[-1] + 1)
+        lo, hi = np.percentile(batch, [1, 99])
+        pad = 0.1 * (hi - lo)
+        ax.set_ylim(min(lo, start, pop) - pad, max(hi, start, pop) + pad)
+        ax.set_xlabel("training step (batches seen)")
+        ax.set_ylabel(name)
+    axes[0].set_title(f"running mean: {sim['final_mean']:.2f} at the end "
+                      f"(population {sim['pop_mean']:g})")
+    axes[1].set_title(f"running variance: {sim['final_var']:.2f} at the end "
+                      f"(population {sim['pop_var']:g})")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
+    kind = "unbiased (ddof=1)" if unbiased else "biased (ddof=0)"
+    fig.suptitle(f"momentum {momentum:.3g}, batch size {batch_size}, {kind} batch variance; "
+                 f"average batch variance / population = {sim['var_ratio']:.2f}")
+    return fig
+
+
+def running_stats_explorer(steps: int = 300, pop_mean: float = 2.0, pop_var: float = 4.0,
+                           seed: int = 0):
+    """Sliders for momentum and batch size (and a biased/unbiased switch) over the running statistics.
+
+    Returns
+    -------
+    ipywidgets.interactive
+        Controls "momentum", "batch size", "unbiased var"; ``w.result`` is the dict of
+        numbers the figure shows (``final_mean``, ``final_var``, ``warmup_steps``,
+        ``mean_jitter``, ``var_ratio``).
+
+    Introduced in notebook 06.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    def show(momentum=0.1, batch_size=32, unbiased=True):
+        sim = simulate_running_stats(momentum, batch_size, steps, pop_mean, pop_var, unbiased, seed)
+        plot_running_stats(sim, momentum, batch_size, unbiased)
+        plt.show()
+        return {k: sim[k] for k in ("final_mean", "final_var", "warmup_steps", "mean_jitter",
+                                    "var_ratio")}
+
+    style = {"description_width": "90px"}
+    return widgets.interactive(
+        show,
+        momentum=widgets.FloatLogSlider(value=0.1, base=10, min=-3, max=0, step=0.1,
+                                        description="momentum", readout_format=".3f",
+                                        continuous_update=False, style=style),
+        batch_size=widgets.IntSlider(value=32, min=2, max=MAX_BATCH, step=1,
+                                     description="batch size", continuous_update=False,
+                                     style=style),
+        unbiased=widgets.Checkbox(value=True, description="unbiased var", style=style),
+    )

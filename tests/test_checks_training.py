@@ -1,0 +1,225 @@
+"""Self-checks of notebook 05: pass on the reference, fail on the stub and on each known mistake."""
+
+import numpy as np
+import pytest
+
+from bnutils.checks import training as check
+from bnutils.experiments import is_stable
+from bnutils.layers import BatchNorm, Linear, Sequential
+from bnutils.training import train
+
+# ----------------------------------------------------------------------------- Exercise 5.1
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError("Exercise: ...")
+
+
+def _hidden_linear_indices(layers):
+    idx = [i for i, layer in enumerate(layers) if isinstance(layer, Linear)]
+    return idx[:-1], idx[-1]
+
+
+def bn_after_every_linear(layers):
+    out = []
+    for layer in layers:
+        out.append(layer)
+        if isinstance(layer, Linear):
+            out.append(BatchNorm(layer.out_features))
+    return Sequential(*out)
+
+
+def bn_after_activation(layers):
+    hidden, last = _hidden_linear_indices(layers)
+    out = []
+    for i, layer in enumerate(layers):
+        out.append(layer)
+        if i - 1 in hidden:
+            out.append(BatchNorm(layers[i - 1].out_features))
+    return Sequential(*out)
+
+
+def bn_only_first(layers):
+    out = list(layers)
+    out.insert(1, BatchNorm(layers[0].out_features))
+    return Sequential(*out)
+
+
+def shared_bn(layers):
+    hidden, _ = _hidden_linear_indices(layers)
+    widths = {layers[i].out_features for i in hidden}
+    if len(widths) != 1:  # this mistake only shows when widths agree; use the widest
+        pass
+    bn = BatchNorm(layers[hidden[0]].out_features)
+    out = []
+    for i, layer in enumerate(layers):
+        out.append(layer)
+        if i in hidden:
+            out.append(bn)
+    return Sequential(*out)
+
+
+def wrong_width(layers):
+    hidden, _ = _hidden_linear_indices(layers)
+    out = []
+    for i, layer in enumerate(layers):
+        out.append(layer)
+        if i in hidden:
+            out.append(BatchNorm(layer.in_features))
+    return Sequential(*out)
+
+
+def new_linear_layers(layers):
+    hidden, last = _hidden_linear_indices(layers)
+    out = []
+    for i, layer in enumerate(layers):
+        if isinstance(layer, Linear):
+            layer = Linear(layer.in_features, layer.out_features, bias=False)
+        out.append(layer)
+        if i in hidden:
+            out.append(BatchNorm(layer.out_features))
+    return Sequential(*out)
+
+
+def returns_list(layers):
+    return list(check._reference_add_batchnorm(layers).layers)
+
+
+def test_add_batchnorm_passes_reference():
+    result = check.add_batchnorm.evaluate(check._reference_add_batchnorm)
+    assert result.passed, result.message
+    assert result.message.startswith("✓ Exercise 5.1")
+
+
+def test_add_batchnorm_accepts_dropping_the_bias_in_place():
+    def drop_bias(layers):
+        model = check._reference_add_batchnorm(layers)
+        for i, layer in enumerate(model.layers[:-1]):
+            if isinstance(layer, Linear) and isinstance(model.layers[i + 1], BatchNorm):
+                layer.b = None
+        return model
+
+    assert check.add_batchnorm.evaluate(drop_bias).passed
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (stub, "not done yet"),
+    (bn_after_every_linear, "after the output layer"),
+    (bn_after_activation, "after an activation"),
+    (bn_only_first, "only 1 of the 2 hidden Linear layers"),
+    (shared_bn, "own BatchNorm"),
+    (wrong_width, "num_features"),
+    (new_linear_layers, "keep the given layers"),
+    (returns_list, "return a Sequential"),
+    (lambda layers: Sequential(*layers), "no BatchNorm layer"),
+])
+def test_add_batchnorm_names_the_mistake(fn, hint):
+    result = check.add_batchnorm.evaluate(fn)
+    assert not result.passed
+    assert result.message.startswith("✗ Exercise 5.1")
+    assert hint in result.message, result.message
+
+
+def test_add_batchnorm_prints_one_line(capsys):
+    check.add_batchnorm(check._reference_add_batchnorm)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("✓")
+
+
+# ----------------------------------------------------------------------------- Exercise 5.2
+
+
+def reference_lr(make_model, lrs, X, y, steps=100, batch_size=60):
+    best = None
+    for lr in sorted(lrs):
+        h = train(make_model(), X, y, lr=lr, steps=steps, batch_size=batch_size)
+        if is_stable(h, int(y.max()) + 1):
+            best = lr
+    return best
+
+
+def first_unstable(make_model, lrs, X, y, steps=100, batch_size=60):
+    for lr in sorted(lrs):
+        h = train(make_model(), X, y, lr=lr, steps=steps, batch_size=batch_size)
+        if not is_stable(h, int(y.max()) + 1):
+            return lr
+    return None
+
+
+def only_diverged(make_model, lrs, X, y, steps=100, batch_size=60):
+    best = None
+    for lr in sorted(lrs):
+        h = train(make_model(), X, y, lr=lr, steps=steps, batch_size=batch_size)
+        if not h.diverged:
+            best = lr
+    return best
+
+
+def unsorted_last(make_model, lrs, X, y, steps=100, batch_size=60):
+    best = None
+    for lr in lrs:
+        h = train(make_model(), X, y, lr=lr, steps=steps, batch_size=batch_size)
+        if is_stable(h, int(y.max()) + 1):
+            best = lr
+    return best
+
+
+def reuses_model(make_model, lrs, X, y, steps=100, batch_size=60):
+    model = make_model()
+    best = None
+    for lr in sorted(lrs):
+        h = train(model, X, y, lr=lr, steps=steps, batch_size=batch_size)
+        if is_stable(h, int(y.max()) + 1):
+            best = lr
+    return best
+
+
+def returns_zero_when_none(make_model, lrs, X, y, steps=100, batch_size=60):
+    best = reference_lr(make_model, lrs, X, y, steps, batch_size)
+    return 0.0 if best is None else best
+
+
+def returns_history(make_model, lrs, X, y, steps=100, batch_size=60):
+    return train(make_model(), X, y, lr=min(lrs), steps=steps, batch_size=batch_size)
+
+
+def test_largest_stable_lr_passes_reference():
+    result = check.largest_stable_lr_check.evaluate(reference_lr)
+    assert result.passed, result.message
+    assert "found 1 for the plain net and 3 with BN" in result.message
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (stub, "not done yet"),
+    (first_unstable, "first *unstable*"),
+    (only_diverged, "is_stable"),
+    (unsorted_last, "not sorted"),
+    (reuses_model, "fresh model"),
+    (returns_zero_when_none, "not one of the learning rates"),
+    (returns_history, "return one learning rate"),
+])
+def test_largest_stable_lr_names_the_mistake(fn, hint):
+    result = check.largest_stable_lr_check.evaluate(fn)
+    assert not result.passed
+    assert result.message.startswith("✗ Exercise 5.2")
+    assert hint in result.message, result.message
+
+
+def test_largest_stable_lr_needs_none_when_nothing_trains():
+    def never_none(make_model, lrs, X, y, steps=100, batch_size=60):
+        best = reference_lr(make_model, lrs, X, y, steps, batch_size)
+        return min(lrs) if best is None else best
+
+    result = check.largest_stable_lr_check.evaluate(never_none)
+    assert not result.passed and "None" in result.message
+
+
+def test_reference_runs_distinguish_the_mistakes():
+    # The check's lr grid must separate: stable / not-diverged-but-useless / per-net answers.
+    runs, answer = check._reference_runs("plain", check._LRS)
+    assert answer == 1.0
+    assert not runs[3.0][0] and not runs[3.0][1]   # does not diverge, learns nothing
+    runs, answer = check._reference_runs("BN", check._LRS)
+    assert answer == 3.0
+    assert check._reference_runs("plain", check._HOPELESS)[1] is None
+    assert np.isfinite(answer)

@@ -1,0 +1,174 @@
+"""bnutils.inference: running averages, side-effect-free train-mode forward, precise BN, folding."""
+
+import numpy as np
+import pytest
+
+from bnutils import batchnorm_forward, update_running_stats
+from bnutils.inference import (
+    batch_stats_forward,
+    batchnorm_layers,
+    fold_sequential,
+    frozen_running_stats,
+    recalibrate_batchnorm,
+    running_average,
+)
+from bnutils.layers import BatchNorm, Linear, ReLU, Sequential
+from bnutils.models import make_mlp
+from bnutils.training import train
+
+
+def test_running_average_pytorch_and_keras_conventions_agree_for_complementary_momenta():
+    v = np.random.default_rng(0).normal(3.0, 1.0, size=50)
+    a = running_average(v, 0.1, init=0.0, convention="pytorch")
+    b = running_average(v, 0.9, init=0.0, convention="keras")
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-14)
+    # the two *default* values are not the same smoothing
+    c = running_average(v, 0.99, init=0.0, convention="keras")
+    assert abs(c[-1] - a[-1]) > 0.5
+
+
+def test_running_average_closed_form_for_a_constant_stream():
+    r = running_average(np.full(30, 5.0), 0.2, init=1.0)
+    t = np.arange(1, 31)
+    np.testing.assert_allclose(r, 5.0 + (1.0 - 5.0) * 0.8**t, rtol=1e-12)
+
+
+def test_running_average_matches_update_running_stats():
+    rng = np.random.default_rng(1)
+    rm, rv = np.zeros(3), np.ones(3)
+    means, vars_ = [], []
+    for _ in range(5):
+        x = rng.normal(2.0, 3.0, size=(8, 3))
+        _, cache = batchnorm_forward(x, np.ones(3), np.zeros(3))
+        rm, rv = update_running_stats(rm, rv, cache, 0.1)
+        means.append(x.mean(0))
+        vars_.append(x.var(0, ddof=1))
+    np.testing.assert_allclose(running_average(np.array(means), 0.1, init=0.0)[-1], rm)
+    np.testing.assert_allclose(running_average(np.array(vars_), 0.1, init=1.0)[-1], rv)
+
+
+@pytest.mark.parametrize("kwargs, err", [
+    (dict(values=[], momentum=0.1), ValueError),
+    (dict(values=[1.0], momentum=1.5), ValueError),
+    (dict(values=[1.0], momentum=0.1, convention="tf"), ValueError),
+    (dict(values=["a"], momentum=0.1), TypeError),
+])
+def test_running_average_rejects_bad_input(kwargs, err):
+    with pytest.raises(err):
+        running_average(**kwargs)
+
+
+def _net(seed=0):
+    return make_mlp([5, 6, 4, 3], "relu", norm="bn", rng=seed)
+
+
+def test_batchnorm_layers_and_type_errors():
+    net = _net()
+    assert len(batchnorm_layers(net)) == 2
+    bn = BatchNorm(2)
+    assert batchnorm_layers(bn) == [bn]
+    with pytest.raises(TypeError, match="Sequential"):
+        batchnorm_layers(np.zeros(3))
+
+
+def test_frozen_running_stats_restores_even_after_an_error():
+    net = _net()
+    before = [b.running_mean.copy() for b in batchnorm_layers(net)]
+    with pytest.raises(RuntimeError), frozen_running_stats(net):
+        net.forward(np.random.default_rng(0).normal(size=(4, 5)))
+        raise RuntimeError
+    for b, m in zip(batchnorm_layers(net), before):
+        np.testing.assert_array_equal(b.running_mean, m)
+
+
+def test_batch_stats_forward_uses_batch_statistics_without_side_effects():
+    net = _net().eval()
+    x = np.random.default_rng(2).normal(5.0, 2.0, size=(10, 5))
+    saved = [(b.running_mean.copy(), b.running_var.copy()) for b in batchnorm_layers(net)]
+    out = batch_stats_forward(net, x)
+    assert not net.training                     # mode restored
+    for b, (m, v) in zip(batchnorm_layers(net), saved):
+        np.testing.assert_array_equal(b.running_mean, m)
+        np.testing.assert_array_equal(b.running_var, v)
+    bn_out = net.outputs[1]                      # the first BN's output, normalized over x
+    np.testing.assert_allclose(bn_out.mean(0), 0.0, atol=1e-12)
+    # the same numbers as a real training-mode forward
+    np.testing.assert_allclose(out, _net().train().forward(x), rtol=1e-12)
+
+
+def test_recalibrate_averages_batch_statistics_and_leaves_model_alone():
+    net = Sequential(BatchNorm(2))
+    X = np.random.default_rng(3).normal([1.0, -4.0], [2.0, 0.5], size=(40, 2))
+    precise = recalibrate_batchnorm(net, X, batch_size=8, seed=0)
+    np.testing.assert_array_equal(net[0].running_mean, 0.0)
+    np.testing.assert_allclose(precise[0].running_mean, X.mean(0), rtol=1e-12)
+    # mean of per-batch unbiased variances, by hand
+    order = np.random.default_rng(0).permutation(40)
+    vars_ = [X[order[i:i + 8]].var(0, ddof=1) for i in range(0, 40, 8)]
+    np.testing.assert_allclose(precise[0].running_var, np.mean(vars_, axis=0), rtol=1e-12)
+
+
+def test_recalibrate_keeps_mode_and_improves_an_undertrained_moving_average():
+    from bnutils.data import load_digits_split
+    from bnutils.training import evaluate
+
+    Xtr, Xte, ytr, yte = load_digits_split()
+    net = make_mlp([64, 50, 50, 10], "sigmoid", norm="bn", init="xavier", momentum=0.01, rng=0)
+    train(net, Xtr, ytr, lr=0.5, steps=20, batch_size=60)
+    net.eval()
+    precise = recalibrate_batchnorm(net, Xtr, batch_size=60)
+    assert not precise.training
+    acc_moving, _ = evaluate(net, Xte, yte)
+    acc_precise, _ = evaluate(precise, Xte, yte)
+    assert acc_precise > acc_moving + 0.2
+
+
+@pytest.mark.parametrize("kwargs, err, match", [
+    (dict(X=np.zeros((5, 5)), batch_size=1), ValueError, "batch_size"),
+    (dict(X=np.zeros((5, 5)), batch_size=6), ValueError, "batch_size"),
+    (dict(X=np.zeros((5, 5)), batch_size=2.0), TypeError, "integer"),
+    (dict(X=np.zeros(5), batch_size=2), ValueError, "shape"),
+])
+def test_recalibrate_rejects_bad_input(kwargs, err, match):
+    with pytest.raises(err, match=match):
+        recalibrate_batchnorm(_net(), **kwargs)
+
+
+def test_recalibrate_needs_a_bn_layer():
+    with pytest.raises(ValueError, match="no BatchNorm"):
+        recalibrate_batchnorm(Sequential(Linear(2, 2)), np.zeros((4, 2)), batch_size=2)
+
+
+def test_fold_sequential_matches_eval_mode_after_training():
+    rng = np.random.default_rng(4)
+    X, y = rng.normal(size=(120, 5)), rng.integers(0, 3, 120)
+    net = _net()
+    train(net, X, y, lr=0.1, steps=30, batch_size=20)
+    folded = fold_sequential(net)
+    assert len(folded) == len(net) - 2
+    assert not any(isinstance(layer, BatchNorm) for layer in folded.layers)
+    assert not folded.training
+    np.testing.assert_allclose(folded.forward(X), net.eval().forward(X), rtol=1e-10, atol=1e-12)
+    # and it is NOT the training-mode network
+    assert np.abs(folded.forward(X) - net.train().forward(X)).max() > 1e-3
+
+
+def test_fold_sequential_handles_bias_free_linear_and_does_not_touch_the_model():
+    net = make_mlp([4, 3, 2], "relu", norm="bn", bias=False, rng=1)
+    net[1].running_mean = np.array([0.5, -1.0, 2.0])
+    W = net[0].W.copy()
+    folded = fold_sequential(net)
+    np.testing.assert_array_equal(net[0].W, W)
+    assert net[0].b is None and folded[0].b is not None
+    x = np.random.default_rng(5).normal(size=(6, 4))
+    np.testing.assert_allclose(folded.forward(x), net.eval().forward(x), rtol=1e-12)
+
+
+def test_fold_sequential_refuses_bn_after_activation():
+    net = make_mlp([4, 3, 2], "relu", norm="bn", norm_position="after", rng=0)
+    with pytest.raises(ValueError, match="does not directly follow a Linear"):
+        fold_sequential(net)
+    with pytest.raises(TypeError):
+        fold_sequential(BatchNorm(3))
+    with pytest.raises(ValueError):
+        fold_sequential(Sequential(BatchNorm(3), ReLU()))
