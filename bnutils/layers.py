@@ -265,7 +265,18 @@ class BatchNorm(Layer):
 
 
 class ReLU(Layer):
-    """``out = max(0, x)``. Introduced in notebook 02."""
+    """``out = max(0, x)``; the gradient passes where ``x > 0``.
+
+    Examples
+    --------
+    >>> relu = ReLU()
+    >>> relu.forward(np.array([[-1.0, 2.0]]))
+    array([[0., 2.]])
+    >>> relu.backward(np.array([[5.0, 5.0]]))
+    array([[0., 5.]])
+
+    Introduced in notebook 02.
+    """
 
     def forward(self, x):
         x = as_float_array(x, "x")
@@ -281,7 +292,18 @@ class ReLU(Layer):
 
 
 class Sigmoid(Layer):
-    """``out = 1 / (1 + exp(-x))``, computed without overflow. Introduced in notebook 02."""
+    """``out = 1 / (1 + exp(-x))``, computed without overflow; ``dx = dout·out·(1 − out)``.
+
+    Examples
+    --------
+    >>> sig = Sigmoid()
+    >>> sig.forward(np.array([[-1000.0, 0.0, 1000.0]]))
+    array([[0. , 0.5, 1. ]])
+    >>> sig.backward(np.ones((1, 3)))          # at most 1/4, and ~0 when saturated
+    array([[0.  , 0.25, 0.  ]])
+
+    Introduced in notebook 02.
+    """
 
     def forward(self, x):
         x = as_float_array(x, "x")
@@ -299,7 +321,18 @@ class Sigmoid(Layer):
 
 
 class Tanh(Layer):
-    """``out = tanh(x)``. Introduced in notebook 02."""
+    """``out = tanh(x)``; ``dx = dout·(1 − out²)``.
+
+    Examples
+    --------
+    >>> t = Tanh()
+    >>> np.round(t.forward(np.array([[0.0, 1.0]])), 4)
+    array([[0.   , 0.7616]])
+    >>> np.round(t.backward(np.ones((1, 2))), 4)
+    array([[1.  , 0.42]])
+
+    Introduced in notebook 02.
+    """
 
     def forward(self, x):
         self._out = np.tanh(as_float_array(x, "x"))
