@@ -131,14 +131,14 @@ def test_dgamma_dbeta_mistakes(fn, fragment):
 # ---------------------------------------------------------------- 4.3 fix the broken backward
 
 def broken(dout, cache, fix="none"):
-    """The broken backward of notebook 04 (the variance path is missing), and half-fixes."""
+    """The broken backward of notebook 04, exactly as printed there, and half-fixes."""
     x_hat, gamma, inv_std, m = cache.x_hat, cache.gamma, cache.inv_std, cache.count
     dbeta = dout.sum(axis=0)
     dgamma = (dout * x_hat).sum(axis=0)
     dx_hat = dout * gamma
-    dvar = np.sum(dx_hat * x_hat, axis=0) * -0.5 * inv_std**2
-    dmean = -np.sum(dx_hat, axis=0) * inv_std
     xmu = x_hat / inv_std
+    dvar = np.sum(dx_hat * xmu, axis=0) * -0.5 * inv_std**3
+    dmean = -np.sum(dx_hat, axis=0) * inv_std + dvar * np.mean(-2.0 * xmu, axis=0)
     dx = {
         "none": dx_hat * inv_std + dmean / m,
         "right": dx_hat * inv_std + dmean / m + dvar * 2 * xmu / m,

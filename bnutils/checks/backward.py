@@ -170,8 +170,8 @@ def _broken_mistakes(dout, cache):
     dmean = -np.sum(dx_hat, axis=0) * inv
     xmu = x_hat / inv
     return {
-        "still the broken result: dvar is computed but never reaches dx; x_i also acts "
-        "through σ²_B, so add dvar · ∂σ²_B/∂x_i = dvar · 2(x_i - μ)/m":
+        "still the broken result: x_i's direct path into σ²_B is missing (in dmean, dvar "
+        "is multiplied by Σ(x - μ) = 0); add dvar · 2(x_i - μ)/m":
             dx_hat * inv + dmean / m,
         "closer, but the path through σ² needs x - μ, not x_hat: x - μ = x_hat · sqrt(σ² + ε) "
         "(= x_hat / cache.inv_std)":
