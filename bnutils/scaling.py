@@ -557,20 +557,24 @@ def gradient_descent(X, y, lr: float, w0=None, max_steps: int = 10_000,
                          lr, tol, int(max_steps))
 
 
-def make_cohort(n: int = 200, seed: int = 0, corr: float = 0.3):
+def make_cohort(n: int = 200, seed: int = 0, corr: float = 0.3, cgpa_mean: float = 7.5):
     """A synthetic cohort of students like the seeds' placement table (cgpa, iq).
 
     ``cgpa`` ~ 7.5 ± 1 (on a 10-point scale) and ``iq`` ~ 100 ± 15, correlated with
     coefficient ``corr``. Two targets come with it: a continuous ``score`` (an
     aptitude-test score, ``5·cgpa + 0.3·iq`` plus noise of standard deviation 3) for the
-    regression experiments, and ``placed`` (0/1), drawn from a logistic model of the
-    same two features.
+    regression experiments, and ``placed`` (0/1), drawn from the logistic model
+    ``P(placed) = 1 / (1 + exp(-(2(cgpa - 7.5) + 0.12(iq - 100))))``, the same for every
+    cohort.
 
     Parameters
     ----------
     n : int, optional
     seed : int, optional
     corr : float in (-1, 1), optional
+    cgpa_mean : float, optional
+        Centre of the cgpa distribution: 7.5 for the general population, higher for a
+        cohort from a strong college (the placement rule stays the same).
 
     Returns
     -------
@@ -595,7 +599,7 @@ def make_cohort(n: int = 200, seed: int = 0, corr: float = 0.3):
     rng = np.random.default_rng(seed)
     z1 = rng.standard_normal(n)
     z2 = corr * z1 + np.sqrt(1.0 - corr**2) * rng.standard_normal(n)
-    cgpa = 7.5 + 1.0 * z1
+    cgpa = float(cgpa_mean) + 1.0 * z1
     iq = 100.0 + 15.0 * z2
     X = np.column_stack([cgpa, iq])
     score = 5.0 * cgpa + 0.3 * iq + rng.normal(0.0, 3.0, n)
