@@ -66,7 +66,9 @@ __all__ = ["backward", "forward"]
 # than one BLAS call over the whole array (measured at (1024, 4096) float32).
 _CHUNK = 128
 _CHUNK_SIZE = 1 << 19
-
+# The residual |r| / sigma below which the extra pass "x_hat -= r" cannot change x_hat.
+_NEGLIGIBLE = {np.dtype(np.float32): np.finfo(np.float32).eps / 4,
+               np.dtype(np.float64): np.finfo(np.float64).eps / 4}
 
 
 def _quiet():
@@ -85,13 +87,17 @@ def _channel_sums(a: np.ndarray, n: int, c: int, hw: int, b: np.ndarray | None =
     """Per-channel ``Σ a`` (or ``Σ a·b`` if ``b`` is given) over the batch (and H, W), float64.
 
     ``a`` and ``b`` are ``(n, c·hw)`` views. 2-D: BLAS ``ones @ a`` (or the fused
-    ``einsum`` product) per chunk of rows (see ``_CHUNK``). 4-D: row sums of the ``(n·c, hw)`` view, then
-    a float64 sum over the batch.
+    ``einsum`` product) per chunk of rows (see ``_CHUNK``). 4-D: row sums of the
+    ``(n·c, hw)`` view with ``einsum``, then a float64 sum over the batch.
     """
     if hw == 1:
-        total = np.zeros(c)
         rows = max(1, min(_CHUNK, _CHUNK_SIZE // c))
-        ones = np.ones(min(n, rows), a.dtype)
+        if b is None:
+            ones = np.ones(min(n, rows), a.dtype)
+        if n <= rows:                                   # one chunk: no loop, no accumulator
+            part = ones @ a if b is None else np.einsum("ij,ij->j", a, b)
+            return part.astype(np.float64)
+        total = np.zeros(c)
         for i in range(0, n, rows):
             block = a[i:i + rows]
             if b is None:
@@ -101,7 +107,7 @@ def _channel_sums(a: np.ndarray, n: int, c: int, hw: int, b: np.ndarray | None =
         return total
     a2 = a.reshape(n * c, hw)
     if b is None:
-        rows = a2 @ np.ones(hw, a.dtype)
+        rows = np.einsum("ij->i", a2)
     else:
         rows = np.einsum("ij,ij->i", a2, b.reshape(n * c, hw))
     return rows.reshape(n, c).sum(axis=0, dtype=np.float64)
@@ -144,22 +150,24 @@ def forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float):
         total = _channel_sums(x2, n, c, hw)                # pass 1: read x
     if not np.isfinite(total).all():
         return None
-    mean0 = (total / m).astype(dtype)                      # the mean, rounded to dtype
-    x_hat = np.empty((n, c * hw), dtype)
-    np.subtract(x2, _expand(mean0, hw), out=x_hat)         # pass 2: x_hat holds xc = x - mean0
+    mean = (total / m).astype(dtype)                       # the mean, rounded to dtype
+    x_hat = np.subtract(x2, _expand(mean, hw))             # pass 2: x_hat holds xc = x - mean
     with _quiet():
-        resid = _channel_sums(x_hat, n, c, hw) / m         # pass 3: mean0's rounding error
-        sq = _channel_sums(x_hat, n, c, hw, x_hat)         # pass 4: Σ xc²
+        sq = _channel_sums(x_hat, n, c, hw, x_hat) / m     # pass 3: mean(xc²)
+        # float32 only (float64 keeps the plain two-pass, as the readable path does):
+        resid = _channel_sums(x_hat, n, c, hw) / m if dtype == np.float32 else None   # pass 4
     if not np.isfinite(sq).all():
         return None
-    var = np.maximum(sq / m - resid * resid, 0.0).astype(dtype)   # biased variance
-    mean = (mean0 + resid).astype(dtype)
+    if resid is None:
+        var = sq.astype(dtype)                             # biased variance
+    else:                                                  # mean's rounding error removed
+        var = np.maximum(sq - resid * resid, 0.0).astype(dtype)
+        mean = (mean + resid).astype(dtype)
     inv_std = 1.0 / np.sqrt(var + eps)
-    if np.max(np.abs(resid) * inv_std) > np.finfo(dtype).eps / 4:
+    if resid is not None and np.max(np.abs(resid) * inv_std) > _NEGLIGIBLE[dtype]:
         np.subtract(x_hat, _expand(resid.astype(dtype), hw), out=x_hat)   # only for large means
     np.multiply(x_hat, _expand(inv_std, hw), out=x_hat)    # pass 5: x_hat
-    out = np.empty_like(x_hat)
-    np.multiply(x_hat, _expand(gamma, hw), out=out)        # pass 6
+    out = np.multiply(x_hat, _expand(gamma, hw))           # pass 6
     np.add(out, _expand(beta, hw), out=out)                # pass 7: out = gamma x_hat + beta
     return out.reshape(x.shape), x_hat.reshape(x.shape), mean, var, inv_std
 
@@ -199,10 +207,8 @@ def backward(dout: np.ndarray, x_hat: np.ndarray, gamma: np.ndarray, inv_std: np
         dgamma = _channel_sums(d2, n, c, hw, x2)           # pass 2: read dout, x_hat
     if not (np.isfinite(dbeta).all() and np.isfinite(dgamma).all()):
         return None
-    scale = (gamma * inv_std).astype(dtype)
-    dx = np.empty((n, c * hw), dtype)
-    np.multiply(x2, _expand((dgamma / m).astype(dtype), hw), out=dx)   # x_hat · mean(dout x_hat)
+    dx = np.multiply(x2, _expand((dgamma / m).astype(dtype), hw))     # x_hat · mean(dout x_hat)
     np.subtract(d2, dx, out=dx)                                         # dout − ...
     np.subtract(dx, _expand((dbeta / m).astype(dtype), hw), out=dx)    # ... − mean(dout)
-    np.multiply(dx, _expand(scale, hw), out=dx)                         # · gamma / sigma
+    np.multiply(dx, _expand(gamma * inv_std, hw), out=dx)               # · gamma / sigma
     return dx.reshape(dout.shape), dgamma.astype(dtype), dbeta.astype(dtype)
