@@ -38,7 +38,8 @@ def lab_command(port: int, root_dir: Path, open_browser: bool = True) -> list[st
            f"--ServerApp.ip={HOST}", f"--ServerApp.port={port}",
            "--ServerApp.port_retries=0",            # the printed address must be the real one
            f"--ServerApp.root_dir={root_dir}",
-           "--ServerApp.log_level=WARN"]              # keep the printed address in view
+           # warnings only, so that the address printed above stays in view
+           "--ServerApp.log_level=WARN", "--LabApp.log_level=WARN"]
     if not open_browser:
         cmd.append("--no-browser")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
