@@ -11,6 +11,7 @@ training, and probe the loss landscape.
   loss-landscape measurements along the gradient direction.
 * ``batch_size_sweep`` — test accuracy of several normalizations across batch sizes.
 * ``class_sorted_batches``, ``train_on_batches`` — training on non-i.i.d. batches.
+* ``batch_mode_accuracy`` — accuracy when predicting in training mode, batch by batch.
 * ``train_mode_spread`` — how much a sample's normalized value depends on its batch-mates.
 * ``active_per_step`` — how many sequences of a padded batch are still running at step t.
 * ``normalization_set``, ``plot_normalization_sets`` — which values share statistics.
@@ -46,6 +47,7 @@ __all__ = [
     "normalization_set",
     "plot_normalization_sets",
     "active_per_step",
+    "batch_mode_accuracy",
     "swap_norm",
     "train_mode_spread",
     "train_models",
@@ -607,6 +609,60 @@ def train_mode_spread(model: Sequential, X, sample: int = 0, batch_sizes=(2, 4, 
     return {"eval": eval_out, "train": result}
 
 
+def batch_mode_accuracy(model: Sequential, X, y, batch_size: int, order=None) -> float:
+    """Accuracy when the model predicts in *training* mode, ``batch_size`` samples at a time.
+
+    That is the classic BN bug (forgetting ``model.eval()``): each prediction then uses
+    the statistics of its batch, so it depends on which samples it was batched with.
+    ``order`` chooses the batching (e.g. sorted by class); the ragged last batch is
+    dropped. Running statistics and the model's mode are restored afterwards.
+
+    Parameters
+    ----------
+    model : Sequential
+    X : ndarray, shape (N, D)
+    y : ndarray of int, shape (N,)
+    batch_size : int ≥ 2
+    order : ndarray of int, optional
+        A permutation of ``range(N)``; default: the given order.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> net = make_mlp([3, 4, 2], norm="bn")
+    >>> X, y = np.random.default_rng(0).normal(size=(10, 3)), np.arange(10) % 2
+    >>> 0.0 <= batch_mode_accuracy(net, X, y, batch_size=5) <= 1.0
+    True
+
+    Introduced in notebook 07.
+    """
+    _check_model(model)
+    X, y = np.asarray(X), np.asarray(y)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or not 2 <= batch_size <= len(X):
+        raise ValueError(f"batch_size must be an integer in 2..{len(X)}, got {batch_size!r}")
+    order = np.arange(len(X)) if order is None else np.asarray(order)
+    if sorted(order.tolist()) != list(range(len(X))):
+        raise ValueError("order must be a permutation of range(len(X))")
+    stop = len(X) - len(X) % batch_size
+    state = _stateful_arrays(model)
+    was_training = model.training
+    try:
+        model.train()
+        correct = 0
+        for start in range(0, stop, batch_size):
+            idx = order[start:start + batch_size]
+            correct += int(np.sum(np.argmax(model.forward(X[idx]), axis=1) == y[idx]))
+    finally:
+        for lyr, name, value in state:
+            setattr(lyr, name, value)
+        model.train() if was_training else model.eval()
+    return correct / stop
+
+
 def active_per_step(lengths, max_steps: int | None = None) -> np.ndarray:
     """How many sequences of a batch are still running at each time step.
 
@@ -680,7 +736,8 @@ def normalization_set(norm_fn: Callable, shape=(4, 6, 2, 2), index=(1, 2, 0, 0),
     return np.abs(np.asarray(norm_fn(bumped)) - base) > 1e-9
 
 
-def plot_normalization_sets(masks: dict, captions: dict | None = None, color="#1f77b4"):
+def plot_normalization_sets(masks: dict, captions: dict | None = None, title: str | None = None,
+                            color="#1f77b4"):
     """Draw each mask as an (N, C, H·W) block of cubes, in the style of Wu & He (2018, Fig. 2).
 
     N runs to the right, C into the page, H·W (the positions, flattened) upwards; the
@@ -693,6 +750,8 @@ def plot_normalization_sets(masks: dict, captions: dict | None = None, color="#1
         Title -> mask from ``normalization_set``.
     captions : dict of str -> str, optional
         A line under each block (e.g. the axes the statistics are taken over).
+    title : str, optional
+        A title above all the blocks.
     color : str, optional
         Colour of the cubes that are normalized together.
 
@@ -710,10 +769,10 @@ def plot_normalization_sets(masks: dict, captions: dict | None = None, color="#1
     light = LightSource(azdeg=135, altdeg=50)           # from the front right: both faces lit
     captions = captions or {}
     fig = plt.figure(figsize=(2.9 * len(masks), 3.4))
-    for i, (title, mask) in enumerate(masks.items()):
+    for i, (name, mask) in enumerate(masks.items()):
         mask = np.asarray(mask, dtype=bool)
         if mask.ndim != 4:
-            raise ValueError(f"masks[{title!r}] must be 4-D (N, C, H, W), got shape {mask.shape}")
+            raise ValueError(f"masks[{name!r}] must be 4-D (N, C, H, W), got shape {mask.shape}")
         ax = fig.add_subplot(1, len(masks), i + 1, projection="3d")
         N, C, H, W = mask.shape
         block = mask.reshape(N, C, H * W)                  # voxel axes: x = N, y = C, z = H·W
@@ -728,9 +787,13 @@ def plot_normalization_sets(masks: dict, captions: dict | None = None, color="#1
         ax.text(N / 2, -0.6, -0.2, "N", ha="center", va="top", fontsize=10)
         ax.text(N + 0.4, C / 2, -0.2, "C", ha="left", va="top", fontsize=10)
         ax.text(-0.4, 0, H * W / 2, "H·W", ha="right", va="center", fontsize=10)
-        ax.set_title(title, fontsize=11, pad=-4)
-        if title in captions:
-            ax.text2D(0.5, -0.02, captions[title], transform=ax.transAxes, ha="center", va="top",
+        ax.set_title(name, fontsize=11, pad=-4)
+        if name in captions:
+            ax.text2D(0.5, -0.02, captions[name], transform=ax.transAxes, ha="center", va="top",
                       fontsize=9)
-    fig.subplots_adjust(left=0.0, right=1.0, bottom=0.14, top=0.92, wspace=0.0)
+    top = 0.92
+    if title:
+        fig.suptitle(title, fontsize=12)
+        top = 0.82
+    fig.subplots_adjust(left=0.0, right=1.0, bottom=0.14, top=top, wspace=0.0)
     return fig

@@ -19,6 +19,7 @@ from bnutils.layers import BatchNorm  # noqa: E402
 from bnutils.limits import (  # noqa: E402
     PercentileRecorder,
     active_per_step,
+    batch_mode_accuracy,
     batch_size_sweep,
     class_sorted_batches,
     landscape_probe,
@@ -223,6 +224,26 @@ def test_train_mode_spread_shrinks_with_the_batch_and_restores_the_model():
         train_mode_spread(make_mlp([4, 3]), X_SMALL)
 
 
+def test_batch_mode_accuracy_depends_on_the_batching_and_restores_the_model():
+    net = _bn_net()
+    train(net, X_SMALL, Y_SMALL, lr=0.1, steps=30, batch_size=8)
+    net.eval()
+    running = net.layers[1].running_mean.copy()
+    by_class = np.argsort(Y_SMALL, kind="stable")
+    mixed = batch_mode_accuracy(net, X_SMALL, Y_SMALL, 16)
+    sorted_acc = batch_mode_accuracy(net, X_SMALL, Y_SMALL, 16, order=by_class)
+    assert mixed != sorted_acc
+    np.testing.assert_array_equal(net.layers[1].running_mean, running)
+    assert not net.training
+    plain = make_mlp([4, 8, 3])                        # no BN: the batching does not matter
+    assert batch_mode_accuracy(plain, X_SMALL, Y_SMALL, 16) == \
+        batch_mode_accuracy(plain, X_SMALL, Y_SMALL, 16, order=by_class)
+    with pytest.raises(ValueError, match="permutation"):
+        batch_mode_accuracy(net, X_SMALL, Y_SMALL, 16, order=np.zeros(48, dtype=int))
+    with pytest.raises(ValueError, match="batch_size"):
+        batch_mode_accuracy(net, X_SMALL, Y_SMALL, 1)
+
+
 def test_active_per_step():
     assert active_per_step([3, 1, 2, 5]).tolist() == [4, 3, 2, 1, 1]
     assert active_per_step([2, 2], max_steps=4).tolist() == [2, 2, 0, 0]
@@ -261,7 +282,9 @@ def test_normalization_set_and_plot_bad_input():
 
 def test_plot_normalization_sets_draws_one_panel_per_mask():
     mask = normalization_set(lambda x: batchnorm_forward(x, *_ones(x))[0])
-    fig = plot_normalization_sets({"BN": mask, "BN again": mask}, captions={"BN": "over N, H, W"})
+    fig = plot_normalization_sets({"BN": mask, "BN again": mask}, captions={"BN": "over N, H, W"},
+                                  title="which values share statistics")
     assert len(fig.axes) == 2
+    assert fig._suptitle.get_text() == "which values share statistics"
     assert fig.axes[0].get_title() == "BN"
     assert any(t.get_text() == "over N, H, W" for t in fig.axes[0].texts)
