@@ -2,48 +2,52 @@
 
 The readable versions of the same computation are the ones the course teaches:
 ``bnutils.batchnorm.batchnorm_backward_staged`` (node by node), the compact closed form
-in ``bnutils.batchnorm._backward_compact``, the forward in
-``bnutils.batchnorm._forward_readable`` and the loop/naive versions in
-``bnutils.reference``. This module computes the same numbers with less memory traffic;
-``tests/test_fast.py`` checks that the two agree (2-D and 4-D, float32 and float64,
-inputs with a large mean) and ``benchmarks/run.py`` measures the difference.
+``bnutils.batchnorm._backward_compact``, the forward ``bnutils.batchnorm._forward_readable``
+and the loop/naive versions in ``bnutils.reference``. This module computes the same
+numbers with less memory traffic; ``tests/test_fast.py`` checks that they agree (2-D
+and 4-D, float32 and float64, inputs with a large mean) and ``benchmarks/run.py``
+measures the difference (results in ``benchmarks/README.md``).
 
-BN is *memory bound*: per element it does a handful of flops but every NumPy call
-reads and writes whole arrays. So the time is roughly the number of full-array passes,
-and each trick below removes passes or makes one pass cheaper (measured on a 2-core
-Xeon, (1024, 4096) float32, fwd + bwd: readable 111 ms, this module 37 ms, a plain copy
-plus one 3-operand add 9 ms; see ``benchmarks/README.md``):
+BN is *memory bound*: per element it does a handful of flops, but every NumPy call
+streams whole arrays through memory. The time is roughly the number of passes over
+arrays that do not fit in the cache, so each trick below removes a pass, makes one
+cheaper, or keeps the data in the cache between passes:
 
 * **Preallocated outputs, operations with ``out=``.** ``a * b + c`` makes a temporary
-  for ``a * b`` (a fresh allocation, i.e. page faults, plus an extra write and read);
+  for ``a * b`` (a fresh allocation, an extra write and an extra read);
   ``np.multiply(a, b, out=r); np.add(r, c, out=r)`` reuses ``r``. Only the arrays that
-  are returned (``out``, ``x_hat``, ``dx``) are ever allocated.
-* **Reductions as BLAS matrix-vector products with a ones vector.** ``ones @ x`` sums
-  the rows of ``x`` with an optimized, SIMD BLAS kernel; it is faster than
-  ``x.sum(axis=0)`` and much faster than ``x.mean(axis=0, dtype=float64)``, which
-  converts every element. Sums stay in ``x``'s dtype inside a chunk of at most
-  ``_CHUNK`` rows and are added up across chunks in float64, which bounds the float32
-  rounding error; chunks that fit in the L2 cache also make the reductions faster.
+  are returned (``out``, ``x_hat``, ``dx``) are allocated.
+* **Cache blocking.** The passes that follow each other (centre, then the sums of the
+  centred values; scale, shift; the four steps of ``dx``) run block by block, on a
+  few rows at a time (``_BLOCK`` elements, a few hundred KB), so that the second and
+  later passes over a block find it in the L2 cache instead of main memory.
+* **Reductions as BLAS matrix-vector products with a ones vector.** ``ones @ block``
+  sums the rows of a block with an optimized SIMD kernel, faster than
+  ``block.sum(axis=0)`` and much faster than ``x.mean(axis=0, dtype=float64)``, which
+  converts every element. (For 4-D blocks, ``einsum('ij->i', ...)`` over H·W.)
+  Within a block (at most ``_CHUNK`` rows) the sums run in ``x``'s dtype; the blocks'
+  sums are added in float64, which bounds the float32 rounding error.
 * **Two-pass variance via ``einsum``.** ``np.einsum('ij,ij->j', xc, xc)`` is
-  ``Σ xc²`` without the temporary ``xc**2``; ``x.var`` would make two temporaries.
-* **Corrected two-pass mean (Björck; Chan, Golub & LeVeque 1983).** The float32 mean
-  of values near 1e4 is only good to about 1e-3. After centring, the mean of the
+  ``Σ xc²`` without the temporary ``xc**2`` that ``x.var`` would make.
+* **Corrected two-pass mean (float32; Björck; Chan, Golub & LeVeque 1983).** A float32
+  mean of values near 1e4 is only good to about 1e-3. After centring, the mean of the
   centred values, ``r``, is that error, computed accurately because the centred values
   are small. The variance is then ``mean(xc²) − r²`` and ``x_hat = (xc − r) / σ``. The
-  extra pass ``xc − r`` is skipped when ``|r| / σ`` is below a quarter of the dtype's
-  machine epsilon, i.e. when it would not change ``x_hat`` beyond rounding.
+  step ``xc − r`` is skipped when ``|r| / σ`` is below a quarter of the machine epsilon,
+  i.e. when it could not change ``x_hat`` beyond rounding. float64 keeps the plain
+  two-pass algorithm, as the readable path does.
 * **The simplified backward.** With ``m`` values per feature,
-  ``dx = γ/σ · (dout − mean(dout) − x_hat · mean(dout · x_hat))``: two reductions and
-  four in-place passes, instead of the staged graph's dozen arrays (the biggest single
-  win).
+  ``dx = γ/σ · (dout − mean(dout) − x_hat · mean(dout · x_hat))``: two sums and four
+  in-place steps, instead of the staged graph's dozen intermediate arrays (the
+  biggest single win over the naive version).
 * **Per-channel vectors pre-expanded to long rows.** For ``(N, C, H, W)`` the array is
   viewed as ``(N, C·H·W)`` and a ``(C,)`` vector is repeated to ``(C·H·W,)``
-  (``np.repeat(v, H·W)``, 1/N of the array's size), so each NumPy call runs N long inner
-  loops instead of N·C short ones; the reductions view it as ``(N·C, H·W)`` and sum
-  over the last axis, then over N. Reducing over axes (0, 2, 3) in place is about
-  twice as fast as transposing to ``(N·H·W, C)`` first.
+  (``np.repeat(v, H·W)``, 1/N of the array's size), so each NumPy call runs a few long
+  inner loops instead of N·C short ones. The sums view a block as ``(k·C, H·W)``,
+  sum each row, then add over the k samples: the reduction over axes (0, 2, 3)
+  happens in place, without transposing to ``(N·H·W, C)``.
 * **Validation rides on the reductions.** A NaN or ±inf anywhere in ``x`` (or ``dout``)
-  makes its sums non-finite, so no separate ``isfinite`` pass is needed: the kernels
+  makes the sums non-finite, so no separate ``isfinite`` pass is needed: the kernels
   return ``None`` and the caller locates the bad value on that (rare) error path.
 
 The kernels take inputs that are already validated and converted (float32 or float64,
@@ -59,14 +63,14 @@ import numpy as np
 
 __all__ = ["backward", "forward"]
 
-# Column sums of (N, D) arrays run over chunks of at most _CHUNK rows and _CHUNK_SIZE
-# elements: BLAS accumulates in the array's dtype within a chunk, the chunks' sums are
-# added in float64, which keeps float32 sums accurate (error ~ sqrt(128)·eps instead of
-# sqrt(N)·eps); and a chunk that fits in the L2 cache makes the reductions ~1.5x faster
-# than one BLAS call over the whole array (measured at (1024, 4096) float32).
+# A block is at most _CHUNK rows of the (N, C·H·W) view and about _BLOCK elements
+# (512 KB of float32): small enough that the passes over one block stay in the L2
+# cache, large enough that the Python loop over blocks costs little. At most 128 rows
+# are summed in the array's dtype before the block's sum is added in float64
+# (float32 error ~ sqrt(128)·eps rather than sqrt(N)·eps).
 _CHUNK = 128
-_CHUNK_SIZE = 1 << 19
-# The residual |r| / sigma below which the extra pass "x_hat -= r" cannot change x_hat.
+_BLOCK = 1 << 17
+# The residual |r| / sigma below which the step "x_hat -= r" cannot change x_hat.
 _NEGLIGIBLE = {np.dtype(np.float32): np.finfo(np.float32).eps / 4,
                np.dtype(np.float64): np.finfo(np.float64).eps / 4}
 
@@ -83,34 +87,36 @@ def _layout(shape: tuple) -> tuple[int, int, int]:
     return n, c, hw
 
 
-def _channel_sums(a: np.ndarray, n: int, c: int, hw: int, b: np.ndarray | None = None) -> np.ndarray:
-    """Per-channel ``Σ a`` (or ``Σ a·b`` if ``b`` is given) over the batch (and H, W), float64.
+def _blocks(n: int, length: int) -> list[slice]:
+    """Row slices of the ``(n, length)`` view, each at most _CHUNK rows and ~_BLOCK elements."""
+    rows = max(1, min(_CHUNK, _BLOCK // length))
+    return [slice(i, min(i + rows, n)) for i in range(0, n, rows)]
 
-    ``a`` and ``b`` are ``(n, c·hw)`` views. 2-D: BLAS ``ones @ a`` (or the fused
-    ``einsum`` product) per chunk of rows (see ``_CHUNK``). 4-D: row sums of the
-    ``(n·c, hw)`` view with ``einsum``, then a float64 sum over the batch.
-    """
+
+def _sum(a: np.ndarray, c: int, hw: int, ones: np.ndarray) -> np.ndarray:
+    """Per-channel sum of one block ``a`` of shape ``(k, c·hw)``, in ``a``'s dtype."""
+    k = a.shape[0]
     if hw == 1:
-        rows = max(1, min(_CHUNK, _CHUNK_SIZE // c))
-        if b is None:
-            ones = np.ones(min(n, rows), a.dtype)
-        if n <= rows:                                   # one chunk: no loop, no accumulator
-            part = ones @ a if b is None else np.einsum("ij,ij->j", a, b)
-            return part.astype(np.float64)
-        total = np.zeros(c)
-        for i in range(0, n, rows):
-            block = a[i:i + rows]
-            if b is None:
-                total += ones[:block.shape[0]] @ block
-            else:
-                total += np.einsum("ij,ij->j", block, b[i:i + rows])
-        return total
-    a2 = a.reshape(n * c, hw)
-    if b is None:
-        rows = np.einsum("ij->i", a2)
-    else:
-        rows = np.einsum("ij,ij->i", a2, b.reshape(n * c, hw))
-    return rows.reshape(n, c).sum(axis=0, dtype=np.float64)
+        return ones[:k] @ a                                   # BLAS: Σ over the k rows
+    return np.einsum("ij->i", a.reshape(k * c, hw)).reshape(k, c).sum(axis=0)
+
+
+def _dot(a: np.ndarray, b: np.ndarray, c: int, hw: int) -> np.ndarray:
+    """Per-channel ``Σ a·b`` of one block (no temporary for ``a·b``), in ``a``'s dtype."""
+    k = a.shape[0]
+    if hw == 1:
+        return np.einsum("ij,ij->j", a, b)
+    rows = np.einsum("ij,ij->i", a.reshape(k * c, hw), b.reshape(k * c, hw))
+    return rows.reshape(k, c).sum(axis=0)
+
+
+def _add_up(parts) -> np.ndarray:
+    """Sum an iterable of per-block results in float64."""
+    parts = iter(parts)
+    total = next(parts).astype(np.float64)
+    for p in parts:
+        total += p
+    return total
 
 
 def _expand(v: np.ndarray, hw: int) -> np.ndarray:
@@ -132,8 +138,8 @@ def forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float):
     -------
     (out, x_hat, mean, var, inv_std) or None
         ``out``, ``x_hat`` shaped like ``x``; the rest ``(D,)``/``(C,)``, all in
-        ``x``'s dtype. ``None`` when ``Σ x`` or ``Σ (x − mean)²`` is not finite: ``x``
-        holds NaN/inf, or a sum overflowed; the caller decides what to do.
+        ``x``'s dtype. ``None`` when the sums are not finite: ``x`` holds NaN/inf, or a
+        sum overflowed; the caller decides what to do.
 
     Examples
     --------
@@ -146,29 +152,40 @@ def forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float):
     n, c, hw = _layout(x.shape)
     m = n * hw
     x2 = x.reshape(n, c * hw)
-    with _quiet():
-        total = _channel_sums(x2, n, c, hw)                # pass 1: read x
-    if not np.isfinite(total).all():
-        return None
-    mean = (total / m).astype(dtype)                       # the mean, rounded to dtype
-    x_hat = np.subtract(x2, _expand(mean, hw))             # pass 2: x_hat holds xc = x - mean
-    with _quiet():
-        sq = _channel_sums(x_hat, n, c, hw, x_hat) / m     # pass 3: mean(xc²)
-        # float32 only (float64 keeps the plain two-pass, as the readable path does):
-        resid = _channel_sums(x_hat, n, c, hw) / m if dtype == np.float32 else None   # pass 4
+    blocks = _blocks(n, c * hw)
+    ones = np.ones(blocks[0].stop, dtype)
+    single = dtype == np.float32                 # float32: corrected two-pass
+    x_hat = np.empty(x2.shape, dtype)
+    with _quiet():       # NaN/inf in x (or an overflow) makes Σ xc² non-finite: checked below
+        mean = (_add_up(_sum(x2[s], c, hw, ones) for s in blocks) / m).astype(dtype)   # pass 1
+        mean_row = _expand(mean, hw)
+        sq, resid = [], []
+        for s in blocks:                         # pass 2: xc = x - mean, Σ xc², Σ xc
+            xc = np.subtract(x2[s], mean_row, out=x_hat[s])
+            sq.append(_dot(xc, xc, c, hw))
+            if single:
+                resid.append(_sum(xc, c, hw, ones))
+        sq = _add_up(sq) / m
     if not np.isfinite(sq).all():
         return None
-    if resid is None:
-        var = sq.astype(dtype)                             # biased variance
-    else:                                                  # mean's rounding error removed
+    if single:                                   # remove the float32 mean's rounding error
+        resid = _add_up(resid) / m
         var = np.maximum(sq - resid * resid, 0.0).astype(dtype)
         mean = (mean + resid).astype(dtype)
+    else:
+        var = sq.astype(dtype)                   # biased variance
     inv_std = 1.0 / np.sqrt(var + eps)
-    if resid is not None and np.max(np.abs(resid) * inv_std) > _NEGLIGIBLE[dtype]:
-        np.subtract(x_hat, _expand(resid.astype(dtype), hw), out=x_hat)   # only for large means
-    np.multiply(x_hat, _expand(inv_std, hw), out=x_hat)    # pass 5: x_hat
-    out = np.multiply(x_hat, _expand(gamma, hw))           # pass 6
-    np.add(out, _expand(beta, hw), out=out)                # pass 7: out = gamma x_hat + beta
+    shift = single and np.max(np.abs(resid) * inv_std) > _NEGLIGIBLE[dtype]
+    resid_row = _expand(resid.astype(dtype), hw) if shift else None
+    inv_row, gamma_row, beta_row = _expand(inv_std, hw), _expand(gamma, hw), _expand(beta, hw)
+    out = np.empty(x2.shape, dtype)
+    for s in blocks:                             # pass 3: x_hat, out = gamma x_hat + beta
+        xb, ob = x_hat[s], out[s]
+        if shift:
+            np.subtract(xb, resid_row, out=xb)
+        np.multiply(xb, inv_row, out=xb)
+        np.multiply(xb, gamma_row, out=ob)
+        np.add(ob, beta_row, out=ob)
     return out.reshape(x.shape), x_hat.reshape(x.shape), mean, var, inv_std
 
 
@@ -202,13 +219,23 @@ def backward(dout: np.ndarray, x_hat: np.ndarray, gamma: np.ndarray, inv_std: np
     m = n * hw
     d2 = dout.reshape(n, c * hw)
     x2 = x_hat.reshape(n, c * hw)
+    blocks = _blocks(n, c * hw)
+    ones = np.ones(blocks[0].stop, dtype)
     with _quiet():
-        dbeta = _channel_sums(d2, n, c, hw)                # pass 1: read dout
-        dgamma = _channel_sums(d2, n, c, hw, x2)           # pass 2: read dout, x_hat
+        dbeta, dgamma = [], []
+        for s in blocks:                         # pass 1: Σ dout, Σ dout · x_hat
+            dbeta.append(_sum(d2[s], c, hw, ones))
+            dgamma.append(_dot(d2[s], x2[s], c, hw))
+        dbeta, dgamma = _add_up(dbeta), _add_up(dgamma)
     if not (np.isfinite(dbeta).all() and np.isfinite(dgamma).all()):
         return None
-    dx = np.multiply(x2, _expand((dgamma / m).astype(dtype), hw))     # x_hat · mean(dout x_hat)
-    np.subtract(d2, dx, out=dx)                                         # dout − ...
-    np.subtract(dx, _expand((dbeta / m).astype(dtype), hw), out=dx)    # ... − mean(dout)
-    np.multiply(dx, _expand(gamma * inv_std, hw), out=dx)               # · gamma / sigma
+    k_row = _expand((dgamma / m).astype(dtype), hw)
+    mean_row = _expand((dbeta / m).astype(dtype), hw)
+    scale_row = _expand(gamma * inv_std, hw)
+    dx = np.empty(d2.shape, dtype)
+    for s in blocks:                             # pass 2: dx, four steps per block
+        o = np.multiply(x2[s], k_row, out=dx[s])  # x_hat · mean(dout · x_hat)
+        np.subtract(d2[s], o, out=o)              # dout − ...
+        np.subtract(o, mean_row, out=o)           # ... − mean(dout)
+        np.multiply(o, scale_row, out=o)          # · gamma / sigma
     return dx.reshape(dout.shape), dgamma.astype(dtype), dbeta.astype(dtype)
