@@ -155,4 +155,5 @@ def test_nbtimer_plugin_times_each_file(pytester, monkeypatch, tmp_path):
     pytester.runpytest("-p", "_nbtimer", "-o", "addopts=", "-p", "no:cacheprovider")
     data = json.loads(out.read_text())
     assert data["test_a.py"]["cells"] == 2 and data["test_a.py"]["failed"] == 1
-    assert data["test_b.py"] == {"seconds": data["test_b.py"]["seconds"], "cells": 1, "failed": 0}
+    assert data["test_b.py"]["cells"] == 1 and data["test_b.py"]["failed"] == 0
+    assert all(e["seconds"] >= 0 and e["cpu_seconds"] >= 0 for e in data.values())
