@@ -14,7 +14,6 @@ Introduced in notebook 05.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import math
 from collections.abc import Callable, Sequence
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .inference import batch_stats_forward
+from .inference import _one_blas_thread, batch_stats_forward
 from .layers import Sigmoid
 from .models import make_mlp
 from .plots import COLORS
@@ -45,21 +44,6 @@ __all__ = [
     "sigmoid_input_index",
     "sweep",
 ]
-
-
-def _one_blas_thread(fn):
-    """Run ``fn`` with a single BLAS thread (faster for small matrices on a busy machine)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-            return fn(*args, **kwargs)
-        with threadpool_limits(limits=1, user_api="blas"):
-            return fn(*args, **kwargs)
-
-    return wrapper
 
 
 def _check_data(data):
@@ -415,7 +399,7 @@ def plot_gd_variants(runs: dict, n_train: int):
     ax.set_ylabel("training loss")
     ax.set_yscale("log")
     ax.set_title("Same data, same number of epochs: how often you update matters")
-    ax.legend()
+    ax.legend(loc="lower left")
     return fig
 
 

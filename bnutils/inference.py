@@ -11,6 +11,7 @@ Introduced in notebook 06.
 from __future__ import annotations
 
 import copy
+import functools
 from contextlib import contextmanager
 
 import numpy as np
@@ -18,16 +19,33 @@ import numpy as np
 from ._validation import as_float_array, check_fraction
 from .folding import fold_batchnorm
 from .layers import BatchNorm, Linear, Sequential
-from .training import minibatches
+from .training import evaluate, minibatches, train
 
 __all__ = [
     "batch_stats_forward",
     "batchnorm_layers",
     "fold_sequential",
     "frozen_running_stats",
+    "moving_vs_precise",
     "recalibrate_batchnorm",
     "running_average",
 ]
+
+
+def _one_blas_thread(fn):
+    """Run ``fn`` with one BLAS thread: for the small matrices of the course's networks it is
+    faster than several threads, which compete for the cores of a busy machine."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+            return fn(*args, **kwargs)
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def running_average(values, momentum: float, init: float = 0.0, convention: str = "pytorch"):
@@ -271,3 +289,55 @@ def fold_sequential(model):
         fused.W, fused.b = W, b
         layers[-1] = fused
     return Sequential(*layers).eval()
+
+
+@_one_blas_thread
+def moving_vs_precise(data, checkpoints, *, momentum: float = 0.1, hidden=(100, 100, 100),
+                      activation: str = "sigmoid", init="xavier", lr: float = 0.5,
+                      batch_size: int = 60, seed: int = 0) -> dict:
+    """Test accuracy with the moving averages vs with precise statistics, during training.
+
+    Trains ``make_mlp([D, *hidden, K], activation, norm="bn", momentum=momentum)`` with
+    ``train``; at each checkpoint it evaluates the model as it is (eval mode, the running
+    averages) and a copy recalibrated on the training set (``recalibrate_batchnorm``).
+
+    Parameters
+    ----------
+    data : tuple
+        ``(X_train, X_test, y_train, y_test)`` from ``bnutils.data.load_digits_split``.
+    checkpoints : sequence of int
+        Training steps after which to evaluate (increasing); training stops at the last.
+    momentum : float, optional
+        BN's momentum (PyTorch's convention). It changes only the running averages,
+        never the weights: training-mode BN does not read them.
+    hidden, activation, init, lr, batch_size, seed :
+        The network and its training.
+
+    Returns
+    -------
+    dict
+        ``steps`` (list of int), ``moving`` and ``precise`` (ndarrays of test accuracies,
+        one per checkpoint) and ``model`` (the trained model).
+
+    Introduced in notebook 06.
+    """
+    from .models import make_mlp
+
+    X_train, X_test, y_train, y_test = data
+    steps = sorted({int(s) for s in checkpoints})
+    if not steps or steps[0] < 1:
+        raise ValueError(f"checkpoints must be positive step numbers, got {list(checkpoints)}")
+    sizes = [X_train.shape[1], *hidden, int(max(y_train.max(), y_test.max())) + 1]
+    model = make_mlp(sizes, activation, norm="bn", init=init, momentum=momentum, rng=seed)
+    moving, precise = [], []
+
+    def record(step, model):
+        if step in steps:
+            moving.append(evaluate(model, X_test, y_test)[0])
+            precise_model = recalibrate_batchnorm(model, X_train, batch_size=batch_size, seed=seed)
+            precise.append(evaluate(precise_model, X_test, y_test)[0])
+
+    train(model, X_train, y_train, lr=lr, steps=steps[-1], batch_size=batch_size, seed=seed,
+          callback=record)
+    return {"steps": steps, "moving": np.array(moving), "precise": np.array(precise),
+            "model": model}

@@ -13,6 +13,7 @@ import functools
 import numpy as np
 
 from ..experiments import is_stable, largest_stable_lr
+from ..inference import _one_blas_thread
 from ..layers import BatchNorm, Linear, ReLU, Sequential, Sigmoid, Tanh
 from ..models import make_mlp
 from ..training import TrainingHistory
@@ -135,6 +136,7 @@ def _builders():
 
 
 @functools.cache
+@_one_blas_thread
 def _reference_runs(kind: str, lrs: tuple):
     """For each lr: (stable?, diverged?) of the reference run, and the reference answer."""
     from ..training import train
@@ -170,6 +172,7 @@ def _diagnose_lr(answer, kind, lrs, runs, expected):
 
 
 @self_check("Exercise 5.2 · largest stable learning rate")
+@_one_blas_thread
 def largest_stable_lr_check(student_fn):
     """Check ``student_fn(make_model, lrs, X, y, steps=..., batch_size=...)`` on two small nets."""
     X, y = _lr_data()
