@@ -35,7 +35,8 @@ def draw_reduction_axes(n: int = 4, d: int = 5, c: int = 3, hw: int = 3, feature
     if not (0 <= feature < min(d, c)):
         raise ValueError(f"feature must index a feature and a channel (0 ≤ feature < {min(d, c)}), "
                          f"got {feature}")
-    fig, (ax_fc, ax_conv) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1, 1.9]})
+    fig, (ax_fc, ax_conv) = plt.subplots(1, 2, figsize=(10, 3.8),
+                                         gridspec_kw={"width_ratios": [1, 1.9]})
     for ax in (ax_fc, ax_conv):
         ax.set_aspect("equal")
         ax.axis("off")
@@ -44,7 +45,8 @@ def draw_reduction_axes(n: int = 4, d: int = 5, c: int = 3, hw: int = 3, feature
     for i in range(n):
         for j in range(d):
             on = j == feature
-            ax_fc.add_patch(Rectangle((j, n - 1 - i), 0.92, 0.92, facecolor=_HIGHLIGHT if on else _CELL,
+            ax_fc.add_patch(Rectangle((j, n - 1 - i), 0.92, 0.92,
+                                      facecolor=_HIGHLIGHT if on else _CELL,
                                       alpha=0.85 if on else 1.0, edgecolor="white"))
     ax_fc.annotate("", xy=(-0.35, -0.05), xytext=(-0.35, n), arrowprops={"arrowstyle": "->"})
     ax_fc.text(-0.6, n / 2, "N samples", rotation=90, ha="center", va="center")
@@ -64,13 +66,15 @@ def draw_reduction_axes(n: int = 4, d: int = 5, c: int = 3, hw: int = 3, feature
             x0, y0 = k * gap_c, (n - 1 - i) * gap_n
             for a in range(hw):
                 for b in range(hw):
-                    ax_conv.add_patch(Rectangle((x0 + b * (size + 0.02), y0 + a * (size + 0.02)), size, size,
+                    corner = (x0 + b * (size + 0.02), y0 + a * (size + 0.02))
+                    ax_conv.add_patch(Rectangle(corner, size, size,
                                                 facecolor=_HIGHLIGHT if on else _CELL,
                                                 alpha=0.85 if on else 1.0, edgecolor="none"))
     width = (c - 1) * gap_c + 1.0
-    ax_conv.annotate("", xy=(-0.3, -0.05), xytext=(-0.3, n * gap_n - 0.2), arrowprops={"arrowstyle": "->"})
+    arrow = {"arrowstyle": "->"}
+    ax_conv.annotate("", xy=(-0.3, -0.05), xytext=(-0.3, n * gap_n - 0.2), arrowprops=arrow)
     ax_conv.text(-0.55, n * gap_n / 2, "N samples", rotation=90, ha="center", va="center")
-    ax_conv.annotate("", xy=(width, n * gap_n), xytext=(0, n * gap_n), arrowprops={"arrowstyle": "->"})
+    ax_conv.annotate("", xy=(width, n * gap_n), xytext=(0, n * gap_n), arrowprops=arrow)
     ax_conv.text(width / 2, n * gap_n + 0.25, "C channels, each an H×W image", ha="center")
     ax_conv.text(width + 0.4, n * gap_n / 2,
                  "μ and σ² of one channel:\nmean over N·H·W values\n"
@@ -133,7 +137,8 @@ def draw_bn_graph():
         return (x0 + (0.4 if x1 > x0 else -0.4), y0 + box_h / 2 * (1 if y1 > y0 else -1))
 
     for a, b in _EDGES:
-        ax.add_patch(FancyArrowPatch(anchor(a, b), anchor(b, a), arrowstyle="-|>", mutation_scale=12,
+        ax.add_patch(FancyArrowPatch(anchor(a, b), anchor(b, a), arrowstyle="-|>",
+                                     mutation_scale=12,
                                      color="#444444", lw=1.1, shrinkA=2, shrinkB=2))
     # parameters entering the last node
     (xo, yo), _, _ = BN_GRAPH_NODES["out"]

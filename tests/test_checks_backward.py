@@ -61,8 +61,9 @@ def make_backward(mean_term=True, var_term=True, var_sign=-1.0, use_gamma=True, 
 
 # ---------------------------------------------------------------- 4.1 compact backward
 
-@pytest.mark.parametrize("solution", [make_backward(), batchnorm_backward, batchnorm_backward_staged,
-                                      batchnorm_backward_naive, batchnorm_backward_loops])
+@pytest.mark.parametrize("solution", [make_backward(), batchnorm_backward,
+                                      batchnorm_backward_staged, batchnorm_backward_naive,
+                                      batchnorm_backward_loops])
 def test_backward_passes_solutions(solution):
     result = check.bn_backward.evaluate(solution)
     assert result.passed, result.message

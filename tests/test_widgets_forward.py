@@ -100,10 +100,15 @@ def test_figure_shows_the_numbers():
     assert len(fig.axes) == 4
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[0] == "1. A batch of m = 16 values of x"
-    assert titles[1] == f"2. After BN: mean {w.result['out_mean']:.2f}, std {w.result['out_std']:.2f}"
+    r = w.result
+    assert titles[1] == f"2. After BN: mean {r['out_mean']:.2f}, std {r['out_std']:.2f}"
     assert titles[3].endswith("at m = 16")
-    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert f"μ_B = {w.result['batch_mean']:.2f}" in legend
+    readout = fig.axes[0].texts[0].get_text()
+    assert f"μ_B = {r['batch_mean']:.2f}" in readout
+    assert f"σ_B = {r['batch_std']:.2f}" in readout
+    slopes = [t.get_text() for t in fig.axes[2].texts]
+    assert slopes == [f"σ(x), no BN: mean slope {r['slope_raw']:.3f}",
+                      f"σ(y), with BN: mean slope {r['slope_bn']:.3f}"]
     for ax in fig.axes:
         assert ax.get_xlabel() and ax.get_ylabel()
 

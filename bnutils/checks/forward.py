@@ -218,7 +218,8 @@ def bn_forward_spatial(student_fn):
                "over axes (0, 2, 3)"},
         "γ, β and the statistics have one value per channel: reshape them to (1, C, 1, 1) "
         "(or use keepdims=True) so they broadcast along axis 1")
-    return f"per-channel statistics over (N, H, W), γ and β per channel (max abs. error {fmt_err(err)})"
+    return (f"per-channel statistics over (N, H, W), γ and β per channel "
+            f"(max abs. error {fmt_err(err)})")
 
 
 # ----------------------------------------------------------------------------- 3.4
@@ -262,7 +263,8 @@ def output_stats(student_fn):
     if np.allclose(stds, want_std, rtol=1e-4, atol=1e-6):
         return "mean = β and std = |γ|·sqrt(σ²/(σ² + ε)) in all 4 cases, including γ < 0 and ε ≈ σ²"
     hint = diagnose(stds, {
-        "std: a standard deviation is never negative; with γ < 0 it is |γ|·…": g * np.sqrt(v / (v + e)),
+        "std: a standard deviation is never negative; with γ < 0 it is |γ|·…":
+            g * np.sqrt(v / (v + e)),
         "std: ε matters when the variance is small: x_hat's std is sqrt(σ²/(σ² + ε)), not 1 "
         "(look at the case var = eps = 0.01, and the constant feature)": np.abs(g),
         "std: two fixes: a std is never negative (use |γ| when γ < 0), and ε shrinks x_hat's "
