@@ -9,6 +9,7 @@ from bnutils.inference import (
     batchnorm_layers,
     fold_sequential,
     frozen_running_stats,
+    moving_vs_precise,
     recalibrate_batchnorm,
     running_average,
 )
@@ -172,3 +173,21 @@ def test_fold_sequential_refuses_bn_after_activation():
         fold_sequential(BatchNorm(3))
     with pytest.raises(ValueError):
         fold_sequential(Sequential(BatchNorm(3), ReLU()))
+
+
+def test_moving_vs_precise_early_lag_and_identical_weights():
+    from bnutils.data import load_digits_split
+
+    data = load_digits_split()
+    fast = moving_vs_precise(data, [40, 5], momentum=0.1, hidden=(32, 32))
+    slow = moving_vs_precise(data, [5, 40], momentum=0.01, hidden=(32, 32))
+    assert fast["steps"] == [5, 40]
+    assert fast["moving"].shape == fast["precise"].shape == (2,)
+    # momentum never changes training: same weights, same precise accuracies
+    for a, b in zip(fast["model"].params().values(), slow["model"].params().values()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(fast["precise"], slow["precise"])
+    # early on the slow moving average lags far behind the precise statistics
+    assert slow["moving"][0] < slow["precise"][0] - 0.2
+    with pytest.raises(ValueError, match="checkpoints"):
+        moving_vs_precise(data, [0, 5])
