@@ -51,11 +51,13 @@ class LayerNorm(Layer):
         self.gamma = np.ones(self.num_features, dtype)
         self.beta = np.zeros(self.num_features, dtype)
         self._cache = None
+        self.dgamma = self.dbeta = None
 
     def params(self):
         return {"gamma": self.gamma, "beta": self.beta}
 
     def grads(self):
+        self._need_backward("dgamma")
         return {"gamma": self.dgamma, "beta": self.dbeta}
 
     def forward(self, x):
@@ -103,11 +105,13 @@ class GroupNorm(Layer):
         self.gamma = np.ones(self.num_channels, dtype)
         self.beta = np.zeros(self.num_channels, dtype)
         self._cache = None
+        self.dgamma = self.dbeta = None
 
     def params(self):
         return {"gamma": self.gamma, "beta": self.beta}
 
     def grads(self):
+        self._need_backward("dgamma")
         return {"gamma": self.dgamma, "beta": self.dbeta}
 
     def forward(self, x):
