@@ -1,0 +1,597 @@
+"""Build the static HTML edition of the course: what `make html` runs.
+
+    python tools/build_html.py                 # every notebook -> site/ (open site/index.html)
+    python tools/build_html.py --out /tmp/s    # somewhere else
+    python tools/build_html.py --jobs 1        # one notebook at a time (default: 2 in parallel)
+
+Every notebook in ``notebooks/`` is executed afresh, in a temporary copy of that folder
+(``notebooks/`` itself is never written), with the widget state stored. Each becomes one
+page, ``site/NN_name.html``; ``site/index.html`` shows the course map, read from the table
+under the "Course map" heading of README.md (one source for both). Every page has
+previous / course map / next links at its top and bottom. Figures are inlined in the
+pages.
+
+The site works offline, as a reader without a network may open it:
+
+* Maths is typeset by MathJax 2.7 from ``site/mathjax/``, a copy of the files shipped
+  by the PyPI package ``jupyter-server-mathjax``; no page loads anything from a CDN.
+* There is no kernel behind a static page, so a widget cannot react. Each widget is
+  replaced by a snapshot of its initial state, drawn from the stored widget state:
+  its controls (disabled, at their initial values) and what its output area showed
+  (the figure), under a note that says how to make it interactive. If the state is
+  missing, the note says so (the notebook's static figure before the widget already
+  shows the default state).
+
+The build stops with an error naming the notebook if a cell raises (other than cells
+tagged ``raises-exception``) or if a widget callback raised (nbclient hides such errors
+in the widget state; the build looks for them). ``site/.build.json`` records hashes of
+the sources it was built from; ``site_is_current()`` compares them with the working tree
+(the browser test uses it to tell a fresh site from a stale one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import html
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+README = ROOT / "README.md"
+TEMPLATE_DIR = Path(__file__).resolve().parent / "html_template"
+TEMPLATE_NAME = "bn"
+MANIFEST = ".build.json"
+MATHJAX_DIR = "mathjax"
+MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+SITE_NOTE = ("Static edition: every notebook was run when this site was built. Widgets show "
+             "their initial state; to move the sliders and do the exercises, run the "
+             "notebooks in JupyterLab (<code>make lab</code>).")
+
+
+class BuildError(RuntimeError):
+    """A notebook failed to execute or to convert; the message names it."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One notebook page of the site."""
+    source: Path          # notebooks/NN_name.ipynb
+    number: str           # "NN"
+    title: str            # the notebook's first heading, e.g. "03 · The BN forward pass"
+
+    @property
+    def filename(self) -> str:
+        return self.source.with_suffix(".html").name
+
+
+# --------------------------------------------------------------------------- discovery
+
+def discover(notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+    """The course notebooks, ``NN_name.ipynb``, in course order."""
+    return sorted(notebook_dir.glob(NOTEBOOK_GLOB))
+
+
+def notebook_title(nb, fallback: str) -> str:
+    """The text of the first level-1 heading of the first markdown cell that has one."""
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for line in cell.source.splitlines():
+            m = re.match(r"#\s+(.+?)\s*#*\s*$", line)
+            if m:
+                return m.group(1).strip()
+    return fallback
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def source_hashes(sources: list[Path]) -> dict[str, str]:
+    """What a built site depends on: the notebooks, the bnutils package they run, README.md,
+    this script and its template."""
+    deps = {f"notebooks/{p.name}": _digest(p) for p in sources}
+    if README.exists():
+        deps["README.md"] = _digest(README)
+    deps["tools/build_html.py"] = _digest(Path(__file__).resolve())
+    for folder in (TEMPLATE_DIR, ROOT / "bnutils"):
+        for p in sorted(folder.rglob("*")):
+            if p.is_file() and "__pycache__" not in p.parts:
+                deps[p.relative_to(ROOT).as_posix()] = _digest(p)
+    return deps
+
+
+def site_is_current(site_dir: Path, sources: list[Path] | None = None) -> bool:
+    """True if ``site_dir`` was built, with execution, from exactly the current sources."""
+    manifest = site_dir / MANIFEST
+    if not manifest.exists():
+        return False
+    try:
+        recorded = json.loads(manifest.read_text(encoding="utf-8"))
+    except ValueError:
+        return False
+    sources = discover() if sources is None else sources
+    return recorded.get("executed") is True and recorded.get("sources") == source_hashes(sources)
+
+
+# --------------------------------------------------------------------------- execution
+
+def execute_one(src: Path, dst: Path, workdir: Path, timeout: int = 600) -> float:
+    """Execute notebook ``src`` in ``workdir`` with widget state stored; write it to ``dst``.
+
+    Runs in a child process (``--execute-one``), one per notebook, so that notebooks can
+    run in parallel. Returns the wall time in seconds.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from refresh_notebooks import SKIP_TAG, CurrentEnvKernelManager  # tools/ is sys.path[0]
+
+    nb = nbformat.read(src, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and SKIP_TAG in cell.metadata.get("tags", []):
+            cell.outputs, cell.execution_count = [], None
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            kernel_manager_class=CurrentEnvKernelManager,
+                            record_timing=False, store_widget_state=True,
+                            resources={"metadata": {"path": str(workdir)}})
+    start = time.perf_counter()
+    client.execute()
+    elapsed = time.perf_counter() - start
+    nbformat.write(nb, dst)
+    return elapsed
+
+
+def _execute_all(sources: list[Path], outdir: Path, jobs: int, timeout: int, notebook_timeout: int,
+                 log) -> dict[str, Path]:
+    """Execute every notebook (``jobs`` at a time) in a copy of notebooks/; return the results.
+
+    A notebook that takes longer than ``notebook_timeout`` seconds is killed (with its
+    kernel) and run once more: ipykernel 7 has been seen to hang, rarely, at shutdown
+    (``../shared/notes/notebook-testing.md`` section 9).
+    """
+    workdir = outdir / "notebooks"
+    shutil.copytree(sources[0].parent, workdir,
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    env = dict(os.environ)
+    env.pop("MPLBACKEND", None)              # the kernel inherits it; Agg hides inline figures
+
+    def run(src: Path) -> tuple[Path, Path]:
+        dst = outdir / "executed" / src.name
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--execute-one",
+               str(workdir / src.name), str(dst), "--timeout", str(timeout)]
+        for attempt in (1, 2):
+            # A session of its own, so that a hung run can be stopped with its kernel.
+            proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, start_new_session=True)
+            try:
+                stdout, stderr = proc.communicate(timeout=notebook_timeout)
+                break
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+                if attempt == 2:
+                    raise BuildError(f"{src.name} did not finish in {notebook_timeout} s (twice)") from None
+                log(f"warning: {src.name} did not finish in {notebook_timeout} s; killed, retrying once")
+        if proc.returncode != 0:
+            raise BuildError(f"{src.name} failed to execute:\n{stderr[-6000:]}")
+        log(f"executed  {src.name} in {stdout.strip().split()[-1]} s")
+        return src, dst
+
+    (outdir / "executed").mkdir()
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return {src.name: dst for src, dst in pool.map(run, sources)}
+
+
+# --------------------------------------------------------------------------- widgets
+
+def _model(state: dict, ref) -> dict | None:
+    if isinstance(ref, str) and ref.startswith("IPY_MODEL_"):
+        return state.get(ref[len("IPY_MODEL_"):])
+    return None
+
+
+def _fmt(value, spec: str | None) -> str:
+    """Format a slider value with its d3-style readout format (".2f", "d", ".3g", ...)."""
+    try:
+        text = format(value, (spec or "").lstrip("~") or "")
+    except (TypeError, ValueError):
+        return str(value)
+    return re.sub(r"e([+-])0+(\d)", r"e\1\2", text)           # d3 writes 1e-5, Python 1e-05
+
+
+def _output_html(out: dict) -> str:
+    """One stored output of an Output widget, as HTML (figures as inline PNG/SVG)."""
+    kind = out.get("output_type")
+    if kind == "stream":
+        text = out.get("text", "")
+        text = "".join(text) if isinstance(text, list) else text
+        return f'<pre class="bn-widget-stream">{html.escape(text)}</pre>'
+    if kind == "error":
+        raise BuildError("a widget callback raised "
+                         f"{out.get('ename')}: {out.get('evalue')}")
+    data = out.get("data", {})
+    if "image/png" in data:
+        png = data["image/png"]
+        png = "".join(png) if isinstance(png, list) else png
+        meta = out.get("metadata", {}).get("image/png", {})
+        size = "".join(f' {k}="{int(meta[k])}"' for k in ("width", "height") if k in meta)
+        return (f'<img class="bn-widget-figure" src="data:image/png;base64,{png.strip()}"{size} '
+                'alt="Figure drawn by the widget in its initial state">')
+    if "image/svg+xml" in data:
+        svg = data["image/svg+xml"]
+        return "".join(svg) if isinstance(svg, list) else svg
+    if "text/html" in data:
+        h = data["text/html"]
+        return "".join(h) if isinstance(h, list) else h
+    if "text/plain" in data:
+        t = data["text/plain"]
+        t = "".join(t) if isinstance(t, list) else t
+        if re.fullmatch(r"<Figure size .*>", t.strip()):
+            return ""
+        return f'<pre class="bn-widget-stream">{html.escape(t)}</pre>'
+    return ""
+
+
+def _control(label: str, body: str) -> str:
+    label_html = f'<span class="bn-control-label">{html.escape(label)}</span>' if label else ""
+    return f'<div class="bn-control">{label_html}{body}</div>'
+
+
+def widget_html(state: dict, model_id: str, depth: int = 0) -> str:
+    """Static HTML for widget ``model_id`` and its children, from the stored widget state."""
+    entry = state.get(model_id)
+    if entry is None or depth > 20:
+        return ""
+    name = entry.get("model_name", "")
+    s = entry.get("state", {})
+    desc = s.get("description", "") or ""
+    if name in ("VBoxModel", "HBoxModel", "BoxModel", "GridBoxModel", "AccordionModel", "TabModel"):
+        kids = "".join(widget_html(state, ref[len("IPY_MODEL_"):], depth + 1)
+                       for ref in s.get("children", []) if _model(state, ref) is not None)
+        direction = "row" if name == "HBoxModel" else "column"
+        return f'<div class="bn-box bn-box-{direction}">{kids}</div>'
+    if name == "OutputModel":
+        return ('<div class="bn-widget-output">'
+                + "".join(_output_html(o) for o in s.get("outputs", [])) + "</div>")
+    if name in ("FloatSliderModel", "IntSliderModel", "FloatLogSliderModel"):
+        value = s.get("value", 0)
+        position = value
+        if name == "FloatLogSliderModel":
+            import math
+            base = s.get("base", 10)
+            position = math.log(value, base) if value and value > 0 else s.get("min", 0)
+        fmt = s.get("readout_format", "d" if name == "IntSliderModel" else ".2f")
+        body = (f'<input type="range" disabled min="{s.get("min", 0)}" max="{s.get("max", 100)}" '
+                f'step="{s.get("step", 1)}" value="{position}" aria-label="{html.escape(desc)}">'
+                f'<span class="bn-readout">{html.escape(_fmt(value, fmt))}</span>')
+        return _control(desc, body)
+    if name in ("IntRangeSliderModel", "FloatRangeSliderModel"):
+        lo, hi = s.get("value", [0, 0])
+        fmt = s.get("readout_format", "d" if name.startswith("Int") else ".2f")
+        return _control(desc, f'<span class="bn-readout">{_fmt(lo, fmt)} – {_fmt(hi, fmt)}</span>')
+    if name in ("SelectionSliderModel", "DropdownModel", "ToggleButtonsModel", "RadioButtonsModel",
+                "SelectModel"):
+        labels = s.get("_options_labels", [])
+        index = s.get("index")
+        options = "".join(f'<option{" selected" if i == index else ""}>{html.escape(str(lab))}</option>'
+                          for i, lab in enumerate(labels))
+        return _control(desc, f'<select disabled aria-label="{html.escape(desc)}">{options}</select>')
+    if name in ("CheckboxModel", "ToggleButtonModel"):
+        checked = " checked" if s.get("value") else ""
+        return _control(desc, f'<input type="checkbox" disabled{checked} aria-label="{html.escape(desc)}">')
+    if name in ("TextModel", "IntTextModel", "FloatTextModel", "BoundedIntTextModel",
+                "BoundedFloatTextModel"):
+        return _control(desc, f'<input type="text" disabled value="{html.escape(str(s.get("value", "")))}">')
+    if name == "ButtonModel":
+        return f'<button disabled>{html.escape(desc)}</button>'
+    if name == "LabelModel":
+        return f'<span class="bn-widget-label">{html.escape(str(s.get("value", "")))}</span>'
+    if name in ("HTMLModel", "HTMLMathModel"):
+        return f'<div class="bn-widget-html">{s.get("value", "")}</div>'
+    if name.endswith("StyleModel") or name == "LayoutModel":
+        return ""
+    return f'<span class="bn-widget-unknown">[{html.escape(name)}]</span>'
+
+
+NO_STATE_NOTE = ("This is an interactive widget. Its state was not stored, so the static edition "
+                 "cannot show it; the figure before it shows its default state. Run the notebook in "
+                 "JupyterLab to move its sliders.")
+SNAPSHOT_NOTE = ("Interactive widget, shown here in its initial state (the sliders do not move in "
+                 "the static edition). Run the notebook in JupyterLab to move them.")
+
+
+def staticize_widgets(nb) -> int:
+    """Replace every widget view in ``nb`` by a static HTML snapshot (in place).
+
+    Returns the number of widget views replaced. Drops ``metadata.widgets`` afterwards,
+    so that no page asks for a widget renderer from a CDN.
+    """
+    import nbformat
+
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    replaced = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for i, out in enumerate(cell.get("outputs", [])):
+            view = out.get("data", {}).get(WIDGET_VIEW)
+            if not isinstance(view, dict):
+                continue
+            body = widget_html(state, view.get("model_id", "")) if state else ""
+            note = SNAPSHOT_NOTE if body else NO_STATE_NOTE
+            snippet = (f'<div class="bn-widget"><p class="bn-widget-note">{note}</p>{body}</div>')
+            cell.outputs[i] = nbformat.v4.new_output(
+                "display_data", data={"text/html": snippet, "text/plain": "[widget]"})
+            replaced += 1
+    nb.metadata.pop("widgets", None)
+    return replaced
+
+
+# --------------------------------------------------------------------------- pages
+
+def _rewrite_links(page_html: str, pages: dict[str, Page]) -> str:
+    """Links to course notebooks (``03_x.ipynb``, ``notebooks/03_x.ipynb``) point to their pages."""
+    names = {p.source.stem: p.filename for p in pages.values()}
+
+    def fix(m: re.Match) -> str:
+        stem = m.group(2)
+        if stem not in names:
+            return m.group(0)
+        return f'href="{names[stem]}{m.group(3) or ""}"'
+
+    return re.sub(r'href="((?:\.{0,2}/)?(?:notebooks/)?)(\d\d_[^"/#]+)\.ipynb(#[^"]*)?"', fix, page_html)
+
+
+def nav_html(prev: Page | None, nxt: Page | None) -> str:
+    """The previous / course map / next bar shown at the top and bottom of every page."""
+    parts = []
+    parts.append(f'<a class="bn-prev" rel="prev" href="{prev.filename}">← {html.escape(prev.title)}</a>'
+                 if prev else '<span class="bn-prev"></span>')
+    parts.append('<a class="bn-home" href="index.html">Course map</a>')
+    parts.append(f'<a class="bn-next" rel="next" href="{nxt.filename}">{html.escape(nxt.title)} →</a>'
+                 if nxt else '<span class="bn-next"></span>')
+    return f'<nav class="bn-nav" aria-label="Course navigation">{"".join(parts)}</nav>'
+
+
+def _exporter():
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name=TEMPLATE_NAME, extra_template_basedirs=[str(TEMPLATE_DIR)])
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    exporter.mathjax_url = f"{MATHJAX_DIR}/MathJax.js?config={MATHJAX_CONFIG}"
+    # Nothing else may come from a CDN either (the template does not use these; belt and braces).
+    exporter.require_js_url = ""
+    exporter.jupyter_widgets_base_url = ""
+    exporter.widget_renderer_url = ""
+    return exporter
+
+
+def render_page(nb, page: Page, prev: Page | None, nxt: Page | None, pages: dict[str, Page]) -> str:
+    """One notebook page: nbconvert's lab template plus the course navigation."""
+    nb.metadata["title"] = page.title
+    body, _ = _exporter().from_notebook_node(
+        nb, resources={"bn_nav": nav_html(prev, nxt), "bn_site_note": SITE_NOTE})
+    return _rewrite_links(body, pages)
+
+
+# --------------------------------------------------------------------------- index
+
+def _table_lines(lines: list[str], start: int) -> list[str]:
+    """The markdown table starting at or after line ``start`` (stops at the next heading)."""
+    i = start
+    while i < len(lines) and not lines[i].lstrip().startswith("|"):
+        if i > start and lines[i].startswith("#"):
+            return []
+        i += 1
+    table = []
+    while i < len(lines) and lines[i].lstrip().startswith("|"):
+        table.append(lines[i].strip())
+        i += 1
+    return table
+
+
+def read_course_map(readme: Path = README) -> tuple[str, list[str]] | None:
+    """(title, table lines) of README.md's course map, or None if README has none.
+
+    The course map is the first table after a heading that contains "course map"; failing
+    that, the first table whose first header cell mentions "notebook".
+    """
+    if not readme.exists():
+        return None
+    lines = readme.read_text(encoding="utf-8").splitlines()
+    title = next((ln[2:].strip() for ln in lines if ln.startswith("# ")), "")
+    for i, line in enumerate(lines):
+        if line.startswith("#") and "course map" in line.lower():
+            table = _table_lines(lines, i + 1)
+            if table:
+                return title, table
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith("|") and "notebook" in line.split("|")[1].lower():
+            return title, _table_lines(lines, i)
+    return None
+
+
+def _cells(row: str) -> list[str]:
+    row = row.strip().strip("|")
+    return [c.strip() for c in re.split(r"(?<!\\)\|", row)]
+
+
+def _inline(md: str) -> str:
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    out = markdown2html_mistune(md).strip()
+    m = re.fullmatch(r"<p>(.*)</p>", out, flags=re.S)
+    return m.group(1) if m else out
+
+
+def course_map_html(table: list[str], pages: dict[str, Page]) -> tuple[str, set[str]]:
+    """Render README's course-map table, each row linked to its notebook's page.
+
+    A row belongs to notebook NN when its first cell contains the number NN. Links in the
+    table that point to course notebooks go to their pages; other relative links (to files
+    that are not part of the site) are unlinked. Returns (html, numbers linked).
+    """
+    header, rows = _cells(table[0]), [r for r in table[2:] if r.strip()]
+    linked = set()
+    out = ["<table class=\"bn-map\"><thead><tr>"]
+    out += [f"<th>{_inline(c)}</th>" for c in header]
+    out.append("</tr></thead><tbody>")
+    for row in rows:
+        cells = [_rewrite_links(_inline(c), pages) for c in _cells(row)]
+        cells = [re.sub(r'<a href="(?!https?://|#|\d\d_[^"]*\.html)[^"]*">(.*?)</a>', r"\1", c)
+                 for c in cells]
+        m = re.search(r"(?<!\d)(\d{2})(?!\d)", re.sub(r"<[^>]+>", "", cells[0]))
+        page = pages.get(m.group(1)) if m else None
+        if page is not None:
+            linked.add(page.number)
+            if page.filename not in cells[0]:
+                cells[0] = f'<a href="{page.filename}">{cells[0]}</a>'
+        cls = "" if page is not None or not m else ' class="bn-missing"'
+        out.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out), linked
+
+
+def index_html(pages: dict[str, Page], log) -> str:
+    """The site's front page: the course map, then any notebook the map does not list."""
+    found = read_course_map()
+    if found is None:
+        log("warning: README.md has no course-map table; the index lists the notebook titles")
+        title, table_html, linked = "Batch Normalization, from first principles to practice", "", set()
+    else:
+        title, table = found
+        table_html, linked = course_map_html(table, pages)
+    rest = [p for p in pages.values() if p.number not in linked]
+    if rest:
+        if found is not None:
+            log("warning: README.md's course map does not list "
+                + ", ".join(p.source.name for p in rest))
+        items = "".join(f'<li><a href="{p.filename}">{html.escape(p.title)}</a></li>' for p in rest)
+        table_html += f'<ul class="bn-pages">{items}</ul>'
+    first = next(iter(pages.values()))
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR / TEMPLATE_NAME),
+                             autoescape=False)
+    return env.get_template("course_index.html.j2").render(
+        title=html.escape(title), course_map=table_html, site_note=SITE_NOTE,
+        css=(TEMPLATE_DIR / TEMPLATE_NAME / "static" / "bn.css").read_text(encoding="utf-8"),
+        start=(f'<a class="bn-next" rel="next" href="{first.filename}">'
+               f'Start: {html.escape(first.title)} →</a>'),
+        resources={"mathjax_url": f"{MATHJAX_DIR}/MathJax.js?config={MATHJAX_CONFIG}"})
+
+
+# --------------------------------------------------------------------------- build
+
+def _copy_mathjax(dest: Path) -> None:
+    try:
+        import jupyter_server_mathjax
+    except ImportError:
+        raise BuildError("the static edition typesets maths with the MathJax files of the PyPI "
+                         "package jupyter-server-mathjax, which is not installed: "
+                         "pip install jupyter-server-mathjax") from None
+    shutil.copytree(Path(jupyter_server_mathjax.__file__).parent / "static", dest)
+
+
+def _safe_to_replace(out: Path) -> bool:
+    return not out.exists() or (out / MANIFEST).exists() or (out.is_dir() and not any(out.iterdir()))
+
+
+def build(out: Path, sources: list[Path] | None = None, jobs: int = 2, timeout: int = 600,
+          notebook_timeout: int = 300, execute: bool = True, log=print) -> dict:
+    """Build the site into ``out`` (replaced only when the build succeeds); return the manifest."""
+    sources = discover() if sources is None else [Path(s).resolve() for s in sources]
+    if not sources:
+        raise BuildError("no notebooks to build (notebooks/NN_name.ipynb)")
+    out = Path(out).resolve()
+    if not _safe_to_replace(out):
+        raise BuildError(f"{out} exists and is not a site built by this script; not replacing it")
+    import nbformat
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bn-site-") as tmp:
+        tmp = Path(tmp)
+        if execute:
+            executed = _execute_all(sources, tmp, jobs, timeout, notebook_timeout, log)
+        else:
+            executed = {p.name: p for p in sources}
+        nbs = {name: nbformat.read(path, as_version=4) for name, path in executed.items()}
+        pages = {}
+        for src in sources:
+            number = src.name[:2]
+            pages[number] = Page(src, number, notebook_title(nbs[src.name], src.stem))
+        staging = tmp / "site"
+        staging.mkdir()
+        order = list(pages.values())
+        widgets = {}
+        for k, page in enumerate(order):
+            nb = nbs[page.source.name]
+            try:
+                widgets[page.source.name] = staticize_widgets(nb)
+                text = render_page(nb, page, order[k - 1] if k else None,
+                                   order[k + 1] if k + 1 < len(order) else None, pages)
+            except BuildError as err:
+                raise BuildError(f"{page.source.name}: {err}") from None
+            (staging / page.filename).write_text(text, encoding="utf-8")
+            log(f"wrote     {page.filename}")
+        (staging / "index.html").write_text(index_html(pages, log), encoding="utf-8")
+        _copy_mathjax(staging / MATHJAX_DIR)
+        manifest = {"executed": execute, "sources": source_hashes(sources),
+                    "pages": {p.filename: p.title for p in order}, "widgets": widgets}
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n",
+                                        encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.move(str(staging), str(out))
+    log(f"built {out} ({len(order)} pages) in {time.perf_counter() - start:.1f} s; "
+        f"open {out / 'index.html'}")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("notebooks", nargs="*", type=Path,
+                        help="notebooks to include (default: notebooks/NN_*.ipynb)")
+    parser.add_argument("--out", type=Path, default=ROOT / "site", help="output folder (default: site/)")
+    parser.add_argument("--jobs", type=int, default=2, help="notebooks executed in parallel (default 2)")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds one cell may run")
+    parser.add_argument("--notebook-timeout", type=int, default=300,
+                        help="seconds one notebook may run before it is killed and retried once")
+    parser.add_argument("--no-execute", action="store_true",
+                        help="use the stored outputs instead of executing (fast preview; no widget "
+                             "snapshots)")
+    parser.add_argument("--execute-one", nargs=2, type=Path, metavar=("SRC", "DST"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.execute_one:
+        src, dst = args.execute_one
+        elapsed = execute_one(src, dst, src.parent.resolve(), timeout=args.timeout)
+        print(f"{elapsed:.1f}")
+        return 0
+    try:
+        build(args.out, args.notebooks or None, jobs=args.jobs, timeout=args.timeout,
+              notebook_timeout=args.notebook_timeout, execute=not args.no_execute)
+    except BuildError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
