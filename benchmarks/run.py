@@ -5,8 +5,8 @@ Variants, each given the same x, gamma, beta, dout:
 * ``bnutils``: ``bnutils.batchnorm_forward`` + ``update_running_stats`` +
   ``batchnorm_backward`` (the fast path, ``bnutils/_fast.py``);
 * ``naive``: the textbook equations as whole-array NumPy (``benchmarks/naive.py``);
-* ``loops``: ``bnutils.reference``'s pure-Python loops (smallest 2-D shape only; it
-  computes in float64 whatever the input dtype);
+* ``loops``: ``bnutils.reference``'s pure-Python loops (smallest 2-D shape only, if it
+  has at most 64·256 values; it computes in float64 whatever the input dtype);
 * ``floor``: the memory-bandwidth floor, i.e. the least traffic a fwd + bwd can make:
   copy x into a preallocated array, plus one 3-operand add into a preallocated array;
 * ``torch1``, ``torch2``: PyTorch's CPU ``batch_norm`` with autograd on 1 and 2 threads,
@@ -51,6 +51,7 @@ import naive  # noqa: E402
 DEFAULT_SHAPES = [(64, 256), (256, 1024), (1024, 4096), (32, 64, 32, 32)]
 VARIANTS = ["bnutils", "naive", "loops", "floor", "torch1", "torch2"]
 EPS, MOMENTUM = 1e-5, 0.1
+LOOPS_MAX_SIZE = 64 * 256
 
 
 def parse_shape(text: str) -> tuple:
@@ -241,7 +242,7 @@ def print_table(results, goals, info):
     else:
         desc = str(pools)
     print(f"\nMachine: {info['cpu']}, {info['cores']} cores; Python {info['python']}, "
-          f"NumPy {info['numpy']}, torch {info['torch'] or 'not importable'}")
+          f"NumPy {info['numpy']}, torch {info['torch'] or info.get('torch_note', 'not used')}")
     print(f"Thread pools: {desc}")
     print(f"Environment: {', '.join(f'{k}={v}' for k, v in info['env'].items())}")
     if "load_average_start" in info:
@@ -312,8 +313,13 @@ def main(argv=None) -> int:
     if torch_note:
         print(torch_note)
     info = machine_info(torch)
+    if torch is None:
+        info["torch_note"] = "not used (--no-torch)" if args.no_torch else "not importable"
     shapes_2d = [s for s in args.shapes if len(s) == 2]
+    # The loop version takes ~4 µs per element: only the smallest 2-D shape, if it is small.
     loops_shape = min(shapes_2d, key=lambda s: s[0] * s[1]) if shapes_2d else None
+    if loops_shape and loops_shape[0] * loops_shape[1] > LOOPS_MAX_SIZE:
+        loops_shape = None
 
     results = []
     t_start = time.perf_counter()
