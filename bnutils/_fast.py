@@ -110,13 +110,23 @@ def _dot(a: np.ndarray, b: np.ndarray, c: int, hw: int) -> np.ndarray:
     return rows.reshape(k, c).sum(axis=0)
 
 
-def _add_up(parts) -> np.ndarray:
-    """Sum an iterable of per-block results in float64."""
-    parts = iter(parts)
-    total = next(parts).astype(np.float64)
-    for p in parts:
+def _add_up(parts: list) -> np.ndarray:
+    """Sum the per-block results: in float64 if there are several, else the one as it is.
+
+    (For a single block, skipping the conversions saves several NumPy calls, which is
+    what small batches pay for; its sum was accumulated in the array's dtype anyway.)
+    """
+    if len(parts) == 1:
+        return parts[0]
+    total = parts[0].astype(np.float64)
+    for p in parts[1:]:
         total += p
     return total
+
+
+def _as(v: np.ndarray, dtype) -> np.ndarray:
+    """``v`` in ``dtype`` (no call at all if it already is)."""
+    return v if v.dtype == dtype else v.astype(dtype)
 
 
 def _expand(v: np.ndarray, hw: int) -> np.ndarray:
@@ -153,30 +163,35 @@ def forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float):
     m = n * hw
     x2 = x.reshape(n, c * hw)
     blocks = _blocks(n, c * hw)
+    if hw == 1 and len(blocks) == 1:
+        if x.ndim == 2:
+            return _forward_small(x, gamma, beta, eps)
+        res = _forward_small(x2, gamma, beta, eps)       # (N, C, 1, 1)
+        return None if res is None else (res[0].reshape(x.shape), res[1].reshape(x.shape), *res[2:])
     ones = np.ones(blocks[0].stop, dtype)
-    single = dtype == np.float32                 # float32: corrected two-pass
+    f32 = dtype == np.float32                    # float32: corrected two-pass
     x_hat = np.empty(x2.shape, dtype)
     with _quiet():       # NaN/inf in x (or an overflow) makes Σ xc² non-finite: checked below
-        mean = (_add_up(_sum(x2[s], c, hw, ones) for s in blocks) / m).astype(dtype)   # pass 1
+        mean = _as(_add_up([_sum(x2[s], c, hw, ones) for s in blocks]) / m, dtype)   # pass 1
         mean_row = _expand(mean, hw)
         sq, resid = [], []
         for s in blocks:                         # pass 2: xc = x - mean, Σ xc², Σ xc
             xc = np.subtract(x2[s], mean_row, out=x_hat[s])
             sq.append(_dot(xc, xc, c, hw))
-            if single:
+            if f32:
                 resid.append(_sum(xc, c, hw, ones))
-        sq = _add_up(sq) / m
-    if not np.isfinite(sq).all():
-        return None
-    if single:                                   # remove the float32 mean's rounding error
-        resid = _add_up(resid) / m
-        var = np.maximum(sq - resid * resid, 0.0).astype(dtype)
-        mean = (mean + resid).astype(dtype)
-    else:
-        var = sq.astype(dtype)                   # biased variance
+        var = _add_up(sq) / m                    # mean(xc²)
+        if not np.isfinite(var).all():
+            return None
+        if f32:                                  # remove the float32 mean's rounding error
+            resid = _add_up(resid) / m
+            var -= resid * resid
+            np.maximum(var, 0.0, out=var)
+            mean = _as(mean + resid, dtype)
+        var = _as(var, dtype)                    # biased variance
     inv_std = 1.0 / np.sqrt(var + eps)
-    shift = single and np.max(np.abs(resid) * inv_std) > _NEGLIGIBLE[dtype]
-    resid_row = _expand(resid.astype(dtype), hw) if shift else None
+    shift = f32 and np.max(np.abs(resid) * inv_std) > _NEGLIGIBLE[dtype]
+    resid_row = _expand(_as(resid, dtype), hw) if shift else None
     inv_row, gamma_row, beta_row = _expand(inv_std, hw), _expand(gamma, hw), _expand(beta, hw)
     out = np.empty(x2.shape, dtype)
     for s in blocks:                             # pass 3: x_hat, out = gamma x_hat + beta
@@ -220,6 +235,11 @@ def backward(dout: np.ndarray, x_hat: np.ndarray, gamma: np.ndarray, inv_std: np
     d2 = dout.reshape(n, c * hw)
     x2 = x_hat.reshape(n, c * hw)
     blocks = _blocks(n, c * hw)
+    if hw == 1 and len(blocks) == 1:
+        res = _backward_small(d2, x2, gamma, inv_std)
+        if res is None or dout.ndim == 2:
+            return res
+        return res[0].reshape(dout.shape), *res[1:]        # (N, C, 1, 1)
     ones = np.ones(blocks[0].stop, dtype)
     with _quiet():
         dbeta, dgamma = [], []
@@ -227,10 +247,10 @@ def backward(dout: np.ndarray, x_hat: np.ndarray, gamma: np.ndarray, inv_std: np
             dbeta.append(_sum(d2[s], c, hw, ones))
             dgamma.append(_dot(d2[s], x2[s], c, hw))
         dbeta, dgamma = _add_up(dbeta), _add_up(dgamma)
-    if not (np.isfinite(dbeta).all() and np.isfinite(dgamma).all()):
-        return None
-    k_row = _expand((dgamma / m).astype(dtype), hw)
-    mean_row = _expand((dbeta / m).astype(dtype), hw)
+        if not (np.isfinite(dbeta).all() and np.isfinite(dgamma).all()):
+            return None
+    k_row = _expand(_as(dgamma / m, dtype), hw)
+    mean_row = _expand(_as(dbeta / m, dtype), hw)
     scale_row = _expand(gamma * inv_std, hw)
     dx = np.empty(d2.shape, dtype)
     for s in blocks:                             # pass 2: dx, four steps per block
@@ -238,4 +258,49 @@ def backward(dout: np.ndarray, x_hat: np.ndarray, gamma: np.ndarray, inv_std: np
         np.subtract(d2[s], o, out=o)              # dout − ...
         np.subtract(o, mean_row, out=o)           # ... − mean(dout)
         np.multiply(o, scale_row, out=o)          # · gamma / sigma
-    return dx.reshape(dout.shape), dgamma.astype(dtype), dbeta.astype(dtype)
+    return dx.reshape(dout.shape), _as(dgamma, dtype), _as(dbeta, dtype)
+
+
+# Small (N, D) batches that fit in one block: the same steps as forward/backward in
+# straight-line code. At this size NumPy's fixed cost per call (about a microsecond)
+# is comparable to the work itself, so every call saved counts.
+
+def _forward_small(x, gamma, beta, eps):
+    n, dtype = x.shape[0], x.dtype
+    ones = np.ones(n, dtype)
+    with _quiet():
+        mean = ones @ x
+        mean /= n
+        x_hat = x - mean                                  # xc
+        var = np.einsum("ij,ij->j", x_hat, x_hat)
+        var /= n                                          # mean(xc²)
+        if not np.isfinite(var).all():
+            return None
+        f32 = dtype == np.float32
+        if f32:                                           # corrected two-pass
+            resid = ones @ x_hat
+            resid /= n
+            var -= resid * resid
+            np.maximum(var, 0.0, out=var)
+            mean += resid
+    inv_std = 1.0 / np.sqrt(var + eps)
+    if f32 and np.max(np.abs(resid) * inv_std) > _NEGLIGIBLE[dtype]:
+        x_hat -= resid
+    x_hat *= inv_std
+    out = x_hat * gamma
+    out += beta
+    return out, x_hat, mean, var, inv_std
+
+
+def _backward_small(dout, x_hat, gamma, inv_std):
+    n = dout.shape[0]
+    with _quiet():
+        dbeta = np.ones(n, dout.dtype) @ dout
+        dgamma = np.einsum("ij,ij->j", dout, x_hat)
+        if not np.isfinite(dbeta + dgamma).all():       # inf - inf is NaN: caught too
+            return None
+    dx = x_hat * (dgamma / n)
+    np.subtract(dout, dx, out=dx)
+    dx -= dbeta / n
+    dx *= gamma * inv_std
+    return dx, dgamma, dbeta

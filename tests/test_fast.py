@@ -72,6 +72,26 @@ def test_backward_equals_compact_and_staged(shape, dtype):
             assert a.dtype == dtype and a.shape == b.shape
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_kernels_equal_readable_when_called_directly(shape, dtype):
+    """The kernels themselves (not a fallback in the public functions) give the numbers."""
+    x, gamma, beta, dout = make(shape, dtype, seed=5)
+    res = _fast.forward(x, gamma, beta, 1e-5)
+    assert res is not None
+    out, x_hat, mean, var, inv_std = res
+    ref_out, ref = _forward_readable(x, gamma, beta, 1e-5)
+    tol = TOL[dtype]
+    close(out, ref_out, tol, "out")
+    close(x_hat, ref.x_hat, tol, "x_hat")
+    np.testing.assert_allclose(var, ref.var, rtol=tol, err_msg="var")
+    grads = _fast.backward(dout, ref.x_hat, ref.gamma, ref.inv_std)
+    assert grads is not None
+    for what, a, b in zip(("dx", "dgamma", "dbeta"), grads, _backward_compact(dout, ref)):
+        close(a, b, 10 * tol, what)
+        assert a.dtype == dtype and a.shape == b.shape
+
+
 @pytest.mark.parametrize("shape", [(1000, 3), (16, 3, 5, 5)], ids=str)
 def test_float32_large_mean_is_accurate(shape):
     """x = 1e4 + noise in float32: x_hat within 1e-5 of the float64 result (a one-pass
