@@ -33,9 +33,10 @@ cheaper, or keeps the data in the cache between passes:
   mean of values near 1e4 is only good to about 1e-3. After centring, the mean of the
   centred values, ``r``, is that error, computed accurately because the centred values
   are small. The variance is then ``mean(xc²) − r²`` and ``x_hat = (xc − r) / σ``. The
-  step ``xc − r`` is skipped when ``|r| / σ`` is below a quarter of the machine epsilon,
-  i.e. when it could not change ``x_hat`` beyond rounding. float64 keeps the plain
-  two-pass algorithm, as the readable path does.
+  step ``xc − r`` is skipped when ``|r| / σ`` is below half the machine epsilon, i.e.
+  when it would move ``x_hat`` by less than half a unit in the last place of 1 (less
+  than the rounding of any ``|x_hat| ≥ 1``). float64 keeps the plain two-pass
+  algorithm, as the readable path does.
 * **The simplified backward.** With ``m`` values per feature,
   ``dx = γ/σ · (dout − mean(dout) − x_hat · mean(dout · x_hat))``: two sums and four
   in-place steps, instead of the staged graph's dozen intermediate arrays (the
@@ -70,9 +71,10 @@ __all__ = ["backward", "forward"]
 # (float32 error ~ sqrt(128)·eps rather than sqrt(N)·eps).
 _CHUNK = 128
 _BLOCK = 1 << 17
-# The residual |r| / sigma below which the step "x_hat -= r" cannot change x_hat.
-_NEGLIGIBLE = {np.dtype(np.float32): np.finfo(np.float32).eps / 4,
-               np.dtype(np.float64): np.finfo(np.float64).eps / 4}
+# The residual |r| / sigma below which the step "x_hat -= r" is skipped: it would move
+# x_hat by less than half an ulp of 1.
+_NEGLIGIBLE = {np.dtype(np.float32): np.finfo(np.float32).eps / 2,
+               np.dtype(np.float64): np.finfo(np.float64).eps / 2}
 
 
 def _quiet():
