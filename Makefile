@@ -7,13 +7,14 @@
 #   make refresh   re-execute notebooks in place (NB=notebooks/03_*.ipynb for some)
 #   make lint      ruff only
 #   make student   build the student edition in student/ (FORCE=1 overwrites edited ones)
+#   make bench     BN benchmark (table, goals, JSON + PNG) and course runtime (notebooks, widget redraws)
 #   make clean     remove caches and generated folders (not .venv: rm -rf .venv for that)
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-RUFF_PATHS := bnutils tests tools notebooks conftest.py
+RUFF_PATHS := bnutils tests tools notebooks benchmarks conftest.py
 NB     ?= $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 # Extra pytest arguments, e.g. make test PYTEST_ARGS="-x -k batchnorm"
 # The suite runs serially. Measured with `-n 2 --dist loadfile` (pytest-xdist) on the
@@ -25,7 +26,7 @@ PYTEST_ARGS ?=
 TIMEOUT := $(shell command -v timeout >/dev/null 2>&1 && echo timeout 1800)
 
 .DEFAULT_GOAL := help
-.PHONY: help lab test lint refresh student clean
+.PHONY: help lab test lint refresh student bench clean
 
 help:
 	@sed -n 's/^#   make /  make /p' Makefile
@@ -58,6 +59,12 @@ refresh: $(STAMP)
 
 student: $(STAMP)
 	$(PY) tools/make_student.py $(if $(filter 1 yes true,$(FORCE)),--force)
+
+# OPENBLAS_CORETYPE/L2_SIZE may be set on this machine for old OpenBLAS builds; they slow a
+# current NumPy, so the benchmark runs without them (see benchmarks/README.md).
+bench: $(STAMP)
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/run.py
+	$(PY) benchmarks/course_runtime.py
 
 clean:
 	rm -rf student build site .pytest_cache .ruff_cache .hypothesis
