@@ -1,0 +1,168 @@
+"""The static HTML edition (``make html`` -> ``site/``) works in a browser, offline.
+
+Opens ``site/index.html`` from disk, as a reader would, with every request that leaves
+this machine blocked (and counted as a failure): the index shows README's course map
+and links to every notebook page; following each link gives a page with the notebook's
+title, every figure loaded (non-zero size), every formula typeset by MathJax, each
+widget as a snapshot with its figure, navigation at top and bottom, and nothing in the
+browser console. The previous/next links walk the course in order.
+
+The site under test is ``site/`` if ``tools/build_html.py`` built it from the current
+sources (its ``.build.json`` says so); otherwise the test builds one in a temporary
+folder first (one to two minutes), so it never passes on a stale site.
+Screenshots: ``screenshots/site_*.png``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+SITE = ROOT / "site"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+INLINE_MATH = re.compile(r"(?<![\\$])\$[^$\s][^$]*?\$")
+
+
+def _build_html():
+    spec = importlib.util.spec_from_file_location("bn_tools_build_html", ROOT / "tools" / "build_html.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module          # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, browser):
+    """A site built from the current sources: ``site/`` when it is current, else a fresh build."""
+    build_html = _build_html()
+    if build_html.site_is_current(SITE):
+        print(f"\ntesting {SITE} (built from the current sources)")
+        return SITE
+    out = tmp_path_factory.mktemp("site") / "site"
+    print(f"\n{SITE} is missing or stale (run `make html`); building a fresh site in {out}")
+    build_html.build(out, log=lambda msg: print("  " + msg))
+    assert build_html.site_is_current(out)
+    return out
+
+
+def _notebook_facts(path: Path) -> dict:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    markdown = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    outputs = [o for c in code for o in c.get("outputs", [])]
+    return {
+        "images": sum("image/png" in o.get("data", {}) or "image/svg+xml" in o.get("data", {})
+                      for o in outputs),
+        "widgets": sum(WIDGET_VIEW in o.get("data", {}) for o in outputs),
+        "math": "$" in markdown,
+    }
+
+
+def _wait_for_mathjax(page) -> None:
+    page.evaluate("""() => new Promise(resolve => {
+        if (!window.MathJax || !MathJax.Hub) { resolve(); return; }
+        // Braces matter: a hook that returns a callback makes MathJax wait for it (deadlock).
+        MathJax.Hub.Register.StartupHook("End", () => { MathJax.Hub.Queue(() => { resolve(); }); });
+    })""")
+
+
+def _check_page(page, title: str, facts: dict, name: str) -> dict:
+    """Assert what every notebook page must show; return what was counted."""
+    assert page.title() == title, f"{name}: <title> is {page.title()!r}"
+    h1 = page.locator("h1").first.inner_text().replace("¶", "").strip()
+    assert h1 == title, f"{name}: first heading is {h1!r}"
+    assert page.locator("nav.bn-nav").count() == 2, f"{name}: navigation missing at top or bottom"
+
+    images = page.locator("main img")
+    sizes = images.evaluate_all(
+        "imgs => imgs.map(i => [i.complete && i.naturalWidth > 0 && i.naturalHeight > 0,"
+        " i.getBoundingClientRect().width, i.getBoundingClientRect().height])")
+    bad = [k for k, (ok, w, h) in enumerate(sizes) if not (ok and w > 0 and h > 0)]
+    assert not bad, f"{name}: images {bad} did not load or have zero size"
+    expected_images = facts["images"] + facts["widgets"]       # a snapshot shows its figure
+    assert len(sizes) >= expected_images, f"{name}: {len(sizes)} images, expected {expected_images}"
+
+    _wait_for_mathjax(page)
+    n_math = page.locator('script[type^="math/tex"]').count()
+    n_typeset = page.locator("span.MathJax").count()
+    if facts["math"]:
+        assert n_math > 0, f"{name}: no formula found by MathJax"
+    assert n_typeset == n_math, f"{name}: {n_math} formulas, {n_typeset} typeset"
+    assert page.locator(".MathJax .merror, .MathJax_Error").count() == 0, f"{name}: MathJax errors"
+    text = "\n".join(page.locator(".jp-MarkdownOutput").all_inner_texts())
+    left = INLINE_MATH.findall(text)
+    assert not left, f"{name}: formulas left as TeX source: {left[:3]}"
+
+    snapshots = page.locator(".bn-widget")
+    assert snapshots.count() == facts["widgets"], f"{name}: {snapshots.count()} widget snapshots"
+    for k in range(snapshots.count()):
+        assert snapshots.nth(k).locator("img").count() >= 1, f"{name}: widget {k + 1} shows no figure"
+    return {"images": len(sizes), "math": n_math, "widgets": snapshots.count()}
+
+
+def test_index_links_to_every_notebook_page(site, new_page, console, screenshots):
+    manifest = json.loads((site / ".build.json").read_text(encoding="utf-8"))
+    page = new_page(1200, 900)
+    index = (site / "index.html").as_uri()
+    page.goto(index)
+    _wait_for_mathjax(page)
+    assert page.locator("table.bn-map").count() == 1, "the index has no course map"
+    page.screenshot(path=str(screenshots / "site_index.png"), full_page=True)
+
+    notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert sorted(manifest["pages"]) == [p.with_suffix(".html").name for p in notebooks]
+    report = []
+    for path in notebooks:
+        filename = path.with_suffix(".html").name
+        page.goto(index)
+        link = page.locator(f'table.bn-map a[href="{filename}"], ul.bn-pages a[href="{filename}"]')
+        assert link.count() >= 1, f"the index does not link to {filename}"
+        link.first.click()
+        page.wait_for_url(re.compile(re.escape(filename) + "$"))
+        counts = _check_page(page, manifest["pages"][filename], _notebook_facts(path), filename)
+        report.append(f"{filename}: {counts}")
+        page.screenshot(path=str(screenshots / f"site_{path.stem}.png"))
+        if counts["widgets"]:
+            widget = page.locator(".bn-widget").first
+            widget.scroll_into_view_if_needed()
+            widget.screenshot(path=str(screenshots / f"site_{path.stem}_widget1.png"))
+    console.assert_clean()
+    print("\n".join(report))
+
+
+def test_previous_and_next_links_walk_the_course_in_order(site, new_page, console):
+    manifest = json.loads((site / ".build.json").read_text(encoding="utf-8"))
+    order = sorted(manifest["pages"])
+    page = new_page(1200, 900)
+    page.goto((site / "index.html").as_uri())
+    page.locator("a.bn-next").first.click()
+    visited = []
+    while True:
+        visited.append(Path(page.url).name)
+        assert page.locator("nav.bn-nav a.bn-home[href='index.html']").count() == 2
+        nxt = page.locator("nav.bn-nav a.bn-next").first
+        if nxt.count() == 0:
+            break
+        nxt.click()
+        page.wait_for_load_state()
+    assert visited == order
+    back = []
+    while True:
+        prev = page.locator("nav.bn-nav a.bn-prev").first
+        if prev.count() == 0:
+            break
+        prev.click()
+        page.wait_for_load_state()
+        back.append(Path(page.url).name)
+    assert back == order[-2::-1] if len(order) > 1 else back == []
+    page.locator("nav.bn-nav a.bn-home").first.click()
+    assert Path(page.url).name == "index.html"
+    console.assert_clean()
