@@ -393,6 +393,9 @@ def record_percentiles(layer: int, unit: int, x=None, q=(15, 50, 85),
         the records differ only because the parameters changed. Without it, the
         recorder reads the outputs of the training forward of that step, computed just
         before the step's update, on that step's mini-batch (and in training mode).
+        In a BN network eval mode normalizes with the running statistics, which lag
+        behind early in training; to see what a layer sees *during training*, leave
+        ``x`` out.
     q : sequence of float, optional
         Percentiles, by default the 15th, 50th and 85th (as in Ioffe & Szegedy's Fig. 1).
     every : int, optional
