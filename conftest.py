@@ -22,7 +22,15 @@ checks each of the three points.
 import os
 from pathlib import Path
 
-import nbval.kernel
+# One BLAS thread for the unit tests and for every kernel nbval starts (kernels inherit
+# this environment). Measured on the 2-core machine under load: OpenBLAS's default two
+# threads made notebook 02 take 36-73 s instead of 9-11 s, because the course's matrices
+# are small and two threads per process oversubscribe the cores. Set before anything
+# imports NumPy; an explicit setting in the caller's environment wins.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import nbval.kernel  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SANITIZE_FILE = HERE / "tests" / "nbval_sanitize.cfg"
