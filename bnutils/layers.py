@@ -7,7 +7,7 @@ mode (only ``BatchNorm`` behaves differently) and return the layer, so
 ``model.eval()`` chains. The maths lives in the pure functions of
 ``bnutils.batchnorm``; the classes only keep state.
 
-Introduced in notebook 02 (Linear, activations, Sequential), notebook 03 (BatchNorm)
+Introduced in notebook 01 (Linear, Sequential, first trained), notebook 02 (activations), notebook 03 (BatchNorm)
 and notebook 05 (training).
 """
 
@@ -475,7 +475,7 @@ def mse_loss(pred, target):
     >>> mse_loss(np.array([1.0, 3.0]), np.array([1.0, 1.0]))
     (2.0, array([0., 2.]))
 
-    Introduced in notebook 01.
+    Introduced in notebook 04.
     """
     pred = as_float_array(pred, "pred")
     target = as_float_array(target, "target")

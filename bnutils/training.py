@@ -1,6 +1,6 @@
 """Mini-batch stochastic gradient descent for ``bnutils.layers`` models.
 
-Introduced in notebook 05 (first used in notebook 02).
+Introduced in notebook 05 (first used in notebooks 01 and 02).
 """
 
 from __future__ import annotations
