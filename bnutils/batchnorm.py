@@ -10,10 +10,11 @@ Conventions (stated once here, tested in ``tests/test_batchnorm.py``):
   ``x_hat = (x - mean) / sqrt(var + eps)``, ``out = gamma * x_hat + beta``.
   ε sits *inside* the square root.
 * **Running statistics** use PyTorch's momentum convention,
-  ``new = (1 - momentum) * old + momentum * batch`` (default 0.1; Keras's
-  ``momentum=0.99`` is the same rule written as ``new = 0.99 * old + 0.01 * batch``),
-  and the *unbiased* batch variance (ddof=1). They start at ``running_mean = 0`` and
-  ``running_var = 1``.
+  ``new = (1 - momentum) * old + momentum * batch`` (default 0.1). Keras puts its
+  momentum on the *old* value, ``new = momentum * old + (1 - momentum) * batch``, so
+  Keras's momentum is 1 − PyTorch's: PyTorch 0.1 is Keras 0.9, and Keras's default
+  0.99 is PyTorch 0.01. The running variance uses the *unbiased* batch variance
+  (ddof=1). They start at ``running_mean = 0`` and ``running_var = 1``.
 * **Numerics.** The variance is computed in two passes (centre, then square), never as
   ``E[x²] - E[x]²``, so float32 stays accurate for inputs with a large mean.
   float32 in, float32 out; float64 in, float64 out; integers are promoted to float64.

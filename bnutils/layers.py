@@ -7,8 +7,8 @@ mode (only ``BatchNorm`` behaves differently) and return the layer, so
 ``model.eval()`` chains. The maths lives in the pure functions of
 ``bnutils.batchnorm``; the classes only keep state.
 
-Introduced in notebook 01 (Linear, Sequential, first trained), notebook 02 (activations), notebook 03 (BatchNorm)
-and notebook 05 (training).
+Introduced in notebook 01 (Linear, Sequential, first trained), notebook 02
+(activations), notebook 03 (BatchNorm) and notebook 05 (training).
 """
 
 from __future__ import annotations
@@ -91,8 +91,9 @@ class Linear(Layer):
     bias : bool, optional
         Whether the layer has a bias ``b`` (a bias right before BN is redundant).
     init : {"he", "xavier"} or float, optional
-        Weight initialization: He (std √(2/in), for ReLU), Xavier/Glorot (std √(1/in),
-        for sigmoid/tanh), or a float: the standard deviation itself.
+        Weight initialization: He (std √(2/in), for ReLU); "xavier", std √(1/in), for
+        sigmoid/tanh — Glorot's √(2/(in+out)) when in = out, also known as LeCun's
+        initialization; or a float: the standard deviation itself.
     rng : numpy.random.Generator or int, optional
         Source of the initial weights (seeded for reproducibility).
     dtype : numpy dtype, optional
