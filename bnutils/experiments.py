@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .inference import _one_blas_thread, batch_stats_forward
+from .inference import batch_stats_forward
 from .layers import Sigmoid
 from .models import make_mlp
 from .plots import COLORS
-from .training import TrainingHistory, train
+from .training import TrainingHistory, one_blas_thread, train
 
 __all__ = [
     "Figure1Run",
@@ -102,7 +102,7 @@ def _final_loss(history: TrainingHistory, steps: int) -> float:
     return float(np.mean(history.loss[-k:]))
 
 
-@_one_blas_thread
+@one_blas_thread
 def run_config(data, *, hidden: Sequence[int] = (100, 100, 100), activation: str = "relu",
                norm: str | None = None, norm_position: str = "before", bias: bool = True,
                init="he", lr: float = 0.1, steps: int = 200, batch_size: int = 60,
@@ -191,7 +191,7 @@ class SweepResult:
         return self.accuracy.mean(axis=1)
 
 
-@_one_blas_thread
+@one_blas_thread
 def sweep(data, param: str, values, *, seeds: Sequence[int] = (0,), **config) -> SweepResult:
     """Run ``run_config`` for every value of one setting and every seed.
 
@@ -328,7 +328,7 @@ def plot_sweeps(ax, results: dict, colors: dict | None = None, logx: bool = True
 # ----------------------------------------------------------------------------- GD variants
 
 
-@_one_blas_thread
+@one_blas_thread
 def gd_variants(data, epochs: int = 3, batch_size: int = 32, lrs: dict | None = None,
                 hidden: Sequence[int] = (32,), seed: int = 0) -> dict:
     """Batch, stochastic and mini-batch gradient descent on the same model for equal epochs.
@@ -504,7 +504,7 @@ class Figure1Run:
         return self.result.history
 
 
-@_one_blas_thread
+@one_blas_thread
 def figure1_run(data, norm: str | None, *, steps: int = 1200, lr: float = 0.1,
                 batch_size: int = 60, unit: int = 0, record_every: int = 10,
                 eval_every: int = 20, seed: int = 0, log_every: int | None = None) -> Figure1Run:
@@ -612,7 +612,7 @@ def is_stable(history: TrainingHistory, num_classes: int, last: int = 10) -> boo
     return bool(np.isfinite(final) and final < math.log(num_classes))
 
 
-@_one_blas_thread
+@one_blas_thread
 def largest_stable_lr(make_model: Callable, lrs, X, y, *, steps: int = 100,
                       batch_size: int = 60, seed: int = 0):
     """The largest learning rate in ``lrs`` at which a fresh model trains stably (``is_stable``).

@@ -11,7 +11,6 @@ Introduced in notebook 06.
 from __future__ import annotations
 
 import copy
-import functools
 from contextlib import contextmanager
 
 import numpy as np
@@ -19,7 +18,7 @@ import numpy as np
 from ._validation import as_float_array, check_fraction
 from .folding import fold_batchnorm
 from .layers import BatchNorm, Linear, Sequential
-from .training import evaluate, minibatches, train
+from .training import evaluate, minibatches, one_blas_thread, train
 
 __all__ = [
     "batch_stats_forward",
@@ -30,22 +29,6 @@ __all__ = [
     "recalibrate_batchnorm",
     "running_average",
 ]
-
-
-def _one_blas_thread(fn):
-    """Run ``fn`` with one BLAS thread: for the small matrices of the course's networks it is
-    faster than several threads, which compete for the cores of a busy machine."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-            return fn(*args, **kwargs)
-        with threadpool_limits(limits=1, user_api="blas"):
-            return fn(*args, **kwargs)
-
-    return wrapper
 
 
 def running_average(values, momentum: float, init: float = 0.0, convention: str = "pytorch"):
@@ -291,7 +274,7 @@ def fold_sequential(model):
     return Sequential(*layers).eval()
 
 
-@_one_blas_thread
+@one_blas_thread
 def moving_vs_precise(data, checkpoints, *, momentum: float = 0.1, hidden=(100, 100, 100),
                       activation: str = "sigmoid", init="xavier", lr: float = 0.5,
                       batch_size: int = 60, seed: int = 0) -> dict:

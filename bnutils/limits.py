@@ -25,7 +25,6 @@ Introduced in notebook 07.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -33,7 +32,7 @@ import numpy as np
 
 from .layers import BatchNorm, Layer, Sequential, softmax_cross_entropy
 from .models import make_mlp
-from .training import evaluate, train
+from .training import evaluate, one_blas_thread, train
 
 __all__ = [
     "NORM_LABELS",
@@ -58,21 +57,6 @@ __all__ = [
 #: Display names of the normalizations used in the sweeps.
 NORM_LABELS = {"none": "no normalization", "bn": "BatchNorm", "ln": "LayerNorm",
                "gn": "GroupNorm"}
-
-
-def _one_blas_thread(fn):
-    """Run ``fn`` with a single BLAS thread (faster for small matrices on a busy machine)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-            return fn(*args, **kwargs)
-        with threadpool_limits(limits=1, user_api="blas"):
-            return fn(*args, **kwargs)
-
-    return wrapper
 
 
 def _check_model(model):
@@ -121,7 +105,7 @@ def swap_norm(model: Sequential, factory: Callable[[int], Layer]) -> Sequential:
     return model
 
 
-@_one_blas_thread
+@one_blas_thread
 def train_models(models: dict, X, y, X_test=None, y_test=None, *, callbacks: dict | None = None,
                  **train_kwargs) -> dict:
     """Train each model of ``models`` with ``bnutils.training.train`` and the same settings.
@@ -338,7 +322,7 @@ class ProbeHistory:
     grad_norm: np.ndarray
 
 
-@_one_blas_thread
+@one_blas_thread
 def train_with_probes(model: Sequential, X, y, *, lr: float, steps: int, batch_size: int,
                       step_sizes, every: int = 10, seed: int = 0, **train_kwargs) -> ProbeHistory:
     """Train with ``bnutils.training.train`` and run ``landscape_probe`` every ``every`` steps.
@@ -409,7 +393,7 @@ class SweepResult:
         return self.accuracy[self.norms.index(norm)]
 
 
-@_one_blas_thread
+@one_blas_thread
 def batch_size_sweep(X, y, X_test, y_test, *, norms=("none", "bn", "ln", "gn"),
                      batch_sizes=(2, 4, 8, 16, 32, 64), sizes=(64, 64, 64, 10),
                      activation: str = "relu", init="he", lr: float = 0.05, steps: int = 300,
@@ -501,7 +485,7 @@ def class_sorted_batches(y, batch_size: int, num_batches: int, seed: int = 0) ->
     return batches[:num_batches]
 
 
-@_one_blas_thread
+@one_blas_thread
 def train_on_batches(model, X, y, batches, *, lr: float) -> list:
     """Take one ``train`` step on each given batch of indices, in order; return the losses.
 

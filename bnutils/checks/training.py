@@ -13,10 +13,9 @@ import functools
 import numpy as np
 
 from ..experiments import is_stable, largest_stable_lr
-from ..inference import _one_blas_thread
 from ..layers import BatchNorm, Linear, ReLU, Sequential, Sigmoid, Tanh
 from ..models import make_mlp
-from ..training import TrainingHistory
+from ..training import TrainingHistory, one_blas_thread
 from ._core import Failed, self_check
 
 __all__ = ["add_batchnorm", "largest_stable_lr_check"]
@@ -136,7 +135,7 @@ def _builders():
 
 
 @functools.cache
-@_one_blas_thread
+@one_blas_thread
 def _reference_runs(kind: str, lrs: tuple):
     """For each lr: (stable?, diverged?) of the reference run, and the reference answer."""
     from ..training import train
@@ -172,7 +171,7 @@ def _diagnose_lr(answer, kind, lrs, runs, expected):
 
 
 @self_check("Exercise 5.2 · largest stable learning rate")
-@_one_blas_thread
+@one_blas_thread
 def largest_stable_lr_check(student_fn):
     """Check ``student_fn(make_model, lrs, X, y, steps=..., batch_size=...)`` on two small nets."""
     X, y = _lr_data()
