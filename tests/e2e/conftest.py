@@ -174,8 +174,11 @@ class LabServer:
     def __init__(self, base: str, token: str, root: Path, log: Path):
         self.base, self.token, self.root, self.log = base, token, root, log
 
-    def url(self, rel: str) -> str:
-        return f"{self.base}/lab/tree/{urllib.parse.quote(rel)}?token={self.token}"
+    def url(self, rel: str, workspace: str) -> str:
+        """Address of notebook ``rel`` in a new, empty JupyterLab workspace (no tabs restored
+        from an earlier test, so no kernels started for them)."""
+        return (f"{self.base}/lab/workspaces/{workspace}/tree/{urllib.parse.quote(rel)}"
+                f"?reset&token={self.token}")
 
     def api(self, method: str, path: str):
         req = urllib.request.Request(f"{self.base}{path}", method=method,
@@ -260,18 +263,23 @@ def lab(tmp_path_factory):
 class LabPage:
     """One JupyterLab page: open a notebook, run it, read and move its widgets."""
 
+    opened = 0
+
     def __init__(self, page, server: LabServer, sync_api):
         self.page, self.server, self.expect = page, server, sync_api.expect
+        # The notebook on show (JupyterLab hides the panels of other tabs).
+        self.panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
 
     # ---- notebook
     def open(self, rel: str) -> None:
         """Open notebook ``rel`` (relative to the server root) and wait for an idle kernel."""
-        self.page.goto(self.server.url(rel))
+        LabPage.opened += 1
+        self.page.goto(self.server.url(rel, workspace=f"e2e-{LabPage.opened}"))
         # If JupyterLab asks which kernel to use, take the one it proposes.
         dialog = self.page.locator(".jp-Dialog").filter(has_text="Select Kernel")
         self.page.add_locator_handler(
             dialog, lambda d: d.get_by_role("button", name="Select", exact=True).click())
-        self.expect(self.page.locator(".jp-NotebookPanel .jp-Cell").first).to_be_visible(
+        self.expect(self.panel.locator(".jp-Cell").first).to_be_visible(
             timeout=KERNEL_READY_MS)
         self.wait_idle()
 
@@ -285,7 +293,7 @@ class LabPage:
         """Run > Run All Cells, then wait until every code cell has run (numbered prompt)."""
         self.page.get_by_role("menuitem", name="Run", exact=True).click()
         self.page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-        prompts = self.page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputPrompt")
+        prompts = self.panel.locator(".jp-CodeCell .jp-InputPrompt")
         self.expect(prompts.last).to_have_text(re.compile(r"\[\d+\]:"), timeout=timeout)
         texts = prompts.all_inner_texts()
         unrun = [i for i, t in enumerate(texts) if not re.fullmatch(r"\s*\[\d+\]:\s*", t)]
@@ -293,16 +301,16 @@ class LabPage:
         self.wait_idle()
 
     def code_cells(self):
-        return self.page.locator(".jp-NotebookPanel .jp-CodeCell")
+        return self.panel.locator(".jp-CodeCell")
 
     def output_texts(self) -> list[str]:
         """The text of every plain-text output (stdout, results) in the notebook."""
-        return self.page.locator(".jp-NotebookPanel .jp-OutputArea-output pre").all_inner_texts()
+        return self.panel.locator(".jp-OutputArea-output pre").all_inner_texts()
 
     # ---- widgets
     def interacts(self):
         """Every ``interactive`` widget rendered in the notebook, in order."""
-        return self.page.locator(".jp-NotebookPanel .widget-interact")
+        return self.panel.locator(".widget-interact")
 
     def interact_with(self, label: str):
         """The interactive widget that has a slider whose label matches regex ``label``."""
@@ -326,23 +334,31 @@ class LabPage:
         return img.get_attribute("src")
 
     def press_keys(self, widget, label: str, key: str, times: int) -> None:
-        """Move a slider with the keyboard: focus its handle, press ``key`` ``times`` times."""
+        """Move a slider with the keyboard: focus its handle and press ``key`` ``times`` times,
+        waiting after each press until the widget has drawn its new figure (each press is
+        one new value, so one redraw; without the wait a screenshot or a later check could
+        catch a redraw half-way)."""
         handle = self.slider_in(widget, label).locator(".noUi-handle")
         handle.scroll_into_view_if_needed()
-        handle.focus()
         for _ in range(times):
+            src = self.figure_src(widget)
+            handle.focus()
             self.page.keyboard.press(key)
+            self.wait_figure_changed(widget, src)
 
     def drag(self, widget, label: str, dx: float) -> None:
-        """Move a slider with the mouse: drag its handle ``dx`` pixels to the right."""
+        """Move a slider with the mouse: drag its handle ``dx`` pixels to the right, then wait
+        for the new figure (the sliders send their value when the mouse is released)."""
         handle = self.slider_in(widget, label).locator(".noUi-handle")
         handle.scroll_into_view_if_needed()
+        src = self.figure_src(widget)
         box = handle.bounding_box()
         x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
         self.page.mouse.move(x, y)
         self.page.mouse.down()
         self.page.mouse.move(x + dx, y, steps=8)
         self.page.mouse.up()
+        self.wait_figure_changed(widget, src)
 
     def screenshot(self, locator, path) -> None:
         """Screenshot of one element, scrolled to the top of the notebook first (an element

@@ -2,7 +2,8 @@
 
 For every notebook that shows a widget: open it, Run All, and check that every widget
 drew its figure; then move sliders, with the keyboard and with the mouse, and check that
-the slider's readout and the widget's figure change. Where a notebook is listed in
+the slider's readout, the widget's figure and its printed readout (if it prints one)
+change. Where a notebook is listed in
 ``MOVES`` the sliders named there are moved (notebook 03: γ with the keyboard, the batch
 size with the mouse); every other widget gets its first slider moved with the keyboard.
 No errors may appear in the browser console. Screenshots: ``screenshots/lab_*.png``.
@@ -36,6 +37,11 @@ def _stored_interacts(path) -> int:
                and "".join(out["data"].get("text/plain", "")).startswith("interactive("))
 
 
+def _output_text(widget) -> str:
+    """What the widget's output area prints (empty if it only draws)."""
+    return "\n".join(widget.locator(".widget-output pre").all_inner_texts()).strip()
+
+
 def _number(text: str) -> float:
     return float(text.replace("−", "-"))
 
@@ -43,6 +49,7 @@ def _number(text: str) -> float:
 def _move_and_check(lab_page, widget, label, how, expected):
     before_readout = lab_page.readout(widget, label)
     before_src = lab_page.figure_src(widget)
+    before_text = _output_text(widget)
     kind, amount = how
     if kind == "keyboard":
         lab_page.press_keys(widget, label, "ArrowRight", amount)
@@ -55,7 +62,10 @@ def _move_and_check(lab_page, widget, label, how, expected):
         lab_page.expect(slider).not_to_have_text(before_readout)
         assert _number(lab_page.readout(widget, label)) > _number(before_readout), (
             f"moving {label!r} to the right lowered its value")
-    lab_page.wait_figure_changed(widget, before_src)
+    lab_page.wait_idle()
+    assert lab_page.figure_src(widget) != before_src, f"moving {label!r} did not redraw the figure"
+    if before_text:                          # a printed readout, if the widget prints one
+        assert _output_text(widget) != before_text, f"moving {label!r} left the printed readout as it was"
     return before_readout, lab_page.readout(widget, label)
 
 
@@ -77,7 +87,8 @@ def test_widgets_render_and_react(lab_page, console, screenshots, widget_noteboo
     covered = set()
     for label, how, expected in MOVES.get(stem[:2], []):
         widget = lab_page.interact_with(label).first
-        covered.add(widget.evaluate("w => [...document.querySelectorAll('.widget-interact')].indexOf(w)"))
+        covered.add(widget.evaluate(
+            "w => [...w.closest('.jp-NotebookPanel').querySelectorAll('.widget-interact')].indexOf(w)"))
         moved.append((label, *_move_and_check(lab_page, widget, label, how, expected)))
     for k in range(n):                       # widgets not named in MOVES: first slider, keyboard
         if k in covered:
