@@ -377,6 +377,28 @@ def _rewrite_links(page_html: str, pages: dict[str, Page]) -> str:
     return re.sub(r'href="((?:\.{0,2}/)?(?:notebooks/)?)(\d\d_[^"/#]+)\.ipynb(#[^"]*)?"', fix, page_html)
 
 
+def _unlink_outside(page_html: str, site_files: set[str], log, name: str) -> str:
+    """Relative links to files that are not part of the site (``../README.md``, a module of
+    bnutils) would be broken: keep their text, drop the link, and say so in the build log."""
+    dropped = []
+
+    def fix(m: re.Match) -> str:
+        target = m.group(1)
+        if re.match(r"^([a-z][a-z0-9+.-]*:|#|//)", target, flags=re.I):
+            return m.group(0)
+        if target.split("#")[0].split("?")[0] in site_files:
+            return m.group(0)
+        dropped.append(target)
+        return (f'<span class="bn-offsite-link" title="{target} is not part of the static '
+                f'edition">{m.group(2)}</span>')
+
+    page_html = re.sub(r'<a href="([^"]*)"[^>]*>(.*?)</a>', fix, page_html, flags=re.S)
+    if dropped:
+        log(f"warning: {name}: links to files outside the site shown as plain text: "
+            + ", ".join(sorted(set(dropped))))
+    return page_html
+
+
 def nav_html(prev: Page | None, nxt: Page | None) -> str:
     """The previous / course map / next bar shown at the top and bottom of every page."""
     parts = []
@@ -568,6 +590,8 @@ def build(out: Path, sources: list[Path] | None = None, jobs: int = 2, timeout: 
                                    order[k + 1] if k + 1 < len(order) else None, pages)
             except BuildError as err:
                 raise BuildError(f"{page.source.name}: {err}") from None
+            site_files = {p.filename for p in order} | {"index.html"}
+            text = _unlink_outside(text, site_files, log, page.filename)
             (staging / page.filename).write_text(text, encoding="utf-8")
             log(f"wrote     {page.filename}")
         (staging / "index.html").write_text(index_html(pages, log), encoding="utf-8")

@@ -49,10 +49,9 @@ CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", 
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 KERNEL_NAME = "Python 3 (ipykernel)"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-HOW_TO_ENABLE = ("to run the browser tests, install Debian's chromium (sudo apt-get install -y "
-                 "chromium) and the test extras (pip install -e '.[test]'; playwright's own "
-                 "browser download is not needed). Under CI=true they must run: a missing "
-                 "browser is a failure there")
+HOW_TO_ENABLE = ("to enable the browser tests: sudo apt-get install -y chromium (Debian's; playwright's "
+                 "own browser download is not needed) and pip install -e '.[test]'; under CI=true "
+                 "they must run")
 LOCAL_URL = re.compile(r"^(file:|data:|blob:|about:|https?://(127\.0\.0\.1|localhost|\[::1\])[:/])")
 # Timeouts (ms). Generous: the machine is shared; a wait that passes returns at once.
 KERNEL_READY_MS = 120_000

@@ -19,6 +19,8 @@ import importlib.util
 import json
 import re
 import sys
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -100,6 +102,12 @@ def _check_page(page, title: str, facts: dict, name: str) -> dict:
     text = "\n".join(page.locator(".jp-MarkdownOutput").all_inner_texts())
     left = INLINE_MATH.findall(text)
     assert not left, f"{name}: formulas left as TeX source: {left[:3]}"
+
+    hrefs = page.locator("a[href]").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+    local = {h.split("#")[0] for h in hrefs if not re.match(r"^([a-z][a-z0-9+.-]*:|#|//)", h, re.I)}
+    site_dir = Path(urllib.request.url2pathname(urllib.parse.urlparse(page.url).path)).parent
+    broken = sorted(h for h in local if h and not (site_dir / h).is_file())
+    assert not broken, f"{name}: links to files that are not in the site: {broken}"
 
     snapshots = page.locator(".bn-widget")
     assert snapshots.count() == facts["widgets"], f"{name}: {snapshots.count()} widget snapshots"

@@ -1,0 +1,194 @@
+"""tools/build_html.py without a browser or a kernel: the pieces the site is made of.
+
+Widget snapshots from stored widget state, the course map read from README, link
+rewriting, the staleness check, and a whole (non-executing) build of two notebooks.
+These run everywhere in well under a second each; the browser checks of the built site
+are in test_static_site.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bh():
+    spec = importlib.util.spec_from_file_location("bn_tools_build_html_unit",
+                                                  ROOT / "tools" / "build_html.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _state(models: dict) -> dict:
+    return {mid: {"model_name": name, "model_module": "@jupyter-widgets/controls", "state": st}
+            for mid, (name, st) in models.items()}
+
+
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+
+
+def _notebook_with_widget(state: dict | None) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("explorer()")
+    cell.outputs = [nbformat.v4.new_output(
+        "execute_result", execution_count=1,
+        data={"text/plain": "interactive(...)",
+              "application/vnd.jupyter.widget-view+json": {"model_id": "box", "version_major": 2,
+                                                           "version_minor": 0}})]
+    nb.cells = [nbformat.v4.new_markdown_cell("# 03 · The BN forward pass\n\nText $x$."), cell]
+    if state is not None:
+        nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {
+            "state": state, "version_major": 2, "version_minor": 0}}
+    return nb
+
+
+STATE = _state({
+    "box": ("VBoxModel", {"children": ["IPY_MODEL_g", "IPY_MODEL_e", "IPY_MODEL_m", "IPY_MODEL_o"],
+                          "_dom_classes": ["widget-interact"]}),
+    "g": ("FloatSliderModel", {"description": "γ (gamma)", "value": 1.0, "min": -3.0, "max": 3.0,
+                               "step": 0.1, "readout_format": ".2f"}),
+    "e": ("FloatLogSliderModel", {"description": "ε (eps)", "value": 1e-5, "min": -5, "max": 2,
+                                  "base": 10, "step": 0.5, "readout_format": ".0e"}),
+    "m": ("IntSliderModel", {"description": "batch size m", "value": 64, "min": 2, "max": 256,
+                             "step": 1, "readout_format": "d"}),
+    "o": ("OutputModel", {"outputs": [
+        {"output_type": "stream", "name": "stdout", "text": "mu_B = 4.09 <b>\n"},
+        {"output_type": "display_data", "metadata": {},
+         "data": {"image/png": PNG, "text/plain": "<Figure size 1000x660 with 4 Axes>"}}]}),
+})
+
+
+def test_widget_snapshot_shows_controls_readouts_and_figure(bh):
+    nb = _notebook_with_widget(STATE)
+    assert bh.staticize_widgets(nb) == 1
+    assert "widgets" not in nb.metadata                     # no widget renderer from a CDN
+    out = nb.cells[1].outputs[0]
+    html = out["data"]["text/html"]
+    assert out["output_type"] == "display_data" and bh.SNAPSHOT_NOTE in html
+    for text in ("γ (gamma)", ">1.00<", "ε (eps)", ">1e-5<", "batch size m", ">64<"):
+        assert text in html
+    assert html.count('type="range" disabled') == 3
+    assert f"data:image/png;base64,{PNG}" in html
+    assert "mu_B = 4.09 &lt;b&gt;" in html                  # printed text is escaped
+    assert "<Figure size" not in html                       # the figure's repr is not shown
+    assert html.index("γ (gamma)") < html.index("batch size m") < html.index("<img")
+
+
+def test_widget_without_stored_state_says_so(bh):
+    nb = _notebook_with_widget(None)
+    assert bh.staticize_widgets(nb) == 1
+    assert bh.NO_STATE_NOTE in nb.cells[1].outputs[0]["data"]["text/html"]
+
+
+def test_an_error_inside_a_widget_callback_fails_the_build(bh):
+    state = json.loads(json.dumps(STATE))
+    state["o"]["state"]["outputs"] = [{"output_type": "error", "ename": "NameError",
+                                       "evalue": "name 'x' is not defined", "traceback": []}]
+    with pytest.raises(bh.BuildError, match="NameError"):
+        bh.staticize_widgets(_notebook_with_widget(state))
+
+
+@pytest.mark.parametrize(("value", "spec", "expected"), [
+    (1e-5, ".0e", "1e-5"), (100.0, ".0e", "1e+2"), (64, "d", "64"), (2.0, ".2f", "2.00"),
+    (0.05, ".3g", "0.05"), (3, "not-a-format", "3"),
+])
+def test_readouts_are_formatted_like_the_browser(bh, value, spec, expected):
+    assert bh._fmt(value, spec) == expected
+
+
+def _pages(bh, *names):
+    return {n[:2]: bh.Page(Path(f"/x/{n}.ipynb"), n[:2], n) for n in names}
+
+
+def test_course_map_rows_link_to_their_pages(bh, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "# The course\n\nIntro.\n\n## Course map\n\n"
+        "| notebook | what you will learn |\n|---|---|\n"
+        "| [00 · Start here](notebooks/00_start_here.ipynb) "
+        "| how it works, see [CONTRIBUTING](CONTRIBUTING.md) |\n"
+        "| **03 · The BN forward pass** | what $\\gamma$ and β do |\n"
+        "| 09 · Not written yet | later |\n\n## Other\n\n| notebook | x |\n|---|---|\n| 01 | y |\n",
+        encoding="utf-8")
+    title, table = bh.read_course_map(readme)
+    assert title == "The course" and len(table) == 5
+    html, linked = bh.course_map_html(table, _pages(bh, "00_start_here", "03_batchnorm_forward"))
+    assert linked == {"00", "03"}
+    assert '<a href="00_start_here.html">00 · Start here</a>' in html
+    assert '<a href="03_batchnorm_forward.html"><strong>03 · The BN forward pass</strong></a>' in html
+    assert "CONTRIBUTING.md" not in html and "see CONTRIBUTING" in html    # not in the site: unlinked
+    assert "$\\gamma$" in html                                             # left for MathJax
+    assert '<tr class="bn-missing"><td>09 · Not written yet</td>' in html
+
+
+def test_readme_without_a_course_map(bh, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n\nNo table here.\n", encoding="utf-8")
+    assert bh.read_course_map(readme) is None
+    assert bh.read_course_map(tmp_path / "missing.md") is None
+
+
+def test_links_between_notebooks_point_to_pages_and_others_are_unlinked(bh):
+    pages = _pages(bh, "01_feature_scaling", "02_covariate_shift")
+    html = ('<a href="02_covariate_shift.ipynb#top">next</a> '
+            '<a href="notebooks/01_feature_scaling.ipynb">a</a> '
+            '<a href="../README.md">readme</a> <a href="https://example.org/x.ipynb">web</a> '
+            '<a class="anchor-link" href="#sec">¶</a> <a href="07_unknown.ipynb">u</a>')
+    out = bh._rewrite_links(html, pages)
+    assert 'href="02_covariate_shift.html#top"' in out and 'href="01_feature_scaling.html"' in out
+    assert 'href="07_unknown.ipynb"' in out                  # not a page of this site
+    logged = []
+    out = bh._unlink_outside(out, {"01_feature_scaling.html", "02_covariate_shift.html", "index.html"},
+                             logged.append, "p.html")
+    assert "../README.md" not in out.split("title=")[0] and ">readme</span>" in out
+    assert 'href="https://example.org/x.ipynb"' in out and 'href="#sec"' in out
+    assert ">u</span>" in out
+    assert logged and "../README.md" in logged[0] and "07_unknown.ipynb" in logged[0]
+
+
+def test_nav_has_previous_course_map_and_next(bh):
+    a, b = _pages(bh, "00_a", "01_b").values()
+    first, middle = bh.nav_html(None, b), bh.nav_html(a, b)
+    assert 'href="index.html"' in first and 'rel="prev"' not in first and 'href="01_b.html"' in first
+    assert 'rel="prev" href="00_a.html"' in middle and 'rel="next" href="01_b.html"' in middle
+
+
+def test_notebook_title_is_the_first_level_one_heading(bh):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("Some text\n## Not this"),
+                nbformat.v4.new_markdown_cell("intro\n# 05 · Training with BN\n")]
+    assert bh.notebook_title(nb, "fallback") == "05 · Training with BN"
+    assert bh.notebook_title(nbformat.v4.new_notebook(), "fallback") == "fallback"
+
+
+def test_build_without_execution_and_staleness(bh, tmp_path):
+    """A whole build from stored outputs (no kernel): pages, index, MathJax, manifest."""
+    pytest.importorskip("jupyter_server_mathjax",
+                        reason="the site's MathJax comes from jupyter-server-mathjax")
+    sources = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))[:2]
+    if len(sources) < 2:
+        pytest.skip("needs two notebooks")
+    out = tmp_path / "site"
+    manifest = bh.build(out, sources, execute=False, log=lambda msg: None)
+    assert sorted(manifest["pages"]) == [p.with_suffix(".html").name for p in sources]
+    assert (out / "index.html").is_file() and (out / "mathjax" / "MathJax.js").is_file()
+    page = (out / sources[1].with_suffix(".html").name).read_text(encoding="utf-8")
+    assert "cdnjs" not in page and "unpkg" not in page and "require.min.js" not in page
+    assert page.count('class="bn-nav"') == 2 and 'src="mathjax/MathJax.js' in page
+    # Built without execution: not a site the browser test would accept.
+    assert not bh.site_is_current(out, sources)
+    # A folder that is not a site is never replaced.
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "notes.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(bh.BuildError, match="not a site built by this script"):
+        bh.build(tmp_path / "precious", sources, execute=False, log=lambda msg: None)
