@@ -7,6 +7,7 @@
 #   make refresh   re-execute notebooks in place (NB=notebooks/03_*.ipynb for some)
 #   make lint      ruff only
 #   make student   build the student edition in student/ (FORCE=1 overwrites edited ones)
+#   make html      build the static HTML edition in site/ (open site/index.html; works offline)
 #   make bench     BN benchmark (table, goals, JSON + PNG) and course runtime (notebooks, widget redraws)
 #   make clean     remove caches and generated folders (not .venv: rm -rf .venv for that)
 
@@ -26,7 +27,7 @@ PYTEST_ARGS ?=
 TIMEOUT := $(shell command -v timeout >/dev/null 2>&1 && echo timeout 1800)
 
 .DEFAULT_GOAL := help
-.PHONY: help lab test lint refresh student bench clean
+.PHONY: help lab test lint refresh student html bench clean
 
 help:
 	@sed -n 's/^#   make /  make /p' Makefile
@@ -59,6 +60,10 @@ refresh: $(STAMP)
 
 student: $(STAMP)
 	$(PY) tools/make_student.py $(if $(filter 1 yes true,$(FORCE)),--force)
+
+html: $(STAMP)
+	$(TIMEOUT) $(PY) tools/build_html.py
+	@echo "Open site/index.html in a browser."
 
 # OPENBLAS_CORETYPE/L2_SIZE may be set on this machine for old OpenBLAS builds; they slow a
 # current NumPy, so the benchmark runs without them (see benchmarks/README.md).
