@@ -133,6 +133,41 @@ def site_is_current(site_dir: Path, sources: list[Path] | None = None) -> bool:
 
 # --------------------------------------------------------------------------- execution
 
+POLL_SLICE = 1.0      # seconds; see _poll_in_slices
+
+
+def _poll_in_slices() -> None:
+    """Make the kernel client wait for messages in slices of ``POLL_SLICE`` seconds.
+
+    Measured here: now and then (about 1 run in 8 of notebook 01, at a widget cell)
+    nbclient's asyncio client is not woken when the kernel's reply arrives; it then sits
+    until its timeout, and the check that pyzmq makes when a poll times out finds the
+    reply after all (cells that take 0.5 s came back after exactly the cell timeout). Short
+    polls make that final check every second. Only for the ``--execute-one`` child
+    process, which runs one notebook and exits.
+    """
+    from queue import Empty
+
+    from jupyter_client.channels import AsyncZMQSocketChannel
+
+    original = AsyncZMQSocketChannel.get_msg
+    if getattr(original, "bn_sliced", False):
+        return
+
+    async def get_msg(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = POLL_SLICE if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                return await original(self, timeout=min(POLL_SLICE, left))
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    get_msg.bn_sliced = True
+    AsyncZMQSocketChannel.get_msg = get_msg
+
+
 def execute_one(src: Path, dst: Path, workdir: Path, timeout: int = 600) -> float:
     """Execute notebook ``src`` in ``workdir`` with widget state stored; write it to ``dst``.
 
@@ -143,6 +178,7 @@ def execute_one(src: Path, dst: Path, workdir: Path, timeout: int = 600) -> floa
     from nbclient import NotebookClient
     from refresh_notebooks import SKIP_TAG, CurrentEnvKernelManager  # tools/ is sys.path[0]
 
+    _poll_in_slices()
     nb = nbformat.read(src, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code" and SKIP_TAG in cell.metadata.get("tags", []):
@@ -168,12 +204,9 @@ def _execute_all(sources: list[Path], outdir: Path, jobs: int, timeout: int, not
     """Execute every notebook (``jobs`` at a time) in a copy of notebooks/; return the results.
 
     A run that hangs is killed (with its kernel) and the notebook runs again, up to
-    ``ATTEMPTS`` times in all. Measured here: nbclient, which this build needs for the
-    widget state, now and then never receives the reply to a cell while the kernel sits
-    idle (about 1 run in 8 of notebook 01, always at its widget cell; the same with
-    ipykernel 6.31; nbval, which does not use nbclient, did not hang in 10 runs). A hang
-    shows up as a cell that exceeds ``timeout`` seconds or a notebook that exceeds
-    ``notebook_timeout``.
+    ``ATTEMPTS`` times in all: a cell that exceeds ``timeout`` seconds or a notebook that
+    exceeds ``notebook_timeout``. This is a backstop: the stalls measured here (nbclient
+    not woken by a reply, see ``_poll_in_slices``) are cured by short polls.
     """
     workdir = outdir / "notebooks"
     shutil.copytree(sources[0].parent, workdir,
