@@ -152,9 +152,12 @@ def batch_mates_explorer() -> widgets.interactive:
 
     Introduced in notebook 07.
     """
+    style = {"description_width": "initial"}  # show the whole label, not "normaliza…"
     return widgets.interactive(
         plot_batch_mates,
-        norm=widgets.Dropdown(options=list(NORMS), value=DEFAULTS["norm"], description="normalization"),
+        norm=widgets.Dropdown(options=list(NORMS), value=DEFAULTS["norm"], description="normalization",
+                              style=style),
         batch_size=widgets.SelectionSlider(options=list(BATCH_SIZES), value=DEFAULTS["batch_size"],
-                                           description="batch size", continuous_update=False),
+                                           description="batch size", continuous_update=False,
+                                           style=style),
     )
