@@ -5,6 +5,9 @@ Variants, each given the same x, gamma, beta, dout:
 * ``bnutils``: ``bnutils.batchnorm_forward`` + ``update_running_stats`` +
   ``batchnorm_backward`` (the fast path, ``bnutils/_fast.py``);
 * ``naive``: the textbook equations as whole-array NumPy (``benchmarks/naive.py``);
+* ``fewest``: the fewest-passes NumPy version, one-pass statistics, *not numerically
+  safe* (``benchmarks/fewest_passes.py``; 2-D shapes only): about the least work any
+  NumPy BN can do, timed to show how close NumPy can get to a fused kernel;
 * ``loops``: ``bnutils.reference``'s pure-Python loops (smallest 2-D shape only, if it
   has at most 64·256 values; it computes in float64 whatever the input dtype);
 * ``floor``: the memory-bandwidth floor, i.e. the least traffic a fwd + bwd can make:
@@ -46,10 +49,11 @@ from bnutils.timing import interleaved_medians  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import fewest_passes  # noqa: E402
 import naive  # noqa: E402
 
 DEFAULT_SHAPES = [(64, 256), (256, 1024), (1024, 4096), (32, 64, 32, 32)]
-VARIANTS = ["bnutils", "naive", "loops", "floor", "torch1", "torch2"]
+VARIANTS = ["bnutils", "naive", "fewest", "loops", "floor", "torch1", "torch2"]
 EPS, MOMENTUM = 1e-5, 0.1
 LOOPS_MAX_SIZE = 64 * 256
 
@@ -123,6 +127,12 @@ def build_variants(shape, dtype, torch, with_loops):
         return naive.backward(dout, cache)
 
     funcs["bnutils"], funcs["naive"] = run_bnutils, run_naive
+    if len(shape) == 2:
+        def run_fewest():
+            out, cache = fewest_passes.forward(x, gamma, beta, EPS)
+            fewest_passes.update_running_stats(np.zeros(c, dtype), np.ones(c, dtype), cache, MOMENTUM)
+            return fewest_passes.backward(dout, cache)
+        funcs["fewest"] = run_fewest
     if with_loops:
         def run_loops():
             out, cache = reference.batchnorm_forward_loops(x, gamma, beta, EPS)
@@ -195,6 +205,8 @@ def ratios(ms: dict) -> dict:
     for name in ("naive", "loops"):
         if name in ms:
             r[f"{name}_over_bnutils"] = ms[name] / b
+    if "fewest" in ms and "torch1" in ms:
+        r["fewest_over_torch1"] = ms["fewest"] / ms["torch1"]
     return r
 
 
@@ -235,6 +247,13 @@ def print_table(results, goals, info):
             mark = {True: "PASS", False: "FAIL", None: "skip"}[g["passed"]]
             val = "n/a (torch not importable)" if g["value"] is None else f"{g['value']:.2f}×"
             print(f"  [{mark}] {g['dtype']} {fmt_shape(g['shape'])}: {g['goal']}: {val}")
+    bound = next((r for r in results if r["dtype"] == "float32" and tuple(r["shape"]) == (1024, 4096)
+                  and "fewest_over_torch1" in r["ratios"]), None)
+    if bound:
+        print(f"\nBound: the fewest-passes NumPy version (no checks, no fallback; "
+              f"benchmarks/fewest_passes.py) takes\n{bound['ratios']['fewest_over_torch1']:.2f}× "
+              f"torch on 1 thread at (1024, 4096) float32: about as close as NumPy gets to a "
+              f"fused kernel.")
     pools = info.get("threadpools")
     if isinstance(pools, list):
         desc = "; ".join(f"{p['internal_api']} {p['version']} ({p['architecture']}, "
@@ -258,7 +277,8 @@ def plot(results, path):
 
     dtypes = [d for d in ("float32", "float64") if any(r["dtype"] == d for r in results)]
     names = [v for v in VARIANTS if any(v in r["median_ms"] for r in results)]
-    colors = {"bnutils": "#1f77b4", "naive": "#ff7f0e", "loops": "#8c564b", "floor": "#7f7f7f",
+    colors = {"bnutils": "#1f77b4", "naive": "#ff7f0e", "fewest": "#9467bd", "loops": "#8c564b",
+              "floor": "#7f7f7f",
               "torch1": "#2ca02c", "torch2": "#98df8a"}
     fig, axes = plt.subplots(1, len(dtypes), figsize=(7 * len(dtypes), 5), squeeze=False)
     for ax, dtype in zip(axes[0], dtypes):

@@ -43,7 +43,7 @@ def test_run_py_on_tiny_shapes_writes_json_and_png(tmp_path):
     rows = {(r["dtype"], tuple(r["shape"])): r for r in report["results"]}
     assert set(rows) == {(d, s) for d in ("float32", "float64") for s in ((8, 4), (2, 3, 2, 2))}
     for (_, shape), r in rows.items():
-        expected = {"bnutils", "naive", "floor"} | ({"loops"} if shape == (8, 4) else set())
+        expected = {"bnutils", "naive", "floor"} | ({"loops", "fewest"} if shape == (8, 4) else set())
         assert set(r["median_ms"]) == expected
         assert all(v > 0 for v in r["median_ms"].values())
         assert all(len(s) == 3 for s in r["samples_ms"].values())
@@ -85,6 +85,45 @@ def test_naive_benchmark_version_is_correct(shape, dtype):
     ref_rm, ref_rv = bnutils.update_running_stats(np.zeros(shape[1]), np.ones(shape[1]), ref_cache)
     np.testing.assert_allclose(rm, ref_rm, rtol=tol, atol=tol)
     np.testing.assert_allclose(rv, ref_rv, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [7, 150])          # one block; three blocks of ROWS = 64
+def test_fewest_passes_version_is_correct_on_well_scaled_input(n, dtype):
+    fewest = load("fewest_passes")
+    rng = np.random.default_rng(2)
+    x = rng.normal(1.0, 2.0, (n, 5)).astype(dtype)       # the benchmark's inputs: mean 1, std 2
+    gamma, beta = rng.uniform(0.5, 2, 5).astype(dtype), rng.standard_normal(5).astype(dtype)
+    dout = rng.standard_normal((n, 5)).astype(dtype)
+    out, cache = fewest.forward(x, gamma, beta)
+    ref_out, ref_cache = bnutils.batchnorm_forward(x, gamma, beta)
+    tol = 2e-5 if dtype == np.float32 else 1e-10
+    for a, b in zip((out, *fewest.backward(dout, cache)),
+                    (ref_out, *bnutils.batchnorm_backward(dout, ref_cache))):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+    rm, rv = fewest.update_running_stats(np.zeros(5), np.ones(5), cache)
+    ref_rm, ref_rv = bnutils.update_running_stats(np.zeros(5), np.ones(5), ref_cache)
+    np.testing.assert_allclose(rm, ref_rm, rtol=tol)
+    np.testing.assert_allclose(rv, ref_rv, rtol=tol)
+
+
+def test_fewest_passes_version_loses_the_variance_to_cancellation():
+    """Why bnutils does not use it: E[x²] − μ² in float32 at mean 1e4, std 1."""
+    fewest = load("fewest_passes")
+    x = np.random.default_rng(3).normal(1e4, 1.0, (512, 4)).astype(np.float32)
+    _, (_, _, var, _, _) = fewest.forward(x, np.ones(4, np.float32), np.zeros(4, np.float32))
+    _, cache = bnutils.batchnorm_forward(x, np.ones(4, np.float32), np.zeros(4, np.float32))
+    exact = x.astype(np.float64).var(axis=0)
+    assert np.max(np.abs(cache.var - exact) / exact) < 1e-5        # two-pass: fine
+    assert np.max(np.abs(var - exact) / exact) > 1e-2              # one-pass: off by > 1 %
+
+
+def test_ratios_include_the_fewest_passes_bound():
+    run = load("run")
+    r = run.ratios({"bnutils": 2.0, "naive": 5.0, "fewest": 1.5, "floor": 0.5, "torch1": 1.0})
+    assert r["fewest_over_torch1"] == pytest.approx(1.5)
+    assert "fewest_over_torch1" not in run.ratios({"bnutils": 2.0, "fewest": 1.5, "floor": 0.5})
 
 
 def test_naive_benchmark_version_matches_the_teaching_reference():
