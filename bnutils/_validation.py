@@ -77,7 +77,7 @@ def check_ndim(x: np.ndarray, name: str, allowed: tuple[int, ...], shapes: str) 
 def check_finite(x: np.ndarray, name: str) -> None:
     """Raise ``NonFiniteError`` (a ``ValueError``) if ``x`` holds NaN or ±inf, saying how many
     and where the first is."""
-    if not np.all(np.isfinite(x)):
+    if not np.isfinite(x).all():       # the method: no wrapper overhead on small arrays
         bad = ~np.isfinite(x)
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         raise NonFiniteError(

@@ -15,8 +15,10 @@ Conventions (stated once here, tested in ``tests/test_batchnorm.py``):
   Keras's momentum is 1 − PyTorch's: PyTorch 0.1 is Keras 0.9, and Keras's default
   0.99 is PyTorch 0.01. The running variance uses the *unbiased* batch variance
   (ddof=1). They start at ``running_mean = 0`` and ``running_var = 1``.
-* **Numerics.** The variance is computed in two passes (centre, then square), never as
-  ``E[x²] - E[x]²``, so float32 stays accurate for inputs with a large mean.
+* **Numerics.** The variance is computed in two passes (centre, then square), so
+  float32 stays accurate for inputs with a large mean. The one exception is the fast
+  path for large inputs in which every feature has ``|mean| ≤ std``: there
+  ``E[x²] - mean²`` loses at most one bit, and it saves a pass (``bnutils._fast``).
   float32 in, float32 out; float64 in, float64 out; integers are promoted to float64.
   No function modifies its inputs.
 
@@ -25,7 +27,7 @@ Introduced in notebook 03 (forward, inference) and notebook 04 (backward).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -51,7 +53,7 @@ __all__ = [
 _SHAPES = "(N, D) or (N, C, H, W)"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class BatchNormCache:
     """What the backward pass needs from a training-mode forward pass (read-only).
 
@@ -71,9 +73,16 @@ class BatchNormCache:
         The axes the statistics were taken over: ``(0,)`` or ``(0, 2, 3)``.
     count : int
         Values per feature or channel, m = N (2-D) or N·H·W (4-D).
+
+    Notes
+    -----
+    For large inputs ``batchnorm_forward`` may store a reference to ``x`` instead of
+    ``x_hat`` (``bnutils._fast.forward_direct``: one array less to write and read back).
+    ``x_hat`` is then computed when first asked for, and the backward pass checks that
+    ``x`` has not been changed in place since the forward pass: if it has, it raises
+    ``ValueError`` rather than return gradients for an input that no longer exists.
     """
 
-    x_hat: np.ndarray
     gamma: np.ndarray
     mean: np.ndarray
     var: np.ndarray
@@ -81,18 +90,64 @@ class BatchNormCache:
     eps: float
     axes: tuple
     count: int
+    _x_hat: np.ndarray | None = field(repr=False)
+    _x: np.ndarray | None = field(repr=False)
+    _x_check: np.ndarray | None = field(repr=False)
 
-    def __post_init__(self):
-        # Freeze the arrays too, so that nobody edits a cache between forward and backward.
-        for name in ("x_hat", "gamma", "mean", "var", "inv_std"):
-            view = np.asarray(getattr(self, name)).view()
-            view.flags.writeable = False  # a read-only view: the caller's array stays writable
-            object.__setattr__(self, name, view)
+    def __init__(self, x_hat=None, gamma=None, mean=None, var=None, inv_std=None, eps=None,
+                 axes=None, count=None, *, x=None, x_check=None):
+        if (x_hat is None) == (x is None):
+            raise TypeError("BatchNormCache needs exactly one of x_hat and x")
+        if x is not None and x_check is None:
+            raise TypeError("BatchNormCache(x=...) needs x_check, from bnutils._fast.input_check(x)")
+        values = {"gamma": gamma, "mean": mean, "var": var, "inv_std": inv_std, "eps": eps,
+                  "axes": axes, "count": count, "_x_hat": x_hat, "_x": x, "_x_check": x_check}
+        for name, value in values.items():
+            if isinstance(value, np.ndarray):
+                # Read-only views, so that nobody edits a cache between forward and backward
+                # (the caller's arrays stay writable).
+                value = _read_only(value)
+            object.__setattr__(self, name, value)
+
+    @property
+    def x_hat(self) -> np.ndarray:
+        """The normalized input, shape like ``x`` (computed from ``x`` on first use)."""
+        if self._x_hat is None:
+            x = self.checked_input()
+            shape = (1, -1) if x.ndim == 2 else (1, -1, 1, 1)
+            x_hat = (x - self.mean.reshape(shape)) * self.inv_std.reshape(shape)
+            object.__setattr__(self, "_x_hat", _read_only(x_hat))
+        return self._x_hat
 
     @property
     def shape(self) -> tuple:
         """Shape of the forward input ``x`` (and of ``dout``, ``dx``)."""
-        return self.x_hat.shape
+        return (self._x if self._x_hat is None else self._x_hat).shape
+
+    def checked_input(self) -> np.ndarray:
+        """The forward input ``x`` this cache refers to, after checking it is unchanged.
+
+        Only for caches that store ``x`` (see Notes); raises ``ValueError`` if ``x`` was
+        modified in place after ``batchnorm_forward``.
+        """
+        if self._x is None:
+            raise TypeError("this cache stores x_hat, not a reference to x")
+        self._check_unchanged(_fast.input_check(self._x))
+        return self._x
+
+    def _check_unchanged(self, check: np.ndarray) -> None:
+        tol = _fast.check_tolerance(self.var, self.count, self._x.dtype)
+        if not (np.abs(check - self._x_check) <= tol).all():
+            raise ValueError(
+                "x was changed in place after batchnorm_forward (its sums no longer match), "
+                "so this cache no longer describes it; run batchnorm_forward again, or pass "
+                "x.copy() to batchnorm_forward if you need to modify x afterwards")
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    view = np.asarray(a).view()
+    view.flags.writeable = False
+    return view
 
 
 def _axes(ndim: int) -> tuple:
@@ -149,6 +204,13 @@ def batchnorm_forward(x, gamma, beta, eps: float = 1e-5):
     TypeError
         Non-numeric input.
 
+    Notes
+    -----
+    For a large ``x`` (at least ``bnutils._fast.DIRECT_MIN_SIZE`` values) whose features
+    all have ``|mean| ≤ std``, the cache keeps a reference to ``x`` rather than a copy
+    of ``x_hat``. Do not change ``x`` in place before ``batchnorm_backward``: it would
+    raise ``ValueError`` (pass ``x.copy()`` if you must).
+
     Examples
     --------
     >>> x = np.array([[1.0, 10.0], [3.0, 30.0]])
@@ -174,7 +236,16 @@ def batchnorm_forward(x, gamma, beta, eps: float = 1e-5):
             f"batchnorm_inference (eval mode) for a single sample"
         )
     # bnutils._fast computes what _forward_readable computes, with fewer passes over
-    # memory (tests/test_fast.py checks they agree; benchmarks/run.py times them).
+    # memory (tests/test_fast*.py check they agree; benchmarks/run.py times them). Large
+    # inputs whose features all have |mean| <= std take the direct path, which stores a
+    # reference to x instead of x_hat; the others, and small inputs, the centred path.
+    if x.size >= _fast.DIRECT_MIN_SIZE:
+        direct = _fast.forward_direct(x, gamma, beta, eps)
+        if direct is not None:
+            out, mean, var, inv_std, check = direct
+            cache = BatchNormCache(gamma=gamma.copy(), mean=mean, var=var, inv_std=inv_std,
+                                   eps=eps, axes=axes, count=count, x=x, x_check=check)
+            return out, cache
     result = _fast.forward(x, gamma, beta, eps)
     if result is None:             # a sum is not finite: NaN/inf in x (raise), or an overflow
         check_finite(x, "x")
@@ -216,7 +287,7 @@ def _prepare_backward(dout, cache, check_dout_finite=True) -> np.ndarray:
     if not isinstance(cache, BatchNormCache):
         raise TypeError(f"cache must be the BatchNormCache returned by batchnorm_forward, "
                         f"got {type(cache).__name__}")
-    dout = as_float_array(dout, "dout", dtype=cache.x_hat.dtype)
+    dout = as_float_array(dout, "dout", dtype=cache.inv_std.dtype)   # x_hat's dtype
     if dout.shape != cache.shape:
         raise ValueError(f"dout must have the shape of the forward input x, {cache.shape}; "
                          f"got {dout.shape}")
@@ -249,6 +320,14 @@ def batchnorm_backward(dout, cache: BatchNormCache):
     dx : ndarray, shape like ``x``
     dgamma, dbeta : ndarray, shape (D,) or (C,)
 
+    Raises
+    ------
+    ValueError
+        ``dout`` of the wrong shape or with NaN/inf; or ``x`` changed in place since a
+        forward pass whose cache refers to it (see ``batchnorm_forward``, Notes).
+    TypeError
+        ``cache`` is not a ``BatchNormCache``.
+
     Examples
     --------
     >>> x = np.array([[1.0], [2.0], [4.0]])
@@ -261,6 +340,14 @@ def batchnorm_backward(dout, cache: BatchNormCache):
     """
     # NaN/inf in dout is detected by the fast kernel's sums (no separate pass over dout).
     dout = _prepare_backward(dout, cache, check_dout_finite=False)
+    if cache._x_hat is None:       # the forward's direct path stored x, not x_hat
+        result = _fast.backward_direct(dout, cache._x, cache.mean, cache.gamma, cache.inv_std)
+        if result is not None:
+            *grads, check = result
+            cache._check_unchanged(check)      # raises if x was changed in place
+            return tuple(grads)
+        check_finite(dout, "dout")
+        return _backward_compact(dout, cache)
     result = _fast.backward(dout, cache.x_hat, cache.gamma, cache.inv_std)
     if result is None:             # a sum is not finite: NaN/inf in dout (raise), or an overflow
         check_finite(dout, "dout")
@@ -377,7 +464,7 @@ def batchnorm_inference(x, gamma, beta, running_mean, running_var, eps: float = 
     what = "feature" if x.ndim == 2 else "channel"
     running_mean = check_param(running_mean, "running_mean", x.shape[1], what, x.dtype)
     running_var = check_param(running_var, "running_var", x.shape[1], what, x.dtype)
-    if np.any(running_var < 0):
+    if (running_var < 0).any():
         raise ValueError(f"running_var must be ≥ 0 (it is a variance); got {running_var}")
     # Fold the four vectors into one scale and one shift, then one pass over x.
     scale = gamma / np.sqrt(running_var + eps)
@@ -422,7 +509,7 @@ def update_running_stats(running_mean, running_var, cache: BatchNormCache, momen
     what = "feature" if len(cache.shape) == 2 else "channel"
     running_mean = check_param(running_mean, "running_mean", size, what, dtype)
     running_var = check_param(running_var, "running_var", size, what, dtype)
-    if np.any(running_var < 0):
+    if (running_var < 0).any():
         raise ValueError(f"running_var must be ≥ 0 (it is a variance); got {running_var}")
     m = cache.count
     unbiased_var = cache.var * (m / (m - 1))
