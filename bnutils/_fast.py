@@ -107,10 +107,30 @@ def _layout(shape: tuple) -> tuple[int, int, int]:
     return n, c, hw
 
 
+def _rows_per_block(length: int) -> int:
+    """Rows of the ``(n, length)`` view in one block: at most _CHUNK, ~_BLOCK elements."""
+    return max(1, min(_CHUNK, _BLOCK // length))
+
+
 def _blocks(n: int, length: int) -> list[slice]:
     """Row slices of the ``(n, length)`` view, each at most _CHUNK rows and ~_BLOCK elements."""
-    rows = max(1, min(_CHUNK, _BLOCK // length))
+    rows = _rows_per_block(length)
     return [slice(i, min(i + rows, n)) for i in range(0, n, rows)]
+
+
+_ONES = {}
+
+
+def _ones(n: int, dtype) -> np.ndarray:
+    """A read-only vector of ``n`` ones (kept, since small batches ask for it every step)."""
+    key = (n, np.dtype(dtype))
+    ones = _ONES.get(key)
+    if ones is None:
+        if len(_ONES) > 64:                    # many batch sizes: start afresh
+            _ONES.clear()
+        ones = _ONES[key] = np.ones(n, dtype)
+        ones.flags.writeable = False
+    return ones
 
 
 def _sum(a: np.ndarray, c: int, hw: int, ones: np.ndarray) -> np.ndarray:
@@ -182,13 +202,13 @@ def forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float):
     n, c, hw = _layout(x.shape)
     m = n * hw
     x2 = x.reshape(n, c * hw)
-    blocks = _blocks(n, c * hw)
-    if hw == 1 and len(blocks) == 1:
+    if hw == 1 and n <= _rows_per_block(c):     # one block
         if x.ndim == 2:
             return _forward_small(x, gamma, beta, eps)
         res = _forward_small(x2, gamma, beta, eps)       # (N, C, 1, 1)
         return None if res is None else (res[0].reshape(x.shape), res[1].reshape(x.shape), *res[2:])
-    ones = np.ones(blocks[0].stop, dtype)
+    blocks = _blocks(n, c * hw)
+    ones = _ones(blocks[0].stop, dtype)
     f32 = dtype == np.float32                    # float32: corrected two-pass
     x_hat = np.empty(x2.shape, dtype)
     with _quiet():       # NaN/inf in x (or an overflow) makes Σ xc² non-finite: checked below
@@ -254,13 +274,13 @@ def backward(dout: np.ndarray, x_hat: np.ndarray, gamma: np.ndarray, inv_std: np
     m = n * hw
     d2 = dout.reshape(n, c * hw)
     x2 = x_hat.reshape(n, c * hw)
-    blocks = _blocks(n, c * hw)
-    if hw == 1 and len(blocks) == 1:
+    if hw == 1 and n <= _rows_per_block(c):     # one block
         res = _backward_small(d2, x2, gamma, inv_std)
         if res is None or dout.ndim == 2:
             return res
         return res[0].reshape(dout.shape), *res[1:]        # (N, C, 1, 1)
-    ones = np.ones(blocks[0].stop, dtype)
+    blocks = _blocks(n, c * hw)
+    ones = _ones(blocks[0].stop, dtype)
     with _quiet():
         dbeta, dgamma = [], []
         for s in blocks:                         # pass 1: Σ dout, Σ dout · x_hat
@@ -496,7 +516,7 @@ def check_tolerance(var: np.ndarray, count: int, dtype) -> np.ndarray:
 
 def _forward_small(x, gamma, beta, eps):
     n, dtype = x.shape[0], x.dtype
-    ones = np.ones(n, dtype)
+    ones = _ones(n, dtype)
     with _quiet():
         mean = ones @ x
         mean /= n
@@ -513,7 +533,7 @@ def _forward_small(x, gamma, beta, eps):
             np.maximum(var, 0.0, out=var)
             mean += resid
     inv_std = 1.0 / np.sqrt(var + eps)
-    if f32 and np.max(np.abs(resid) * inv_std) > _NEGLIGIBLE[dtype]:
+    if f32 and (np.abs(resid) * inv_std).max() > _NEGLIGIBLE[dtype]:
         x_hat -= resid
     x_hat *= inv_std
     out = x_hat * gamma
@@ -524,7 +544,7 @@ def _forward_small(x, gamma, beta, eps):
 def _backward_small(dout, x_hat, gamma, inv_std):
     n = dout.shape[0]
     with _quiet():
-        dbeta = np.ones(n, dout.dtype) @ dout
+        dbeta = _ones(n, dout.dtype) @ dout
         dgamma = np.einsum("ij,ij->j", dout, x_hat)
         if not np.isfinite(dbeta + dgamma).all():       # inf - inf is NaN: caught too
             return None

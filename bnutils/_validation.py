@@ -7,6 +7,7 @@ the wrong thing sees why at once instead of getting a silently wrong answer.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -98,10 +99,10 @@ def check_param(value, name: str, size: int, what: str, dtype) -> np.ndarray:
 def _check_real_scalar(value, name: str) -> float:
     if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
         value = value.item()  # a 0-d array such as np.array(1e-5) is a number too
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if type(value) is not float and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
         raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
     value = float(value)
-    if not np.isfinite(value):
+    if not math.isfinite(value):                # (math, not NumPy: a microsecond less per call)
         raise ValueError(f"{name} must be finite, got {value}")
     return value
 

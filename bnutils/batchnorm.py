@@ -100,14 +100,16 @@ class BatchNormCache:
             raise TypeError("BatchNormCache needs exactly one of x_hat and x")
         if x is not None and x_check is None:
             raise TypeError("BatchNormCache(x=...) needs x_check, from bnutils._fast.input_check(x)")
-        values = {"gamma": gamma, "mean": mean, "var": var, "inv_std": inv_std, "eps": eps,
-                  "axes": axes, "count": count, "_x_hat": x_hat, "_x": x, "_x_check": x_check}
-        for name, value in values.items():
-            if isinstance(value, np.ndarray):
-                # Read-only views, so that nobody edits a cache between forward and backward
-                # (the caller's arrays stay writable).
-                value = _read_only(value)
-            object.__setattr__(self, name, value)
+        # Arrays as read-only views, so that nobody edits a cache between forward and
+        # backward (the caller's arrays stay writable).
+        put = object.__setattr__
+        for name, value in (("gamma", gamma), ("mean", mean), ("var", var), ("inv_std", inv_std),
+                            ("_x_hat", x_hat), ("_x", x)):
+            put(self, name, None if value is None else _read_only(value))
+        put(self, "eps", eps)
+        put(self, "axes", axes)
+        put(self, "count", count)
+        put(self, "_x_check", None if x_check is None else _read_only(x_check))
 
     @property
     def x_hat(self) -> np.ndarray:
@@ -144,7 +146,7 @@ class BatchNormCache:
                 "x.copy() to batchnorm_forward if you need to modify x afterwards")
 
 
-def _read_only(a: np.ndarray) -> np.ndarray:
+def _read_only(a) -> np.ndarray:
     view = np.asarray(a).view()
     view.flags.writeable = False
     return view

@@ -157,3 +157,12 @@ def test_overflowing_sums_fall_back_to_the_readable_path():
     np.testing.assert_array_equal(out, ref_out)
     np.testing.assert_array_equal(cache.var, ref.var)
 
+
+
+def test_ones_vectors_are_kept_read_only_and_bounded():
+    a = _fast._ones(7, np.float32)
+    assert a is _fast._ones(7, np.float32) and a.dtype == np.float32 and not a.flags.writeable
+    assert _fast._ones(7, np.float64) is not a
+    for n in range(1, 200):                     # many batch sizes do not grow it without bound
+        _fast._ones(n, np.float64)
+    assert len(_fast._ONES) <= 65

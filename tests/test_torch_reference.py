@@ -4,7 +4,7 @@ installed. torch is not a dependency: without it this module is skipped.
 Compared in float64: BatchNorm1d/2d forward in training and eval mode, the running
 statistics after several steps (momentum 0.1, unbiased running variance), the
 gradients dx, dgamma, dbeta through autograd, LayerNorm and GroupNorm forward and
-backward, in 2-D and 4-D.
+backward, in 2-D and 4-D; and bnutils's direct fast path on large input.
 """
 
 import numpy as np
@@ -67,6 +67,28 @@ def test_batchnorm_training_forward_and_backward(shape):
         np.testing.assert_allclose(dx, xt.grad.numpy(), **TOL)
         np.testing.assert_allclose(dgamma, bn.weight.grad.numpy(), **TOL)
         np.testing.assert_allclose(dbeta, bn.bias.grad.numpy(), **TOL)
+
+
+@pytest.mark.parametrize("shape", [(600, 512), (8, 16, 48, 48)], ids=["2d", "4d"])
+def test_batchnorm_direct_path_for_large_input(shape):
+    """Large input with |mean| < std per feature: bnutils's direct fast path."""
+    rng = np.random.default_rng(1)
+    C = shape[1]
+    bshape = (1, C) + (1,) * (len(shape) - 2)
+    scale = rng.uniform(0.5, 2, C).reshape(bshape)
+    x = scale * (rng.uniform(-0.5, 0.5, C).reshape(bshape) + rng.standard_normal(shape))
+    gamma, beta, dout = rng.uniform(0.5, 2, C), rng.standard_normal(C), rng.standard_normal(shape)
+    bn = torch_bn(C, len(shape), gamma, beta)
+    xt = t(x, grad=True)
+    out_t = bn(xt)
+    out_t.backward(t(dout))
+    out, cache = batchnorm_forward(x, gamma, beta)
+    assert cache._x_hat is None                      # the direct path was taken
+    np.testing.assert_allclose(out, out_t.detach().numpy(), **TOL)
+    dx, dgamma, dbeta = batchnorm_backward(dout, cache)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), **TOL)
+    np.testing.assert_allclose(dgamma, bn.weight.grad.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(dbeta, bn.bias.grad.numpy(), rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("shape", [(8, 3), (4, 3, 3, 2)], ids=["2d", "4d"])
