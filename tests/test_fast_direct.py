@@ -224,3 +224,15 @@ def test_cache_needs_exactly_one_of_x_hat_and_x():
     cache = BatchNormCache(x_hat=np.zeros((3, 2)), **kw)
     with pytest.raises(TypeError, match="stores x_hat"):
         cache.checked_input()
+
+
+def test_non_contiguous_input_on_the_direct_path(direct_everywhere):
+    x, gamma, beta, dout = well_conditioned((40, 6), np.float64, seed=8)
+    _, ref = batchnorm_forward(x.copy(), gamma, beta)
+    expected = batchnorm_backward(dout, ref)
+    for variant in (np.asfortranarray(x), x.T.copy().T, np.asfortranarray(x.reshape(40, 6, 1, 1))):
+        out, cache = batchnorm_forward(variant, gamma, beta)
+        assert stores_x(cache)
+        close(out.reshape(x.shape), batchnorm_forward(x, gamma, beta)[0], 1e-12, "out")
+        for a, b in zip(batchnorm_backward(dout.reshape(variant.shape), cache), expected):
+            close(a.reshape(b.shape), b, 1e-12, "grads")
