@@ -116,8 +116,7 @@ class BatchNormCache:
         """The normalized input, shape like ``x`` (computed from ``x`` on first use)."""
         if self._x_hat is None:
             x = self.checked_input()
-            shape = (1, -1) if x.ndim == 2 else (1, -1, 1, 1)
-            x_hat = (x - self.mean.reshape(shape)) * self.inv_std.reshape(shape)
+            x_hat = (x - _per_channel(self.mean, x.ndim)) * _per_channel(self.inv_std, x.ndim)
             object.__setattr__(self, "_x_hat", _read_only(x_hat))
         return self._x_hat
 
