@@ -469,15 +469,15 @@ def backward_direct(dout: np.ndarray, x: np.ndarray, mean: np.ndarray, gamma: np
     mean64, inv64 = mean.astype(np.float64), inv_std.astype(np.float64)
     dgamma = inv64 * (dx_sum - mean64 * dbeta)
     k = dgamma / m                               # mean(dout · x_hat)
-    s = gamma * inv64                            # γ/σ
-    s_row = _expand(_as(s, dtype), hw)
-    c1_row = _expand(_as(s * k * inv64, dtype), hw)
-    c0_row = _expand(_as(s * (dbeta / m - k * inv64 * mean64), dtype), hw)
+    scale = gamma * inv64                        # γ/σ
+    s_row = _expand(_as(scale, dtype), hw)
+    c1_row = _expand(_as(scale * k * inv64, dtype), hw)
+    c0_row = _expand(_as(scale * (dbeta / m - k * inv64 * mean64), dtype), hw)
     dx = np.empty(d2.shape, dtype)
     scratch = np.empty((blocks[0].stop, c * hw), dtype)
-    for s_ in blocks:                            # pass 2: dx = s·dout − c1·x − c0
-        o = np.multiply(d2[s_], s_row, out=dx[s_])
-        t = np.multiply(x2[s_], c1_row, out=scratch[:o.shape[0]])
+    for s in blocks:                             # pass 2: dx = s·dout − c1·x − c0
+        o = np.multiply(d2[s], s_row, out=dx[s])
+        t = np.multiply(x2[s], c1_row, out=scratch[:o.shape[0]])
         np.subtract(o, t, out=o)
         np.subtract(o, c0_row, out=o)
     return dx.reshape(dout.shape), _as(dgamma, dtype), _as(dbeta, dtype), _total(checks)

@@ -10,14 +10,13 @@ import dataclasses
 
 import numpy as np
 import pytest
+from test_fast import DTYPES, TOL, close  # the centred path's tests: same tolerances
 
 from bnutils import BatchNormCache, _fast, batchnorm_backward, batchnorm_forward
 from bnutils.batchnorm import _backward_compact, _forward_readable
 from bnutils.gradcheck import numerical_gradient, rel_error
 
 SHAPES = [(2, 1), (5, 3), (64, 33), (300, 7), (3, 2, 4, 5), (4, 3, 1, 1), (9, 4, 8, 8)]
-DTYPES = [np.float32, np.float64]
-TOL = {np.float32: 2e-5, np.float64: 1e-10}
 BIG_2D, BIG_4D = (600, 512), (8, 16, 48, 48)      # ≥ DIRECT_MIN_SIZE values each
 
 
@@ -39,11 +38,6 @@ def well_conditioned(shape, dtype, seed=0, ratio=0.5):
     beta = rng.standard_normal(c)
     dout = rng.standard_normal(shape)
     return tuple(a.astype(dtype) for a in (x, gamma, beta, dout))
-
-
-def close(actual, desired, tol, what):
-    scale = max(1.0, float(np.max(np.abs(desired))))
-    np.testing.assert_allclose(actual, desired, rtol=tol, atol=tol * scale, err_msg=what)
 
 
 @pytest.fixture
