@@ -146,31 +146,42 @@ def test_index_links_to_every_notebook_page(site, new_page, console, screenshots
     print("\n".join(report))
 
 
+def _follow(page, link) -> str:
+    """Click ``link`` and wait until the page it names has loaded; return that page's name.
+
+    ``page.url`` changes as soon as the navigation commits, before the new document is
+    parsed, and ``wait_for_load_state`` right after a click may still see the old page
+    loaded; so wait for the URL itself (``wait_for_url`` waits for its load event).
+    """
+    target = urllib.parse.urlsplit(link.get_attribute("href")).path.rsplit("/", 1)[-1]
+    link.click()
+    page.wait_for_url(re.compile(r"/" + re.escape(target) + "$"))
+    return target
+
+
 def test_previous_and_next_links_walk_the_course_in_order(site, new_page, console):
     manifest = json.loads((site / ".build.json").read_text(encoding="utf-8"))
     order = sorted(manifest["pages"])
     page = new_page(1200, 900)
     page.goto((site / "index.html").as_uri())
-    page.locator("a.bn-next").first.click()
-    visited = []
+    visited = [_follow(page, page.locator("a.bn-next").first)]
     while True:
-        visited.append(Path(page.url).name)
-        assert page.locator("nav.bn-nav a.bn-home[href='index.html']").count() == 2
+        assert Path(page.url).name == visited[-1]
+        assert page.locator("nav.bn-nav a.bn-home[href='index.html']").count() == 2, (
+            f"{visited[-1]}: a home link missing at top or bottom")
         nxt = page.locator("nav.bn-nav a.bn-next").first
         if nxt.count() == 0:
             break
-        nxt.click()
-        page.wait_for_load_state()
+        visited.append(_follow(page, nxt))
     assert visited == order
     back = []
     while True:
         prev = page.locator("nav.bn-nav a.bn-prev").first
         if prev.count() == 0:
             break
-        prev.click()
-        page.wait_for_load_state()
-        back.append(Path(page.url).name)
-    assert back == order[-2::-1] if len(order) > 1 else back == []
-    page.locator("nav.bn-nav a.bn-home").first.click()
-    assert Path(page.url).name == "index.html"
+        back.append(_follow(page, prev))
+        assert Path(page.url).name == back[-1]
+    assert back == order[-2::-1]
+    assert _follow(page, page.locator("nav.bn-nav a.bn-home").first) == "index.html"
+    assert page.locator("table.bn-map").count() == 1
     console.assert_clean()
