@@ -34,19 +34,30 @@ def _row_blocks(n):
     return [slice(i, min(i + ROWS, n)) for i in range(0, n, ROWS)]
 
 
+def _column_sums(a, b, blocks):
+    """``Σa`` and ``Σa·b`` over the rows of (N, D) ``a`` and ``b``, shape (D,) each, float64.
+
+    One read of ``a`` and ``b`` per block of ``ROWS`` rows (while the block is in cache);
+    the per-block partial sums are added in float64.
+    """
+    d = a.shape[1]
+    ones = np.ones(ROWS, a.dtype)
+    s1 = np.empty((len(blocks), d), a.dtype)
+    s2 = np.empty((len(blocks), d), a.dtype)
+    for i, s in enumerate(blocks):
+        ab = a[s]
+        np.matmul(ones[:ab.shape[0]], ab, out=s1[i])          # Σa of the block
+        np.einsum("ij,ij->j", ab, b[s], out=s2[i])            # Σa·b of the block
+    return s1.sum(axis=0, dtype=np.float64), s2.sum(axis=0, dtype=np.float64)
+
+
 def forward(x, gamma, beta, eps=1e-5):
     """``out, cache`` for 2-D ``x`` (N, D), in ``x``'s dtype; one-pass statistics."""
-    n, d = x.shape
+    n = x.shape[0]
     blocks = _row_blocks(n)
-    ones = np.ones(ROWS, x.dtype)
-    s1 = np.empty((len(blocks), d), x.dtype)
-    s2 = np.empty((len(blocks), d), x.dtype)
-    for i, s in enumerate(blocks):
-        xb = x[s]
-        np.matmul(ones[:xb.shape[0]], xb, out=s1[i])          # Σx of the block
-        np.einsum("ij,ij->j", xb, xb, out=s2[i])              # Σx² of the block
-    mean = s1.sum(axis=0, dtype=np.float64) / n
-    var = np.maximum(s2.sum(axis=0, dtype=np.float64) / n - mean * mean, 0.0)   # cancels
+    sum_x, sum_x2 = _column_sums(x, x, blocks)
+    mean = sum_x / n
+    var = np.maximum(sum_x2 / n - mean * mean, 0.0)                            # cancels
     inv_std = 1.0 / np.sqrt(var + eps)
     a = (gamma * inv_std).astype(x.dtype)
     b = (beta - mean * gamma * inv_std).astype(x.dtype)
@@ -62,15 +73,8 @@ def backward(dout, cache):
     x, mean, _, inv_std, gamma = cache
     n, d = x.shape
     blocks = _row_blocks(n)
-    ones = np.ones(ROWS, x.dtype)
-    sd = np.empty((len(blocks), d), x.dtype)
-    sdx = np.empty((len(blocks), d), x.dtype)
-    for i, s in enumerate(blocks):
-        db = dout[s]
-        np.matmul(ones[:db.shape[0]], db, out=sd[i])
-        np.einsum("ij,ij->j", db, x[s], out=sdx[i])
-    dbeta = sd.sum(axis=0, dtype=np.float64)
-    dgamma = inv_std * (sdx.sum(axis=0, dtype=np.float64) - mean * dbeta)        # cancels
+    dbeta, sum_dout_x = _column_sums(dout, x, blocks)
+    dgamma = inv_std * (sum_dout_x - mean * dbeta)                             # cancels
     # dx = γ/σ · (dout − mean(dout) − x_hat · mean(dout · x_hat)), x_hat = (x − μ)/σ
     scale = gamma * inv_std
     k = dgamma / n * inv_std
