@@ -85,7 +85,7 @@ def swap_norm(model: Sequential, factory: Callable[[int], Layer]) -> Sequential:
 
     Examples
     --------
-    >>> from bnutils.alternatives import ShardedBatchNorm
+    >>> from bnutils.bn_variants import ShardedBatchNorm
     >>> net = swap_norm(make_mlp([4, 8, 2], norm="bn"), lambda d: ShardedBatchNorm(d, 2))
     >>> net[1]
     ShardedBatchNorm(8, num_devices=2, sync=False)

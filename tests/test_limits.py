@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from bnutils import batchnorm_forward, groupnorm_forward  # noqa: E402
-from bnutils.alternatives import (  # noqa: E402
+from bnutils.bn_variants import (  # noqa: E402
     NoisyBatchNorm,
     ShardedBatchNorm,
     instancenorm_forward,

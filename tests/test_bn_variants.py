@@ -1,4 +1,4 @@
-"""Tests for bnutils.alternatives: every forward against an independent reference, every
+"""Tests for bnutils.bn_variants: every forward against an independent reference, every
 backward against bnutils.numerical_gradient, the layers, and the bad-input errors."""
 
 import numpy as np
@@ -13,7 +13,7 @@ from bnutils import (
     numerical_gradient,
     rel_error,
 )
-from bnutils.alternatives import (
+from bnutils.bn_variants import (
     BatchRenorm,
     BatchRenormCache,
     InstanceNormCache,
