@@ -17,6 +17,7 @@ Conventions are stated in ``bnutils.batchnorm``'s module docstring.
 """
 
 from .batchnorm import (
+    BatchNorm,
     BatchNormCache,
     batchnorm_backward,
     batchnorm_backward_staged,
@@ -27,7 +28,6 @@ from .batchnorm import (
 from .folding import fold_batchnorm
 from .gradcheck import numerical_gradient, rel_error
 from .layers import (
-    BatchNorm,
     Linear,
     ReLU,
     Sequential,

@@ -15,12 +15,18 @@ import numpy as np
 __all__ = [
     "NonFiniteError",
     "as_float_array",
+    "check_cache",
+    "check_dout",
     "check_finite",
+    "check_fraction",
+    "check_int",
+    "check_ndim",
     "check_param",
     "check_positive",
-    "check_fraction",
-    "check_ndim",
     "float_dtype",
+    "per_channel",
+    "read_only",
+    "stat_axes",
 ]
 
 
@@ -36,8 +42,8 @@ class NonFiniteError(ValueError):
 def float_dtype(*arrays: np.ndarray) -> np.dtype:
     """Return float32 if every floating input is float32, else float64.
 
-    Integer and boolean inputs count as float64 (the seeds' examples use integer
-    arrays), so ``x`` of int64 with float32 ``gamma`` computes in float64.
+    Integer and boolean inputs count as float64 (common study notes and blog posts
+    write their examples with integer arrays), so ``x`` of int64 with float32 ``gamma`` computes in float64.
     """
     dtypes = [a.dtype for a in arrays]
     if dtypes and all(d == np.float32 for d in dtypes):
@@ -121,3 +127,102 @@ def check_fraction(value, name: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must lie in [0, 1], got {value}")
     return value
+
+
+def check_int(value, name: str, minimum: int = 1) -> int:
+    """Return ``value`` as an ``int``, or raise if it is not an integer ≥ ``minimum``.
+
+    ``bool`` is refused although it is an ``int`` subclass (``BatchNorm(True)`` is a
+    mistake, not one feature), and so are floats such as ``2.0`` and strings.
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not an integer (Python or NumPy).
+    ValueError
+        ``value < minimum``.
+
+    Examples
+    --------
+    >>> check_int(np.int64(3), "num_features")
+    3
+    >>> check_int(0, "num_features")
+    Traceback (most recent call last):
+    ...
+    ValueError: num_features must be ≥ 1, got 0
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be ≥ {minimum}, got {value}")
+    return int(value)
+
+
+def check_dout(dout, shape, dtype=None, of: str = "the forward input x") -> np.ndarray:
+    """``dout`` as a float array of exactly ``shape`` (no silent broadcasting), all finite.
+
+    Parameters
+    ----------
+    dout : array_like
+        The upstream gradient given to a backward pass.
+    shape : tuple of int
+        The shape it must have (that of the forward output).
+    dtype : numpy dtype, optional
+        Convert ``dout`` to this floating type (the forward pass's dtype).
+    of : str, optional
+        What ``shape`` is, for the message: normalization layers say "the forward
+        input x" (their output has its shape), other layers "the forward output".
+    """
+    dout = as_float_array(dout, "dout", dtype=dtype)
+    if dout.shape != tuple(shape):
+        raise ValueError(f"dout must have the shape of {of}, {tuple(shape)}; got {dout.shape}")
+    check_finite(dout, "dout")
+    return dout
+
+
+def check_cache(cache, cls: type, producer: str) -> None:
+    """Raise ``TypeError`` unless ``cache`` is a ``cls``, the cache that ``producer`` returns."""
+    if not isinstance(cache, cls):
+        raise TypeError(f"cache must be the {cls.__name__} returned by {producer}, "
+                        f"got {type(cache).__name__}")
+
+
+def stat_axes(ndim: int) -> tuple:
+    """Axes that per-feature/per-channel statistics reduce over.
+
+    ``(0,)`` for ``(N, D)``; ``(0, 2, 3)`` for ``(N, C, H, W)``: every axis but the
+    channel axis 1.
+
+    >>> stat_axes(2), stat_axes(4)
+    ((0,), (0, 2, 3))
+    """
+    return (0, *range(2, ndim))
+
+
+def per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
+    """View a ``(D,)`` or ``(C,)`` vector so that it broadcasts against a ``ndim``-D ``x``.
+
+    ``(1, D)`` for 2-D, ``(1, C, 1, 1)`` for 4-D (the channel is axis 1).
+
+    >>> per_channel(np.arange(3.0), 4).shape
+    (1, 3, 1, 1)
+    """
+    return np.reshape(v, (1, -1) + (1,) * (ndim - 2))
+
+
+def read_only(*arrays):
+    """Read-only views of ``arrays`` (one view for one argument, else a tuple of views).
+
+    Caches hold these so that nobody edits a cache between forward and backward; the
+    caller's own arrays stay writable.
+
+    >>> a = np.zeros(2)
+    >>> read_only(a).flags.writeable, a.flags.writeable
+    (False, True)
+    """
+    views = []
+    for a in arrays:
+        view = np.asarray(a).view()
+        view.flags.writeable = False
+        views.append(view)
+    return views[0] if len(views) == 1 else tuple(views)

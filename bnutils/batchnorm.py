@@ -34,19 +34,27 @@ import numpy as np
 from . import _fast
 from ._validation import (
     as_float_array,
+    check_cache,
+    check_dout,
     check_finite,
     check_fraction,
+    check_int,
     check_ndim,
     check_param,
     check_positive,
+    per_channel,
+    stat_axes,
 )
+from .layers import Layer
 
 __all__ = [
+    "BatchNorm",
     "BatchNormCache",
     "batchnorm_forward",
     "batchnorm_backward",
     "batchnorm_backward_staged",
     "batchnorm_inference",
+    "batchnorm_inference_backward",
     "update_running_stats",
 ]
 
@@ -473,25 +481,36 @@ def batchnorm_inference(x, gamma, beta, running_mean, running_var, eps: float = 
     return x * _per_channel(scale, x.ndim) + _per_channel(shift, x.ndim)
 
 
-def update_running_stats(running_mean, running_var, cache: BatchNormCache, momentum: float = 0.1):
-    """Blend this batch's statistics into the running estimates (PyTorch's convention).
+def update_running_stats(running_mean, running_var, cache: BatchNormCache | None = None,
+                         momentum: float = 0.1, *, mean=None, var=None, count=None):
+    """Blend a batch's statistics into the running estimates (PyTorch's convention).
 
     ``new_mean = (1 - momentum) * running_mean + momentum * batch_mean`` and the same
     for the variance, which uses the *unbiased* batch variance ``var * m / (m - 1)``.
+    This is the one place the rule is written: every layer with running statistics
+    (``BatchNorm``, Batch Renorm, sharded and noisy BN) and the recalibration in
+    ``bnutils.inference`` call it.
 
     Parameters
     ----------
     running_mean, running_var : array_like, shape (D,) or (C,)
         The current estimates (initially 0 and 1); ``running_var`` ≥ 0.
-    cache : BatchNormCache
-        From ``batchnorm_forward`` on this batch.
+    cache : BatchNormCache, optional
+        From ``batchnorm_forward`` on this batch. Give either ``cache`` or all three of
+        ``mean``, ``var`` and ``count``.
     momentum : float in [0, 1], optional
-        Weight of the new batch; 0 keeps the old values, 1 replaces them.
+        Weight of the new batch; 0 keeps the old values, 1 replaces them. (Not the
+        heavy-ball momentum of SGD, which is ``sgd_momentum`` in ``bnutils.training``.)
+    mean, var : array_like, shape (D,) or (C,), keyword-only
+        The batch mean and the *biased* batch variance (ddof=0), for statistics that do
+        not come from a ``BatchNormCache`` (e.g. one device's shard).
+    count : int ≥ 2, keyword-only
+        Values per feature/channel behind ``mean`` and ``var`` (N, or N·H·W).
 
     Returns
     -------
     running_mean, running_var : ndarray, shape (D,) or (C,)
-        New arrays; the inputs are not modified.
+        New arrays, in the batch statistics' dtype; the inputs are not modified.
 
     Examples
     --------
@@ -499,21 +518,188 @@ def update_running_stats(running_mean, running_var, cache: BatchNormCache, momen
     >>> _, cache = batchnorm_forward(x, np.ones(1), np.zeros(1))
     >>> update_running_stats(np.zeros(1), np.ones(1), cache, momentum=0.5)
     (array([0.5]), array([1.5]))
+    >>> update_running_stats(np.zeros(1), np.ones(1), momentum=0.5,
+    ...                      mean=np.array([1.0]), var=np.array([1.0]), count=2)
+    (array([0.5]), array([1.5]))
 
     Introduced in notebook 06.
     """
-    if not isinstance(cache, BatchNormCache):
-        raise TypeError(f"cache must be the BatchNormCache returned by batchnorm_forward, "
-                        f"got {type(cache).__name__}")
     momentum = check_fraction(momentum, "momentum")
-    size, dtype = cache.mean.shape[0], cache.mean.dtype
-    what = "feature" if len(cache.shape) == 2 else "channel"
+    given = [name for name, v in (("mean", mean), ("var", var), ("count", count)) if v is not None]
+    if cache is not None:
+        check_cache(cache, BatchNormCache, "batchnorm_forward")
+        if given:
+            raise TypeError(f"give either cache or mean, var and count, not both "
+                            f"(got cache and {', '.join(given)})")
+        mean, var, count = cache.mean, cache.var, cache.count
+        what = "feature" if cache.x_hat.ndim == 2 else "channel"
+    elif len(given) < 3:
+        missing = sorted({"mean", "var", "count"} - set(given))
+        raise TypeError(f"update_running_stats needs a cache, or all of mean, var and count "
+                        f"(missing: {', '.join(missing)})")
+    else:
+        count = check_int(count, "count", minimum=2)
+        mean = as_float_array(mean, "mean")
+        if mean.ndim != 1 or mean.size == 0:
+            raise ValueError(f"mean must have shape (D,) or (C,), got {mean.shape}")
+        check_finite(mean, "mean")
+        var = check_param(var, "var", mean.shape[0], "feature/channel", mean.dtype)
+        if (var < 0).any():
+            raise ValueError(f"var must be ≥ 0 (it is a variance); got {var}")
+        what = "feature/channel"
+    size, dtype = mean.shape[0], mean.dtype
     running_mean = check_param(running_mean, "running_mean", size, what, dtype)
     running_var = check_param(running_var, "running_var", size, what, dtype)
     if (running_var < 0).any():
         raise ValueError(f"running_var must be ≥ 0 (it is a variance); got {running_var}")
-    m = cache.count
-    unbiased_var = cache.var * (m / (m - 1))
-    new_mean = (1.0 - momentum) * running_mean + momentum * cache.mean
+    unbiased_var = var * (count / (count - 1))
+    new_mean = (1.0 - momentum) * running_mean + momentum * mean
     new_var = (1.0 - momentum) * running_var + momentum * unbiased_var
     return new_mean.astype(dtype, copy=False), new_var.astype(dtype, copy=False)
+
+
+def batchnorm_inference_backward(dout, x, gamma, running_mean, running_var, eps: float = 1e-5):
+    """Backward pass of eval-mode BN (``batchnorm_inference``), e.g. for frozen-BN fine-tuning.
+
+    With the running statistics fixed, eval-mode BN is an affine map of each sample
+    alone, ``out = gamma * x_hat + beta`` with ``x_hat = (x - running_mean) /
+    sqrt(running_var + eps)``; so, with sums over the batch (and H, W)::
+
+        dx     = dout · gamma / sqrt(running_var + eps)
+        dgamma = Σ dout · x_hat
+        dbeta  = Σ dout
+
+    Unlike the training-mode backward there is no term through the batch statistics.
+
+    Parameters
+    ----------
+    dout : array_like, shape like ``x``
+    x : array_like, shape (N, D) or (N, C, H, W)
+        The input of the forward pass.
+    gamma, running_mean, running_var : array_like, shape (D,) or (C,)
+        As given to ``batchnorm_inference``.
+    eps : float, optional
+
+    Returns
+    -------
+    dx : ndarray, shape like ``x``
+    dgamma, dbeta : ndarray, shape (D,) or (C,)
+
+    Examples
+    --------
+    >>> dx, dgamma, dbeta = batchnorm_inference_backward(
+    ...     np.ones((2, 1)), np.array([[1.0], [5.0]]), np.array([2.0]), np.array([1.0]),
+    ...     np.array([4.0]), eps=1e-12)
+    >>> dx.ravel(), dgamma, dbeta
+    (array([1., 1.]), array([2.]), array([2.]))
+
+    Introduced in notebook 06.
+    """
+    x, gamma, _, eps = _prepare(x, gamma, np.zeros(np.shape(gamma)), eps)
+    what = "feature" if x.ndim == 2 else "channel"
+    running_mean = check_param(running_mean, "running_mean", x.shape[1], what, x.dtype)
+    running_var = check_param(running_var, "running_var", x.shape[1], what, x.dtype)
+    if (running_var < 0).any():
+        raise ValueError(f"running_var must be ≥ 0 (it is a variance); got {running_var}")
+    dout = check_dout(dout, x.shape, x.dtype)
+    axes = stat_axes(x.ndim)
+    inv_std = 1.0 / np.sqrt(running_var + eps)
+    x_hat = (x - per_channel(running_mean, x.ndim)) * per_channel(inv_std, x.ndim)
+    dbeta = dout.sum(axis=axes)
+    dgamma = np.sum(dout * x_hat, axis=axes)
+    dx = dout * per_channel(gamma * inv_std, x.ndim)
+    return dx, dgamma, dbeta
+
+
+class BatchNorm(Layer):
+    """Batch Normalization layer: batch statistics in training, running ones in eval.
+
+    A thin stateful wrapper around the functions above: ``batchnorm_forward`` /
+    ``batchnorm_backward`` and ``update_running_stats`` in training mode,
+    ``batchnorm_inference`` / ``batchnorm_inference_backward`` in eval mode. Works on
+    (N, D) and (N, C, H, W) inputs.
+
+    Parameters
+    ----------
+    num_features : int
+        D or C.
+    eps : float, optional
+    momentum : float in [0, 1], optional
+        The weight of each new batch in the running statistics, PyTorch's convention:
+        ``running = (1 - momentum) * running + momentum * batch`` (Keras's momentum is
+        1 − this). It never changes the weights; the heavy-ball momentum of the
+        optimizer is a different thing, ``sgd_momentum`` in ``bnutils.training``.
+    dtype : numpy dtype, optional
+
+    Attributes
+    ----------
+    gamma, beta : ndarray, shape (num_features,)
+        Learned; start at 1 and 0.
+    running_mean, running_var : ndarray, shape (num_features,)
+        Not learned: updated in every training-mode forward; start at 0 and 1.
+    dgamma, dbeta : ndarray, shape (num_features,)
+        Set by ``backward``.
+
+    Examples
+    --------
+    >>> bn = BatchNorm(2)
+    >>> out = bn.forward(np.array([[1.0, 2.0], [3.0, 6.0]]))
+    >>> np.round(bn.running_mean, 3)
+    array([0.2, 0.4])
+    >>> bn.eval().forward(np.array([[1.0, 2.0]])).shape
+    (1, 2)
+
+    Introduced in notebook 03.
+    """
+
+    param_names = ("gamma", "beta")
+    running_stat_names = ("running_mean", "running_var")
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+                 dtype=np.float64):
+        self.num_features = check_int(num_features, "num_features")
+        self.eps = check_positive(eps, "eps")
+        self.momentum = check_fraction(momentum, "momentum")
+        self.gamma = np.ones(num_features, dtype)
+        self.beta = np.zeros(num_features, dtype)
+        self.running_mean = np.zeros(num_features, dtype)
+        self.running_var = np.ones(num_features, dtype)
+        self.training = True
+        self._cache = None             # training mode: the BatchNormCache
+        self._eval_x = None            # eval mode: the input, for batchnorm_inference_backward
+        self.dgamma = self.dbeta = None
+
+    def _check_width(self, x):
+        if x.ndim not in (2, 4) or x.shape[1] != self.num_features:
+            raise ValueError(f"BatchNorm(num_features={self.num_features}) expects x of shape "
+                             f"(N, {self.num_features}) or (N, {self.num_features}, H, W); "
+                             f"got {x.shape}")
+
+    def forward(self, x):
+        """Normalize ``x``; in training mode also update the running statistics."""
+        self._cache = self._eval_x = None      # a forward that raises leaves no stale cache
+        x = as_float_array(x, "x")
+        self._check_width(x)
+        if self.training:
+            out, cache = batchnorm_forward(x, self.gamma, self.beta, self.eps)
+            self.running_mean, self.running_var = update_running_stats(
+                self.running_mean, self.running_var, cache, self.momentum)
+            self._cache = cache
+            return out
+        out = batchnorm_inference(x, self.gamma, self.beta, self.running_mean,
+                                  self.running_var, self.eps)
+        self._eval_x = x               # eval-mode BN is affine: its backward needs only x
+        return out
+
+    def backward(self, dout):
+        """Gradient w.r.t. the input; sets ``dgamma`` and ``dbeta``."""
+        if self._cache is not None:
+            dx, self.dgamma, self.dbeta = batchnorm_backward(dout, self._cache)
+            return dx
+        self._need_forward("_eval_x")
+        dx, self.dgamma, self.dbeta = batchnorm_inference_backward(
+            dout, self._eval_x, self.gamma, self.running_mean, self.running_var, self.eps)
+        return dx
+
+    def __repr__(self):
+        return f"BatchNorm({self.num_features}, eps={self.eps:g}, momentum={self.momentum:g})"

@@ -35,8 +35,8 @@ from ._validation import (
     check_param,
     check_positive,
 )
-from .batchnorm import batchnorm_forward, batchnorm_inference
-from .layers import BatchNorm, Layer
+from .batchnorm import BatchNorm, batchnorm_forward, batchnorm_inference
+from .layers import Layer
 
 __all__ = [
     "BatchRenorm",

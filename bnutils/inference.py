@@ -16,8 +16,9 @@ from contextlib import contextmanager
 import numpy as np
 
 from ._validation import as_float_array, check_fraction
+from .batchnorm import BatchNorm
 from .folding import fold_batchnorm
-from .layers import BatchNorm, Linear, Sequential
+from .layers import Linear, Sequential, iter_layers
 from .training import evaluate, minibatches, one_blas_thread, train
 
 __all__ = [
@@ -27,7 +28,10 @@ __all__ = [
     "frozen_running_stats",
     "moving_vs_precise",
     "recalibrate_batchnorm",
+    "restore_running_stats",
     "running_average",
+    "running_stat_layers",
+    "save_running_stats",
 ]
 
 
@@ -77,21 +81,85 @@ def running_average(values, momentum: float, init: float = 0.0, convention: str 
 
 
 def batchnorm_layers(model) -> list:
-    """The ``BatchNorm`` layers of a ``Sequential`` model (or ``[model]`` for a lone layer).
+    """The ``BatchNorm`` layers of a model (its sub-layers at any depth, or ``[model]``).
+
+    Subclasses count (noisy and sharded BN); Batch Renorm is not a ``BatchNorm``. For
+    every layer with running statistics, whatever its class, see ``running_stat_layers``.
 
     Introduced in notebook 06.
     """
-    if isinstance(model, BatchNorm):
-        return [model]
-    layers = getattr(model, "layers", None)
-    if layers is None:
-        raise TypeError(f"model must be a Sequential or a BatchNorm layer, got {type(model).__name__}")
-    return [layer for layer in layers if isinstance(layer, BatchNorm)]
+    return [layer for layer in iter_layers(model) if isinstance(layer, BatchNorm)]
+
+
+def running_stat_layers(model) -> list:
+    """Every layer of ``model`` (itself included) that keeps running statistics.
+
+    A layer says which of its attributes a training-mode forward updates in
+    ``running_stat_names`` (``BatchNorm``: ``("running_mean", "running_var")``); this
+    returns the layers for which that tuple is not empty, depth first.
+
+    Parameters
+    ----------
+    model : Layer
+        A layer or a container such as ``Sequential``.
+
+    Returns
+    -------
+    list of Layer
+
+    Examples
+    --------
+    >>> net = Sequential(Linear(2, 3, rng=0), BatchNorm(3), Linear(3, 1, rng=1))
+    >>> running_stat_layers(net) == [net[1]]
+    True
+
+    Introduced in notebook 06.
+    """
+    return [layer for layer in iter_layers(model) if getattr(layer, "running_stat_names", ())]
+
+
+def save_running_stats(model) -> list:
+    """Copies of the running statistics of every layer of ``model`` that has them.
+
+    Returns
+    -------
+    list of (Layer, dict)
+        One ``(layer, {name: copy of the array})`` per layer of ``running_stat_layers``;
+        give it to ``restore_running_stats``.
+
+    Examples
+    --------
+    >>> bn = BatchNorm(1)
+    >>> saved = save_running_stats(bn)
+    >>> _ = bn.forward(np.array([[5.0], [7.0]]))
+    >>> restore_running_stats(saved)
+    >>> bn.running_mean
+    array([0.])
+
+    Introduced in notebook 06.
+    """
+    return [(layer, {name: np.copy(getattr(layer, name)) for name in layer.running_stat_names})
+            for layer in running_stat_layers(model)]
+
+
+def restore_running_stats(saved: list) -> None:
+    """Put back the running statistics that ``save_running_stats`` copied.
+
+    Each layer gets a fresh copy, so ``saved`` can be restored again later.
+
+    Introduced in notebook 06.
+    """
+    for layer, state in saved:
+        for name, value in state.items():
+            setattr(layer, name, np.copy(value))
 
 
 @contextmanager
 def frozen_running_stats(model):
-    """Context manager: whatever runs inside leaves every BN layer's running statistics as it was.
+    """Context manager: whatever runs inside leaves every layer's running statistics as it was.
+
+    Covers every layer that declares ``running_stat_names`` (BatchNorm and its variants
+    such as Batch Renorm), at any depth; they are restored even if the block raises.
 
     Examples
     --------
@@ -103,12 +171,11 @@ def frozen_running_stats(model):
 
     Introduced in notebook 06.
     """
-    saved = [(bn, bn.running_mean.copy(), bn.running_var.copy()) for bn in batchnorm_layers(model)]
+    saved = save_running_stats(model)
     try:
         yield model
     finally:
-        for bn, mean, var in saved:
-            bn.running_mean, bn.running_var = mean, var
+        restore_running_stats(saved)
 
 
 def batch_stats_forward(model, X):

@@ -1,30 +1,25 @@
 """Layers with one small interface, enough to build and train an MLP in NumPy.
 
-Every layer has ``forward(x) -> out`` and ``backward(dout) -> dx``; layers with
-parameters expose them in ``params()`` and their gradients (after ``backward``) in
-``grads()``, both dicts keyed by the same names. ``train()`` and ``eval()`` switch the
-mode (only ``BatchNorm`` behaves differently) and return the layer, so
-``model.eval()`` chains. The maths lives in the pure functions of
-``bnutils.batchnorm``; the classes only keep state.
+Every layer has ``forward(x) -> out`` and ``backward(dout) -> dx``; a layer declares its
+parameters once, by name, in ``param_names`` (gradient of ``p``: attribute ``"d" + p``),
+and ``Layer`` turns that into ``params()`` and ``grads()``, dicts keyed by the same
+names. ``train()`` and ``eval()`` switch the mode (only normalization layers such as
+``bnutils.batchnorm.BatchNorm`` behave differently) and return the layer, so
+``model.eval()`` chains. Each normalization layer lives beside its pure functions
+(``BatchNorm`` in ``bnutils.batchnorm``); this module holds the base class, ``Linear``,
+the activations, ``Sequential`` and the losses.
 
 Introduced in notebook 01 (Linear, Sequential, first trained), notebook 02
-(activations), notebook 03 (BatchNorm) and notebook 05 (training).
+(activations) and notebook 05 (training).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_float_array, check_finite, check_fraction, check_positive
-from .batchnorm import (
-    batchnorm_backward,
-    batchnorm_forward,
-    batchnorm_inference,
-    update_running_stats,
-)
+from ._validation import as_float_array, check_dout, check_finite, check_int, check_positive
 
 __all__ = [
-    "BatchNorm",
     "Layer",
     "Linear",
     "ReLU",
@@ -32,32 +27,83 @@ __all__ = [
     "Sigmoid",
     "Tanh",
     "accuracy",
+    "iter_layers",
     "mse_loss",
     "softmax_cross_entropy",
 ]
 
 
 class Layer:
-    """Base class: no parameters, a ``training`` flag, ``train()``/``eval()``."""
+    """Base class: parameters declared once by name, a ``training`` flag, sub-layers.
 
+    A subclass lists its parameter attributes in ``param_names`` (the gradient of
+    parameter ``p`` is the attribute ``"d" + p``, set by ``backward``) and the state a
+    training-mode forward updates in ``running_stat_names``; ``params()``, ``grads()``,
+    ``train()`` and ``eval()`` are written once here and recurse into ``children()``.
+
+    Attributes
+    ----------
+    param_names : tuple of str
+        Names of the parameter attributes, e.g. ``("W", "b")``; an attribute that is
+        ``None`` (a ``Linear`` without bias) is skipped.
+    running_stat_names : tuple of str
+        Names of the non-learned state a training-mode forward updates, e.g.
+        ``("running_mean", "running_var")`` (see ``bnutils.inference``).
+    training : bool
+        The mode; ``train()`` and ``eval()`` set it.
+
+    Introduced in notebook 02.
+    """
+
+    param_names: tuple = ()
+    running_stat_names: tuple = ()
     training: bool = True
 
+    def children(self) -> list:
+        """The sub-layers (none for a plain layer; ``Sequential`` returns its layers)."""
+        return []
+
     def params(self) -> dict:
-        """Parameter arrays by name (the live arrays, updated in place by SGD)."""
-        return {}
+        """Parameter arrays by name (the live arrays, updated in place by SGD).
+
+        A layer's own parameters are keyed by their names; those of its ``i``-th child
+        by ``"{i}.{name}"``, so a ``Sequential`` gives ``"0.W"``, ``"1.gamma"``, ….
+        """
+        own = {}
+        for name in self.param_names:
+            value = getattr(self, name)
+            if value is not None:
+                own[name] = value
+        for i, child in enumerate(self.children()):
+            own.update({f"{i}.{k}": v for k, v in child.params().items()})
+        return own
 
     def grads(self) -> dict:
-        """Gradients of the parameters from the last ``backward``, by the same names."""
-        return {}
+        """Gradients of the parameters from the last ``backward``, keyed like ``params()``."""
+        own = {}
+        for name in self.param_names:
+            if getattr(self, name) is None:
+                continue
+            grad = getattr(self, "d" + name, None)
+            if grad is None:
+                raise RuntimeError(f"{type(self).__name__}.grads() called before backward")
+            own[name] = grad
+        for i, child in enumerate(self.children()):
+            own.update({f"{i}.{k}": v for k, v in child.grads().items()})
+        return own
 
     def train(self):
-        """Switch to training mode; returns ``self``."""
+        """Switch this layer and its sub-layers to training mode; returns ``self``."""
         self.training = True
+        for child in self.children():
+            child.train()
         return self
 
     def eval(self):
-        """Switch to evaluation mode; returns ``self``."""
+        """Switch this layer and its sub-layers to evaluation mode; returns ``self``."""
         self.training = False
+        for child in self.children():
+            child.eval()
         return self
 
     def __call__(self, x):
@@ -71,15 +117,31 @@ class Layer:
         if getattr(self, attr, None) is None:
             raise RuntimeError(f"{type(self).__name__}.grads() called before backward")
 
-    @staticmethod
-    def _check_dout(dout, shape):
-        """``dout`` as a float array of the forward output's shape (no silent broadcasting)."""
-        dout = as_float_array(dout, "dout")
-        if dout.shape != tuple(shape):
-            raise ValueError(f"dout must have the shape of the forward output, {tuple(shape)}; "
-                             f"got {dout.shape}")
-        check_finite(dout, "dout")
-        return dout
+
+def iter_layers(model):
+    """Yield ``model`` and every layer inside it, depth first, in forward order.
+
+    Parameters
+    ----------
+    model : Layer
+        A layer or a container of layers (``Sequential``, ``Residual``, …), found through
+        ``children()``.
+
+    Examples
+    --------
+    >>> net = Sequential(Linear(2, 2, rng=0), Sequential(ReLU(), Tanh()))
+    >>> [type(layer).__name__ for layer in iter_layers(net)]
+    ['Sequential', 'Linear', 'Sequential', 'ReLU', 'Tanh']
+
+    Introduced in notebook 06.
+    """
+    if not (hasattr(model, "forward") and hasattr(model, "backward")):
+        raise TypeError(f"model must be a layer with forward/backward (a Sequential, a BatchNorm, "
+                        f"…), got {type(model).__name__}")
+    yield model
+    children = getattr(model, "children", None)
+    for child in (children() if children is not None else []):
+        yield from iter_layers(child)
 
 
 class Linear(Layer):
@@ -102,6 +164,8 @@ class Linear(Layer):
     ----------
     W : ndarray, shape (in_features, out_features)
     b : ndarray, shape (out_features,) or None
+    dW, db : ndarray or None
+        Set by ``backward``.
 
     Examples
     --------
@@ -112,11 +176,12 @@ class Linear(Layer):
     Introduced in notebook 02.
     """
 
+    param_names = ("W", "b")
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True, init="he",
                  rng=None, dtype=np.float64):
-        for name, v in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        in_features = check_int(in_features, "in_features")
+        out_features = check_int(out_features, "out_features")
         if isinstance(init, str):
             stds = {"he": np.sqrt(2.0 / in_features), "xavier": np.sqrt(1.0 / in_features)}
             if init not in stds:
@@ -125,21 +190,15 @@ class Linear(Layer):
         else:
             std = check_positive(init, "init (the weight standard deviation)")
         rng = np.random.default_rng(rng)
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features, self.out_features = in_features, out_features
         self.W = (rng.standard_normal((in_features, out_features)) * std).astype(dtype)
         self.b = np.zeros(out_features, dtype) if bias else None
         self._x = None
         self.dW = self.db = None
 
-    def params(self):
-        return {"W": self.W} if self.b is None else {"W": self.W, "b": self.b}
-
-    def grads(self):
-        self._need_backward("dW")
-        return {"W": self.dW} if self.b is None else {"W": self.dW, "b": self.db}
-
     def forward(self, x):
         """x: (N, in_features) -> out: (N, out_features)."""
+        self._x = None                 # a forward that raises leaves no stale cache
         x = as_float_array(x, "x")
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"Linear({self.in_features}, {self.out_features}) expects x of shape "
@@ -152,7 +211,7 @@ class Linear(Layer):
     def backward(self, dout):
         """dout: (N, out_features) -> dx: (N, in_features); sets ``dW`` and ``db``."""
         self._need_forward("_x")
-        dout = self._check_dout(dout, (self._x.shape[0], self.out_features))
+        dout = check_dout(dout, (self._x.shape[0], self.out_features), of="the forward output")
         self.dW = self._x.T @ dout
         if self.b is not None:
             self.db = dout.sum(axis=0)
@@ -160,109 +219,6 @@ class Linear(Layer):
 
     def __repr__(self):
         return f"Linear({self.in_features}, {self.out_features}, bias={self.b is not None})"
-
-
-class BatchNorm(Layer):
-    """Batch Normalization layer: batch statistics in training, running ones in eval.
-
-    A thin stateful wrapper around ``batchnorm_forward``/``batchnorm_backward`` (train)
-    and ``batchnorm_inference`` (eval). Works on (N, D) and (N, C, H, W) inputs.
-
-    Parameters
-    ----------
-    num_features : int
-        D or C.
-    eps : float, optional
-    momentum : float in [0, 1], optional
-        PyTorch's convention: ``running = (1 - momentum) * running + momentum * batch``.
-    dtype : numpy dtype, optional
-
-    Attributes
-    ----------
-    gamma, beta : ndarray, shape (num_features,)
-        Learned; start at 1 and 0.
-    running_mean, running_var : ndarray, shape (num_features,)
-        Not learned: updated in every training-mode forward; start at 0 and 1.
-    dgamma, dbeta : ndarray, shape (num_features,)
-        Set by ``backward``.
-
-    Examples
-    --------
-    >>> bn = BatchNorm(2)
-    >>> out = bn.forward(np.array([[1.0, 2.0], [3.0, 6.0]]))
-    >>> np.round(bn.running_mean, 3)
-    array([0.2, 0.4])
-    >>> bn.eval().forward(np.array([[1.0, 2.0]])).shape
-    (1, 2)
-
-    Introduced in notebook 03.
-    """
-
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
-                 dtype=np.float64):
-        if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)):
-            raise TypeError(f"num_features must be an integer, got {num_features!r}")
-        if num_features < 1:
-            raise ValueError(f"num_features must be ≥ 1, got {num_features}")
-        self.num_features = int(num_features)
-        self.eps = check_positive(eps, "eps")
-        self.momentum = check_fraction(momentum, "momentum")
-        self.gamma = np.ones(num_features, dtype)
-        self.beta = np.zeros(num_features, dtype)
-        self.running_mean = np.zeros(num_features, dtype)
-        self.running_var = np.ones(num_features, dtype)
-        self.training = True
-        self._cache = None
-        self._eval_scale = None
-        self.dgamma = self.dbeta = None
-
-    def params(self):
-        return {"gamma": self.gamma, "beta": self.beta}
-
-    def grads(self):
-        self._need_backward("dgamma")
-        return {"gamma": self.dgamma, "beta": self.dbeta}
-
-    def _check_width(self, x):
-        if x.ndim not in (2, 4) or x.shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm(num_features={self.num_features}) expects x of shape "
-                             f"(N, {self.num_features}) or (N, {self.num_features}, H, W); "
-                             f"got {x.shape}")
-
-    def forward(self, x):
-        """Normalize ``x``; in training mode also update the running statistics."""
-        x = as_float_array(x, "x")
-        self._check_width(x)
-        if self.training:
-            out, cache = batchnorm_forward(x, self.gamma, self.beta, self.eps)
-            self.running_mean, self.running_var = update_running_stats(
-                self.running_mean, self.running_var, cache, self.momentum)
-            self._cache, self._eval_scale = cache, None
-            return out
-        out = batchnorm_inference(x, self.gamma, self.beta, self.running_mean,
-                                  self.running_var, self.eps)
-        # Eval-mode BN is an affine map; keep what its backward needs (frozen-BN fine-tuning).
-        inv_std = 1.0 / np.sqrt(self.running_var + self.eps)
-        axes = (0,) if out.ndim == 2 else (0, 2, 3)
-        shape = (1, -1) if out.ndim == 2 else (1, -1, 1, 1)
-        x_hat = (x - self.running_mean.reshape(shape)) * inv_std.reshape(shape)
-        self._cache, self._eval_scale = None, (x_hat, inv_std, axes, shape)
-        return out
-
-    def backward(self, dout):
-        """Gradient w.r.t. the input; sets ``dgamma`` and ``dbeta``."""
-        if self._cache is not None:
-            dx, self.dgamma, self.dbeta = batchnorm_backward(dout, self._cache)
-            return dx
-        self._need_forward("_eval_scale")
-        x_hat, inv_std, axes, shape = self._eval_scale
-        dout = self._check_dout(dout, x_hat.shape)
-        self.dbeta = dout.sum(axis=axes)
-        self.dgamma = np.sum(dout * x_hat, axis=axes)
-        return dout * (self.gamma * inv_std).reshape(shape)
-
-    def __repr__(self):
-        return f"BatchNorm({self.num_features}, eps={self.eps:g}, momentum={self.momentum:g})"
 
 
 class ReLU(Layer):
@@ -280,13 +236,14 @@ class ReLU(Layer):
     """
 
     def forward(self, x):
+        self._mask = None
         x = as_float_array(x, "x")
         self._mask = x > 0
         return np.where(self._mask, x, x.dtype.type(0))
 
     def backward(self, dout):
         self._need_forward("_mask")
-        return self._check_dout(dout, self._mask.shape) * self._mask
+        return check_dout(dout, self._mask.shape, of="the forward output") * self._mask
 
     def __repr__(self):
         return "ReLU()"
@@ -307,6 +264,7 @@ class Sigmoid(Layer):
     """
 
     def forward(self, x):
+        self._out = None
         x = as_float_array(x, "x")
         # exp of a non-positive number never overflows: use the form that needs one.
         e = np.exp(-np.abs(x))
@@ -315,7 +273,7 @@ class Sigmoid(Layer):
 
     def backward(self, dout):
         self._need_forward("_out")
-        return self._check_dout(dout, self._out.shape) * self._out * (1.0 - self._out)
+        return check_dout(dout, self._out.shape, of="the forward output") * self._out * (1.0 - self._out)
 
     def __repr__(self):
         return "Sigmoid()"
@@ -336,12 +294,13 @@ class Tanh(Layer):
     """
 
     def forward(self, x):
+        self._out = None
         self._out = np.tanh(as_float_array(x, "x"))
         return self._out
 
     def backward(self, dout):
         self._need_forward("_out")
-        return self._check_dout(dout, self._out.shape) * (1.0 - self._out**2)
+        return check_dout(dout, self._out.shape, of="the forward output") * (1.0 - self._out**2)
 
     def __repr__(self):
         return "Tanh()"
@@ -356,7 +315,7 @@ class Sequential(Layer):
 
     Examples
     --------
-    >>> net = Sequential(Linear(4, 8, rng=0), BatchNorm(8), ReLU(), Linear(8, 3, rng=1))
+    >>> net = Sequential(Linear(4, 8, rng=0), ReLU(), Linear(8, 8, rng=1), Linear(8, 3, rng=2))
     >>> net.forward(np.ones((5, 4))).shape
     (5, 3)
     >>> len(net.outputs)
@@ -386,23 +345,8 @@ class Sequential(Layer):
             dout = layer.backward(dout)
         return dout
 
-    def train(self):
-        self.training = True
-        for layer in self.layers:
-            layer.train()
-        return self
-
-    def eval(self):
-        self.training = False
-        for layer in self.layers:
-            layer.eval()
-        return self
-
-    def params(self):
-        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params().items()}
-
-    def grads(self):
-        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads().items()}
+    def children(self):
+        return list(self.layers)
 
     def __getitem__(self, i):
         return self.layers[i]

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .layers import BatchNorm, Layer, Sequential, softmax_cross_entropy
+from .batchnorm import BatchNorm
+from .layers import Layer, Sequential, softmax_cross_entropy
 from .models import make_mlp
 from .training import evaluate, one_blas_thread, train
 

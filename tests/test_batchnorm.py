@@ -23,6 +23,7 @@ from bnutils import (
     rel_error,
     update_running_stats,
 )
+from bnutils.batchnorm import batchnorm_inference_backward
 from bnutils.data import seed_example_5x3
 
 SHAPES = [(6, 3), (4, 5), (3, 2, 3, 2), (2, 3, 2, 4)]
@@ -322,6 +323,23 @@ def test_inference_is_per_sample_and_accepts_a_batch_of_one():
                                    rtol=1e-14)
 
 
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_inference_backward_matches_numerical_gradient(shape):
+    x, gamma, beta, dout = make_batch(shape, seed=13)
+    C = x.shape[1]
+    rm, rv = np.linspace(-1, 1, C), np.linspace(0.5, 2, C)
+
+    def loss_of(x_, g_, b_):
+        return float(np.sum(batchnorm_inference(x_, g_, b_, rm, rv) * dout))
+
+    dx, dgamma, dbeta = batchnorm_inference_backward(dout, x, gamma, rm, rv)
+    assert rel_error(dx, numerical_gradient(lambda v: loss_of(v, gamma, beta), x.copy())) < 1e-7
+    assert rel_error(dgamma, numerical_gradient(lambda v: loss_of(x, v, beta), gamma.copy())) < 1e-7
+    assert rel_error(dbeta, numerical_gradient(lambda v: loss_of(x, gamma, v), beta.copy())) < 1e-7
+    with pytest.raises(ValueError, match="dout must have the shape of the forward input x"):
+        batchnorm_inference_backward(dout[:1], x, gamma, rm, rv)
+
+
 def test_inference_accepts_zero_running_variance():
     out = batchnorm_inference(np.array([[1.0], [3.0]]), [1.0], [0.0], [1.0], [0.0], eps=1e-2)
     np.testing.assert_allclose(out, [[0.0], [20.0]])
@@ -361,6 +379,42 @@ def test_update_running_stats_momentum_extremes_and_several_steps():
         exp_v = 0.7 * exp_v + 0.3 * b.var(0, ddof=1)
     np.testing.assert_allclose(rm, exp_m, rtol=1e-12)
     np.testing.assert_allclose(rv, exp_v, rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_update_running_stats_from_mean_var_and_count_equals_the_cache_form(shape):
+    x, gamma, beta, _ = make_batch(shape, seed=24)
+    C = x.shape[1]
+    _, cache = batchnorm_forward(x, gamma, beta)
+    f = flat_channels(x)
+    rm0, rv0 = np.linspace(-1, 1, C), np.linspace(0.5, 2, C)
+    from_cache = update_running_stats(rm0, rv0, cache, momentum=0.25)
+    from_stats = update_running_stats(rm0, rv0, momentum=0.25, mean=f.mean(0), var=f.var(0),
+                                      count=f.shape[0])
+    for a, b in zip(from_cache, from_stats):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    np.testing.assert_allclose(from_stats[1], 0.75 * rv0 + 0.25 * f.var(0, ddof=1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, err, match", [
+    ({}, TypeError, "needs a cache, or all of mean, var and count .missing: count, mean, var"),
+    ({"mean": np.zeros(2), "var": np.ones(2)}, TypeError, "missing: count"),
+    ({"mean": np.zeros(2), "var": np.ones(2), "count": 1}, ValueError, "count must be ≥ 2, got 1"),
+    ({"mean": np.zeros(2), "var": np.ones(2), "count": 4.0}, TypeError, "count must be an integer"),
+    ({"mean": np.zeros(2), "var": -np.ones(2), "count": 4}, ValueError, "var must be ≥ 0"),
+    ({"mean": np.zeros(2), "var": np.ones(3), "count": 4}, ValueError, r"var must have shape \(2,\)"),
+    ({"mean": np.zeros(3), "var": np.ones(3), "count": 4}, ValueError,
+     r"running_mean must have shape \(3,\)"),
+])
+def test_update_running_stats_mean_form_rejects_bad_input(kwargs, err, match):
+    with pytest.raises(err, match=match):
+        update_running_stats(np.zeros(2), np.ones(2), **kwargs)
+
+
+def test_update_running_stats_refuses_a_cache_and_statistics_together():
+    _, cache = batchnorm_forward(np.array([[0.0], [2.0]]), np.ones(1), np.zeros(1))
+    with pytest.raises(TypeError, match="either cache or mean, var and count, not both"):
+        update_running_stats(np.zeros(1), np.ones(1), cache, mean=np.zeros(1))
 
 
 def test_update_running_stats_returns_new_arrays():

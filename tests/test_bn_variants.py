@@ -33,7 +33,7 @@ from bnutils.bn_variants import (
     weightnorm_backward,
     weightnorm_forward,
 )
-from bnutils.layers import BatchNorm
+from bnutils.batchnorm import BatchNorm
 
 RNG = np.random.default_rng(7)
 

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
+from bnutils.batchnorm import BatchNorm
 from bnutils.checks import training as check
 from bnutils.experiments import is_stable
-from bnutils.layers import BatchNorm, Linear, Sequential
+from bnutils.layers import Linear, Sequential
 from bnutils.training import train
 
 # ----------------------------------------------------------------------------- Exercise 5.1

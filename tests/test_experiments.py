@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from bnutils import experiments as ex
+from bnutils.batchnorm import BatchNorm
 from bnutils.data import load_digits_split
-from bnutils.layers import BatchNorm
 from bnutils.models import make_mlp
 from bnutils.training import TrainingHistory
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from bnutils import batchnorm_forward, update_running_stats
+from bnutils.batchnorm import BatchNorm
 from bnutils.inference import (
     batch_stats_forward,
     batchnorm_layers,
@@ -11,9 +12,12 @@ from bnutils.inference import (
     frozen_running_stats,
     moving_vs_precise,
     recalibrate_batchnorm,
+    restore_running_stats,
     running_average,
+    running_stat_layers,
+    save_running_stats,
 )
-from bnutils.layers import BatchNorm, Linear, ReLU, Sequential
+from bnutils.layers import Layer, Linear, ReLU, Sequential
 from bnutils.models import make_mlp
 from bnutils.training import train
 
@@ -191,3 +195,87 @@ def test_moving_vs_precise_early_lag_and_identical_weights():
     assert slow["moving"][0] < slow["precise"][0] - 0.2
     with pytest.raises(ValueError, match="checkpoints"):
         moving_vs_precise(data, [0, 5])
+
+
+# --------------------------------------------------------------------------- save / restore / freeze,
+# generic over every layer that declares running_stat_names (issue 13's bug: BatchRenorm)
+
+
+class _Counter(Layer):
+    """A layer that is not a BatchNorm but keeps running state, like a variant would."""
+
+    running_stat_names = ("running_mean", "steps")
+
+    def __init__(self):
+        self.running_mean, self.steps = np.zeros(2), np.zeros(())
+
+    def forward(self, x):
+        if self.training:
+            self.running_mean = self.running_mean + np.asarray(x).mean(axis=0)
+            self.steps = self.steps + 1
+        return x
+
+    def backward(self, dout):
+        return dout
+
+
+def _variant_layers():
+    from bnutils.bn_variants import BatchRenorm, NoisyBatchNorm, ShardedBatchNorm
+    return [BatchNorm(3), BatchRenorm(3), ShardedBatchNorm(3, num_devices=2),
+            NoisyBatchNorm(3, rng=0), _Counter3()]
+
+
+class _Counter3(_Counter):
+    def __init__(self):
+        self.running_mean, self.steps = np.zeros(3), np.zeros(())
+
+
+@pytest.mark.parametrize("make", range(5), ids=["BatchNorm", "BatchRenorm", "ShardedBatchNorm",
+                                                  "NoisyBatchNorm", "custom-layer"])
+def test_frozen_running_stats_covers_every_layer_with_running_statistics(make):
+    layer = _variant_layers()[make]
+    # nested one level deeper too: the walk goes through children(), not only .layers
+    net = Sequential(Linear(2, 3, rng=0), Sequential(layer, ReLU()))
+    assert running_stat_layers(net) == [layer]
+    names = layer.running_stat_names
+    before = {n: np.copy(getattr(layer, n)) for n in names}
+    x = np.random.default_rng(1).normal(3.0, 2.0, size=(8, 2))
+    with frozen_running_stats(net):
+        net.forward(x)
+        assert any(not np.array_equal(getattr(layer, n), before[n]) for n in names)
+    for n in names:
+        np.testing.assert_array_equal(getattr(layer, n), before[n])
+    net.forward(x)                      # outside the block the statistics move again
+    assert any(not np.array_equal(getattr(layer, n), before[n]) for n in names)
+
+
+def test_frozen_running_stats_with_batch_renorm_regression():
+    """The bug of issue 13: BatchRenorm is not a BatchNorm, and was left out."""
+    from bnutils.bn_variants import BatchRenorm
+    net = Sequential(Linear(4, 3, rng=0), BatchRenorm(3))
+    with frozen_running_stats(net):
+        net.forward(np.random.default_rng(0).normal(5.0, 1.0, size=(6, 4)))
+    np.testing.assert_array_equal(net[1].running_mean, np.zeros(3))
+    np.testing.assert_array_equal(net[1].running_var, np.ones(3))
+
+
+def test_save_and_restore_running_stats_copy_and_can_restore_twice():
+    net = _net()
+    saved = save_running_stats(net)
+    assert [layer for layer, _ in saved] == running_stat_layers(net) == batchnorm_layers(net)
+    x = np.random.default_rng(3).normal(size=(6, 5))
+    for _ in range(2):
+        net.forward(x)
+        restore_running_stats(saved)
+        for layer in batchnorm_layers(net):
+            np.testing.assert_array_equal(layer.running_mean, 0.0)
+            np.testing.assert_array_equal(layer.running_var, 1.0)
+    # restoring hands out copies: changing the layer in place leaves `saved` intact
+    batchnorm_layers(net)[0].running_mean += 1.0
+    restore_running_stats(saved)
+    np.testing.assert_array_equal(batchnorm_layers(net)[0].running_mean, 0.0)
+
+
+def test_running_stat_layers_refuses_what_is_not_a_layer():
+    with pytest.raises(TypeError, match="model must be a layer"):
+        running_stat_layers([BatchNorm(2)])

@@ -24,6 +24,7 @@ from bnutils import (
     softmax_cross_entropy,
     update_running_stats,
 )
+from bnutils.layers import Layer, iter_layers
 
 
 def batches(shape, n, seed=0, loc=2.0, scale=3.0):
@@ -310,3 +311,82 @@ def test_mse_loss_and_accuracy():
     assert rel_error(d, numerical_gradient(lambda p: mse_loss(p, target)[0], pred)) < 1e-9
     logits = np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]])
     assert accuracy(logits, np.array([0, 1, 1])) == pytest.approx(2 / 3)
+
+
+# --------------------------------------------------------------------------- the Layer base
+
+
+def test_params_and_grads_come_from_param_names():
+    class Scale(Layer):
+        param_names = ("a", "c")
+
+        def __init__(self):
+            self.a, self.c = np.ones(2), None         # None: skipped (like a missing bias)
+            self.da = None
+
+        def forward(self, x):
+            self._x = x
+            return x * self.a
+
+        def backward(self, dout):
+            self.da = (dout * self._x).sum(axis=0)
+            return dout * self.a
+
+    layer = Scale()
+    assert list(layer.params()) == ["a"] and layer.params()["a"] is layer.a
+    with pytest.raises(RuntimeError, match=r"Scale.grads\(\) called before backward"):
+        layer.grads()
+    layer.forward(np.ones((3, 2)))
+    layer.backward(np.ones((3, 2)))
+    np.testing.assert_array_equal(layer.grads()["a"], [3.0, 3.0])
+    assert Layer().params() == {} and Layer().grads() == {}
+
+
+def test_linear_params_follow_the_bias_flag():
+    with_bias, without = Linear(3, 2, rng=0), Linear(3, 2, bias=False, rng=0)
+    assert list(with_bias.params()) == ["W", "b"] and list(without.params()) == ["W"]
+    for layer in (with_bias, without):
+        layer.forward(np.ones((4, 3)))
+        layer.backward(np.ones((4, 2)))
+        assert list(layer.grads()) == list(layer.params())
+        assert layer.grads()["W"] is layer.dW
+
+
+def test_sequential_keys_and_modes_recurse_through_children():
+    inner = Sequential(Linear(2, 2, rng=1), BatchNorm(2))
+    net = Sequential(Linear(3, 2, rng=0), inner, Tanh())
+    assert net.children() == net.layers and net.children() is not net.layers
+    assert list(net.params()) == ["0.W", "0.b", "1.0.W", "1.0.b", "1.1.gamma", "1.1.beta"]
+    assert net.params()["1.1.gamma"] is inner[1].gamma
+    net.eval()
+    assert not any(layer.training for layer in iter_layers(net))
+    net.train()
+    assert all(layer.training for layer in iter_layers(net))
+    assert [type(la).__name__ for la in iter_layers(net)] == [
+        "Sequential", "Linear", "Sequential", "Linear", "BatchNorm", "Tanh"]
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    net.backward(np.ones_like(net.forward(x)[:, :2]))
+    assert list(net.grads()) == list(net.params())
+
+
+def test_iter_layers_refuses_what_is_not_a_layer():
+    with pytest.raises(TypeError, match="model must be a layer"):
+        list(iter_layers("net"))
+
+
+@pytest.mark.parametrize("make, good, bad", [
+    (lambda: Linear(3, 2, rng=0), np.ones((4, 3)), np.ones((4, 5))),
+    (lambda: BatchNorm(3), np.ones((4, 3)) + np.arange(3), np.ones((4, 5))),
+    (lambda: BatchNorm(3).eval(), np.ones((4, 3)), np.ones((4, 5))),
+    (ReLU, np.ones((4, 3)), "not numbers"),
+    (Sigmoid, np.ones((4, 3)), "not numbers"),
+    (Tanh, np.ones((4, 3)), "not numbers"),
+])
+def test_a_forward_that_raises_leaves_no_stale_cache(make, good, bad):
+    layer = make()
+    out = layer.forward(good)
+    layer.backward(np.ones_like(out))            # works after the good forward
+    with pytest.raises((ValueError, TypeError)):
+        layer.forward(bad)
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        layer.backward(np.ones_like(out))        # not the good forward's gradient

@@ -9,13 +9,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from bnutils import batchnorm_forward, groupnorm_forward  # noqa: E402
+from bnutils.batchnorm import BatchNorm  # noqa: E402
 from bnutils.bn_variants import (  # noqa: E402
     NoisyBatchNorm,
     ShardedBatchNorm,
     instancenorm_forward,
 )
 from bnutils.data import load_digits_split  # noqa: E402
-from bnutils.layers import BatchNorm  # noqa: E402
 from bnutils.limits import (  # noqa: E402
     PercentileRecorder,
     active_per_step,

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..batchnorm import batchnorm_forward, batchnorm_inference, update_running_stats
+from ..batchnorm import BatchNorm, batchnorm_forward, batchnorm_inference, update_running_stats
 from ..folding import fold_batchnorm
-from ..layers import BatchNorm, Linear, ReLU, Sequential
+from ..layers import Linear, ReLU, Sequential
 from ._core import Failed, diagnose, fmt_err, self_check
 
 __all__ = ["fold_linear_bn", "predict", "update_running"]

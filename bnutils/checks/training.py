@@ -12,8 +12,9 @@ import functools
 
 import numpy as np
 
+from ..batchnorm import BatchNorm
 from ..experiments import is_stable, largest_stable_lr
-from ..layers import BatchNorm, Linear, ReLU, Sequential, Sigmoid, Tanh
+from ..layers import Linear, ReLU, Sequential, Sigmoid, Tanh
 from ..models import make_mlp
 from ..training import TrainingHistory, one_blas_thread
 from ._core import Failed, self_check
