@@ -1,22 +1,23 @@
-"""The alternatives to Batch Normalization, and the layers notebook 07's experiments need.
+"""Variants of Batch Normalization that keep the batch statistics but change how they are
+used, and Weight Normalization, which normalizes the weights instead.
 
-Same contract as ``bnutils.batchnorm``: ``out, cache = *_forward(...)`` and
-``dx, ... = *_backward(dout, cache)``; biased variance, ε inside the square root,
-read-only caches, inputs never modified, bad input raises ``ValueError``/``TypeError``.
-
-* ``instancenorm_forward/backward`` — per sample *and* per channel over (H, W)
-  (Ulyanov, Vedaldi & Lempitsky 2016).
-* ``rmsnorm_forward/backward`` — per sample, divide by the root mean square, no centring
-  (Zhang & Sennrich 2019).
 * ``batchrenorm_forward/backward`` and the ``BatchRenorm`` layer — BN corrected towards
   the running statistics by ``r`` and ``d`` (Ioffe 2017).
-* ``weightnorm_forward/backward`` and ``WeightNormLinear`` — ``W = g · v / ‖v‖``
-  (Salimans & Kingma 2016).
-* ``NoisyBatchNorm`` — BN followed by random shifts and scales that change at every
-  step: the "noisy BN" of Santurkar et al. 2018.
 * ``device_sums``, ``sync_batch_stats``, ``sharded_batchnorm_forward/backward`` and
   ``ShardedBatchNorm`` — BN on a batch split across simulated devices, with per-device
   or synchronized (SyncBN) statistics.
+* ``NoisyBatchNorm`` — BN followed by random shifts and scales that change at every
+  step: the "noisy BN" of Santurkar et al. 2018.
+* ``weightnorm_forward/backward`` and ``WeightNormLinear`` — ``W = g · v / ‖v‖``
+  (Salimans & Kingma 2016).
+
+The batch-independent normalizations (LayerNorm, GroupNorm, InstanceNorm, RMSNorm) are
+in ``bnutils.normalization``. Same contract as ``bnutils.batchnorm``:
+``out, cache = *_forward(...)`` and ``dx, ... = *_backward(dout, cache)``; biased
+variance, ε inside the square root, read-only caches, inputs never modified, bad input
+raises ``ValueError``/``TypeError``. Every layer here that keeps running statistics
+updates them with ``bnutils.batchnorm.update_running_stats``, the one momentum and
+unbiased-variance rule, and lists them in ``running_stat_names``.
 
 Introduced in notebook 07.
 """
@@ -29,21 +30,30 @@ import numpy as np
 
 from ._validation import (
     as_float_array,
+    check_cache,
+    check_dout,
     check_finite,
     check_fraction,
+    check_int,
     check_ndim,
     check_param,
     check_positive,
+    per_channel,
+    read_only,
 )
-from .batchnorm import BatchNorm, batchnorm_forward, batchnorm_inference
+from .batchnorm import (
+    BatchNorm,
+    batchnorm_forward,
+    batchnorm_inference,
+    batchnorm_inference_backward,
+    update_running_stats,
+)
 from .layers import Layer
 
 __all__ = [
     "BatchRenorm",
     "BatchRenormCache",
-    "InstanceNormCache",
     "NoisyBatchNorm",
-    "RMSNormCache",
     "ShardedBatchNorm",
     "ShardedBatchNormCache",
     "WeightNormCache",
@@ -51,236 +61,12 @@ __all__ = [
     "batchrenorm_backward",
     "batchrenorm_forward",
     "device_sums",
-    "instancenorm_backward",
-    "instancenorm_forward",
-    "rmsnorm_backward",
-    "rmsnorm_forward",
     "sharded_batchnorm_backward",
     "sharded_batchnorm_forward",
     "sync_batch_stats",
     "weightnorm_backward",
     "weightnorm_forward",
 ]
-
-
-def _freeze(obj, names):
-    """Replace the named array attributes of a frozen dataclass by read-only views."""
-    for name in names:
-        view = np.asarray(getattr(obj, name)).view()
-        view.flags.writeable = False  # the caller's array stays writable
-        object.__setattr__(obj, name, view)
-
-
-def _check_dout(dout, shape, dtype):
-    dout = as_float_array(dout, "dout", dtype=dtype)
-    if dout.shape != shape:
-        raise ValueError(f"dout must have the shape of the forward input x, {shape}; got {dout.shape}")
-    check_finite(dout, "dout")
-    return dout
-
-
-def _check_cache(cache, cls, producer):
-    if not isinstance(cache, cls):
-        raise TypeError(f"cache must be the {cls.__name__} returned by {producer}, "
-                        f"got {type(cache).__name__}")
-
-
-def _per_channel(v, ndim):
-    """(D,) -> (1, D) or (C,) -> (1, C, 1, 1), to broadcast against x."""
-    return v.reshape(1, -1) if ndim == 2 else v.reshape(1, -1, 1, 1)
-
-
-def _check_int(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be ≥ {minimum}, got {value}")
-    return int(value)
-
-
-# ----------------------------------------------------------------------------- InstanceNorm
-@dataclass(frozen=True)
-class InstanceNormCache:
-    """Read-only cache of ``instancenorm_forward``: ``x_hat`` (N, C, H, W), ``gamma`` (C,),
-    ``inv_std`` (N, C, 1, 1), ``eps``."""
-
-    x_hat: np.ndarray
-    gamma: np.ndarray
-    inv_std: np.ndarray
-    eps: float
-
-    def __post_init__(self):
-        _freeze(self, ("x_hat", "gamma", "inv_std"))
-
-
-def instancenorm_forward(x, gamma, beta, eps: float = 1e-5):
-    """Instance Normalization: normalize each sample's each channel over its H·W positions.
-
-    ``x_hat[n, c] = (x[n, c] - mean(x[n, c])) / sqrt(var(x[n, c]) + eps)``,
-    ``out = gamma[c] * x_hat + beta[c]``. It is GroupNorm with one channel per group.
-
-    Parameters
-    ----------
-    x : array_like, shape (N, C, H, W)
-        Needs H·W ≥ 2 (a single position has no spread to normalize).
-    gamma, beta : array_like, shape (C,)
-    eps : float, optional
-
-    Returns
-    -------
-    out : ndarray, shape (N, C, H, W)
-    cache : InstanceNormCache
-
-    Examples
-    --------
-    >>> x = np.array([[[[1.0, 3.0]], [[10.0, 30.0]]]])      # (1, 2, 1, 2)
-    >>> out, _ = instancenorm_forward(x, np.ones(2), np.zeros(2))
-    >>> np.round(out, 4).reshape(2, 2)
-    array([[-1.,  1.],
-           [-1.,  1.]])
-
-    Introduced in notebook 07.
-    """
-    x = as_float_array(x, "x")
-    check_ndim(x, "x", (4,), "(N, C, H, W)")
-    check_finite(x, "x")
-    C = x.shape[1]
-    gamma = check_param(gamma, "gamma", C, "channel", x.dtype)
-    beta = check_param(beta, "beta", C, "channel", x.dtype)
-    eps = check_positive(eps, "eps")
-    if x.shape[2] * x.shape[3] < 2:
-        raise ValueError(f"instance norm needs at least 2 positions (H·W ≥ 2) per channel; "
-                         f"x has shape {x.shape}, so every output would be 0")
-    mean = x.mean(axis=(2, 3), keepdims=True)                      # (N, C, 1, 1)
-    xc = x - mean
-    var = np.mean(np.square(xc), axis=(2, 3), keepdims=True)        # biased
-    inv_std = 1.0 / np.sqrt(var + eps)
-    x_hat = xc * inv_std
-    out = x_hat * _per_channel(gamma, 4) + _per_channel(beta, 4)
-    return out, InstanceNormCache(x_hat=x_hat, gamma=gamma.copy(), inv_std=inv_std, eps=eps)
-
-
-def instancenorm_backward(dout, cache: InstanceNormCache):
-    """Backward pass of ``instancenorm_forward``.
-
-    The BN formula, with the sums taken over (H, W) of one sample and channel::
-
-        dx = inv_std / m · (m · g − Σ g − x_hat · Σ g · x_hat),   g = dout · gamma,  m = H·W
-
-    Parameters
-    ----------
-    dout : array_like, shape (N, C, H, W)
-    cache : InstanceNormCache
-
-    Returns
-    -------
-    dx : ndarray, shape (N, C, H, W)
-    dgamma, dbeta : ndarray, shape (C,)
-
-    Examples
-    --------
-    >>> x = np.arange(8.0).reshape(1, 2, 2, 2) ** 2
-    >>> out, cache = instancenorm_forward(x, np.ones(2), np.zeros(2))
-    >>> dx, dgamma, dbeta = instancenorm_backward(np.ones_like(x), cache)
-    >>> bool(np.abs(dx).max() < 1e-12)     # a constant upstream gradient is absorbed by the mean
-    True
-
-    Introduced in notebook 07.
-    """
-    _check_cache(cache, InstanceNormCache, "instancenorm_forward")
-    dout = _check_dout(dout, cache.x_hat.shape, cache.x_hat.dtype)
-    x_hat = cache.x_hat
-    m = x_hat.shape[2] * x_hat.shape[3]
-    dbeta = dout.sum(axis=(0, 2, 3))
-    dgamma = np.sum(dout * x_hat, axis=(0, 2, 3))
-    g = dout * _per_channel(cache.gamma, 4)
-    dx = (cache.inv_std / m) * (m * g - g.sum(axis=(2, 3), keepdims=True)
-                                - x_hat * np.sum(g * x_hat, axis=(2, 3), keepdims=True))
-    return dx, dgamma, dbeta
-
-
-# ----------------------------------------------------------------------------- RMSNorm
-@dataclass(frozen=True)
-class RMSNormCache:
-    """Read-only cache of ``rmsnorm_forward``: ``x_hat`` (N, D), ``gamma`` (D,),
-    ``inv_rms`` (N, 1), ``eps``."""
-
-    x_hat: np.ndarray
-    gamma: np.ndarray
-    inv_rms: np.ndarray
-    eps: float
-
-    def __post_init__(self):
-        _freeze(self, ("x_hat", "gamma", "inv_rms"))
-
-
-def rmsnorm_forward(x, gamma, eps: float = 1e-8):
-    """RMSNorm: divide each sample by the root mean square of its features; no centring.
-
-    ``rms[n] = sqrt(mean(x[n]²) + eps)``, ``x_hat = x / rms``, ``out = gamma * x_hat``.
-    Zhang & Sennrich (2019) keep LayerNorm's rescaling and drop its re-centring (and
-    the shift β): one statistic per sample instead of two.
-
-    Parameters
-    ----------
-    x : array_like, shape (N, D)
-    gamma : array_like, shape (D,)
-    eps : float, optional
-
-    Returns
-    -------
-    out : ndarray, shape (N, D)
-    cache : RMSNormCache
-
-    Examples
-    --------
-    >>> out, _ = rmsnorm_forward(np.array([[3.0, 4.0]]) , np.ones(2), eps=1e-12)
-    >>> np.round(out * np.sqrt(12.5), 4)                 # rms of (3, 4) is sqrt(12.5)
-    array([[3., 4.]])
-
-    Introduced in notebook 07.
-    """
-    x = as_float_array(x, "x")
-    check_ndim(x, "x", (2,), "(N, D)")
-    check_finite(x, "x")
-    gamma = check_param(gamma, "gamma", x.shape[1], "feature", x.dtype)
-    eps = check_positive(eps, "eps")
-    inv_rms = 1.0 / np.sqrt(np.mean(np.square(x), axis=1, keepdims=True) + eps)   # (N, 1)
-    x_hat = x * inv_rms
-    return x_hat * gamma, RMSNormCache(x_hat=x_hat, gamma=gamma.copy(), inv_rms=inv_rms, eps=eps)
-
-
-def rmsnorm_backward(dout, cache: RMSNormCache):
-    """Backward pass of ``rmsnorm_forward``.
-
-    With ``g = dout · gamma`` and D features: ``dx = inv_rms · (g − x_hat · mean(g · x_hat))``
-    (LayerNorm's formula without the ``− mean(g)`` term that came from the centring).
-
-    Parameters
-    ----------
-    dout : array_like, shape (N, D)
-    cache : RMSNormCache
-
-    Returns
-    -------
-    dx : ndarray, shape (N, D)
-    dgamma : ndarray, shape (D,)
-
-    Examples
-    --------
-    >>> out, cache = rmsnorm_forward(np.array([[1.0, -1.0]]), np.ones(2))
-    >>> dx, dgamma = rmsnorm_backward(np.array([[1.0, -1.0]]), cache)
-    >>> np.round(dx, 6) + 0.0                # moving along x itself does not change x / rms(x)
-    array([[0., 0.]])
-
-    Introduced in notebook 07.
-    """
-    _check_cache(cache, RMSNormCache, "rmsnorm_forward")
-    dout = _check_dout(dout, cache.x_hat.shape, cache.x_hat.dtype)
-    dgamma = np.sum(dout * cache.x_hat, axis=0)
-    g = dout * cache.gamma
-    dx = cache.inv_rms * (g - cache.x_hat * np.mean(g * cache.x_hat, axis=1, keepdims=True))
-    return dx, dgamma
 
 
 # ----------------------------------------------------------------------------- Batch Renormalization
@@ -306,7 +92,8 @@ class BatchRenormCache:
     count: int
 
     def __post_init__(self):
-        _freeze(self, ("x_hat", "x_bn", "gamma", "r", "d", "mean", "var", "inv_std"))
+        for name in ("x_hat", "x_bn", "gamma", "r", "d", "mean", "var", "inv_std"):
+            object.__setattr__(self, name, read_only(getattr(self, name)))
 
 
 def batchrenorm_forward(x, gamma, beta, running_mean, running_var, r_max: float = 3.0,
@@ -371,8 +158,8 @@ def batchrenorm_forward(x, gamma, beta, running_mean, running_var, r_max: float 
     sigma = np.sqrt(running_var + eps)
     r = np.clip(sigma_b / sigma, 1.0 / r_max, r_max).astype(dtype)
     d = np.clip((bn_cache.mean - running_mean) / sigma, -d_max, d_max).astype(dtype)
-    x_hat = bn_cache.x_hat * _per_channel(r, nd) + _per_channel(d, nd)
-    out = x_hat * _per_channel(gamma, nd) + _per_channel(beta, nd)
+    x_hat = bn_cache.x_hat * per_channel(r, nd) + per_channel(d, nd)
+    out = x_hat * per_channel(gamma, nd) + per_channel(beta, nd)
     cache = BatchRenormCache(x_hat=x_hat, x_bn=bn_cache.x_hat, gamma=gamma.copy(), r=r, d=d,
                              mean=bn_cache.mean, var=bn_cache.var, inv_std=bn_cache.inv_std,
                              eps=eps, axes=bn_cache.axes, count=bn_cache.count)
@@ -405,16 +192,16 @@ def batchrenorm_backward(dout, cache: BatchRenormCache):
 
     Introduced in notebook 07.
     """
-    _check_cache(cache, BatchRenormCache, "batchrenorm_forward")
-    dout = _check_dout(dout, cache.x_hat.shape, cache.x_hat.dtype)
+    check_cache(cache, BatchRenormCache, "batchrenorm_forward")
+    dout = check_dout(dout, cache.x_hat.shape, cache.x_hat.dtype)
     nd, axes, m = dout.ndim, cache.axes, cache.count
     dbeta = dout.sum(axis=axes)
     dgamma = np.sum(dout * cache.x_hat, axis=axes)
-    g = dout * _per_channel(cache.gamma * cache.r, nd)        # ∂loss/∂x_bn
+    g = dout * per_channel(cache.gamma * cache.r, nd)        # ∂loss/∂x_bn
     x_bn = cache.x_bn
-    dx = (_per_channel(cache.inv_std / m, nd)
-          * (m * g - _per_channel(g.sum(axis=axes), nd)
-             - x_bn * _per_channel(np.sum(g * x_bn, axis=axes), nd)))
+    dx = (per_channel(cache.inv_std / m, nd)
+          * (m * g - per_channel(g.sum(axis=axes), nd)
+             - x_bn * per_channel(np.sum(g * x_bn, axis=axes), nd)))
     return dx, dgamma, dbeta
 
 
@@ -429,11 +216,14 @@ class BatchRenorm(Layer):
         relaxes them to 3 and 5 during training; set the attributes to change them).
     eps : float, optional
     momentum : float in [0, 1], optional
-        PyTorch's convention, as in ``BatchNorm``.
+        The weight of each new batch in the running statistics (PyTorch's convention,
+        as in ``BatchNorm``; not SGD's momentum).
 
     Attributes
     ----------
     gamma, beta, running_mean, running_var : ndarray, shape (num_features,)
+    dgamma, dbeta : ndarray, shape (num_features,)
+        Set by ``backward``.
 
     Examples
     --------
@@ -444,9 +234,12 @@ class BatchRenorm(Layer):
     Introduced in notebook 07.
     """
 
+    param_names = ("gamma", "beta")
+    running_stat_names = ("running_mean", "running_var")
+
     def __init__(self, num_features: int, r_max: float = 3.0, d_max: float = 5.0,
                  eps: float = 1e-5, momentum: float = 0.1, dtype=np.float64):
-        self.num_features = _check_int(num_features, "num_features")
+        self.num_features = check_int(num_features, "num_features")
         self.r_max, self.d_max = r_max, d_max
         self.eps = check_positive(eps, "eps")
         self.momentum = check_fraction(momentum, "momentum")
@@ -454,37 +247,37 @@ class BatchRenorm(Layer):
         self.beta = np.zeros(self.num_features, dtype)
         self.running_mean = np.zeros(self.num_features, dtype)
         self.running_var = np.ones(self.num_features, dtype)
-        self._cache = None
-        self._eval = None
-
-    def params(self):
-        return {"gamma": self.gamma, "beta": self.beta}
-
-    def grads(self):
-        return {"gamma": self.dgamma, "beta": self.dbeta}
+        self._cache = None             # training mode: the BatchRenormCache
+        self._eval_x = None            # eval mode: the input, for batchnorm_inference_backward
+        self.dgamma = self.dbeta = None
 
     def forward(self, x):
-        if np.ndim(x) not in (2, 4) or np.shape(x)[1] != self.num_features:
+        self._cache = self._eval_x = None      # a forward that raises leaves no stale cache
+        x = as_float_array(x, "x")
+        if x.ndim not in (2, 4) or x.shape[1] != self.num_features:
             raise ValueError(f"BatchRenorm({self.num_features}) expects x of shape "
                              f"(N, {self.num_features}) or (N, {self.num_features}, H, W); "
-                             f"got {np.shape(x)}")
-        if self.training:
-            out, cache = batchrenorm_forward(x, self.gamma, self.beta, self.running_mean,
-                                             self.running_var, self.r_max, self.d_max, self.eps)
-            m = cache.count
-            unbiased = cache.var * (m / (m - 1))
-            self.running_mean = (1 - self.momentum) * self.running_mean + self.momentum * cache.mean
-            self.running_var = (1 - self.momentum) * self.running_var + self.momentum * unbiased
-            self._cache, self._eval = cache, None
+                             f"got {x.shape}")
+        if not self.training:
+            out = batchnorm_inference(x, self.gamma, self.beta, self.running_mean,
+                                      self.running_var, self.eps)
+            self._eval_x = x
             return out
-        out = batchnorm_inference(x, self.gamma, self.beta, self.running_mean, self.running_var,
-                                  self.eps)
-        self._cache = None
+        out, cache = batchrenorm_forward(x, self.gamma, self.beta, self.running_mean,
+                                         self.running_var, self.r_max, self.d_max, self.eps)
+        self.running_mean, self.running_var = update_running_stats(
+            self.running_mean, self.running_var, momentum=self.momentum,
+            mean=cache.mean, var=cache.var, count=cache.count)
+        self._cache = cache
         return out
 
     def backward(self, dout):
-        self._need_forward("_cache")
-        dx, self.dgamma, self.dbeta = batchrenorm_backward(dout, self._cache)
+        if self._cache is not None:
+            dx, self.dgamma, self.dbeta = batchrenorm_backward(dout, self._cache)
+            return dx
+        self._need_forward("_eval_x")
+        dx, self.dgamma, self.dbeta = batchnorm_inference_backward(
+            dout, self._eval_x, self.gamma, self.running_mean, self.running_var, self.eps)
         return dx
 
     def __repr__(self):
@@ -502,7 +295,8 @@ class WeightNormCache:
     norm: np.ndarray
 
     def __post_init__(self):
-        _freeze(self, ("w_hat", "g", "norm"))
+        for name in ("w_hat", "g", "norm"):
+            object.__setattr__(self, name, read_only(getattr(self, name)))
 
 
 def weightnorm_forward(v, g):
@@ -570,7 +364,7 @@ def weightnorm_backward(dW, cache: WeightNormCache):
 
     Introduced in notebook 07.
     """
-    _check_cache(cache, WeightNormCache, "weightnorm_forward")
+    check_cache(cache, WeightNormCache, "weightnorm_forward")
     dW = as_float_array(dW, "dW", dtype=cache.w_hat.dtype)
     if dW.shape != cache.w_hat.shape:
         raise ValueError(f"dW must have the shape of W, {cache.w_hat.shape}; got {dW.shape}")
@@ -593,6 +387,10 @@ class WeightNormLinear(Layer):
     ----------
     v : ndarray, shape (in_features, out_features)
     g, b : ndarray, shape (out_features,)
+    W : ndarray, shape (in_features, out_features)
+        ``g · v/‖v‖`` as used by the last forward.
+    dv, dg, db : ndarray
+        Set by ``backward``.
 
     Examples
     --------
@@ -603,33 +401,34 @@ class WeightNormLinear(Layer):
     Introduced in notebook 07.
     """
 
+    param_names = ("v", "g", "b")
+
     def __init__(self, in_features: int, out_features: int, rng=None, dtype=np.float64):
-        self.in_features = _check_int(in_features, "in_features")
-        self.out_features = _check_int(out_features, "out_features")
+        self.in_features = check_int(in_features, "in_features")
+        self.out_features = check_int(out_features, "out_features")
         rng = np.random.default_rng(rng)
         self.v = rng.standard_normal((self.in_features, self.out_features)).astype(dtype)
         self.g = np.full(self.out_features, np.sqrt(2.0), dtype)
         self.b = np.zeros(self.out_features, dtype)
-        self._x = None
-
-    def params(self):
-        return {"v": self.v, "g": self.g, "b": self.b}
-
-    def grads(self):
-        return {"v": self.dv, "g": self.dg, "b": self.db}
+        self.W = None
+        self._x = self._wcache = None
+        self.dv = self.dg = self.db = None
 
     def forward(self, x):
+        self._x = self._wcache = None          # a forward that raises leaves no stale cache
         x = as_float_array(x, "x")
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"WeightNormLinear({self.in_features}, {self.out_features}) expects "
                              f"x of shape (N, {self.in_features}); got {x.shape}")
-        self.W, self._wcache = weightnorm_forward(self.v, self.g)
-        self._x = x
+        check_finite(x, "x")
+        self.W, wcache = weightnorm_forward(self.v, self.g)
+        self._x, self._wcache = x, wcache
         return x @ self.W + self.b
 
     def backward(self, dout):
         self._need_forward("_x")
-        dout = np.asarray(dout)
+        dout = check_dout(dout, (self._x.shape[0], self.out_features), self._x.dtype,
+                          of="the forward output")
         self.dv, self.dg = weightnorm_backward(self._x.T @ dout, self._wcache)
         self.db = dout.sum(axis=0)
         return dout @ self.W.T
@@ -700,11 +499,12 @@ class NoisyBatchNorm(BatchNorm):
         log_s = np.log(self.scale)
         self.last_scale = np.exp(self.rng.uniform(-log_s, log_s, self.num_features))
         self.last_shift = self.rng.uniform(-self.shift, self.shift, self.num_features)
-        return out * _per_channel(self.last_scale, out.ndim) + _per_channel(self.last_shift, out.ndim)
+        return out * per_channel(self.last_scale, out.ndim) + per_channel(self.last_shift, out.ndim)
 
     def backward(self, dout):
         if self._cache is not None:                        # training mode: undo the scale first
-            dout = np.asarray(dout) * _per_channel(self.last_scale, np.ndim(dout))
+            dout = check_dout(dout, self._cache.x_hat.shape, self._cache.x_hat.dtype)
+            dout = dout * per_channel(self.last_scale, dout.ndim)
         return super().backward(dout)
 
     def __repr__(self):
@@ -813,7 +613,8 @@ class ShardedBatchNormCache:
     sync: bool
 
     def __post_init__(self):
-        _freeze(self, ("x_hat", "gamma", "inv_std", "mean", "var"))
+        for name in ("x_hat", "gamma", "inv_std", "mean", "var"):
+            object.__setattr__(self, name, read_only(getattr(self, name)))
 
 
 def sharded_batchnorm_forward(x, gamma, beta, num_devices: int, sync: bool = False,
@@ -855,7 +656,7 @@ def sharded_batchnorm_forward(x, gamma, beta, num_devices: int, sync: bool = Fal
     gamma = check_param(gamma, "gamma", D, "feature", x.dtype)
     beta = check_param(beta, "beta", D, "feature", x.dtype)
     eps = check_positive(eps, "eps")
-    K = _check_int(num_devices, "num_devices")
+    K = check_int(num_devices, "num_devices")
     if not isinstance(sync, (bool, np.bool_)):
         raise TypeError(f"sync must be True or False, got {sync!r}")
     N = x.shape[0]
@@ -910,8 +711,8 @@ def sharded_batchnorm_backward(dout, cache: ShardedBatchNormCache):
 
     Introduced in notebook 07.
     """
-    _check_cache(cache, ShardedBatchNormCache, "sharded_batchnorm_forward")
-    dout = _check_dout(dout, cache.x_hat.shape, cache.x_hat.dtype)
+    check_cache(cache, ShardedBatchNormCache, "sharded_batchnorm_forward")
+    dout = check_dout(dout, cache.x_hat.shape, cache.x_hat.dtype)
     K, N = cache.num_devices, dout.shape[0]
     dbeta = dout.sum(axis=0)
     dgamma = np.sum(dout * cache.x_hat, axis=0)
@@ -954,24 +755,27 @@ class ShardedBatchNorm(BatchNorm):
     def __init__(self, num_features: int, num_devices: int, sync: bool = False,
                  eps: float = 1e-5, momentum: float = 0.1, dtype=np.float64):
         super().__init__(num_features, eps=eps, momentum=momentum, dtype=dtype)
-        self.num_devices = _check_int(num_devices, "num_devices")
+        self.num_devices = check_int(num_devices, "num_devices")
         if not isinstance(sync, (bool, np.bool_)):
             raise TypeError(f"sync must be True or False, got {sync!r}")
         self.sync = bool(sync)
-        self._scache = None
+        self._scache = None            # training mode: the ShardedBatchNormCache
 
     def forward(self, x):
-        self._check_width(x)
+        self._scache = None            # a forward that raises leaves no stale cache
         if not self.training:
-            self._scache = None
-            return super().forward(x)
+            return super().forward(x)  # eval mode: plain BN inference
+        self._cache = self._eval_x = None
+        x = as_float_array(x, "x")
+        self._check_width(x)
         out, cache = sharded_batchnorm_forward(x, self.gamma, self.beta, self.num_devices,
                                                self.sync, self.eps)
+        # device 0's statistics (the same on every device with sync), from its m values
         m = x.shape[0] if self.sync else x.shape[0] // self.num_devices
-        unbiased = cache.var[0] * (m / (m - 1))
-        self.running_mean = (1 - self.momentum) * self.running_mean + self.momentum * cache.mean[0]
-        self.running_var = (1 - self.momentum) * self.running_var + self.momentum * unbiased
-        self._scache, self._cache = cache, None
+        self.running_mean, self.running_var = update_running_stats(
+            self.running_mean, self.running_var, momentum=self.momentum,
+            mean=cache.mean[0], var=cache.var[0], count=m)
+        self._scache = cache
         return out
 
     def backward(self, dout):
@@ -982,5 +786,3 @@ class ShardedBatchNorm(BatchNorm):
 
     def __repr__(self):
         return f"ShardedBatchNorm({self.num_features}, num_devices={self.num_devices}, sync={self.sync})"
-
-

@@ -1,133 +1,25 @@
-"""Model building blocks shared by the training notebooks: norm layers and an MLP builder.
+"""Model builders: ``make_mlp``, the ``Linear → [norm] → activation`` networks of the course.
 
-Introduced in notebook 05 (``make_mlp``) and notebook 07 (``LayerNorm``, ``GroupNorm``).
+The layers themselves live beside their functions (``Linear`` and the activations in
+``bnutils.layers``, ``BatchNorm`` in ``bnutils.batchnorm``, ``LayerNorm`` and ``GroupNorm``
+in ``bnutils.normalization``); this module only assembles them.
+
+Introduced in notebook 05.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_positive
-from .layers import BatchNorm, Layer, Linear, ReLU, Sequential, Sigmoid, Tanh
-from .normalization import (
-    groupnorm_backward,
-    groupnorm_forward,
-    layernorm_backward,
-    layernorm_forward,
-)
+from ._validation import check_int
+from .batchnorm import BatchNorm
+from .layers import Linear, ReLU, Sequential, Sigmoid, Tanh
+from .normalization import GroupNorm, LayerNorm
 
-__all__ = ["ACTIVATIONS", "GroupNorm", "LayerNorm", "make_mlp"]
+__all__ = ["ACTIVATIONS", "make_mlp"]
 
 #: Activation name -> layer class, for ``make_mlp``.
 ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
-
-
-def _check_count(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-class LayerNorm(Layer):
-    """Layer Normalization layer for (N, D) inputs; the same in training and eval mode.
-
-    Parameters
-    ----------
-    num_features : int
-    eps : float, optional
-
-    Examples
-    --------
-    >>> ln = LayerNorm(3)
-    >>> np.round(ln.forward(np.array([[1.0, 2.0, 3.0]])), 4)
-    array([[-1.2247,  0.    ,  1.2247]])
-
-    Introduced in notebook 07.
-    """
-
-    def __init__(self, num_features: int, eps: float = 1e-5, dtype=np.float64):
-        self.num_features = _check_count(num_features, "num_features")
-        self.eps = check_positive(eps, "eps")
-        self.gamma = np.ones(self.num_features, dtype)
-        self.beta = np.zeros(self.num_features, dtype)
-        self._cache = None
-        self.dgamma = self.dbeta = None
-
-    def params(self):
-        return {"gamma": self.gamma, "beta": self.beta}
-
-    def grads(self):
-        self._need_backward("dgamma")
-        return {"gamma": self.dgamma, "beta": self.dbeta}
-
-    def forward(self, x):
-        if np.ndim(x) != 2 or np.shape(x)[1] != self.num_features:
-            raise ValueError(f"LayerNorm({self.num_features}) expects x of shape "
-                             f"(N, {self.num_features}); got {np.shape(x)}")
-        out, self._cache = layernorm_forward(x, self.gamma, self.beta, self.eps)
-        return out
-
-    def backward(self, dout):
-        self._need_forward("_cache")
-        dx, self.dgamma, self.dbeta = layernorm_backward(dout, self._cache)
-        return dx
-
-    def __repr__(self):
-        return f"LayerNorm({self.num_features})"
-
-
-class GroupNorm(Layer):
-    """Group Normalization layer for (N, C) or (N, C, H, W); the same in training and eval.
-
-    Parameters
-    ----------
-    num_channels : int
-    num_groups : int
-        Must divide ``num_channels``.
-    eps : float, optional
-
-    Examples
-    --------
-    >>> gn = GroupNorm(4, num_groups=2)
-    >>> np.round(gn.forward(np.array([[1.0, 3.0, 10.0, 30.0]])), 4)
-    array([[-1.,  1., -1.,  1.]])
-
-    Introduced in notebook 07.
-    """
-
-    def __init__(self, num_channels: int, num_groups: int, eps: float = 1e-5, dtype=np.float64):
-        self.num_channels = _check_count(num_channels, "num_channels")
-        self.num_groups = _check_count(num_groups, "num_groups")
-        if self.num_channels % self.num_groups:
-            raise ValueError(f"num_groups must divide num_channels={self.num_channels}; "
-                             f"got num_groups={self.num_groups}")
-        self.eps = check_positive(eps, "eps")
-        self.gamma = np.ones(self.num_channels, dtype)
-        self.beta = np.zeros(self.num_channels, dtype)
-        self._cache = None
-        self.dgamma = self.dbeta = None
-
-    def params(self):
-        return {"gamma": self.gamma, "beta": self.beta}
-
-    def grads(self):
-        self._need_backward("dgamma")
-        return {"gamma": self.dgamma, "beta": self.dbeta}
-
-    def forward(self, x):
-        if np.ndim(x) not in (2, 4) or np.shape(x)[1] != self.num_channels:
-            raise ValueError(f"GroupNorm({self.num_channels}) expects x with {self.num_channels} "
-                             f"channels on axis 1; got {np.shape(x)}")
-        out, self._cache = groupnorm_forward(x, self.gamma, self.beta, self.num_groups, self.eps)
-        return out
-
-    def backward(self, dout):
-        self._need_forward("_cache")
-        dx, self.dgamma, self.dbeta = groupnorm_backward(dout, self._cache)
-        return dx
-
-    def __repr__(self):
-        return f"GroupNorm({self.num_channels}, num_groups={self.num_groups})"
 
 
 def make_mlp(sizes, activation: str = "relu", norm: str | None = None,
@@ -153,7 +45,8 @@ def make_mlp(sizes, activation: str = "relu", norm: str | None = None,
     num_groups : int, optional
         For ``norm="gn"``.
     momentum, eps : float, optional
-        For ``norm="bn"`` (and ``eps`` for every norm).
+        For ``norm="bn"`` (and ``eps`` for every norm). ``momentum`` is BN's weight of
+        each new batch in its running statistics, not the heavy-ball momentum of SGD.
     rng : int or numpy.random.Generator, optional
         Seeds the weights; the same seed gives the same weights with or without norm.
 
@@ -173,7 +66,7 @@ def make_mlp(sizes, activation: str = "relu", norm: str | None = None,
 
     Introduced in notebook 05.
     """
-    sizes = [_check_count(s, "every entry of sizes") for s in sizes]
+    sizes = [check_int(s, "every entry of sizes") for s in sizes]
     if len(sizes) < 2:
         raise ValueError(f"sizes needs at least [D_in, K], got {sizes}")
     if activation not in ACTIVATIONS:

@@ -1,10 +1,25 @@
-"""Normalizations that do not depend on the batch: LayerNorm and GroupNorm.
+"""The normalizations that do not depend on the batch, and their layers.
+
+* ``layernorm_forward/backward`` and ``LayerNorm`` — each sample over its D features
+  (Ba, Kiros & Hinton 2016).
+* ``groupnorm_forward/backward`` and ``GroupNorm`` — each sample over groups of C/G
+  channels and all of H, W (Wu & He 2018).
+* ``instancenorm_forward/backward`` and ``InstanceNorm`` — each sample and channel over
+  H, W (Ulyanov, Vedaldi & Lempitsky 2016): GroupNorm with G = C, the same code.
+* ``rmsnorm_forward/backward`` and ``RMSNorm`` — each sample divided by the root mean
+  square of its features, no centring and no shift β (Zhang & Sennrich 2019).
+
+All four run on one kernel: reshape ``x`` so that each row holds the values that share
+a mean and variance, normalize the rows, reshape back. LayerNorm has one row per
+sample, GroupNorm (and so InstanceNorm) one row per sample and group; RMSNorm is
+LayerNorm's rows without the centring.
 
 Same contract as ``bnutils.batchnorm``: ``out, cache = *_forward(...)`` and
-``dx, dgamma, dbeta = *_backward(dout, cache)``; biased variance, ε inside the square
-root, two-pass variance, dtypes preserved, inputs never modified. Each sample is
-normalized on its own, so these behave the same in training and at inference and
-work with a batch of one.
+``dx, dgamma, ... = *_backward(dout, cache)``; biased variance, ε inside the square
+root, two-pass variance with float64 sums, dtypes preserved, read-only caches, inputs
+never modified. Each sample is normalized on its own, so these behave the same in
+training and at inference and work with a batch of one; the layers have no running
+statistics and ignore ``train()``/``eval()``.
 
 Introduced in notebook 07.
 """
@@ -15,18 +30,75 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import as_float_array, check_finite, check_ndim, check_param, check_positive
+from ._validation import (
+    as_float_array,
+    check_cache,
+    check_dout,
+    check_finite,
+    check_int,
+    check_ndim,
+    check_param,
+    check_positive,
+    per_channel,
+    read_only,
+    stat_axes,
+)
+from .layers import Layer
 
 __all__ = [
+    "GroupNorm",
     "GroupNormCache",
+    "InstanceNorm",
+    "LayerNorm",
     "LayerNormCache",
+    "RMSNorm",
+    "RMSNormCache",
     "groupnorm_backward",
     "groupnorm_forward",
+    "instancenorm_backward",
+    "instancenorm_forward",
     "layernorm_backward",
     "layernorm_forward",
+    "rmsnorm_backward",
+    "rmsnorm_forward",
 ]
 
 
+# ----------------------------------------------------------------------------- the kernel
+def _normalize_rows(z: np.ndarray, eps: float, centre: bool = True):
+    """Normalize each row of a 2-D array over its columns: returns (z_hat, inv_std (rows, 1)).
+
+    Two passes with float64 sums, as in ``batchnorm_forward``: for float32 rows near 1e4
+    a float32 mean is off by ~1e-3, so its residual is subtracted as well. With
+    ``centre=False`` (RMSNorm) the rows are divided by their root mean square instead.
+    """
+    if centre:
+        mean = z.mean(axis=1, keepdims=True, dtype=np.float64)
+        zc = z - mean.astype(z.dtype)
+        if z.dtype == np.float32:
+            zc -= zc.mean(axis=1, keepdims=True, dtype=np.float64).astype(z.dtype)
+    else:
+        zc = z
+    var = np.mean(np.square(zc), axis=1, keepdims=True, dtype=np.float64).astype(z.dtype)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    return zc * inv_std, inv_std
+
+
+def _normalize_rows_backward(dz_hat: np.ndarray, z_hat: np.ndarray, inv_std: np.ndarray,
+                             centre: bool = True):
+    """Gradient through ``_normalize_rows``: the BN formula with rows and columns swapped.
+
+    ``dz = inv_std / m · (m · dz_hat − Σ dz_hat − z_hat · Σ dz_hat · z_hat)`` per row of m
+    values; without the centring the ``− Σ dz_hat`` term (the mean's gradient) is absent.
+    """
+    m = z_hat.shape[1]
+    inner = m * dz_hat - z_hat * np.sum(dz_hat * z_hat, axis=1, keepdims=True)
+    if centre:
+        inner -= dz_hat.sum(axis=1, keepdims=True)
+    return (inv_std / m) * inner
+
+
+# ----------------------------------------------------------------------------- LayerNorm
 @dataclass(frozen=True)
 class LayerNormCache:
     """Read-only cache of ``layernorm_forward``: ``x_hat`` (N, D), ``gamma`` (D,),
@@ -39,62 +111,7 @@ class LayerNormCache:
 
     def __post_init__(self):
         for name in ("x_hat", "gamma", "inv_std"):
-            view = np.asarray(getattr(self, name)).view()
-            view.flags.writeable = False  # a read-only view: the caller's array stays writable
-            object.__setattr__(self, name, view)
-
-
-@dataclass(frozen=True)
-class GroupNormCache:
-    """Read-only cache of ``groupnorm_forward``.
-
-    ``x_hat`` has the shape of ``x``; ``inv_std`` is (N, G) per sample and group;
-    ``num_groups`` G; ``count`` is the number of values in one group, (C/G)·H·W.
-    """
-
-    x_hat: np.ndarray
-    gamma: np.ndarray
-    inv_std: np.ndarray
-    eps: float
-    num_groups: int
-    count: int
-
-    def __post_init__(self):
-        for name in ("x_hat", "gamma", "inv_std"):
-            view = np.asarray(getattr(self, name)).view()
-            view.flags.writeable = False  # a read-only view: the caller's array stays writable
-            object.__setattr__(self, name, view)
-
-
-def _check_dout(dout, x_hat):
-    dout = as_float_array(dout, "dout", dtype=x_hat.dtype)
-    if dout.shape != x_hat.shape:
-        raise ValueError(f"dout must have the shape of the forward input x, {x_hat.shape}; "
-                         f"got {dout.shape}")
-    check_finite(dout, "dout")
-    return dout
-
-
-def _normalize_rows(z: np.ndarray, eps: float):
-    """Normalize each row of a 2-D array over its columns: returns (z_hat, inv_std (rows, 1)).
-
-    Two passes with float64 sums, as in ``batchnorm_forward``: for float32 rows near 1e4
-    a float32 mean is off by ~1e-3, so its residual is subtracted as well.
-    """
-    mean = z.mean(axis=1, keepdims=True, dtype=np.float64)
-    zc = z - mean.astype(z.dtype)
-    if z.dtype == np.float32:
-        zc -= zc.mean(axis=1, keepdims=True, dtype=np.float64).astype(z.dtype)
-    var = np.mean(np.square(zc), axis=1, keepdims=True, dtype=np.float64).astype(z.dtype)
-    inv_std = 1.0 / np.sqrt(var + eps)
-    return zc * inv_std, inv_std
-
-
-def _normalize_rows_backward(dz_hat: np.ndarray, z_hat: np.ndarray, inv_std: np.ndarray):
-    """Gradient through row-wise normalization: the BN formula with rows and columns swapped."""
-    m = z_hat.shape[1]
-    return (inv_std / m) * (m * dz_hat - dz_hat.sum(axis=1, keepdims=True)
-                            - z_hat * np.sum(dz_hat * z_hat, axis=1, keepdims=True))
+            object.__setattr__(self, name, read_only(getattr(self, name)))
 
 
 def layernorm_forward(x, gamma, beta, eps: float = 1e-5):
@@ -156,17 +173,83 @@ def layernorm_backward(dout, cache: LayerNormCache):
 
     Introduced in notebook 07.
     """
-    if not isinstance(cache, LayerNormCache):
-        raise TypeError(f"cache must be a LayerNormCache, got {type(cache).__name__}")
-    dout = _check_dout(dout, cache.x_hat)
+    check_cache(cache, LayerNormCache, "layernorm_forward")
+    dout = check_dout(dout, cache.x_hat.shape, cache.x_hat.dtype)
     dbeta = dout.sum(axis=0)
     dgamma = np.sum(dout * cache.x_hat, axis=0)
     dx = _normalize_rows_backward(dout * cache.gamma, cache.x_hat, cache.inv_std)
     return dx, dgamma, dbeta
 
 
-def _per_channel(v, ndim):
-    return v.reshape(1, -1) if ndim == 2 else v.reshape(1, -1, 1, 1)
+class LayerNorm(Layer):
+    """Layer Normalization layer for (N, D) inputs; the same in training and eval mode.
+
+    Parameters
+    ----------
+    num_features : int
+    eps : float, optional
+
+    Attributes
+    ----------
+    gamma, beta : ndarray, shape (num_features,)
+    dgamma, dbeta : ndarray, shape (num_features,)
+        Set by ``backward``.
+
+    Examples
+    --------
+    >>> ln = LayerNorm(3)
+    >>> np.round(ln.forward(np.array([[1.0, 2.0, 3.0]])), 4)
+    array([[-1.2247,  0.    ,  1.2247]])
+
+    Introduced in notebook 07.
+    """
+
+    param_names = ("gamma", "beta")
+
+    def __init__(self, num_features: int, eps: float = 1e-5, dtype=np.float64):
+        self.num_features = check_int(num_features, "num_features")
+        self.eps = check_positive(eps, "eps")
+        self.gamma = np.ones(self.num_features, dtype)
+        self.beta = np.zeros(self.num_features, dtype)
+        self._cache = None
+        self.dgamma = self.dbeta = None
+
+    def forward(self, x):
+        self._cache = None              # a forward that raises leaves no stale cache
+        if np.ndim(x) != 2 or np.shape(x)[1] != self.num_features:
+            raise ValueError(f"LayerNorm({self.num_features}) expects x of shape "
+                             f"(N, {self.num_features}); got {np.shape(x)}")
+        out, self._cache = layernorm_forward(x, self.gamma, self.beta, self.eps)
+        return out
+
+    def backward(self, dout):
+        self._need_forward("_cache")
+        dx, self.dgamma, self.dbeta = layernorm_backward(dout, self._cache)
+        return dx
+
+    def __repr__(self):
+        return f"LayerNorm({self.num_features})"
+
+
+# ----------------------------------------------------------------------------- GroupNorm
+@dataclass(frozen=True)
+class GroupNormCache:
+    """Read-only cache of ``groupnorm_forward`` (and ``instancenorm_forward``).
+
+    ``x_hat`` has the shape of ``x``; ``inv_std`` is (N, G) per sample and group;
+    ``num_groups`` G; ``count`` is the number of values in one group, (C/G)·H·W.
+    """
+
+    x_hat: np.ndarray
+    gamma: np.ndarray
+    inv_std: np.ndarray
+    eps: float
+    num_groups: int
+    count: int
+
+    def __post_init__(self):
+        for name in ("x_hat", "gamma", "inv_std"):
+            object.__setattr__(self, name, read_only(getattr(self, name)))
 
 
 def groupnorm_forward(x, gamma, beta, num_groups: int, eps: float = 1e-5):
@@ -207,18 +290,17 @@ def groupnorm_forward(x, gamma, beta, num_groups: int, eps: float = 1e-5):
     gamma = check_param(gamma, "gamma", C, "channel", x.dtype)
     beta = check_param(beta, "beta", C, "channel", x.dtype)
     eps = check_positive(eps, "eps")
-    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)):
-        raise TypeError(f"num_groups must be an integer, got {num_groups!r}")
-    if num_groups < 1 or C % num_groups != 0:
+    num_groups = check_int(num_groups, "num_groups")
+    if C % num_groups != 0:
         raise ValueError(f"num_groups must be a positive divisor of the number of channels "
                          f"C={C}; got num_groups={num_groups}")
     N = x.shape[0]
     grouped = x.reshape(N * num_groups, -1)              # one row per (sample, group)
     z_hat, inv_std = _normalize_rows(grouped, eps)
     x_hat = z_hat.reshape(x.shape)
-    out = x_hat * _per_channel(gamma, x.ndim) + _per_channel(beta, x.ndim)
+    out = x_hat * per_channel(gamma, x.ndim) + per_channel(beta, x.ndim)
     cache = GroupNormCache(x_hat=x_hat, gamma=gamma.copy(), inv_std=inv_std.reshape(N, num_groups),
-                           eps=eps, num_groups=int(num_groups), count=grouped.shape[1])
+                           eps=eps, num_groups=num_groups, count=grouped.shape[1])
     return out, cache
 
 
@@ -245,14 +327,324 @@ def groupnorm_backward(dout, cache: GroupNormCache):
 
     Introduced in notebook 07.
     """
-    if not isinstance(cache, GroupNormCache):
-        raise TypeError(f"cache must be a GroupNormCache, got {type(cache).__name__}")
-    dout = _check_dout(dout, cache.x_hat)
-    axes = (0,) if dout.ndim == 2 else (0, 2, 3)
+    check_cache(cache, GroupNormCache, "groupnorm_forward")
+    dout = check_dout(dout, cache.x_hat.shape, cache.x_hat.dtype)
+    axes = stat_axes(dout.ndim)
     dbeta = dout.sum(axis=axes)
     dgamma = np.sum(dout * cache.x_hat, axis=axes)
     N, G = cache.inv_std.shape
-    dx_hat = (dout * _per_channel(cache.gamma, dout.ndim)).reshape(N * G, -1)
+    dx_hat = (dout * per_channel(cache.gamma, dout.ndim)).reshape(N * G, -1)
     dx = _normalize_rows_backward(dx_hat, cache.x_hat.reshape(N * G, -1),
                                   cache.inv_std.reshape(N * G, 1))
     return dx.reshape(dout.shape), dgamma, dbeta
+
+
+class GroupNorm(Layer):
+    """Group Normalization layer for (N, C) or (N, C, H, W); the same in training and eval.
+
+    Parameters
+    ----------
+    num_channels : int
+    num_groups : int
+        Must divide ``num_channels``.
+    eps : float, optional
+
+    Attributes
+    ----------
+    gamma, beta : ndarray, shape (num_channels,)
+    dgamma, dbeta : ndarray, shape (num_channels,)
+        Set by ``backward``.
+
+    Examples
+    --------
+    >>> gn = GroupNorm(4, num_groups=2)
+    >>> np.round(gn.forward(np.array([[1.0, 3.0, 10.0, 30.0]])), 4)
+    array([[-1.,  1., -1.,  1.]])
+
+    Introduced in notebook 07.
+    """
+
+    param_names = ("gamma", "beta")
+
+    def __init__(self, num_channels: int, num_groups: int, eps: float = 1e-5, dtype=np.float64):
+        self.num_channels = check_int(num_channels, "num_channels")
+        self.num_groups = check_int(num_groups, "num_groups")
+        if self.num_channels % self.num_groups:
+            raise ValueError(f"num_groups must divide num_channels={self.num_channels}; "
+                             f"got num_groups={self.num_groups}")
+        self.eps = check_positive(eps, "eps")
+        self.gamma = np.ones(self.num_channels, dtype)
+        self.beta = np.zeros(self.num_channels, dtype)
+        self._cache = None
+        self.dgamma = self.dbeta = None
+
+    def forward(self, x):
+        self._cache = None              # a forward that raises leaves no stale cache
+        if np.ndim(x) not in (2, 4) or np.shape(x)[1] != self.num_channels:
+            raise ValueError(f"GroupNorm({self.num_channels}) expects x with {self.num_channels} "
+                             f"channels on axis 1; got {np.shape(x)}")
+        out, self._cache = groupnorm_forward(x, self.gamma, self.beta, self.num_groups, self.eps)
+        return out
+
+    def backward(self, dout):
+        self._need_forward("_cache")
+        dx, self.dgamma, self.dbeta = groupnorm_backward(dout, self._cache)
+        return dx
+
+    def __repr__(self):
+        return f"GroupNorm({self.num_channels}, num_groups={self.num_groups})"
+
+
+# ----------------------------------------------------------------------------- InstanceNorm
+def instancenorm_forward(x, gamma, beta, eps: float = 1e-5):
+    """Instance Normalization: normalize each sample's each channel over its H·W positions.
+
+    ``x_hat[n, c] = (x[n, c] - mean(x[n, c])) / sqrt(var(x[n, c]) + eps)``,
+    ``out = gamma[c] * x_hat + beta[c]``. It is ``groupnorm_forward`` with one channel
+    per group (G = C), and is computed by it.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C, H, W)
+        Needs H·W ≥ 2 (a single position has no spread to normalize).
+    gamma, beta : array_like, shape (C,)
+    eps : float, optional
+
+    Returns
+    -------
+    out : ndarray, shape (N, C, H, W)
+    cache : GroupNormCache
+        With ``num_groups`` = C.
+
+    Examples
+    --------
+    >>> x = np.array([[[[1.0, 3.0]], [[10.0, 30.0]]]])      # (1, 2, 1, 2)
+    >>> out, _ = instancenorm_forward(x, np.ones(2), np.zeros(2))
+    >>> np.round(out, 4).reshape(2, 2)
+    array([[-1.,  1.],
+           [-1.,  1.]])
+
+    Introduced in notebook 07.
+    """
+    x = as_float_array(x, "x")
+    check_ndim(x, "x", (4,), "(N, C, H, W)")
+    if x.shape[2] * x.shape[3] < 2:
+        raise ValueError(f"instance norm needs at least 2 positions (H·W ≥ 2) per channel; "
+                         f"x has shape {x.shape}, so every output would be 0")
+    return groupnorm_forward(x, gamma, beta, num_groups=x.shape[1], eps=eps)
+
+
+def instancenorm_backward(dout, cache: GroupNormCache):
+    """Backward pass of ``instancenorm_forward`` (``groupnorm_backward`` with G = C).
+
+    The BN formula, with the sums taken over (H, W) of one sample and channel::
+
+        dx = inv_std / m · (m · g − Σ g − x_hat · Σ g · x_hat),   g = dout · gamma,  m = H·W
+
+    Parameters
+    ----------
+    dout : array_like, shape (N, C, H, W)
+    cache : GroupNormCache
+        From ``instancenorm_forward``.
+
+    Returns
+    -------
+    dx : ndarray, shape (N, C, H, W)
+    dgamma, dbeta : ndarray, shape (C,)
+
+    Examples
+    --------
+    >>> x = np.arange(8.0).reshape(1, 2, 2, 2) ** 2
+    >>> out, cache = instancenorm_forward(x, np.ones(2), np.zeros(2))
+    >>> dx, dgamma, dbeta = instancenorm_backward(np.ones_like(x), cache)
+    >>> bool(np.abs(dx).max() < 1e-12)     # a constant upstream gradient is absorbed by the mean
+    True
+
+    Introduced in notebook 07.
+    """
+    check_cache(cache, GroupNormCache, "instancenorm_forward")
+    if cache.x_hat.ndim != 4 or cache.num_groups != cache.x_hat.shape[1]:
+        raise ValueError(f"cache must come from instancenorm_forward (one channel per group); "
+                         f"this one has num_groups={cache.num_groups} for x of shape "
+                         f"{cache.x_hat.shape}: use groupnorm_backward")
+    return groupnorm_backward(dout, cache)
+
+
+class InstanceNorm(GroupNorm):
+    """Instance Normalization layer for (N, C, H, W): a ``GroupNorm`` with G = C.
+
+    Parameters
+    ----------
+    num_channels : int
+    eps : float, optional
+
+    Attributes
+    ----------
+    gamma, beta : ndarray, shape (num_channels,)
+    dgamma, dbeta : ndarray, shape (num_channels,)
+        Set by ``backward``.
+
+    Examples
+    --------
+    >>> layer = InstanceNorm(2)
+    >>> np.round(layer.forward(np.array([[[[1.0, 3.0]], [[10.0, 30.0]]]])), 4).ravel()
+    array([-1.,  1., -1.,  1.])
+
+    Introduced in notebook 07.
+    """
+
+    def __init__(self, num_channels: int, eps: float = 1e-5, dtype=np.float64):
+        super().__init__(num_channels, num_groups=num_channels, eps=eps, dtype=dtype)
+
+    def forward(self, x):
+        self._cache = None              # a forward that raises leaves no stale cache
+        if np.ndim(x) != 4 or np.shape(x)[1] != self.num_channels:
+            raise ValueError(f"InstanceNorm({self.num_channels}) expects x of shape "
+                             f"(N, {self.num_channels}, H, W); got {np.shape(x)}")
+        out, self._cache = instancenorm_forward(x, self.gamma, self.beta, self.eps)
+        return out
+
+    def __repr__(self):
+        return f"InstanceNorm({self.num_channels})"
+
+
+# ----------------------------------------------------------------------------- RMSNorm
+@dataclass(frozen=True)
+class RMSNormCache:
+    """Read-only cache of ``rmsnorm_forward``: ``x_hat`` (N, D), ``gamma`` (D,),
+    ``inv_rms`` (N, 1), ``eps``.
+
+    Examples
+    --------
+    >>> _, cache = rmsnorm_forward(np.array([[3.0, 4.0]]), np.ones(2), eps=1e-12)
+    >>> np.round(1 / cache.inv_rms, 4)                   # the root mean square of (3, 4)
+    array([[3.5355]])
+
+    Introduced in notebook 07.
+    """
+
+    x_hat: np.ndarray
+    gamma: np.ndarray
+    inv_rms: np.ndarray
+    eps: float
+
+    def __post_init__(self):
+        for name in ("x_hat", "gamma", "inv_rms"):
+            object.__setattr__(self, name, read_only(getattr(self, name)))
+
+
+def rmsnorm_forward(x, gamma, eps: float = 1e-8):
+    """RMSNorm: divide each sample by the root mean square of its features; no centring.
+
+    ``rms[n] = sqrt(mean(x[n]²) + eps)``, ``x_hat = x / rms``, ``out = gamma * x_hat``.
+    Zhang & Sennrich (2019) keep LayerNorm's rescaling and drop its re-centring (and
+    the shift β): one statistic per sample instead of two.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, D)
+    gamma : array_like, shape (D,)
+    eps : float, optional
+
+    Returns
+    -------
+    out : ndarray, shape (N, D)
+    cache : RMSNormCache
+
+    Examples
+    --------
+    >>> out, _ = rmsnorm_forward(np.array([[3.0, 4.0]]) , np.ones(2), eps=1e-12)
+    >>> np.round(out * np.sqrt(12.5), 4)                 # rms of (3, 4) is sqrt(12.5)
+    array([[3., 4.]])
+
+    Introduced in notebook 07.
+    """
+    x = as_float_array(x, "x")
+    check_ndim(x, "x", (2,), "(N, D)")
+    check_finite(x, "x")
+    if x.shape[1] == 0:
+        raise ValueError(f"x must have at least one feature per sample; got shape {x.shape}")
+    gamma = check_param(gamma, "gamma", x.shape[1], "feature", x.dtype)
+    eps = check_positive(eps, "eps")
+    x_hat, inv_rms = _normalize_rows(x, eps, centre=False)                       # inv_rms (N, 1)
+    return x_hat * gamma, RMSNormCache(x_hat=x_hat, gamma=gamma.copy(), inv_rms=inv_rms, eps=eps)
+
+
+def rmsnorm_backward(dout, cache: RMSNormCache):
+    """Backward pass of ``rmsnorm_forward``.
+
+    With ``g = dout · gamma`` and D features: ``dx = inv_rms · (g − x_hat · mean(g · x_hat))``
+    (LayerNorm's formula without the ``− mean(g)`` term that came from the centring).
+
+    Parameters
+    ----------
+    dout : array_like, shape (N, D)
+    cache : RMSNormCache
+
+    Returns
+    -------
+    dx : ndarray, shape (N, D)
+    dgamma : ndarray, shape (D,)
+
+    Examples
+    --------
+    >>> out, cache = rmsnorm_forward(np.array([[1.0, -1.0]]), np.ones(2))
+    >>> dx, dgamma = rmsnorm_backward(np.array([[1.0, -1.0]]), cache)
+    >>> np.round(dx, 6) + 0.0                # moving along x itself does not change x / rms(x)
+    array([[0., 0.]])
+
+    Introduced in notebook 07.
+    """
+    check_cache(cache, RMSNormCache, "rmsnorm_forward")
+    dout = check_dout(dout, cache.x_hat.shape, cache.x_hat.dtype)
+    dgamma = np.sum(dout * cache.x_hat, axis=0)
+    dx = _normalize_rows_backward(dout * cache.gamma, cache.x_hat, cache.inv_rms, centre=False)
+    return dx, dgamma
+
+
+class RMSNorm(Layer):
+    """RMSNorm layer for (N, D) inputs (scale ``gamma`` only, no shift); the same in both modes.
+
+    Parameters
+    ----------
+    num_features : int
+    eps : float, optional
+
+    Attributes
+    ----------
+    gamma, dgamma : ndarray, shape (num_features,)
+        ``dgamma`` is set by ``backward``.
+
+    Examples
+    --------
+    >>> layer = RMSNorm(2, eps=1e-12)
+    >>> np.round(layer.forward(np.array([[3.0, 4.0]])) * np.sqrt(12.5), 4)
+    array([[3., 4.]])
+
+    Introduced in notebook 07.
+    """
+
+    param_names = ("gamma",)
+
+    def __init__(self, num_features: int, eps: float = 1e-8, dtype=np.float64):
+        self.num_features = check_int(num_features, "num_features")
+        self.eps = check_positive(eps, "eps")
+        self.gamma = np.ones(self.num_features, dtype)
+        self._cache = None
+        self.dgamma = None
+
+    def forward(self, x):
+        self._cache = None              # a forward that raises leaves no stale cache
+        if np.ndim(x) != 2 or np.shape(x)[1] != self.num_features:
+            raise ValueError(f"RMSNorm({self.num_features}) expects x of shape "
+                             f"(N, {self.num_features}); got {np.shape(x)}")
+        out, self._cache = rmsnorm_forward(x, self.gamma, self.eps)
+        return out
+
+    def backward(self, dout):
+        self._need_forward("_cache")
+        dx, self.dgamma = rmsnorm_backward(dout, self._cache)
+        return dx
+
+    def __repr__(self):
+        return f"RMSNorm({self.num_features})"

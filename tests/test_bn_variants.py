@@ -1,147 +1,40 @@
-"""Tests for bnutils.bn_variants: every forward against an independent reference, every
-backward against bnutils.numerical_gradient, the layers, and the bad-input errors."""
+"""Tests for bnutils.bn_variants (Batch Renorm, sharded/SyncBN, noisy BN, weight norm): every
+forward against an independent reference, every backward against bnutils.numerical_gradient,
+the layers (parameters, running statistics, errors before forward/backward), and the
+bad-input errors."""
 
 import numpy as np
 import pytest
 
-from bnutils import (
+from bnutils.batchnorm import (
+    BatchNorm,
     batchnorm_backward,
     batchnorm_forward,
-    groupnorm_backward,
-    groupnorm_forward,
-    layernorm_forward,
-    numerical_gradient,
-    rel_error,
+    batchnorm_inference_backward,
+    update_running_stats,
 )
 from bnutils.bn_variants import (
     BatchRenorm,
     BatchRenormCache,
-    InstanceNormCache,
     NoisyBatchNorm,
     ShardedBatchNorm,
     WeightNormLinear,
     batchrenorm_backward,
     batchrenorm_forward,
     device_sums,
-    instancenorm_backward,
-    instancenorm_forward,
-    rmsnorm_backward,
-    rmsnorm_forward,
     sharded_batchnorm_backward,
     sharded_batchnorm_forward,
     sync_batch_stats,
     weightnorm_backward,
     weightnorm_forward,
 )
-from bnutils.batchnorm import BatchNorm
+from bnutils.gradcheck import numerical_gradient, rel_error
 
 RNG = np.random.default_rng(7)
 
 
 def _x4(shape=(3, 4, 2, 3), loc=2.0, scale=3.0):
     return RNG.normal(loc, scale, size=shape)
-
-
-# ----------------------------------------------------------------------------- InstanceNorm
-def test_instancenorm_forward_matches_a_direct_computation():
-    x = _x4()
-    gamma, beta = RNG.normal(size=4), RNG.normal(size=4)
-    out, cache = instancenorm_forward(x, gamma, beta, eps=1e-5)
-    mean = x.mean(axis=(2, 3), keepdims=True)
-    var = x.var(axis=(2, 3), keepdims=True)
-    expected = (x - mean) / np.sqrt(var + 1e-5) * gamma[None, :, None, None] + beta[None, :, None, None]
-    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
-    assert isinstance(cache, InstanceNormCache)
-
-
-def test_instancenorm_is_groupnorm_with_one_channel_per_group():
-    x = _x4()
-    gamma, beta = RNG.normal(size=4), RNG.normal(size=4)
-    out, cache = instancenorm_forward(x, gamma, beta)
-    out_gn, cache_gn = groupnorm_forward(x, gamma, beta, num_groups=4)
-    np.testing.assert_allclose(out, out_gn, rtol=1e-12, atol=1e-12)
-    dout = RNG.normal(size=x.shape)
-    for a, b in zip(instancenorm_backward(dout, cache), groupnorm_backward(dout, cache_gn)):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
-
-
-def test_instancenorm_backward_gradcheck():
-    x = _x4((2, 3, 2, 2))
-    gamma, beta = RNG.normal(size=3), RNG.normal(size=3)
-    dout = RNG.normal(size=x.shape)
-    _, cache = instancenorm_forward(x, gamma, beta)
-    dx, dgamma, dbeta = instancenorm_backward(dout, cache)
-    num_dx = numerical_gradient(lambda v: np.sum(instancenorm_forward(v, gamma, beta)[0] * dout), x)
-    num_dg = numerical_gradient(lambda g: np.sum(instancenorm_forward(x, g, beta)[0] * dout), gamma)
-    num_db = numerical_gradient(lambda b: np.sum(instancenorm_forward(x, gamma, b)[0] * dout), beta)
-    assert rel_error(dx, num_dx) < 1e-7
-    assert rel_error(dgamma, num_dg) < 1e-7
-    assert rel_error(dbeta, num_db) < 1e-7
-
-
-def test_instancenorm_bad_input():
-    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
-        instancenorm_forward(np.ones((4, 3)), np.ones(3), np.zeros(3))
-    with pytest.raises(ValueError, match="H·W ≥ 2"):
-        instancenorm_forward(np.ones((4, 3, 1, 1)), np.ones(3), np.zeros(3))
-    with pytest.raises(ValueError, match="gamma must have shape"):
-        instancenorm_forward(_x4(), np.ones(3), np.zeros(4))
-    with pytest.raises(TypeError, match="InstanceNormCache"):
-        instancenorm_backward(np.ones((1, 1, 2, 2)), "not a cache")
-    _, cache = instancenorm_forward(_x4(), np.ones(4), np.zeros(4))
-    with pytest.raises(ValueError, match="dout must have the shape"):
-        instancenorm_backward(np.ones((3, 4, 2, 2)), cache)
-
-
-def test_instancenorm_cache_is_read_only_and_input_untouched():
-    x = _x4()
-    x0 = x.copy()
-    _, cache = instancenorm_forward(x, np.ones(4), np.zeros(4))
-    np.testing.assert_array_equal(x, x0)
-    with pytest.raises(ValueError):
-        cache.x_hat[0, 0, 0, 0] = 1.0
-
-
-# ----------------------------------------------------------------------------- RMSNorm
-def test_rmsnorm_forward_matches_definition_and_ignores_the_scale_of_x():
-    x = RNG.normal(1.0, 2.0, size=(5, 6))
-    gamma = RNG.normal(size=6)
-    out, _ = rmsnorm_forward(x, gamma, eps=1e-8)
-    rms = np.sqrt(np.mean(x**2, axis=1, keepdims=True) + 1e-8)
-    np.testing.assert_allclose(out, x / rms * gamma, rtol=1e-12)
-    out_scaled, _ = rmsnorm_forward(7.0 * x, gamma, eps=1e-8)
-    np.testing.assert_allclose(out_scaled, out, rtol=1e-7)
-
-
-def test_rmsnorm_does_not_centre_unlike_layernorm():
-    x = np.array([[1.0, 2.0, 3.0]])
-    out, _ = rmsnorm_forward(x, np.ones(3))
-    ln, _ = layernorm_forward(x, np.ones(3), np.zeros(3))
-    assert abs(out.mean()) > 0.5
-    assert abs(ln.mean()) < 1e-12
-
-
-def test_rmsnorm_backward_gradcheck():
-    x = RNG.normal(0.5, 2.0, size=(4, 5))
-    gamma = RNG.normal(size=5)
-    dout = RNG.normal(size=x.shape)
-    _, cache = rmsnorm_forward(x, gamma)
-    dx, dgamma = rmsnorm_backward(dout, cache)
-    num_dx = numerical_gradient(lambda v: np.sum(rmsnorm_forward(v, gamma)[0] * dout), x)
-    num_dg = numerical_gradient(lambda g: np.sum(rmsnorm_forward(x, g)[0] * dout), gamma)
-    assert rel_error(dx, num_dx) < 1e-7
-    assert rel_error(dgamma, num_dg) < 1e-7
-
-
-def test_rmsnorm_bad_input():
-    with pytest.raises(ValueError, match=r"\(N, D\)"):
-        rmsnorm_forward(np.ones((2, 3, 4)), np.ones(3))
-    with pytest.raises(ValueError, match="eps must be > 0"):
-        rmsnorm_forward(np.ones((2, 3)), np.ones(3), eps=0.0)
-    with pytest.raises(ValueError, match="non-finite"):
-        rmsnorm_forward(np.array([[1.0, np.nan]]), np.ones(2))
-    with pytest.raises(TypeError, match="RMSNormCache"):
-        rmsnorm_backward(np.ones((1, 2)), None)
 
 
 # ----------------------------------------------------------------------------- Batch Renormalization
@@ -428,3 +321,87 @@ def test_sharded_bn_layer_running_stats_and_eval():
     with pytest.raises(TypeError, match="sync"):
         ShardedBatchNorm(3, num_devices=2, sync=1)
     assert "num_devices=4" in repr(synced)
+
+
+# ----------------------------------------------------------------------------- the layer contract
+LAYERS = {
+    "BatchRenorm": lambda: BatchRenorm(3),
+    "NoisyBatchNorm": lambda: NoisyBatchNorm(3, rng=0),
+    "ShardedBatchNorm": lambda: ShardedBatchNorm(3, num_devices=2),
+    "ShardedBatchNorm-sync": lambda: ShardedBatchNorm(3, num_devices=2, sync=True),
+}
+
+
+@pytest.mark.parametrize("make", LAYERS.values(), ids=LAYERS.keys())
+def test_bn_variant_layers_declare_parameters_and_running_statistics(make):
+    layer = make()
+    assert layer.param_names == ("gamma", "beta")
+    assert layer.running_stat_names == ("running_mean", "running_var")
+    assert set(layer.params()) == {"gamma", "beta"}
+    with pytest.raises(RuntimeError, match=r"grads\(\) called before backward"):
+        layer.grads()
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        layer.backward(np.ones((4, 3)))
+    x = RNG.normal(size=(4, 3))
+    layer.forward(x)
+    layer.backward(np.ones_like(x))
+    assert set(layer.grads()) == {"gamma", "beta"}
+    # a forward that raises leaves no stale cache behind
+    with pytest.raises(ValueError):
+        layer.forward(np.ones((4, 5)))
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        layer.backward(np.ones_like(x))
+
+
+@pytest.mark.parametrize("make", LAYERS.values(), ids=LAYERS.keys())
+def test_bn_variant_layers_blend_running_stats_with_the_one_rule(make):
+    """The running statistics are update_running_stats of the statistics the layer used."""
+    layer = make()
+    layer.momentum = 0.3
+    layer.running_mean, layer.running_var = np.array([1.0, -1.0, 0.5]), np.array([2.0, 0.5, 1.0])
+    x = RNG.normal(1.0, 2.0, size=(6, 3))
+    used = x[:3] if isinstance(layer, ShardedBatchNorm) and not layer.sync else x
+    expected = update_running_stats(layer.running_mean, layer.running_var, momentum=0.3,
+                                    mean=used.mean(axis=0), var=used.var(axis=0),
+                                    count=used.shape[0])
+    layer.forward(x)
+    np.testing.assert_allclose(layer.running_mean, expected[0], rtol=1e-12)
+    np.testing.assert_allclose(layer.running_var, expected[1], rtol=1e-12)
+
+
+def test_batchrenorm_eval_mode_backward_is_bn_inference_backward():
+    layer = BatchRenorm(3)
+    layer.forward(RNG.normal(2.0, 3.0, size=(10, 3)))
+    layer.gamma[:] = [0.5, 2.0, -1.0]
+    layer.eval()
+    x, dout = RNG.normal(size=(4, 3)), RNG.normal(size=(4, 3))
+    layer.forward(x)
+    dx = layer.backward(dout)
+    expected = batchnorm_inference_backward(dout, x, layer.gamma, layer.running_mean,
+                                            layer.running_var, layer.eps)
+    np.testing.assert_allclose(dx, expected[0], rtol=1e-12)
+    np.testing.assert_allclose(layer.dgamma, expected[1], rtol=1e-12)
+    assert rel_error(dx, numerical_gradient(lambda v: np.sum(layer.forward(v) * dout), x)) < 1e-7
+
+
+def test_weightnorm_linear_declares_its_parameters_and_refuses_early_calls():
+    layer = WeightNormLinear(4, 3, rng=0)
+    assert layer.param_names == ("v", "g", "b") and layer.running_stat_names == ()
+    with pytest.raises(RuntimeError, match=r"WeightNormLinear.grads\(\) called before backward"):
+        layer.grads()
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        layer.backward(np.ones((2, 3)))
+    layer.forward(np.ones((2, 4)))
+    with pytest.raises(ValueError, match="dout must have the shape"):
+        layer.backward(np.ones((2, 4)))
+    with pytest.raises(ValueError):
+        layer.forward(np.ones((2, 5)))
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        layer.backward(np.ones((2, 3)))
+
+
+def test_noisy_bn_backward_checks_the_shape_of_dout():
+    layer = NoisyBatchNorm(3, rng=0)
+    layer.forward(RNG.normal(size=(4, 3)))
+    with pytest.raises(ValueError, match="dout must have the shape"):
+        layer.backward(np.ones((4, 1)))

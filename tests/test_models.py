@@ -1,59 +1,14 @@
-"""bnutils.models: the LayerNorm/GroupNorm layers and the make_mlp builder."""
+"""bnutils.models: the make_mlp builder (the norm layers it uses are tested with their
+functions, in test_normalization.py and test_batchnorm.py)."""
 
 import numpy as np
 import pytest
 
-from bnutils import BatchNorm, Linear, ReLU, Sigmoid, numerical_gradient, rel_error
-from bnutils.models import GroupNorm, LayerNorm, make_mlp
-
-
-@pytest.mark.parametrize("layer, shape", [
-    (LayerNorm(5), (4, 5)),
-    (GroupNorm(6, num_groups=2), (4, 6)),   # 3 values per group (2 would always give ±1)
-    (GroupNorm(4, num_groups=2), (3, 4, 2, 3)),
-])
-def test_norm_layers_match_numerical_gradients(layer, shape):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=shape)
-    layer.gamma[:] = rng.normal(size=layer.gamma.shape)
-    layer.beta[:] = rng.normal(size=layer.beta.shape)
-    dout = rng.normal(size=shape)
-    layer.forward(x)
-    dx = layer.backward(dout)
-    assert rel_error(dx, numerical_gradient(lambda v: np.sum(layer.forward(v) * dout), x)) < 1e-7
-    gamma = layer.gamma.copy()
-
-    def loss_of_gamma(g):
-        layer.gamma[:] = g
-        return np.sum(layer.forward(x) * dout)
-
-    dgamma_num = numerical_gradient(loss_of_gamma, gamma)
-    layer.gamma[:] = gamma
-    layer.forward(x)
-    layer.backward(dout)
-    assert rel_error(layer.grads()["gamma"], dgamma_num) < 1e-7
-    assert np.allclose(layer.grads()["beta"], dout.sum(axis=(0,) if len(shape) == 2 else (0, 2, 3)))
-
-
-def test_norm_layers_work_on_a_single_sample_and_ignore_the_mode():
-    x = np.array([[1.0, 2.0, 4.0, 8.0]])
-    for layer in (LayerNorm(4), GroupNorm(4, 2)):
-        train_out = layer.train().forward(x)
-        assert np.array_equal(train_out, layer.eval().forward(x))
-
-
-@pytest.mark.parametrize("make, message", [
-    (lambda: LayerNorm(0), "num_features must be a positive integer"),
-    (lambda: GroupNorm(6, 4), "num_groups must divide num_channels=6"),
-    (lambda: LayerNorm(3, eps=0), "eps must be > 0"),
-    (lambda: LayerNorm(3).forward(np.ones((2, 4))), r"expects x of shape \(N, 3\); got \(2, 4\)"),
-    (lambda: GroupNorm(4, 2).forward(np.ones((2, 3))), r"expects x with 4 channels on axis 1; got \(2, 3\)"),
-    (lambda: LayerNorm(3).grads(), "grads\\(\\) called before backward"),
-    (lambda: GroupNorm(4, 2).backward(np.ones((1, 4))), "backward called before forward"),
-])
-def test_norm_layers_refuse_bad_input(make, message):
-    with pytest.raises((ValueError, RuntimeError), match=message):
-        make()
+from bnutils.batchnorm import BatchNorm
+from bnutils.gradcheck import numerical_gradient, rel_error
+from bnutils.layers import Linear, ReLU, Sigmoid
+from bnutils.models import make_mlp
+from bnutils.normalization import GroupNorm, LayerNorm
 
 
 def test_make_mlp_builds_linear_norm_activation_blocks():
@@ -64,6 +19,18 @@ def test_make_mlp_builds_linear_norm_activation_blocks():
     after = make_mlp([3, 8, 2], norm="ln", norm_position="after")
     assert [type(layer) for layer in after.layers] == [Linear, ReLU, LayerNorm, Linear]
     assert make_mlp([3, 2]).layers[0].W.shape == (3, 2)
+
+
+def test_make_mlp_norm_layers_and_their_settings():
+    gn = make_mlp([3, 8, 2], norm="gn", num_groups=2, eps=1e-3)
+    assert isinstance(gn[1], GroupNorm) and gn[1].num_groups == 2 and gn[1].eps == 1e-3
+    bn = make_mlp([3, 8, 2], norm="bn", momentum=0.3, dtype=np.float32)
+    assert bn[1].momentum == 0.3 and bn[1].gamma.dtype == np.float32 and bn[0].W.dtype == np.float32
+
+
+def test_make_mlp_refuses_a_size_that_is_not_an_integer():
+    with pytest.raises(TypeError, match="every entry of sizes must be an integer, got 2.5"):
+        make_mlp([3, 2.5, 2])
 
 
 def test_make_mlp_same_seed_same_weights_with_or_without_norm():
@@ -89,7 +56,7 @@ def test_make_mlp_gradient_of_a_whole_network():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(sizes=[3]), "at least"),
-    (dict(sizes=[3, 0, 2]), "positive integer"),
+    (dict(sizes=[3, 0, 2]), "every entry of sizes must be ≥ 1, got 0"),
     (dict(sizes=[3, 2], activation="gelu"), "activation must be one of"),
     (dict(sizes=[3, 2], norm="batch"), "norm must be None"),
     (dict(sizes=[3, 4, 2], norm="bn", norm_position="inside"), "norm_position"),

@@ -1,23 +1,37 @@
-"""LayerNorm and GroupNorm (bnutils.normalization): forward against independent
-references, backward against numerical gradients, the special cases G = 1 and G = C,
-batch independence, dtypes, immutability and float32 stability."""
+"""LayerNorm, GroupNorm, InstanceNorm and RMSNorm (bnutils.normalization): forward against
+independent references, backward against numerical gradients, the special cases G = 1 and
+G = C, batch independence, dtypes, immutability, float32 stability, and their layers."""
 
 import dataclasses
 
 import numpy as np
 import pytest
 
-from bnutils import (
+from bnutils.batchnorm import batchnorm_forward
+from bnutils.gradcheck import numerical_gradient, rel_error
+from bnutils.normalization import (
+    GroupNorm,
     GroupNormCache,
+    InstanceNorm,
+    LayerNorm,
     LayerNormCache,
-    batchnorm_forward,
+    RMSNorm,
+    RMSNormCache,
     groupnorm_backward,
     groupnorm_forward,
+    instancenorm_backward,
+    instancenorm_forward,
     layernorm_backward,
     layernorm_forward,
-    numerical_gradient,
-    rel_error,
+    rmsnorm_backward,
+    rmsnorm_forward,
 )
+
+RNG = np.random.default_rng(7)
+
+
+def _x4(shape=(3, 4, 2, 3), loc=2.0, scale=3.0):
+    return RNG.normal(loc, scale, size=shape)
 
 
 def make_data(shape, seed=0, dtype=np.float64):
@@ -193,6 +207,136 @@ def test_groupnorm_backward_sums_to_zero_per_group():
     np.testing.assert_allclose(dx.reshape(3, 2, -1).sum(axis=2), 0.0, atol=1e-13)
 
 
+# --------------------------------------------------------------------------- InstanceNorm
+def test_instancenorm_forward_matches_a_direct_computation():
+    x = _x4()
+    gamma, beta = RNG.normal(size=4), RNG.normal(size=4)
+    out, cache = instancenorm_forward(x, gamma, beta, eps=1e-5)
+    mean = x.mean(axis=(2, 3), keepdims=True)
+    var = x.var(axis=(2, 3), keepdims=True)
+    expected = (x - mean) / np.sqrt(var + 1e-5) * gamma[None, :, None, None] + beta[None, :, None, None]
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    assert isinstance(cache, GroupNormCache)            # IN is GroupNorm with G = C
+    assert cache.num_groups == 4 and cache.inv_std.shape == (3, 4) and cache.count == 6
+
+
+def test_instancenorm_is_groupnorm_with_one_channel_per_group():
+    x = _x4()
+    gamma, beta = RNG.normal(size=4), RNG.normal(size=4)
+    out, cache = instancenorm_forward(x, gamma, beta)
+    out_gn, cache_gn = groupnorm_forward(x, gamma, beta, num_groups=4)
+    np.testing.assert_allclose(out, out_gn, rtol=1e-12, atol=1e-12)
+    dout = RNG.normal(size=x.shape)
+    for a, b in zip(instancenorm_backward(dout, cache), groupnorm_backward(dout, cache_gn)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_instancenorm_backward_gradcheck():
+    x = _x4((2, 3, 2, 2))
+    gamma, beta = RNG.normal(size=3), RNG.normal(size=3)
+    dout = RNG.normal(size=x.shape)
+    _, cache = instancenorm_forward(x, gamma, beta)
+    dx, dgamma, dbeta = instancenorm_backward(dout, cache)
+    num_dx = numerical_gradient(lambda v: np.sum(instancenorm_forward(v, gamma, beta)[0] * dout), x)
+    num_dg = numerical_gradient(lambda g: np.sum(instancenorm_forward(x, g, beta)[0] * dout), gamma)
+    num_db = numerical_gradient(lambda b: np.sum(instancenorm_forward(x, gamma, b)[0] * dout), beta)
+    assert rel_error(dx, num_dx) < 1e-7
+    assert rel_error(dgamma, num_dg) < 1e-7
+    assert rel_error(dbeta, num_db) < 1e-7
+
+
+def test_instancenorm_bad_input():
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        instancenorm_forward(np.ones((4, 3)), np.ones(3), np.zeros(3))
+    with pytest.raises(ValueError, match="H·W ≥ 2"):
+        instancenorm_forward(np.ones((4, 3, 1, 1)), np.ones(3), np.zeros(3))
+    with pytest.raises(ValueError, match="gamma must have shape"):
+        instancenorm_forward(_x4(), np.ones(3), np.zeros(4))
+    with pytest.raises(TypeError, match="GroupNormCache returned by instancenorm_forward"):
+        instancenorm_backward(np.ones((1, 1, 2, 2)), "not a cache")
+    _, cache = instancenorm_forward(_x4(), np.ones(4), np.zeros(4))
+    with pytest.raises(ValueError, match="dout must have the shape"):
+        instancenorm_backward(np.ones((3, 4, 2, 2)), cache)
+    _, gn_cache = groupnorm_forward(_x4(), np.ones(4), np.zeros(4), num_groups=2)
+    with pytest.raises(ValueError, match="num_groups=2 .* use groupnorm_backward"):
+        instancenorm_backward(np.ones((3, 4, 2, 3)), gn_cache)
+
+
+def test_instancenorm_cache_is_read_only_and_input_untouched():
+    x = _x4()
+    x0 = x.copy()
+    _, cache = instancenorm_forward(x, np.ones(4), np.zeros(4))
+    np.testing.assert_array_equal(x, x0)
+    with pytest.raises(ValueError):
+        cache.x_hat[0, 0, 0, 0] = 1.0
+
+def test_instancenorm_float32_matches_float64_for_a_large_mean_and_a_small_spread():
+    """Issue 17: IN at mean 1e4, std 1e-2 was off by 0.06 in float32; as GroupNorm with
+    G = C it gets the residual correction of the mean (GN's error there: ~2e-7)."""
+    rng = np.random.default_rng(17)
+    x32 = (1e4 + 1e-2 * rng.standard_normal((2, 3, 8, 8))).astype(np.float32)
+    ones, zeros = np.ones(3, np.float32), np.zeros(3, np.float32)
+    out, _ = instancenorm_forward(x32, ones, zeros)
+    x64 = x32.astype(np.float64)                     # the same values, computed in float64
+    mean = x64.mean(axis=(2, 3), keepdims=True)
+    ref = (x64 - mean) / np.sqrt(x64.var(axis=(2, 3), keepdims=True) + 1e-5)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- RMSNorm
+def test_rmsnorm_forward_matches_definition_and_ignores_the_scale_of_x():
+    x = RNG.normal(1.0, 2.0, size=(5, 6))
+    gamma = RNG.normal(size=6)
+    out, cache = rmsnorm_forward(x, gamma, eps=1e-8)
+    rms = np.sqrt(np.mean(x**2, axis=1, keepdims=True) + 1e-8)
+    np.testing.assert_allclose(out, x / rms * gamma, rtol=1e-12)
+    assert isinstance(cache, RMSNormCache) and cache.inv_rms.shape == (5, 1)
+    out_scaled, _ = rmsnorm_forward(7.0 * x, gamma, eps=1e-8)
+    np.testing.assert_allclose(out_scaled, out, rtol=1e-7)
+
+
+def test_rmsnorm_does_not_centre_unlike_layernorm():
+    x = np.array([[1.0, 2.0, 3.0]])
+    out, _ = rmsnorm_forward(x, np.ones(3))
+    ln, _ = layernorm_forward(x, np.ones(3), np.zeros(3))
+    assert abs(out.mean()) > 0.5
+    assert abs(ln.mean()) < 1e-12
+
+
+def test_rmsnorm_backward_gradcheck():
+    x = RNG.normal(0.5, 2.0, size=(4, 5))
+    gamma = RNG.normal(size=5)
+    dout = RNG.normal(size=x.shape)
+    _, cache = rmsnorm_forward(x, gamma)
+    dx, dgamma = rmsnorm_backward(dout, cache)
+    num_dx = numerical_gradient(lambda v: np.sum(rmsnorm_forward(v, gamma)[0] * dout), x)
+    num_dg = numerical_gradient(lambda g: np.sum(rmsnorm_forward(x, g)[0] * dout), gamma)
+    assert rel_error(dx, num_dx) < 1e-7
+    assert rel_error(dgamma, num_dg) < 1e-7
+
+
+def test_rmsnorm_bad_input():
+    with pytest.raises(ValueError, match=r"\(N, D\)"):
+        rmsnorm_forward(np.ones((2, 3, 4)), np.ones(3))
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        rmsnorm_forward(np.ones((2, 3)), np.ones(3), eps=0.0)
+    with pytest.raises(ValueError, match="non-finite"):
+        rmsnorm_forward(np.array([[1.0, np.nan]]), np.ones(2))
+    with pytest.raises(TypeError, match="RMSNormCache"):
+        rmsnorm_backward(np.ones((1, 2)), None)
+    with pytest.raises(ValueError, match="at least one feature"):
+        rmsnorm_forward(np.ones((2, 0)), np.ones(0))
+
+def test_rmsnorm_is_layernorm_for_rows_with_zero_mean():
+    x = RNG.normal(size=(4, 6))
+    x -= x.mean(axis=1, keepdims=True)
+    gamma = RNG.normal(size=6)
+    out, _ = rmsnorm_forward(x, gamma, eps=1e-5)
+    ln, _ = layernorm_forward(x, gamma, np.zeros(6), eps=1e-5)
+    np.testing.assert_allclose(out, ln, rtol=1e-12, atol=1e-13)
+
+
 # --------------------------------------------------------------------------- dtypes, inputs, caches
 
 
@@ -201,8 +345,11 @@ def _run_all(dtype):
     x4, g4, b4, d4 = make_data((2, 4, 3, 3), seed=13, dtype=dtype)
     out_ln, c_ln = layernorm_forward(x, gamma, beta)
     out_gn, c_gn = groupnorm_forward(x4, g4, b4, 2)
+    out_in, c_in = instancenorm_forward(x4, g4, b4)
+    out_rms, c_rms = rmsnorm_forward(x, gamma)
     return [out_ln, c_ln.x_hat, *layernorm_backward(dout, c_ln), out_gn, c_gn.x_hat,
-            *groupnorm_backward(d4, c_gn)]
+            *groupnorm_backward(d4, c_gn), out_in, *instancenorm_backward(d4, c_in),
+            out_rms, c_rms.inv_rms, *rmsnorm_backward(dout, c_rms)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -234,6 +381,10 @@ def test_inputs_are_not_modified():
     layernorm_backward(dout, c)
     _, c = groupnorm_forward(x4, g4, b4, 2)
     groupnorm_backward(d4, c)
+    _, c = instancenorm_forward(x4, g4, b4)
+    instancenorm_backward(d4, c)
+    _, c = rmsnorm_forward(x, gamma)
+    rmsnorm_backward(dout, c)
     for a, cp in zip(args, copies):
         np.testing.assert_array_equal(a, cp)
         assert a.flags.writeable
@@ -243,19 +394,23 @@ def test_caches_are_frozen_and_snapshot_gamma():
     x, gamma, beta, dout = make_data((4, 6), seed=16)
     _, c_ln = layernorm_forward(x, gamma, beta)
     _, c_gn = groupnorm_forward(x, gamma, beta, 3)
-    expected = [layernorm_backward(dout, c_ln), groupnorm_backward(dout, c_gn)]
-    for cache in (c_ln, c_gn):
+    _, c_rms = rmsnorm_forward(x, gamma)
+    expected = [layernorm_backward(dout, c_ln), groupnorm_backward(dout, c_gn),
+                rmsnorm_backward(dout, c_rms)]
+    for cache in (c_ln, c_gn, c_rms):
         with pytest.raises(dataclasses.FrozenInstanceError):
             cache.eps = 0.1
         assert not cache.x_hat.flags.writeable and not cache.gamma.flags.writeable
+    assert not c_rms.inv_rms.flags.writeable and not c_gn.inv_std.flags.writeable
     gamma *= 2.0                      # the caller's gamma is still writable ...
-    got = [layernorm_backward(dout, c_ln), groupnorm_backward(dout, c_gn)]
+    got = [layernorm_backward(dout, c_ln), groupnorm_backward(dout, c_gn),
+           rmsnorm_backward(dout, c_rms)]
     for g, e in zip(got, expected):  # ... and the caches kept their own copy
         for a, b in zip(g, e):
             np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("which", ["layernorm", "groupnorm-2d", "groupnorm-4d"])
+@pytest.mark.parametrize("which", ["layernorm", "groupnorm-2d", "groupnorm-4d", "rmsnorm"])
 def test_float32_is_stable_for_inputs_with_a_large_mean(which):
     rng = np.random.default_rng(17)
     shape = (8, 64) if which != "groupnorm-4d" else (4, 8, 4, 4)
@@ -265,8 +420,107 @@ def test_float32_is_stable_for_inputs_with_a_large_mean(which):
     if which == "layernorm":
         out, _ = layernorm_forward(x32, ones, zeros)
         ref = reference_layernorm(x32.astype(np.float64), np.ones(C), np.zeros(C))
+    elif which == "rmsnorm":
+        out, _ = rmsnorm_forward(x32, ones)
+        x64 = x32.astype(np.float64)
+        ref = x64 / np.sqrt(np.mean(x64**2, axis=1, keepdims=True) + 1e-8)
     else:
         out, _ = groupnorm_forward(x32, ones, zeros, 4)
         ref = reference_groupnorm(x32, np.ones(C), np.zeros(C), 4)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, ref, atol=2e-6)
+
+
+# --------------------------------------------------------------------------- the layers
+
+
+@pytest.mark.parametrize("layer, shape", [
+    (LayerNorm(5), (4, 5)),
+    (GroupNorm(6, num_groups=2), (4, 6)),   # 3 values per group (2 would always give ±1)
+    (GroupNorm(4, num_groups=2), (3, 4, 2, 3)),
+    (InstanceNorm(3), (2, 3, 2, 3)),
+    (RMSNorm(5), (4, 5)),
+], ids=["LayerNorm", "GroupNorm-2d", "GroupNorm-4d", "InstanceNorm", "RMSNorm"])
+def test_norm_layers_match_numerical_gradients(layer, shape):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=shape)
+    for name in layer.param_names:
+        getattr(layer, name)[:] = rng.normal(size=getattr(layer, name).shape)
+    dout = rng.normal(size=shape)
+    layer.forward(x)
+    dx = layer.backward(dout)
+    assert rel_error(dx, numerical_gradient(lambda v: np.sum(layer.forward(v) * dout), x)) < 1e-7
+    gamma = layer.gamma.copy()
+
+    def loss_of_gamma(g):
+        layer.gamma[:] = g
+        return np.sum(layer.forward(x) * dout)
+
+    dgamma_num = numerical_gradient(loss_of_gamma, gamma)
+    layer.gamma[:] = gamma
+    layer.forward(x)
+    layer.backward(dout)
+    assert rel_error(layer.grads()["gamma"], dgamma_num) < 1e-7
+    assert set(layer.grads()) == set(layer.params()) == set(layer.param_names)
+    if "beta" in layer.param_names:
+        assert np.allclose(layer.grads()["beta"], dout.sum(axis=(0,) if len(shape) == 2 else (0, 2, 3)))
+
+
+def test_norm_layers_declare_their_parameters_and_keep_no_running_statistics():
+    assert LayerNorm(3).param_names == GroupNorm(4, 2).param_names == ("gamma", "beta")
+    assert InstanceNorm(3).param_names == ("gamma", "beta")
+    assert RMSNorm(3).param_names == ("gamma",) and set(RMSNorm(3).params()) == {"gamma"}
+    for layer in (LayerNorm(3), GroupNorm(4, 2), InstanceNorm(3), RMSNorm(3)):
+        assert layer.running_stat_names == ()
+
+
+def test_instance_norm_layer_is_group_norm_with_one_channel_per_group():
+    x = _x4((2, 4, 3, 3))
+    layer = InstanceNorm(4)
+    assert isinstance(layer, GroupNorm) and layer.num_groups == 4
+    np.testing.assert_array_equal(layer.forward(x), GroupNorm(4, num_groups=4).forward(x))
+
+
+def test_norm_layers_work_on_a_single_sample_and_ignore_the_mode():
+    x = np.array([[1.0, 2.0, 4.0, 8.0]])
+    for layer in (LayerNorm(4), GroupNorm(4, 2), RMSNorm(4)):
+        train_out = layer.train().forward(x)
+        assert np.array_equal(train_out, layer.eval().forward(x))
+    x4 = _x4((1, 2, 2, 2))
+    layer = InstanceNorm(2)
+    assert np.array_equal(layer.train().forward(x4), layer.eval().forward(x4))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: LayerNorm(0), "num_features must be ≥ 1, got 0"),
+    (lambda: GroupNorm(6, 4), "num_groups must divide num_channels=6"),
+    (lambda: LayerNorm(3, eps=0), "eps must be > 0"),
+    (lambda: RMSNorm(0), "num_features must be ≥ 1"),
+    (lambda: InstanceNorm(0), "num_channels must be ≥ 1"),
+    (lambda: LayerNorm(3).forward(np.ones((2, 4))), r"expects x of shape \(N, 3\); got \(2, 4\)"),
+    (lambda: GroupNorm(4, 2).forward(np.ones((2, 3))), r"expects x with 4 channels on axis 1; got \(2, 3\)"),
+    (lambda: InstanceNorm(2).forward(np.ones((2, 2))), r"expects x of shape \(N, 2, H, W\); got \(2, 2\)"),
+    (lambda: RMSNorm(3).forward(np.ones((2, 4))), r"expects x of shape \(N, 3\); got \(2, 4\)"),
+    (lambda: LayerNorm(3).grads(), "LayerNorm.grads\\(\\) called before backward"),
+    (lambda: RMSNorm(3).grads(), "RMSNorm.grads\\(\\) called before backward"),
+    (lambda: InstanceNorm(3).grads(), "InstanceNorm.grads\\(\\) called before backward"),
+    (lambda: GroupNorm(4, 2).backward(np.ones((1, 4))), "backward called before forward"),
+    (lambda: RMSNorm(4).backward(np.ones((1, 4))), "backward called before forward"),
+])
+def test_norm_layers_refuse_bad_input(make, message):
+    with pytest.raises((ValueError, RuntimeError), match=message):
+        make()
+
+
+@pytest.mark.parametrize("layer, shape, bad", [
+    (LayerNorm(3), (2, 3), np.ones((2, 4))),
+    (GroupNorm(4, 2), (2, 4), np.ones((2, 3))),
+    (InstanceNorm(2), (2, 2, 2, 2), np.ones((2, 2, 1, 1))),      # H·W = 1
+    (RMSNorm(3), (2, 3), np.full((2, 3), np.nan)),
+], ids=["LayerNorm", "GroupNorm", "InstanceNorm", "RMSNorm"])
+def test_a_forward_that_raises_leaves_no_stale_cache(layer, shape, bad):
+    layer.forward(RNG.normal(size=shape))
+    with pytest.raises(ValueError):
+        layer.forward(bad)
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        layer.backward(np.ones(shape))
