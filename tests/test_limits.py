@@ -10,11 +10,7 @@ import pytest  # noqa: E402
 
 from bnutils import batchnorm_forward, groupnorm_forward  # noqa: E402
 from bnutils.batchnorm import BatchNorm  # noqa: E402
-from bnutils.bn_variants import (  # noqa: E402
-    NoisyBatchNorm,
-    ShardedBatchNorm,
-    instancenorm_forward,
-)
+from bnutils.bn_variants import NoisyBatchNorm, ShardedBatchNorm  # noqa: E402
 from bnutils.data import load_digits_split  # noqa: E402
 from bnutils.limits import (  # noqa: E402
     PercentileRecorder,
@@ -33,6 +29,7 @@ from bnutils.limits import (  # noqa: E402
     train_with_probes,
 )
 from bnutils.models import make_mlp  # noqa: E402
+from bnutils.normalization import instancenorm_forward  # noqa: E402
 from bnutils.training import minibatches, train  # noqa: E402
 
 RNG = np.random.default_rng(5)
