@@ -190,7 +190,7 @@ def test_output_stats_stub():
     (lambda g, b, v, e: (b, 1.0), "std is off"),
     (lambda g, b, v, e: (b + 1, 1.0), "mean is off"),
     (lambda g, b, v, e: b, "tuple"),
-    (lambda g, b, v, e: (b, "big"), "plain numbers"),
+    (lambda g, b, v, e: (b, "big"), "not a string"),
 ])
 def test_output_stats_mistakes(fn, fragment):
     assert_fails_with(check.output_stats, fn, fragment)

@@ -6,25 +6,58 @@ short message saying what it verified, or raises ``Failed("hint")``. The
 
     @self_check("Exercise 3.1 · BN forward pass")
     def bn_forward(student_fn):
-        out = student_fn(x, gamma, beta)
-        ...
-        return f"matches bnutils.batchnorm_forward (max rel. error {fmt_err(err)})"
+        out = as_answer_array(student_fn(x, gamma, beta), "out", shape=x.shape)
+        compare(out, expected, "the output", atol=1e-8, mistakes=..., hint="...")
+        return "matches bnutils.batchnorm_forward"
 
     bn_forward(my_fn)            # prints "✓ Exercise 3.1 · BN forward pass: matches ..."
     bn_forward.evaluate(my_fn)   # returns CheckResult(passed=True, message=...) for tests
 
+Every check reads the learner's return value through the same few steps, written once
+here:
+
+* ``as_answer_array`` / ``as_answer_number`` / ``as_answer_index`` / ``as_answer_tuple``
+  turn what the learner returned into numbers, or fail with a hint that names the
+  problem: ``None`` (a forgotten ``return``), a string (``"12.3"`` is not a number), a
+  bool (``True`` is not index 1), a set, complex numbers, and NaN or inf anywhere;
+* ``compare`` decides "right", names the known mistake the answer reproduces
+  (``diagnose``), or fails with the check's hint. Its tolerance is dtype-aware: a
+  float32 or float16 answer is compared at what its precision can reach.
+
 A learner's ``NotImplementedError`` (the student-edition stub) becomes "not done yet";
-any other exception becomes a ✗ line naming it.
+any other exception raised inside the learner's code becomes a ✗ line naming it. An
+exception raised by the check itself (not by the learner's code) is reported as the
+check's own problem, never blamed on the learner.
+
+Introduced in notebook 00.
 """
 
 from __future__ import annotations
 
 import functools
+import numbers
+import os
+import sysconfig
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CheckResult", "Failed", "diagnose", "fmt_err", "self_check"]
+__all__ = [
+    "CheckResult",
+    "Failed",
+    "answer_rtol",
+    "as_answer_array",
+    "as_answer_index",
+    "as_answer_number",
+    "as_answer_tuple",
+    "compare",
+    "diagnose",
+    "fmt_err",
+    "is_close",
+    "max_abs_error",
+    "self_check",
+]
 
 PASS, FAIL = "✓", "✗"
 
@@ -57,6 +90,195 @@ def fmt_err(err: float) -> str:
     return f"{err:.2g}"
 
 
+# ----------------------------------------------------------------------------- reading answers
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
+def describe(value) -> str:
+    """A few words naming what ``value`` is, for hints: "None", "a str ('12.3')", ..."""
+    if value is None:
+        return "None"
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}"
+    if isinstance(value, (tuple, list)):
+        return f"{_a(type(value).__name__)} of {len(value)} value{'s' if len(value) != 1 else ''}"
+    if isinstance(value, (str, bytes, bool, np.bool_, numbers.Number)):
+        return f"{_a(type(value).__name__)} ({_short(value)})"
+    return _a(type(value).__name__)
+
+
+def _not_a_number(x) -> bool:
+    return isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real)
+
+
+def _numeric(value, label: str, noun: str = "numbers") -> np.ndarray:
+    """``value`` as an array of real numbers (float dtype kept, integers as float64).
+
+    ``label`` names the value in hints ("`out`", "the condition number").
+    """
+    if isinstance(value, (str, bytes)):
+        raise Failed(f"{label} must be {noun}, not a string ({_short(value)})")
+    if isinstance(value, (bool, np.bool_)):
+        raise Failed(f"{label} must be a number, not a bool ({value})")
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise Failed(f"{label} must be an array of numbers; numpy cannot turn "
+                     f"{describe(value)} into one ({exc})") from None
+    kind = arr.dtype.kind
+    if kind == "O":
+        bad = next((x for x in arr.flat if _not_a_number(x)), None) if arr.size else None
+        if arr.ndim == 0 or bad is not None:
+            bad = value if arr.ndim == 0 else bad
+            raise Failed(f"{label} must be {noun}, not {describe(bad)}")
+        arr = arr.astype(np.float64)
+    elif kind == "b":
+        raise Failed(f"{label} must be {noun}, not booleans (True/False)")
+    elif kind in "US":
+        raise Failed(f"{label} must be {noun}, not strings ({_short(arr.flat[0])})")
+    elif kind == "c":
+        raise Failed(f"{label} must be real {noun.replace('a ', '')}, not complex (a square root of a "
+                     f"negative number?)")
+    elif kind in "iu":
+        arr = arr.astype(np.float64)
+    elif kind != "f":
+        raise Failed(f"{label} must be {noun}, not values of dtype {arr.dtype}")
+    return arr
+
+
+def _require_finite(arr: np.ndarray, label: str) -> None:
+    finite = np.isfinite(arr)
+    if finite.all():
+        return
+    n_nan, n_inf = int(np.isnan(arr).sum()), int(np.isinf(arr).sum())
+    what = "NaN" if not n_inf else "inf" if not n_nan else "NaN and inf"
+    where = f" ({n_nan + n_inf} of its {arr.size} values)" if arr.ndim else ""
+    raise Failed(f"{label} is {what}{where}, not a finite number: look for 0/0, the square "
+                 f"root of a negative number or an overflow"
+                 if not arr.ndim else
+                 f"{label} contains {what}{where}: a right answer is finite - look for 0/0, "
+                 f"the square root of a negative number or an overflow")
+
+
+def as_answer_array(value, name: str, shape=None, *, finite: bool = True) -> np.ndarray:
+    """Read an array the learner returned, or fail with a hint naming the problem.
+
+    Parameters
+    ----------
+    value : object
+        What the learner's function returned (or one element of its returned tuple).
+    name : str
+        The variable's name in the exercise (``"out"``, ``"dx"``), used in the hints.
+    shape : tuple of int, optional
+        The shape the answer must have.
+    finite : bool
+        Reject NaN and inf anywhere (default). Checks that diagnose an infinite answer
+        themselves pass False.
+
+    Returns
+    -------
+    ndarray
+        The answer as an array of real numbers: float dtypes kept (so ``compare`` can use
+        a dtype-aware tolerance), integers as float64. Never the learner's own array.
+    """
+    if value is None:
+        raise Failed(f"your function returned None - did you forget `return {name}`?")
+    arr = np.array(_numeric(value, f"`{name}`"), copy=True)
+    if shape is not None and arr.shape != tuple(shape):
+        raise Failed(f"`{name}` must have shape {tuple(shape)}, got shape {arr.shape}")
+    if finite:
+        _require_finite(arr, f"`{name}`")
+    return arr
+
+
+def as_answer_number(value, what: str, *, finite: bool = True):
+    """Read one number the learner returned (a size-1 array counts), or fail with a hint.
+
+    ``what`` names it in the hints ("the condition number"). Returns a NumPy float scalar
+    of the answer's float dtype (float64 for ints), so ``compare`` sees its precision.
+    """
+    if value is None:
+        raise Failed(f"your function returned None - did you forget to return {what}?")
+    arr = _numeric(value, what, "a number")
+    if arr.size != 1:
+        raise Failed(f"return {what} as one number, got {describe(value)}")
+    if finite:
+        _require_finite(arr.reshape(()), what)
+    return arr.reshape(())[()]
+
+
+def as_answer_index(value, what: str = "the index") -> int:
+    """Read a whole number (an index) the learner returned, or fail with a hint.
+
+    ``True`` is not index 1, ``"3"`` is not index 3, and 2.5 is no index at all; an
+    integral float such as 3.0 is accepted.
+    """
+    if value is None:
+        raise Failed(f"your function returned None - did you forget to return {what}?")
+    if isinstance(value, (bool, np.bool_)):
+        raise Failed(f"return {what} as an int, not a bool ({value} is not an index)")
+    number = as_answer_number(value, what)
+    if number != np.floor(number):
+        raise Failed(f"return {what} as an int, got {_short(value)}")
+    return int(number)
+
+
+def as_answer_tuple(result, n: int, hint: str, *, allow_list: bool = False) -> tuple:
+    """The ``n`` values of a returned tuple (or list, if ``allow_list``), or ``Failed(hint)``."""
+    if isinstance(result, (tuple, list) if allow_list else tuple) and len(result) == n:
+        return tuple(result)
+    raise Failed(f"{hint}; got {describe(result)}")
+
+
+# ----------------------------------------------------------------------------- comparing
+
+def answer_rtol(answer, rtol: float) -> float:
+    """The relative tolerance for ``answer``: ``rtol`` for float64 (or wider), and at
+    least sqrt(eps)/4 of a lower-precision float (float32: 8.6e-5, float16: 7.8e-3) -
+    about what a computation carried out in that precision reaches."""
+    dtype = np.asarray(answer).dtype
+    if dtype.kind != "f" or np.finfo(dtype).eps <= np.finfo(np.float64).eps:
+        return rtol
+    return max(rtol, float(np.sqrt(np.finfo(dtype).eps)) / 4)
+
+
+def _tolerances(actual, expected, rtol, atol):
+    wide = answer_rtol(actual, rtol)
+    if wide != rtol:    # lower precision: errors scale with the array's magnitude
+        scale = float(np.max(np.abs(expected))) if np.size(expected) else 0.0
+        atol = max(atol, wide * scale)
+    return wide, atol
+
+
+def is_close(actual, expected, *, rtol: float = 1e-9, atol: float = 0.0) -> bool:
+    """``|actual - expected| <= atol + rtol·|expected|`` everywhere, shapes equal.
+
+    The tolerance is widened for a lower-precision ``actual`` (see ``answer_rtol``).
+    False whenever ``actual`` holds NaN (every comparison with NaN is False).
+    """
+    actual = np.asarray(actual)
+    expected = np.asarray(expected, dtype=np.float64)
+    if actual.shape != expected.shape:
+        return False
+    rtol, atol = _tolerances(actual, expected, rtol, atol)
+    with np.errstate(all="ignore"):
+        diff = np.abs(actual.astype(np.float64) - expected)
+        return bool(np.all(diff <= atol + rtol * np.abs(expected)))
+
+
+def max_abs_error(actual, expected) -> float:
+    """Largest absolute difference (0.0 for empty arrays)."""
+    diff = np.abs(np.asarray(actual, dtype=np.float64) - np.asarray(expected, dtype=np.float64))
+    return float(np.max(diff)) if diff.size else 0.0
+
+
 def diagnose(answer, candidates: dict, rtol: float = 1e-6, atol: float = 1e-9) -> str | None:
     """Name the known mistake whose output ``answer`` reproduces, if any.
 
@@ -66,23 +288,111 @@ def diagnose(answer, candidates: dict, rtol: float = 1e-6, atol: float = 1e-9) -
         What the learner's code returned.
     candidates : dict of str -> array_like
         Each known mistake's description mapped to the output that mistake produces.
+    rtol, atol : float
+        Tolerances, widened for a lower-precision answer as in ``is_close``.
 
     Returns
     -------
     str or None
         The first matching description, or None.
     """
-    answer = np.asarray(answer, dtype=float)
+    answer = np.asarray(answer)
+    if answer.dtype.kind not in "iuf":
+        return None
     for description, wrong in candidates.items():
-        wrong = np.asarray(wrong, dtype=float)
-        if wrong.shape == answer.shape and np.allclose(answer, wrong, rtol=rtol, atol=atol):
+        wrong = np.asarray(wrong, dtype=np.float64)
+        if wrong.shape == answer.shape and np.all(np.isfinite(wrong)) and \
+                is_close(answer, wrong, rtol=rtol, atol=atol):
             return description
     return None
 
 
+def compare(actual, expected, message: str, *, rtol: float = 1e-9, atol: float = 0.0,
+            mistakes: dict | Callable[[], dict] | None = None, prefix: str = "",
+            diagnose_rtol: float = 1e-6, diagnose_atol: float = 1e-9,
+            error: Callable = max_abs_error) -> float:
+    """The one "compare, name the mistake, or fail" step of every numeric check.
+
+    Parameters
+    ----------
+    actual : ndarray
+        The learner's answer, read by ``as_answer_array`` / ``as_answer_number``.
+    expected : array_like
+        The right answer.
+    message : str
+        The hint when ``actual`` is wrong and no known mistake matches; ``{err}`` in it
+        becomes ``error(actual, expected)`` formatted by ``fmt_err``.
+    rtol, atol : float
+        When ``actual`` counts as right (``is_close``; dtype-aware).
+    mistakes : dict or callable returning one, optional
+        Known wrong outputs (see ``diagnose``); a callable is only called on failure.
+    prefix : str
+        Put before a diagnosed mistake ("running mean: ...").
+    diagnose_rtol, diagnose_atol : float
+        Tolerances of ``diagnose``.
+    error : callable
+        The error measure returned and shown in messages (default: max absolute error).
+
+    Returns
+    -------
+    float
+        ``error(actual, expected)`` when ``actual`` is right; otherwise raises ``Failed``.
+    """
+    if is_close(actual, expected, rtol=rtol, atol=atol):
+        return error(actual, expected)
+    candidates = mistakes() if callable(mistakes) else (mistakes or {})
+    found = diagnose(actual, candidates, rtol=diagnose_rtol, atol=diagnose_atol)
+    if found:
+        raise Failed(prefix + found)
+    if "{err}" in message:
+        message = message.replace("{err}", fmt_err(error(actual, expected)))
+    raise Failed(message)
+
+
+# ----------------------------------------------------------------------------- the decorator
+
 def _first_line(text: str) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= 160 else text[:157] + "..."
+
+
+_LIBRARY_DIRS = tuple(
+    os.path.normcase(os.path.realpath(p)) + os.sep
+    for p in {os.path.dirname(os.path.dirname(os.path.abspath(__file__))),   # bnutils/
+              *(sysconfig.get_paths().get(k, "") for k in ("stdlib", "platstdlib",
+                                                            "purelib", "platlib"))}
+    if p)
+
+
+def _learner_code(obj) -> set:
+    """Code objects that belong to a learner's callable (function, lambda, partial, object)."""
+    codes = set()
+    for candidate in (obj, getattr(obj, "func", None), type(obj).__dict__.get("__call__")):
+        code = getattr(candidate, "__code__", None)
+        if code is not None:
+            codes.add(code)
+    return codes
+
+
+def _raised_by_learner(exc: BaseException, learner_codes: set) -> bool:
+    """True if ``exc`` came out of the learner's code, not out of the check's own code.
+
+    The learner's code is the function handed to the check, or any code outside the
+    ``bnutils`` package and the installed libraries (a notebook cell, a test file).
+    """
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code in learner_codes:
+            return True
+        filename = code.co_filename
+        if filename.startswith("<"):
+            if not filename.startswith(("<frozen", "<__array_function__")):
+                return True
+        elif not os.path.normcase(os.path.realpath(filename)).startswith(_LIBRARY_DIRS):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def self_check(title: str):
@@ -96,6 +406,10 @@ def self_check(title: str):
     def decorate(evaluate_fn):
         @functools.wraps(evaluate_fn)
         def evaluate(*args, **kwargs) -> CheckResult:
+            learner_codes = set().union(*(_learner_code(a) for a in (*args, *kwargs.values())))
+            if args and not callable(args[0]):
+                return CheckResult(False, f"{FAIL} {title}: pass your function itself, e.g. "
+                                          f"check(my_function) without (); got {describe(args[0])}")
             try:
                 with np.errstate(all="ignore"):
                     message = evaluate_fn(*args, **kwargs)
@@ -105,8 +419,12 @@ def self_check(title: str):
             except Failed as failure:
                 return CheckResult(False, f"{FAIL} {title}: {_first_line(failure)}")
             except Exception as exc:  # a learner's bug must never crash the check
-                return CheckResult(False, f"{FAIL} {title}: your code raised "
-                                          f"{type(exc).__name__}: {_first_line(exc)}")
+                if _raised_by_learner(exc, learner_codes):
+                    return CheckResult(False, f"{FAIL} {title}: your code raised "
+                                              f"{type(exc).__name__}: {_first_line(exc)}")
+                return CheckResult(False, _first_line(
+                    f"{FAIL} {title}: the check could not handle your answer "
+                    f"({type(exc).__name__}: {exc}) - a gap in the check, not your fault"))
             return CheckResult(True, f"{PASS} {title}: {_first_line(message)}")
 
         @functools.wraps(evaluate_fn)

@@ -14,7 +14,16 @@ import numpy as np
 
 from ..batchnorm import batchnorm_backward, batchnorm_forward
 from ..gradcheck import rel_error
-from ._core import Failed, diagnose, fmt_err, self_check
+from ._core import (
+    Failed,
+    as_answer_array,
+    as_answer_tuple,
+    compare,
+    diagnose,
+    fmt_err,
+    is_close,
+    self_check,
+)
 
 __all__ = ["bn_backward", "dgamma_dbeta", "fixed_backward"]
 
@@ -77,8 +86,7 @@ def _param_grad_hint(name, got, dout, x_hat):
     n, d = dout.shape
     want = {"dgamma": (dout * x_hat).sum(axis=0), "dbeta": dout.sum(axis=0)}
     other = "dbeta" if name == "dgamma" else "dgamma"
-    got = np.asarray(got, dtype=float)
-    if got.shape == (d,) and np.allclose(got, want[name], rtol=1e-7, atol=1e-10):
+    if got.shape == (d,) and is_close(got, want[name], rtol=1e-7, atol=1e-10):
         return None
     if got.shape == (n, d):
         return (f"{name} has shape {got.shape}: γ and β are shared by every sample of the "
@@ -95,20 +103,18 @@ def _param_grad_hint(name, got, dout, x_hat):
            f"dgamma = Σ_i dout_i·x_hat_i")
 
 
-def _unpack3(result):
-    if not isinstance(result, tuple) or len(result) != 3:
-        raise Failed("return the three gradients as a tuple: dx, dgamma, dbeta")
-    try:
-        return tuple(np.asarray(r, dtype=float) for r in result)
-    except (TypeError, ValueError) as exc:
-        raise Failed(f"the gradients must be arrays of numbers ({exc})") from None
+def _gradients(result, names, hint):
+    """The learner's gradients, each read as a finite array (hints name the gradient)."""
+    values = as_answer_tuple(result, len(names), hint)
+    return tuple(as_answer_array(v, n) for v, n in zip(values, names, strict=True))
 
 
 def _check_full_backward(student_fn, extra_mistakes=None):
     worst = 0.0
     for dout, cache in _caches():
         dout_before = dout.copy()
-        dx, dgamma, dbeta = _unpack3(student_fn(dout, cache))
+        dx, dgamma, dbeta = _gradients(student_fn(dout, cache), ("dx", "dgamma", "dbeta"),
+                                       "return the three gradients as a tuple: dx, dgamma, dbeta")
         if not np.array_equal(dout, dout_before):
             raise Failed("your function changed dout in place; compute new arrays instead")
         for name, got in (("dbeta", dbeta), ("dgamma", dgamma)):
@@ -118,13 +124,15 @@ def _check_full_backward(student_fn, extra_mistakes=None):
         if dx.shape != dout.shape:
             raise Failed(f"dx must have the shape of x, {dout.shape}; got {dx.shape}")
         want, _, _ = batchnorm_backward(dout, cache)
-        err = rel_error(dx, want)
-        if err > 1e-7:
-            mistakes = dict(extra_mistakes(dout, cache)) if extra_mistakes else {}
-            mistakes.update(_dx_mistakes(dout, cache))
-            hint = diagnose(dx, mistakes)
-            raise Failed(hint or f"dx differs from bnutils.batchnorm_backward (max rel. error "
-                                 f"{err:.2g}); run a gradient check term by term")
+
+        def mistakes(dout=dout, cache=cache):
+            found = dict(extra_mistakes(dout, cache)) if extra_mistakes else {}
+            found.update(_dx_mistakes(dout, cache))
+            return found
+
+        err = compare(dx, want, "dx differs from bnutils.batchnorm_backward (max rel. error "
+                                "{err}); run a gradient check term by term",
+                      rtol=2e-7, atol=1e-15, mistakes=mistakes, error=rel_error)
         worst = max(worst, err)
     return worst
 
@@ -146,14 +154,9 @@ def dgamma_dbeta(student_fn):
     """Check ``student_fn(dout, x_hat) -> (dgamma, dbeta)``."""
     for dout, cache in _caches():
         x_hat = np.array(cache.x_hat)
-        result = student_fn(dout.copy(), x_hat.copy())
-        if not isinstance(result, tuple) or len(result) != 2:
-            raise Failed("return the two gradients as a tuple: dgamma, dbeta")
+        result = _gradients(student_fn(dout.copy(), x_hat.copy()), ("dgamma", "dbeta"),
+                            "return the two gradients as a tuple: dgamma, dbeta")
         for name, got in zip(("dgamma", "dbeta"), result, strict=True):
-            try:
-                got = np.asarray(got, dtype=float)
-            except (TypeError, ValueError):
-                raise Failed(f"{name} must be an array of numbers") from None
             hint = _param_grad_hint(name, got, dout, x_hat)
             if hint:
                 raise Failed(hint)

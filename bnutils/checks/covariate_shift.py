@@ -11,31 +11,22 @@ from __future__ import annotations
 import numpy as np
 
 from ..diagnostics import saturation_fraction
-from ._core import Failed, diagnose, self_check
+from ._core import Failed, as_answer_index, as_answer_number, compare, self_check
 
 __all__ = ["compounding_factor", "most_saturated_layer", "saturation_cases"]
 
 _CASES = [(0.01, 9), (0.01, 365), (0.05, 3), (-0.01, 9)]
 
 
-def _number(value, what):
-    if value is None:
-        raise Failed(f"your function returned None - did you forget to return {what}?")
-    try:
-        return float(np.asarray(value, dtype=float).reshape(()))
-    except (TypeError, ValueError):
-        raise Failed(f"return {what} as one number, got {type(value).__name__}") from None
-
-
 @self_check("Exercise 2.1 · the compounding factor")
 def compounding_factor(student_fn):
     """Check ``student_fn(rate, n) -> (1 + rate) ** n``."""
     for rate, n in _CASES:
-        got = _number(student_fn(rate, n), "the factor")
+        got = as_answer_number(student_fn(rate, n), "the factor")
         expected = (1.0 + rate) ** n
-        if np.isclose(got, expected, rtol=1e-9):
-            continue
-        mistake = diagnose(got, {
+        compare(got, expected, f"for rate={rate}, n={n} you returned {got:.6g}, expected "
+                               f"{expected:.6g}",
+                rtol=1e-9, atol=1e-8, diagnose_rtol=1e-9, mistakes={
             "you added the changes instead of compounding them: 1 + rate·n; each layer "
             "multiplies by (1 + rate)": 1.0 + rate * n,
             "you returned the increase (factor - 1); return the factor itself": expected - 1.0,
@@ -44,10 +35,7 @@ def compounding_factor(student_fn):
             "you treated the rate as a percentage; 1 % is rate = 0.01, already a fraction":
                 (1.0 + 100.0 * rate) ** n,
             "you returned rate·n": rate * n,
-        }, rtol=1e-9)
-        if mistake:
-            raise Failed(mistake)
-        raise Failed(f"for rate={rate}, n={n} you returned {got:.6g}, expected {expected:.6g}")
+        })
     return ("(1 + rate)^n: 1.01^9 = 1.0937 (a 9.4 % change, not the seed's 9.3 %), "
             "1.01^365 = 37.78, 0.99^9 = 0.9135")
 
@@ -97,10 +85,7 @@ def most_saturated_layer(student_fn):
         if np.ndim(got) != 0:
             raise Failed("return the index of one layer (an int), not a list or array of "
                          "fractions; np.argmax gives the position of the largest value")
-        got_f = float(got)
-        if got_f != int(got_f):
-            raise Failed(f"return the index of the layer (an int), got {got!r}")
-        got = int(got_f)
+        got = as_answer_index(got, "the index of the layer")
         if got == answer:
             continue
         fractions = [float(np.mean(np.abs(a) > threshold)) for a in activations]

@@ -12,7 +12,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core import Failed, diagnose, fmt_err, self_check
+from ._core import (
+    Failed,
+    as_answer_array,
+    as_answer_number,
+    as_answer_tuple,
+    compare,
+    fmt_err,
+    is_close,
+    self_check,
+)
 
 __all__ = [
     "BY_HAND_BATCH",
@@ -48,14 +57,9 @@ def _bn(x, gamma, beta, eps, axes=(0,), ddof=0, eps_outside=False, use_eps=True)
 
 
 def _as_array(value, name):
-    if value is None:
-        raise Failed(f"your function returned None - did you forget `return {name}`?")
     if isinstance(value, tuple):
         raise Failed(f"return only `{name}` (one array), not a tuple of {len(value)} values")
-    try:
-        return np.asarray(value, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise Failed(f"`{name}` must be an array of numbers ({exc})") from None
+    return as_answer_array(value, name)
 
 
 def _forward_mistakes(x, gamma, beta, eps, axes, other_axes):
@@ -108,14 +112,11 @@ def _check_forward_case(student_fn, x, gamma, beta, eps, axes, other_axes, broad
         raise Failed(f"out has shape {out.shape} but must have the shape of x, {x.shape}; "
                      f"{broadcast_hint}")
     expected = _bn(x, gamma, beta, eps, axes)[1]
-    err = float(np.max(np.abs(out - expected)))
-    if err <= 1e-8 * max(1.0, float(np.max(np.abs(expected)))):
-        return err
-    mistake = diagnose(out, _forward_mistakes(x, gamma, beta, eps, axes, other_axes))
-    if mistake:
-        raise Failed(mistake)
-    raise Failed(f"the output differs from gamma * (x - mean) / sqrt(var + eps) + beta by up "
-                 f"to {err:.3g}; compare your mean, var and x_hat with bnutils.batchnorm_forward")
+    return compare(out, expected,
+                   "the output differs from gamma * (x - mean) / sqrt(var + eps) + beta by up "
+                   "to {err}; compare your mean, var and x_hat with bnutils.batchnorm_forward",
+                   rtol=0.0, atol=1e-8 * max(1.0, float(np.max(np.abs(expected)))),
+                   mistakes=lambda: _forward_mistakes(x, gamma, beta, eps, axes, other_axes))
 
 
 # ----------------------------------------------------------------------------- 3.1
@@ -126,10 +127,9 @@ def bn_by_hand(student_fn):
 
     Hand-rounded numbers are accepted to within 0.002.
     """
-    result = student_fn()
-    if not isinstance(result, tuple) or len(result) != 3:
-        raise Failed("return the three results as a tuple: mean, var, out")
-    mean, var, out = (_as_array(v, n) for v, n in zip(result, ("mean", "var", "out"), strict=True))
+    result = as_answer_tuple(student_fn(), 3, "return the three results as a tuple: mean, var, out")
+    mean, var, out = (as_answer_array(v, n) for v, n in zip(result, ("mean", "var", "out"),
+                                                             strict=True))
     x = BY_HAND_BATCH
     tol = 2e-3
     if mean.shape != (2,):
@@ -137,29 +137,25 @@ def bn_by_hand(student_fn):
             raise Failed("you gave 3 means, one per row: BN takes one mean per feature "
                          "(column), over the 3 samples of the batch")
         raise Failed(f"mean must hold 2 numbers, one per feature (column); got shape {mean.shape}")
-    if not np.allclose(mean, x.mean(axis=0), atol=tol):
+    if not is_close(mean, x.mean(axis=0), rtol=1e-5, atol=tol):
         raise Failed("mean is off: add up each column's three values and divide by 3")
     if var.shape != (2,):
         raise Failed(f"var must hold 2 numbers, one per feature (column); got shape {var.shape}")
-    if not np.allclose(var, x.var(axis=0), atol=tol, rtol=1e-3):
-        hint = diagnose(var, {
-            "var: you divided by m - 1 = 2; BN's batch variance divides by m = 3 (ddof=0)":
-                x.var(axis=0, ddof=1),
-            "var: that is the standard deviation; the variance is its square": x.std(axis=0),
-        }, rtol=1e-3, atol=tol)
-        raise Failed(hint or "var is off: average the squared deviations from the mean")
+    compare(var, x.var(axis=0), "var is off: average the squared deviations from the mean",
+            rtol=1e-3, atol=tol, diagnose_rtol=1e-3, diagnose_atol=tol, mistakes={
+        "var: you divided by m - 1 = 2; BN's batch variance divides by m = 3 (ddof=0)":
+            x.var(axis=0, ddof=1),
+        "var: that is the standard deviation; the variance is its square": x.std(axis=0),
+    })
     if out.shape != x.shape:
         raise Failed(f"out must have the shape of the batch, {x.shape}; got {out.shape}")
-    expected = _bn(x, BY_HAND_GAMMA, BY_HAND_BETA, 1e-5)[1]
-    if np.allclose(out, expected, atol=tol):
-        return "mean, var and all six outputs are right"
-    mistakes = _forward_mistakes(x, BY_HAND_GAMMA, BY_HAND_BETA, 1e-5, (0,), {
-        (1,): "out: you normalized each row across the two features; normalize each "
-              "column (feature) over the 3 samples",
-    })
-    hint = diagnose(out, mistakes, rtol=1e-3, atol=tol)
-    raise Failed(hint or "out is off: x_hat = (x - mean) / sqrt(var), then "
-                         "out = gamma * x_hat + beta, column by column")
+    compare(out, _bn(x, BY_HAND_GAMMA, BY_HAND_BETA, 1e-5)[1],
+            "out is off: x_hat = (x - mean) / sqrt(var), then out = gamma * x_hat + beta, "
+            "column by column", rtol=1e-5, atol=tol, diagnose_rtol=1e-3, diagnose_atol=tol,
+            mistakes=lambda: _forward_mistakes(x, BY_HAND_GAMMA, BY_HAND_BETA, 1e-5, (0,), {
+                (1,): "out: you normalized each row across the two features; normalize each "
+                      "column (feature) over the 3 samples"}))
+    return "mean, var and all six outputs are right"
 
 
 # ----------------------------------------------------------------------------- 3.2
@@ -242,27 +238,22 @@ def output_stats(student_fn):
     """
     means, stds = [], []
     for gamma, beta, var, eps in OUTPUT_STATS_CASES:
-        result = student_fn(gamma, beta, var, eps)
-        if not isinstance(result, tuple) or len(result) != 2:
-            raise Failed("return two numbers as a tuple: (mean, std)")
-        try:
-            means.append(float(result[0]))
-            stds.append(float(result[1]))
-        except (TypeError, ValueError):
-            raise Failed("mean and std must be plain numbers") from None
+        mean, std = as_answer_tuple(student_fn(gamma, beta, var, eps), 2,
+                                    "return two numbers as a tuple: (mean, std)")
+        means.append(as_answer_number(mean, "the mean"))
+        stds.append(as_answer_number(std, "the std"))
     means, stds = np.array(means), np.array(stds)
     g, b, v, e = (np.array(c) for c in zip(*OUTPUT_STATS_CASES, strict=True))
     want_mean, want_std = b, np.abs(g) * np.sqrt(v / (v + e))
-    if not np.allclose(means, want_mean, atol=1e-6):
-        hint = diagnose(means, {
-            "mean: x_hat has mean 0, so the output's mean is 0·γ + β = β, not 0": np.zeros(4),
-            "mean: you swapped the roles; β shifts (sets the mean), γ scales": g,
-        }, atol=1e-6)
-        raise Failed(hint or "mean is off: the normalized values average to 0; what does "
-                             "gamma * x_hat + beta average to?")
-    if np.allclose(stds, want_std, rtol=1e-4, atol=1e-6):
-        return "mean = β and std = |γ|·sqrt(σ²/(σ² + ε)) in all 4 cases, including γ < 0 and ε ≈ σ²"
-    hint = diagnose(stds, {
+    compare(means, want_mean, "mean is off: the normalized values average to 0; what does "
+                              "gamma * x_hat + beta average to?",
+            rtol=1e-5, atol=1e-6, diagnose_atol=1e-6, mistakes={
+        "mean: x_hat has mean 0, so the output's mean is 0·γ + β = β, not 0": np.zeros(4),
+        "mean: you swapped the roles; β shifts (sets the mean), γ scales": g,
+    })
+    compare(stds, want_std, "std is off: the output is γ·x_hat + β; what is the std of x_hat "
+                            "when the denominator is sqrt(σ² + ε) rather than σ?",
+            rtol=1e-4, atol=1e-6, diagnose_rtol=1e-4, diagnose_atol=1e-6, mistakes={
         "std: a standard deviation is never negative; with γ < 0 it is |γ|·…":
             g * np.sqrt(v / (v + e)),
         "std: ε matters when the variance is small: x_hat's std is sqrt(σ²/(σ² + ε)), not 1 "
@@ -272,6 +263,5 @@ def output_stats(student_fn):
         "std: you forgot the square root: std(x_hat) = sqrt(σ²/(σ² + ε))": np.abs(g) * v / (v + e),
         "std: that is the variance of the output; take its square root": g**2 * v / (v + e),
         "std: γ scales the output, so its std is |γ| times that of x_hat": np.sqrt(v / (v + e)),
-    }, rtol=1e-4, atol=1e-6)
-    raise Failed(hint or "std is off: the output is γ·x_hat + β; what is the std of x_hat when "
-                         "the denominator is sqrt(σ² + ε) rather than σ?")
+    })
+    return "mean = β and std = |γ|·sqrt(σ²/(σ² + ε)) in all 4 cases, including γ < 0 and ε ≈ σ²"

@@ -13,21 +13,23 @@ import numpy as np
 
 from ..batchnorm import BatchNorm, batchnorm_forward, batchnorm_inference, update_running_stats
 from ..folding import fold_batchnorm
+from ..gradcheck import rel_error
 from ..layers import Linear, ReLU, Sequential
-from ._core import Failed, diagnose, fmt_err, self_check
+from ._core import Failed, as_answer_array, as_answer_tuple, compare, fmt_err, self_check
 
 __all__ = ["fold_linear_bn", "predict", "update_running"]
 
 
-def _max_rel_err(a, b) -> float:
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
+def _as_pair(result, names):
+    first, second = as_answer_tuple(result, 2, f"return a pair ({names[0]}, {names[1]})",
+                                    allow_list=True)
+    return as_answer_array(first, names[0]), as_answer_array(second, names[1])
 
 
-def _as_pair(result, what):
-    if not (isinstance(result, (tuple, list)) and len(result) == 2):
-        raise Failed(f"return a pair {what}; got {type(result).__name__}")
-    return np.asarray(result[0], dtype=float), np.asarray(result[1], dtype=float)
+def _compare_rel(actual, expected, message, mistakes, prefix):
+    """Exercises 6.1 and 6.2: right to 1e-9 relative, else the known mistake, else ``message``."""
+    return compare(actual, expected, message, rtol=1e-9, atol=1e-12, mistakes=mistakes,
+                   prefix=prefix, error=rel_error)
 
 
 # ----------------------------------------------------------------------------- Exercise 6.1
@@ -56,28 +58,24 @@ def update_running(student_fn):
         if any(not np.array_equal(a, b) for a, b in zip(args, (running_mean, running_var, x))):
             raise Failed("your function changed its inputs in place: return new arrays "
                          "(e.g. new_mean = (1 - momentum) * running_mean + ...)")
-        new_mean, new_var = _as_pair(result, "(new_mean, new_var)")
+        new_mean, new_var = _as_pair(result, ("new_mean", "new_var"))
         ref_mean, ref_var = _reference_update_running(running_mean, running_var, x, momentum)
         if new_mean.shape != ref_mean.shape or new_var.shape != ref_var.shape:
             raise Failed(f"expected two arrays of shape {ref_mean.shape} (one value per feature); "
                          f"got {new_mean.shape} and {new_var.shape} - average over axis 0")
         m, N = momentum, len(x)
         bmean, bvar = x.mean(axis=0), x.var(axis=0, ddof=1)
-        mean_wrong = diagnose(new_mean, {
+        _compare_rel(new_mean, ref_mean, "new running mean is off (max rel. error {err}): use "
+                     "(1 - momentum) * running_mean + momentum * x.mean(axis=0)", {
             "the Keras convention (momentum weighs the OLD value); here momentum weighs the "
             "new batch: (1 - momentum) * running + momentum * batch":
                 m * running_mean + (1 - m) * bmean,
             "you returned the batch mean itself: blend it into the running mean":
                 bmean,
             "you returned the old running mean unchanged": running_mean,
-        })
-        if mean_wrong:
-            raise Failed(f"running mean: {mean_wrong}")
-        err = _max_rel_err(new_mean, ref_mean)
-        if err > 1e-9:
-            raise Failed(f"new running mean is off (max rel. error {fmt_err(err)}): use "
-                         f"(1 - momentum) * running_mean + momentum * x.mean(axis=0)")
-        var_wrong = diagnose(new_var, {
+        }, "running mean: ")
+        _compare_rel(new_var, ref_var, "new running variance is off (max rel. error {err}): use "
+                     "(1 - momentum) * running_var + momentum * x.var(axis=0, ddof=1)", {
             "the batch variance must be the unbiased one (ddof=1, divide by N - 1), as "
             "PyTorch stores it; the biased one (ddof=0) is for normalizing":
                 (1 - m) * running_var + m * bvar * (N - 1) / N,
@@ -88,13 +86,7 @@ def update_running(student_fn):
                 (1 - m) * running_var + m * np.sqrt(bvar),
             "you returned the batch variance itself: blend it into the running variance":
                 bvar,
-        })
-        if var_wrong:
-            raise Failed(f"running variance: {var_wrong}")
-        err = _max_rel_err(new_var, ref_var)
-        if err > 1e-9:
-            raise Failed(f"new running variance is off (max rel. error {fmt_err(err)}): use "
-                         f"(1 - momentum) * running_var + momentum * x.var(axis=0, ddof=1)")
+        }, "running variance: ")
     return "matches bnutils.update_running_stats (PyTorch convention, unbiased variance)"
 
 
@@ -134,13 +126,14 @@ def fold_linear_bn(student_fn):
         raise
     if any(not np.array_equal(a, o) for a, o in zip(args, (W, b, gamma, beta, mu, var))):
         raise Failed("your function changed its inputs in place: return new arrays")
-    Wf, bf = _as_pair(result, "(W_folded, b_folded)")
+    Wf, bf = _as_pair(result, ("W_folded", "b_folded"))
     W_ref, b_ref = _reference_fold(W, b, gamma, beta, mu, var, eps)
     if Wf.shape != W_ref.shape or bf.shape != b_ref.shape:
         raise Failed(f"expected W' of shape {W_ref.shape} and b' of shape {b_ref.shape}; got "
                      f"{Wf.shape} and {bf.shape}")
     scale = gamma / np.sqrt(var + eps)
-    w_wrong = diagnose(Wf, {
+    _compare_rel(Wf, W_ref, "W' is off (max rel. error {err}): W' = W * scale with "
+                 "scale = gamma / sqrt(running_var + eps)", {
         "ε is missing: scale = gamma / sqrt(running_var + eps) (see the feature with a tiny "
         "variance)": W * (gamma / np.sqrt(var)),
         "divide by the standard deviation sqrt(running_var + eps), not by the variance":
@@ -148,30 +141,19 @@ def fold_linear_bn(student_fn):
         "γ is missing from the scale: scale = gamma / sqrt(running_var + eps)":
             W / np.sqrt(var + eps),
         "W is unchanged: every output column must be multiplied by its BN scale": W,
-    })
-    if w_wrong:
-        raise Failed(f"W': {w_wrong}")
-    err_w = _max_rel_err(Wf, W_ref)
-    if err_w > 1e-9:
-        raise Failed(f"W' is off (max rel. error {fmt_err(err_w)}): W' = W * scale with "
-                     f"scale = gamma / sqrt(running_var + eps)")
-    b_wrong = diagnose(bf, {
+    }, "W': ")
+    _compare_rel(bf, b_ref, "b' is off (max rel. error {err}): b' = (b - running_mean) * "
+                 "scale + beta", {
         "β is missing: b' = (b - running_mean) * scale + beta": (b - mu) * scale,
         "the running mean is missing: b' = (b - running_mean) * scale + beta": b * scale + beta,
         "b - running_mean must be multiplied by the scale too": b - mu + beta,
         "the Linear layer's own bias b is missing: b' = (b - running_mean) * scale + beta":
             -mu * scale + beta,
         "ε is missing from the scale": (b - mu) * (gamma / np.sqrt(var)) + beta,
-    })
-    if b_wrong:
-        raise Failed(f"b': {b_wrong}")
-    err_b = _max_rel_err(bf, b_ref)
-    if err_b > 1e-9:
-        raise Failed(f"b' is off (max rel. error {fmt_err(err_b)}): b' = (b - running_mean) * "
-                     f"scale + beta")
+    }, "b': ")
     x = np.random.default_rng(6).standard_normal((8, W.shape[0]))
     ref_out = batchnorm_inference(x @ W + b, gamma, beta, mu, var, eps)
-    err = _max_rel_err(x @ Wf + bf, ref_out)
+    err = rel_error(x @ Wf.astype(float) + bf.astype(float), ref_out)
     return f"x @ W' + b' equals BN_eval(x @ W + b) (max rel. error {fmt_err(err)})"
 
 
@@ -218,13 +200,16 @@ def predict(student_fn):
                          "(model.eval()) before the forward pass") from exc
         raise
     changed = not (np.array_equal(bn.running_mean, saved[0]) and np.array_equal(bn.running_var, saved[1]))
-    labels = np.asarray(labels)
+    labels = as_answer_array(labels, "labels")
     if labels.shape == (len(X), 3):
         raise Failed("you returned the logits; return class labels, logits.argmax(axis=1), "
                      "shape (N,)")
     if labels.shape != (len(X),):
         raise Failed(f"return one class label per row of X, shape ({len(X)},); got shape "
                      f"{labels.shape}")
+    if not np.array_equal(labels, np.round(labels)):
+        raise Failed("return class labels (whole numbers, logits.argmax(axis=1)), not "
+                     "probabilities or scores")
     if changed:
         raise Failed("the running statistics changed: your predict ran the model in training "
                      "mode - call model.eval() before model.forward(X)")
@@ -235,7 +220,7 @@ def predict(student_fn):
         raise Failed("the model was in training mode and your predict left it in eval mode: "
                      "put it back as you found it (remember model.training, then model.train())")
     try:
-        single = np.asarray(student_fn(model, X[:1]))
+        single = as_answer_array(student_fn(model, X[:1]), "labels")
     except ValueError as exc:
         raise Failed(f"predicting a single sample failed ({exc}); in eval mode a batch of one "
                      f"is fine") from exc

@@ -12,11 +12,19 @@ Introduced in notebook 07.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from ._core import Failed, diagnose, fmt_err, self_check
+from ._core import (
+    Failed,
+    as_answer_array,
+    as_answer_tuple,
+    compare,
+    describe,
+    fmt_err,
+    self_check,
+)
 
 __all__ = ["NORM_NAMES", "batch_of_two", "groupnorm_forward", "sync_stats"]
 
@@ -24,24 +32,19 @@ __all__ = ["NORM_NAMES", "batch_of_two", "groupnorm_forward", "sync_stats"]
 NORM_NAMES = ("none", "bn", "ln", "gn")
 
 
-def _array(value, name):
-    if value is None:
-        raise Failed(f"your function returned None - did you forget `return {name}`?")
-    try:
-        return np.asarray(value, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise Failed(f"`{name}` must be an array of numbers ({exc})") from None
-
-
 # ----------------------------------------------------------------------------- 7.1
 @self_check("Exercise 7.1 · who survives a batch of 2")
 def batch_of_two(student_fn):
     """Check ``student_fn() -> set of names``: the normalizations that still train with N = 2."""
     answer = student_fn()
-    if isinstance(answer, str) or not isinstance(answer, Iterable):
-        raise Failed('return a set of names, e.g. {"none", "ln"}; got '
-                     f"{type(answer).__name__}")
-    names = {str(a).strip().lower() for a in answer}
+    if isinstance(answer, (str, bytes, Mapping)) or not isinstance(answer, Iterable):
+        raise Failed(f'return a set of names, e.g. {{"none", "ln"}}; got {describe(answer)}')
+    answer = list(answer)
+    odd = next((a for a in answer if not isinstance(a, str)), answer)
+    if odd is not answer:
+        raise Failed(f"every name must be a string such as 'ln'; your set holds {describe(odd)}"
+                     + (" (write the string 'none', not None)" if odd is None else ""))
+    names = {a.strip().lower() for a in answer}
     unknown = sorted(names - set(NORM_NAMES))
     if unknown:
         raise Failed(f"use the names 'none', 'bn', 'ln', 'gn'; {unknown} is not one of them")
@@ -136,18 +139,16 @@ def groupnorm_forward(student_fn):
             raise
         if not np.array_equal(x, x_before):
             raise Failed("your function changed its input x in place; compute new arrays instead")
-        out = _array(out, "out")
+        out = as_answer_array(out, "out")
         if out.shape != x.shape:
             raise Failed(f"out has shape {out.shape} but must have the shape of x, {x.shape}; "
                          "reshape back after normalizing the groups")
         expected = _gn(x, gamma, beta, G, eps)
-        err = float(np.max(np.abs(out - expected)))
-        if err > 1e-8 * max(1.0, float(np.max(np.abs(expected)))):
-            mistake = diagnose(out, _gn_mistakes(x, gamma, beta, G, eps))
-            if mistake:
-                raise Failed(mistake)
-            raise Failed(f"for x of shape {shape} with {G} groups the output differs from "
-                         f"bnutils.groupnorm_forward by up to {err:.3g}")
+        err = compare(out, expected, f"for x of shape {shape} with {G} groups the output "
+                                     "differs from bnutils.groupnorm_forward by up to {err}",
+                      rtol=0.0, atol=1e-8 * max(1.0, float(np.max(np.abs(expected)))),
+                      mistakes=lambda x=x, gamma=gamma, beta=beta, G=G, eps=eps:
+                          _gn_mistakes(x, gamma, beta, G, eps))
         worst = max(worst, err)
     return (f"matches bnutils.groupnorm_forward for G = 2, 3 and 1 (LayerNorm) "
             f"(max error {fmt_err(worst)})")
@@ -199,10 +200,9 @@ def sync_stats(student_fn):
     """Check ``student_fn(counts, sums, sumsqs) -> (mean, var)`` on three unequal devices."""
     shards, counts, sums, sumsqs = _sync_case()
     args = (counts.copy(), sums.copy(), sumsqs.copy())
-    result = student_fn(*args)
-    if not isinstance(result, tuple) or len(result) != 2:
-        raise Failed("return two arrays, mean and var, as a tuple: `return mean, var`")
-    mean, var = _array(result[0], "mean"), _array(result[1], "var")
+    mean, var = as_answer_tuple(student_fn(*args), 2, "return two arrays, mean and var, as a "
+                                                      "tuple: `return mean, var`")
+    mean, var = as_answer_array(mean, "mean"), as_answer_array(var, "var")
     whole = np.concatenate(shards)
     D, K = whole.shape[1], len(counts)
     for name, value in (("mean", mean), ("var", var)):
@@ -212,13 +212,12 @@ def sync_stats(student_fn):
                              f"to get one value per feature, shape ({D},)")
             raise Failed(f"{name} must have shape ({D},), one value per feature; got {value.shape}")
     mistakes = _sync_mistakes(counts, sums, sumsqs)
-    if not np.allclose(mean, whole.mean(axis=0), rtol=1e-9, atol=1e-12):
-        raise Failed(diagnose(mean, mistakes["mean"]) or
-                     "mean differs from the mean of the whole batch; it is Σ sums / Σ counts")
-    if not np.allclose(var, whole.var(axis=0), rtol=1e-9, atol=1e-12):
-        raise Failed(diagnose(var, mistakes["var"]) or
-                     "var differs from the (biased) variance of the whole batch; it is "
-                     "Σ sumsqs / Σ counts − mean²")
+    compare(mean, whole.mean(axis=0), "mean differs from the mean of the whole batch; it is "
+                                      "Σ sums / Σ counts",
+            rtol=1e-9, atol=1e-12, mistakes=mistakes["mean"])
+    compare(var, whole.var(axis=0), "var differs from the (biased) variance of the whole "
+                                    "batch; it is Σ sumsqs / Σ counts − mean²",
+            rtol=1e-9, atol=1e-12, mistakes=mistakes["var"])
     err = max(float(np.max(np.abs(mean - whole.mean(axis=0)))),
               float(np.max(np.abs(var - whole.var(axis=0)))))
     return (f"equal to the statistics of the whole batch of {len(whole)} samples on {K} unequal "

@@ -16,7 +16,16 @@ from __future__ import annotations
 import numpy as np
 
 from .. import scaling
-from ._core import Failed, diagnose, self_check
+from ._core import (
+    Failed,
+    as_answer_array,
+    as_answer_number,
+    as_answer_tuple,
+    compare,
+    diagnose,
+    is_close,
+    self_check,
+)
 
 __all__ = ["condition_number", "fastest_lr", "scale_features"]
 
@@ -55,12 +64,12 @@ def _pair(result, method):
     if result is None:
         raise Failed(f"method={method!r}: your function returned None - did you forget "
                      f"`return train_scaled, test_scaled`?")
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        raise Failed(f"method={method!r}: return two arrays, `train_scaled, test_scaled`")
+    train, test = as_answer_tuple(result, 2, f"method={method!r}: return two arrays, "
+                                             f"`train_scaled, test_scaled`", allow_list=True)
     try:
-        train, test = (np.asarray(r, dtype=float) for r in result)
-    except (TypeError, ValueError) as exc:
-        raise Failed(f"method={method!r}: the two results must be arrays of numbers ({exc})") from None
+        train, test = as_answer_array(train, "train_scaled"), as_answer_array(test, "test_scaled")
+    except Failed as failure:
+        raise Failed(f"method={method!r}: {failure}") from None
     if train.shape != _X_TRAIN.shape or test.shape != _X_TEST.shape:
         raise Failed(f"method={method!r}: expected shapes {_X_TRAIN.shape} and {_X_TEST.shape}, "
                      f"got {train.shape} and {test.shape}")
@@ -81,7 +90,7 @@ def scale_features(student_fn):
         expected = np.vstack([scaling.apply_scaler(_X_TRAIN, stats),
                               scaling.apply_scaler(_X_TEST, stats)])
         answer = np.vstack([train, test])
-        if np.allclose(answer, expected, rtol=1e-9, atol=1e-12):
+        if is_close(answer, expected, rtol=1e-9, atol=1e-12):
             continue
         own = _scale(_X_TEST, method, _X_TEST)
         candidates = {
@@ -121,12 +130,9 @@ def scale_features(student_fn):
         if method == "mean":
             candidates["you forgot to subtract the mean: (x - mean) / (max - min)"] = \
                 both / (hi - lo)
-        mistake = diagnose(answer, candidates)
-        if mistake:
-            raise Failed(mistake)
-        err = float(np.max(np.abs(answer - expected)))
-        raise Failed(f"method={method!r} ({_NAMES[method]}): values differ from the expected "
-                     f"ones by up to {err:.3g}")
+        compare(answer, expected, f"method={method!r} ({_NAMES[method]}): values differ from "
+                                  "the expected ones by up to {err}",
+                rtol=1e-9, atol=1e-12, mistakes=candidates)
     return ("min-max, mean normalization and z-score all match bnutils.scaling, with "
             "statistics from the training split only")
 
@@ -141,35 +147,29 @@ _X_KAPPA = [
 _X_KAPPA[0][:, 1] = 0.5 * _X_KAPPA[0][:, 0] + _RNG.normal(0.0, 2.0, 40)
 
 
-def _as_scalar(value, what):
-    if value is None:
-        raise Failed(f"your function returned None - did you forget to return {what}?")
-    try:
-        value = float(np.asarray(value, dtype=float).reshape(()))
-    except (TypeError, ValueError):
-        raise Failed(f"return {what} as one number, got {type(value).__name__} "
-                     f"{np.shape(value)}") from None
-    return value
-
-
 @self_check("Exercise 1.2 · condition number of the Hessian")
 def condition_number(student_fn):
     """Check ``student_fn(X) -> κ`` of the Hessian ``(2/N) XᵀX`` of ``mean((Xw - y)²)``."""
     for X in _X_KAPPA:
         X_in = X.copy()
-        kappa = _as_scalar(student_fn(X_in), "the condition number")
+        kappa = as_answer_number(student_fn(X_in), "the condition number", finite=False)
+        if np.isnan(kappa):
+            raise Failed("the condition number is NaN, not a number: look for 0/0 or a "
+                         "square root of a negative number")
         if not np.array_equal(X_in, X):
             raise Failed("your function changed X; compute new arrays instead")
         H = scaling.mse_hessian(X)
         expected = scaling.condition_number(H)
-        if np.isclose(kappa, expected, rtol=1e-6):
+        if is_close(kappa, expected, rtol=1e-6, atol=1e-8):
             continue
         Xc = X - X.mean(axis=0)
         d = np.diag(H)
         if not np.isfinite(kappa) or kappa > 1e8 * expected:
             raise Failed("your condition number is huge or infinite: did you use X Xᵀ (N×N)? "
                          "The Hessian is built from Xᵀ X (D×D)")
-        mistake = diagnose(kappa, {
+        compare(kappa, expected, f"for X of shape {X.shape} you returned {kappa:.4g}, expected "
+                                 f"{expected:.4g} = λ_max / λ_min of (2/N) XᵀX",
+                rtol=1e-6, atol=1e-8, diagnose_rtol=1e-6, mistakes={
             "you computed the condition number of X itself (the ratio of its singular "
             "values); the Hessian (2/N)XᵀX has the square of that":
                 np.linalg.cond(X),
@@ -180,18 +180,14 @@ def condition_number(student_fn):
             "you compared the diagonal of the Hessian (the features' scales) only; "
             "correlated features matter too - use the eigenvalues (np.linalg.eigvalsh)":
                 d.max() / d.min(),
-        }, rtol=1e-6)
-        if mistake:
-            raise Failed(mistake)
-        raise Failed(f"for X of shape {X.shape} you returned {kappa:.4g}, expected "
-                     f"{expected:.4g} = λ_max / λ_min of (2/N) XᵀX")
+        })
     return "λ_max / λ_min of (2/N)XᵀX, right on three design matrices (correlated, scaled, 3-D)"
 
 
 # Exercise 1.3 problems: the explorer's standardized cohort with the second feature
 # stretched 4× and 8× (condition numbers about 17 and 67).
 def _lr_problems():
-    from ..widgets.scaling import scaled_problem
+    from ..data import scaled_problem
 
     return [scaled_problem(r) for r in (4.0, 8.0)]
 
@@ -202,7 +198,7 @@ def fastest_lr(student_fn):
     summaries = []
     for X, y in _lr_problems():
         H = scaling.mse_hessian(X)
-        lr = _as_scalar(student_fn(H.copy()), "the learning rate")
+        lr = as_answer_number(student_fn(H.copy()), "the learning rate")
         lam = np.linalg.eigvalsh(H)
         best = scaling.best_fixed_lr(H)
         mistake = diagnose(lr, {
@@ -218,8 +214,9 @@ def fastest_lr(student_fn):
         }, rtol=1e-3)
         if mistake:
             raise Failed(mistake)
-        if not np.isfinite(lr) or lr <= 0:
+        if lr <= 0:
             raise Failed(f"the learning rate must be a positive number, got {lr}")
+        lr = float(lr)
         mine = scaling.gradient_descent(X, y, lr=lr, max_steps=20_000)
         ref = scaling.gradient_descent(X, y, lr=best, max_steps=20_000)
         kappa = scaling.condition_number(H)

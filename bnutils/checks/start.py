@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core import Failed, diagnose, fmt_err, self_check
+from ._core import Failed, as_answer_array, compare, fmt_err, self_check
 
 __all__ = ["standardize"]
 
@@ -29,12 +29,12 @@ def standardize(student_fn):
         raise Failed("your function returned None - did you forget `return z`?")
     if not np.array_equal(x, _X):
         raise Failed("your function changed its input array; compute a new array instead")
-    z = np.asarray(z, dtype=float)
+    z = as_answer_array(z, "z")
     if z.shape != x.shape:
         raise Failed(f"expected an array of shape {x.shape}, got shape {z.shape}")
-    expected = _reference(x)
     xf = x.astype(float)
-    mistake = diagnose(z, {
+    err = compare(z, _reference(x), "values differ from (x - mean) / std by up to {err}; "
+                  "the result should have mean 0 and std 1", rtol=0.0, atol=1e-9, mistakes={
         "you divided by the sample std (ddof=1); use the population std, np.std(x) with ddof=0":
             (xf - xf.mean()) / xf.std(ddof=1),
         "you divided by the variance; divide by the standard deviation (its square root)":
@@ -42,10 +42,4 @@ def standardize(student_fn):
         "you forgot to subtract the mean": xf / xf.std(),
         "you subtracted the mean but did not divide by the standard deviation": xf - xf.mean(),
     })
-    if mistake:
-        raise Failed(mistake)
-    err = float(np.max(np.abs(z - expected)))
-    if err > 1e-9:
-        raise Failed(f"values differ from (x - mean) / std by up to {err:.3g}; "
-                     f"the result should have mean 0 and std 1")
     return f"mean 0, std 1, matches (x - mean) / std (max abs. error {fmt_err(err)})"

@@ -17,7 +17,7 @@ from ..experiments import is_stable, largest_stable_lr
 from ..layers import Linear, ReLU, Sequential, Sigmoid, Tanh
 from ..models import make_mlp
 from ..training import TrainingHistory, one_blas_thread
-from ._core import Failed, self_check
+from ._core import Failed, as_answer_number, describe, is_close, self_check
 
 __all__ = ["add_batchnorm", "largest_stable_lr_check"]
 
@@ -51,7 +51,12 @@ def _name(layer) -> str:
     return repr(layer).split("\n")[0]
 
 
-def _check_one_network(given, model) -> None:
+def _parameters(layers) -> list[dict]:
+    """A copy of every layer's parameters (to notice a learner who changes the given ones)."""
+    return [{k: np.array(v, copy=True) for k, v in layer.params().items()} for layer in layers]
+
+
+def _check_one_network(given, model, given_params) -> None:
     if not isinstance(model, Sequential):
         raise Failed(f"return a Sequential(...) built from the layers; got {type(model).__name__}")
     got = list(model.layers)
@@ -89,13 +94,22 @@ def _check_one_network(given, model) -> None:
     if len(bns) > len(hidden):
         raise Failed(f"{len(bns)} BatchNorm layers for {len(hidden)} hidden Linear layers; "
                      f"add exactly one after each")
+    for layer, before in zip(given, given_params, strict=True):
+        for name, value in layer.params().items():   # a bias dropped (set to None) is fine
+            if name in before and not np.array_equal(value, before[name]):
+                raise Failed(f"the given layer {_name(layer)} has new values in {name}: keep "
+                             f"the given layers as they are and only insert BatchNorm layers")
     expected = [type(layer) for layer in _reference_add_batchnorm(given).layers]
     if [type(layer) for layer in got] != expected:
         names = " → ".join(type(layer).__name__ for layer in got)
         raise Failed(f"unexpected layer order {names}; expected Linear → BatchNorm → activation "
                      f"for each hidden layer and a plain Linear at the end")
     x = np.random.default_rng(0).standard_normal((16, given[0].in_features))
-    out = model.train().forward(x)
+    try:
+        out = model.train().forward(x)
+    except Exception as exc:    # e.g. a layer of the learner's own
+        raise Failed(f"your network fails on a batch of 16 samples ({type(exc).__name__}: "
+                     f"{exc})") from None
     if out.shape != (16, given[-1].out_features):
         raise Failed(f"the network's output has shape {out.shape}, expected "
                      f"{(16, given[-1].out_features)}")
@@ -106,7 +120,8 @@ def add_batchnorm(student_fn):
     """Check ``student_fn(layers) -> Sequential`` on three plain networks."""
     nets = _test_networks()
     for given in nets:
-        _check_one_network(given, student_fn(list(given)))
+        given_params = _parameters(given)
+        _check_one_network(given, student_fn(list(given)), given_params)
     n_bn = sum(sum(isinstance(layer, Linear) for layer in given) - 1 for given in nets)
     return (f"{n_bn} BatchNorm layers placed correctly in {len(nets)} test networks "
             f"(Linear → BN → activation, none after the output layer)")
@@ -189,10 +204,14 @@ def largest_stable_lr_check(student_fn):
         runs, expected = _reference_runs(kind, lrs)
         if isinstance(answer, TrainingHistory) or (answer is not None and not np.isscalar(answer)):
             raise Failed(f"return one learning rate (a float from lrs) or None; got "
-                         f"{type(answer).__name__}")
-        if answer is not None and answer not in lrs:
-            raise Failed(f"returned {answer!r}, which is not one of the learning rates tried "
-                         f"{sorted(lrs)}")
+                         f"{describe(answer)}")
+        if answer is not None:
+            lr = as_answer_number(answer, "the learning rate")
+            same = [rate for rate in lrs if is_close(lr, rate, rtol=1e-12)]   # float32 too
+            if not same:
+                raise Failed(f"returned {answer!r}, which is not one of the learning rates "
+                             f"tried {sorted(lrs)}")
+            answer = same[0]
         if len(calls) == 1 and len(lrs) > 1:
             raise Failed(f"make_model() was called once for {len(lrs)} learning rates: "
                          f"build a fresh model for every learning rate (a model already "
