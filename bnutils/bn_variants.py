@@ -43,6 +43,8 @@ from ._validation import (
 )
 from .batchnorm import (
     BatchNorm,
+    BatchNormCache,
+    batchnorm_backward,
     batchnorm_forward,
     batchnorm_inference,
     batchnorm_inference_backward,
@@ -74,25 +76,21 @@ __all__ = [
 class BatchRenormCache:
     """Read-only cache of ``batchrenorm_forward``.
 
-    ``x_hat`` is the corrected normalized input ``(x − mean)/σ_B · r + d``; ``x_bn`` the
-    plain BN one ``(x − mean)/σ_B``; ``r``, ``d`` the corrections (held constant in the
-    backward pass); ``mean``, ``var`` the batch statistics (biased); ``inv_std`` = 1/σ_B.
+    ``x_hat`` is the corrected normalized input ``(x − mean)/σ_B · r + d``; ``gamma`` the
+    scale of the forward pass; ``r``, ``d`` the corrections (held constant in the
+    backward pass); ``bn`` the ``BatchNormCache`` of plain BN (γ = 1, β = 0) on the same
+    batch: its ``x_hat`` is ``(x − mean)/σ_B``, and it holds the batch ``mean``, the
+    biased ``var``, ``inv_std`` = 1/σ_B, ``axes`` and ``count``.
     """
 
     x_hat: np.ndarray
-    x_bn: np.ndarray
     gamma: np.ndarray
     r: np.ndarray
     d: np.ndarray
-    mean: np.ndarray
-    var: np.ndarray
-    inv_std: np.ndarray
-    eps: float
-    axes: tuple
-    count: int
+    bn: BatchNormCache
 
     def __post_init__(self):
-        for name in ("x_hat", "x_bn", "gamma", "r", "d", "mean", "var", "inv_std"):
+        for name in ("x_hat", "gamma", "r", "d"):
             object.__setattr__(self, name, read_only(getattr(self, name)))
 
 
@@ -160,17 +158,15 @@ def batchrenorm_forward(x, gamma, beta, running_mean, running_var, r_max: float 
     d = np.clip((bn_cache.mean - running_mean) / sigma, -d_max, d_max).astype(dtype)
     x_hat = bn_cache.x_hat * per_channel(r, nd) + per_channel(d, nd)
     out = x_hat * per_channel(gamma, nd) + per_channel(beta, nd)
-    cache = BatchRenormCache(x_hat=x_hat, x_bn=bn_cache.x_hat, gamma=gamma.copy(), r=r, d=d,
-                             mean=bn_cache.mean, var=bn_cache.var, inv_std=bn_cache.inv_std,
-                             eps=eps, axes=bn_cache.axes, count=bn_cache.count)
-    return out, cache
+    return out, BatchRenormCache(x_hat=x_hat, gamma=gamma.copy(), r=r, d=d, bn=bn_cache)
 
 
 def batchrenorm_backward(dout, cache: BatchRenormCache):
     """Backward pass of ``batchrenorm_forward`` with ``r`` and ``d`` held constant.
 
-    ``out = gamma · (r · x_bn + d) + beta``, so the gradient w.r.t. ``x`` is BN's backward
-    with the scale ``gamma · r``; ``dgamma = Σ dout · x_hat``, ``dbeta = Σ dout``.
+    ``out = gamma · (r · x_bn + d) + beta`` with ``x_bn`` plain BN's normalized input, so
+    the gradient w.r.t. ``x`` is BN's backward (γ = 1) of the upstream gradient
+    ``gamma · r · dout``; ``dgamma = Σ dout · x_hat``, ``dbeta = Σ dout``.
 
     Parameters
     ----------
@@ -194,14 +190,11 @@ def batchrenorm_backward(dout, cache: BatchRenormCache):
     """
     check_cache(cache, BatchRenormCache, "batchrenorm_forward")
     dout = check_dout(dout, cache.x_hat.shape, cache.x_hat.dtype)
-    nd, axes, m = dout.ndim, cache.axes, cache.count
+    axes = cache.bn.axes
     dbeta = dout.sum(axis=axes)
     dgamma = np.sum(dout * cache.x_hat, axis=axes)
-    g = dout * per_channel(cache.gamma * cache.r, nd)        # ∂loss/∂x_bn
-    x_bn = cache.x_bn
-    dx = (per_channel(cache.inv_std / m, nd)
-          * (m * g - per_channel(g.sum(axis=axes), nd)
-             - x_bn * per_channel(np.sum(g * x_bn, axis=axes), nd)))
+    dx_bn = dout * per_channel(cache.gamma * cache.r, dout.ndim)        # ∂loss/∂x_bn
+    dx, _, _ = batchnorm_backward(dx_bn, cache.bn)
     return dx, dgamma, dbeta
 
 
@@ -266,8 +259,7 @@ class BatchRenorm(Layer):
         out, cache = batchrenorm_forward(x, self.gamma, self.beta, self.running_mean,
                                          self.running_var, self.r_max, self.d_max, self.eps)
         self.running_mean, self.running_var = update_running_stats(
-            self.running_mean, self.running_var, momentum=self.momentum,
-            mean=cache.mean, var=cache.var, count=cache.count)
+            self.running_mean, self.running_var, cache.bn, self.momentum)
         self._cache = cache
         return out
 

@@ -8,6 +8,7 @@ import pytest
 
 from bnutils.batchnorm import (
     BatchNorm,
+    BatchNormCache,
     batchnorm_backward,
     batchnorm_forward,
     batchnorm_inference_backward,
@@ -57,7 +58,10 @@ def test_batchrenorm_unclipped_output_equals_eval_mode_output():
     out, cache = batchrenorm_forward(x, gamma, beta, running_mean, running_var, r_max=10, d_max=10)
     expected = gamma * (x - running_mean) / np.sqrt(running_var + 1e-5) + beta
     np.testing.assert_allclose(out, expected, rtol=1e-10)
-    assert isinstance(cache, BatchRenormCache)
+    assert isinstance(cache, BatchRenormCache) and isinstance(cache.bn, BatchNormCache)
+    np.testing.assert_allclose(cache.bn.mean, x.mean(axis=0), rtol=1e-12)      # batch statistics
+    np.testing.assert_allclose(cache.bn.var, x.var(axis=0), rtol=1e-12)
+    assert not cache.r.flags.writeable and not cache.x_hat.flags.writeable
 
 
 def test_batchrenorm_clips_r_and_d():
