@@ -7,11 +7,14 @@ Everything here works on a ``bnutils.layers.Sequential`` (e.g. from
     stats = layer_statistics(model, x, y)      # one LayerStats per activation layer
     print(format_layer_table(stats))
     change = perturbation_propagation(model, x, rel_size=0.01)   # (len(model),)
-    rec = record_percentiles(layer=idx[-1] - 1, unit=0, x=x_probe)
+    rec = PercentileRecorder(layer=idx[-1] - 1, unit=0, mode="eval", x=x_probe)
     train(model, X, y, ..., callback=rec)      # rec.steps, rec.values: (T, 3)
-    X, y = make_wave_data(400, x1_range=(-3, -0.3))   # data for the covariate-shift demo
 
-Introduced in notebook 02 (and reused in notebook 05).
+``PercentileRecorder`` is the one training-time recorder of the course: notebook 02
+records a fixed batch in eval mode, notebook 05 (``experiments.figure1_run``) a fixed
+batch with its own batch statistics, notebook 07 each step's training batch.
+
+Introduced in notebook 02 (and reused in notebooks 05 and 07).
 """
 
 from __future__ import annotations
@@ -21,22 +24,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import as_float_array, check_positive
+from ._validation import as_float_array, check_int, check_positive
+from .inference import batch_stats_forward
 from .layers import Linear, ReLU, Sequential, Sigmoid, Tanh, softmax_cross_entropy
 
 __all__ = [
+    "RECORD_MODES",
     "SATURATION",
     "LayerStats",
     "PercentileRecorder",
     "activation_indices",
     "format_layer_table",
     "layer_statistics",
-    "make_wave_data",
     "perturbation_propagation",
     "plot_activation_histograms",
-    "record_percentiles",
     "saturation_fraction",
-    "wave_boundary",
 ]
 
 _ACTIVATIONS = {Tanh: "tanh", Sigmoid: "sigmoid", ReLU: "relu"}
@@ -308,35 +310,99 @@ def perturbation_propagation(model, x, rel_size: float = 0.01, layers=None,
     return change
 
 
-class PercentileRecorder:
-    """A ``train`` callback that records percentiles of one unit of one layer's output.
+#: What a ``PercentileRecorder`` records, by its ``mode``.
+RECORD_MODES = {
+    "step": "the layer's output in the training forward of the step (its mini-batch, training mode)",
+    "eval": "a fixed batch x through the model in eval mode (BN uses its running statistics)",
+    "batch_stats": "a fixed batch x in training mode, normalized with its own statistics "
+                   "(running statistics untouched)",
+}
 
-    Create it with ``record_percentiles``; pass it as ``callback=`` to
-    ``bnutils.training.train``. It is called as ``rec(step, model)``; call it once
-    yourself as ``rec(0, model)`` before training to record the starting point.
+
+class PercentileRecorder:
+    """A ``train`` callback recording percentiles of one unit of one layer's output.
+
+    Pass it as ``callback=`` to ``bnutils.training.train``, which calls ``rec(step, model)``
+    after every update; call ``rec(0, model)`` yourself before training to record the
+    starting point (that needs a fixed batch ``x``: modes "eval" and "batch_stats").
+
+    Parameters
+    ----------
+    layer : int ≥ 0
+        Position in the Sequential of the layer whose *output* is recorded. For the
+        input of an activation at position ``i`` (see ``activation_indices``), use
+        ``i - 1``: the Linear layer before it, or the BatchNorm layer in a BN network.
+    unit : int ≥ 0
+        Which unit (column) of that output.
+    mode : {"step", "eval", "batch_stats"}, optional
+        Which values the percentiles are taken over (see ``RECORD_MODES``):
+
+        * ``"step"`` (default) — the layer's output computed by the training forward of
+          the step just taken, on that step's mini-batch, in training mode (just before
+          the step's update). What the layer sees *during training*; no ``x``.
+        * ``"eval"`` — the fixed batch ``x`` run through the model in eval mode at each
+          record, so the records differ only because the model changed. In a BN network
+          eval mode normalizes with the running statistics, which lag behind early in
+          training.
+        * ``"batch_stats"`` — the fixed batch ``x`` run in training mode: BN normalizes it
+          with its own statistics, and the running statistics are left untouched
+          (``bnutils.inference.batch_stats_forward``). What the layer would see during
+          training, on the same batch every time. ``x`` needs at least two rows.
+
+        Each mode restores the model's mode (training or eval) after a record.
+    x : ndarray, shape (N, D_in), optional
+        The fixed batch of modes "eval" and "batch_stats" (refused by mode "step").
+    q : sequence of float, optional
+        Percentiles (0-100), by default the 15th, 50th and 85th (as in Ioffe & Szegedy's
+        Figure 1).
+    every : int ≥ 1, optional
+        Record at the steps that are multiples of ``every``.
 
     Attributes
     ----------
-    layer, unit : int
-    q : tuple of float
-        The percentiles (0-100).
     steps : list of int
         Steps at which a record was taken.
     values : ndarray, shape (len(steps), len(q))
-        The percentiles at those steps.
+        The percentiles at those steps (a new array at each access).
+
+    Examples
+    --------
+    >>> from bnutils.models import make_mlp
+    >>> model = make_mlp([4, 8, 3], "sigmoid", rng=0)
+    >>> rec = PercentileRecorder(layer=0, unit=2, mode="eval", x=np.ones((10, 4)))
+    >>> rec(0, model)
+    >>> rec.steps, rec.values.shape
+    ([0], (1, 3))
+
+    Introduced in notebook 02 (reused in notebooks 05 and 07).
     """
 
-    def __init__(self, layer: int, unit: int, x=None, q=(15, 50, 85), every: int = 1):
-        for name, v in (("layer", layer), ("unit", unit)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise TypeError(f"{name} must be an integer, got {v!r}")
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-            raise ValueError(f"every must be a positive integer, got {every!r}")
+    def __init__(self, layer: int, unit: int, *, mode: str = "step", x=None,
+                 q: Sequence[float] = (15, 50, 85), every: int = 1):
+        self.layer = check_int(layer, "layer", minimum=0)
+        self.unit = check_int(unit, "unit", minimum=0)
+        self.every = check_int(every, "every", minimum=1)
+        if mode not in RECORD_MODES:
+            raise ValueError(f"mode must be one of {sorted(RECORD_MODES)}, got {mode!r}")
+        self.mode = mode
+        if mode == "step":
+            if x is not None:
+                raise ValueError("mode 'step' records the training batch of each step and takes "
+                                 "no x; to record a fixed batch x choose mode='eval' or "
+                                 "mode='batch_stats'")
+            self.x = None
+        else:
+            if x is None:
+                raise ValueError(f"mode {mode!r} runs a fixed batch through the model: pass x")
+            self.x = as_float_array(x, "x")
+            minimum = 2 if mode == "batch_stats" else 1    # batch statistics need two rows
+            if self.x.ndim != 2 or len(self.x) < minimum:
+                raise ValueError(f"x must have shape (N, D_in) with N ≥ {minimum} for mode "
+                                 f"{mode!r}; got {self.x.shape}")
         q = tuple(float(v) for v in q)
         if not q or any(not 0 <= v <= 100 for v in q):
             raise ValueError(f"q must hold percentiles between 0 and 100, got {q}")
-        self.layer, self.unit, self.q, self.every = int(layer), int(unit), q, int(every)
-        self.x = None if x is None else as_float_array(x, "x")
+        self.q = q
         self.steps: list[int] = []
         self._rows: list[np.ndarray] = []
 
@@ -344,79 +410,42 @@ class PercentileRecorder:
     def values(self) -> np.ndarray:
         return np.array(self._rows).reshape(len(self._rows), len(self.q))
 
+    def _output(self, model) -> np.ndarray:
+        """The recorded layer's output for this record, by ``mode``."""
+        if self.mode == "step":
+            if not model.outputs:
+                raise RuntimeError("no forward pass recorded yet: mode 'step' reads the training "
+                                   "forward of each step; to record before training, use "
+                                   "mode='eval' or mode='batch_stats' with a fixed batch x")
+            return np.asarray(model.outputs[self.layer])
+        if self.mode == "batch_stats":
+            batch_stats_forward(model, self.x)
+            return np.asarray(model.outputs[self.layer])
+        was_training = model.training
+        model.eval()
+        try:
+            model.forward(self.x)
+            return np.asarray(model.outputs[self.layer])
+        finally:
+            if was_training:
+                model.train()
+
     def __call__(self, step: int, model) -> None:
         if step % self.every:
             return
         _check_sequential(model)
-        if not -len(model) <= self.layer < len(model):
+        if self.layer >= len(model):
             raise ValueError(f"layer {self.layer} is out of range for a model of {len(model)} layers")
-        if self.x is None:
-            if not model.outputs:
-                raise RuntimeError("no forward pass recorded yet: pass x= to record_percentiles "
-                                   "to record before training")
-            out = model.outputs[self.layer]
-        else:
-            was_training = model.training
-            model.eval()
-            try:
-                model.forward(self.x)
-                out = model.outputs[self.layer]
-            finally:
-                if was_training:
-                    model.train()
-        out = np.asarray(out)
-        if not -out.shape[1] <= self.unit < out.shape[1]:
+        out = self._output(model)
+        if self.unit >= out.shape[1]:
             raise ValueError(f"unit {self.unit} is out of range: layer {self.layer} has "
                              f"{out.shape[1]} units")
         self.steps.append(int(step))
         self._rows.append(np.percentile(out[:, self.unit], self.q))
 
     def __repr__(self):
-        return (f"PercentileRecorder(layer={self.layer}, unit={self.unit}, q={self.q}, "
-                f"every={self.every}, records={len(self.steps)})")
-
-
-def record_percentiles(layer: int, unit: int, x=None, q=(15, 50, 85),
-                       every: int = 1) -> PercentileRecorder:
-    """A training callback that tracks the distribution of one unit over training.
-
-    Parameters
-    ----------
-    layer : int
-        Position in the Sequential of the layer whose *output* is recorded. For the
-        input of an activation at position ``i`` (see ``activation_indices``), use
-        ``i - 1``: the Linear layer before it, or the BatchNorm layer in a BN network.
-    unit : int
-        Which unit (column) of that output.
-    x : ndarray, shape (N, D), optional
-        A fixed probe batch, run through the model in *eval* mode at each record, so
-        the records differ only because the parameters changed. Without it, the
-        recorder reads the outputs of the training forward of that step, computed just
-        before the step's update, on that step's mini-batch (and in training mode).
-        In a BN network eval mode normalizes with the running statistics, which lag
-        behind early in training; to see what a layer sees *during training*, leave
-        ``x`` out.
-    q : sequence of float, optional
-        Percentiles, by default the 15th, 50th and 85th (as in Ioffe & Szegedy's Fig. 1).
-    every : int, optional
-        Record every ``every`` steps.
-
-    Returns
-    -------
-    PercentileRecorder
-
-    Examples
-    --------
-    >>> from bnutils.models import make_mlp
-    >>> model = make_mlp([4, 8, 3], "sigmoid", rng=0)
-    >>> rec = record_percentiles(layer=0, unit=2, x=np.ones((10, 4)))
-    >>> rec(0, model)
-    >>> rec.values.shape
-    (1, 3)
-
-    Introduced in notebook 02 (reused in notebook 05 with BN).
-    """
-    return PercentileRecorder(layer, unit, x=x, q=q, every=every)
+        return (f"PercentileRecorder(layer={self.layer}, unit={self.unit}, mode={self.mode!r}, "
+                f"q={self.q}, every={self.every}, records={len(self.steps)})")
 
 
 def plot_activation_histograms(rows: dict, bins: int = 40, value_range=None, color=None):
@@ -464,54 +493,3 @@ def plot_activation_histograms(rows: dict, bins: int = 40, value_range=None, col
                 ax.set_xlabel("activation", fontsize=8)
             ax.tick_params(labelsize=7)
     return fig
-
-
-# --------------------------------------------------------------------------------------
-# Data for the external covariate-shift experiment
-# --------------------------------------------------------------------------------------
-
-
-def wave_boundary(x1):
-    """The true class boundary of ``make_wave_data``: ``x2 = sin(1.5 · x1)``.
-
-    Introduced in notebook 02.
-    """
-    return np.sin(1.5 * as_float_array(x1, "x1"))
-
-
-def make_wave_data(n: int, x1_range=(-3.0, -0.3), seed: int = 0):
-    """Two classes split by a wave, sampled from one stretch of the ``x1`` axis.
-
-    ``x1`` is uniform on ``x1_range`` and ``x2`` uniform on [-2, 2]; the label is 1 above
-    the boundary ``x2 = sin(1.5 x1)`` and 0 below it. The rule P(y | x) is the same
-    everywhere; only the region sampled, P(x), depends on ``x1_range``: two ranges give
-    a training and a test set with *covariate shift*.
-
-    Parameters
-    ----------
-    n : int
-    x1_range : (float, float), optional
-    seed : int, optional
-
-    Returns
-    -------
-    X : ndarray, shape (n, 2)
-    y : ndarray of int, shape (n,)
-
-    Examples
-    --------
-    >>> X, y = make_wave_data(4, (0.0, 1.0), seed=1)
-    >>> X.shape, bool(np.all((X[:, 0] >= 0) & (X[:, 0] <= 1)))
-    ((4, 2), True)
-
-    Introduced in notebook 02.
-    """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    lo, hi = (float(v) for v in x1_range)
-    if not lo < hi:
-        raise ValueError(f"x1_range must be (low, high) with low < high, got {x1_range}")
-    rng = np.random.default_rng(seed)
-    X = np.column_stack([rng.uniform(lo, hi, n), rng.uniform(-2.0, 2.0, n)])
-    y = (X[:, 1] > wave_boundary(X[:, 0])).astype(np.int64)
-    return X, y

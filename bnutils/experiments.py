@@ -1,15 +1,23 @@
-"""Training experiments of notebook 05: sweeps, gradient-descent variants, a miniature Figure 1.
+"""Training experiments: runs, sweeps, gradient-descent variants, a miniature Figure 1.
 
 Everything here builds models with ``bnutils.models.make_mlp`` and trains them with the
 one training loop, ``bnutils.training.train``; this module only sets up runs, records
 what they show and draws it. ``data`` is always the 4-tuple
 ``(X_train, X_test, y_train, y_test)`` returned by ``bnutils.data.load_digits_split``.
 
+* ``run_config`` — one run; ``sweep`` — runs that differ in one setting (learning rate,
+  initialization, batch size, …), as a ``SweepResult``; ``format_sweeps``,
+  ``plot_sweeps`` show several sweeps side by side (notebooks 05 and 07);
+* ``figure1_run``, ``plot_figure1`` — Ioffe & Szegedy's Figure 1 in miniature (notebook 05);
+* ``gd_variants``, ``is_stable``, ``largest_stable_lr`` (notebook 05);
+* ``swap_norm``, ``train_models``, ``NORM_LABELS`` — put a BN variant where ``make_mlp``
+  put BatchNorm, and train several models alike (notebook 07).
+
 The matrices involved are small (batches of 60, layers of 100 units), where one BLAS
 thread is faster than several competing for the cores, so the runs here use one
 (via threadpoolctl, when it is installed).
 
-Introduced in notebook 05.
+Introduced in notebook 05 (and reused in notebook 07).
 """
 
 from __future__ import annotations
@@ -21,15 +29,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .inference import batch_stats_forward
-from .layers import Sigmoid
+from .batchnorm import BatchNorm
+from .diagnostics import PercentileRecorder, _check_sequential
+from .layers import Layer, Sequential, Sigmoid
 from .models import make_mlp
 from .plots import COLORS
 from .training import TrainingHistory, one_blas_thread, train
 
 __all__ = [
+    "NORM_LABELS",
     "Figure1Run",
-    "PercentileRecorder",
     "RunResult",
     "SweepResult",
     "figure1_run",
@@ -42,8 +51,15 @@ __all__ = [
     "plot_sweeps",
     "run_config",
     "sigmoid_input_index",
+    "swap_norm",
     "sweep",
+    "train_models",
 ]
+
+#: Display names of ``make_mlp``'s normalizations (its ``norm`` argument), e.g. for a sweep
+#: over them.
+NORM_LABELS = {None: "no normalization", "bn": "BatchNorm", "ln": "LayerNorm",
+               "gn": "GroupNorm"}
 
 
 def _check_data(data):
@@ -105,9 +121,9 @@ def _final_loss(history: TrainingHistory, steps: int) -> float:
 @one_blas_thread
 def run_config(data, *, hidden: Sequence[int] = (100, 100, 100), activation: str = "relu",
                norm: str | None = None, norm_position: str = "before", bias: bool = True,
-               init="he", lr: float = 0.1, steps: int = 200, batch_size: int = 60,
-               seed: int = 0, eval_every: int | None = None, callback: Callable | None = None,
-               log_every: int | None = None) -> RunResult:
+               init="he", num_groups: int = 4, lr: float = 0.1, steps: int = 200,
+               batch_size: int = 60, seed: int = 0, eval_every: int | None = None,
+               callback: Callable | None = None, log_every: int | None = None) -> RunResult:
     """Build ``make_mlp([D, *hidden, K], ...)`` and train it with ``train``; one call, one run.
 
     Parameters
@@ -116,8 +132,9 @@ def run_config(data, *, hidden: Sequence[int] = (100, 100, 100), activation: str
         ``(X_train, X_test, y_train, y_test)``.
     hidden : sequence of int, optional
         Widths of the hidden layers.
-    activation, norm, norm_position, bias, init :
-        Passed to ``make_mlp``.
+    activation, norm, norm_position, bias, init, num_groups :
+        Passed to ``make_mlp`` (``norm`` is one of the keys of ``NORM_LABELS``;
+        ``num_groups`` matters for ``norm="gn"`` only).
     lr, steps, batch_size :
         Passed to ``train``.
     seed : int, optional
@@ -142,11 +159,11 @@ def run_config(data, *, hidden: Sequence[int] = (100, 100, 100), activation: str
     """
     X_train, X_test, y_train, y_test = _check_data(data)
     config = dict(hidden=tuple(hidden), activation=activation, norm=norm,
-                  norm_position=norm_position, bias=bias, init=init, lr=lr, steps=steps,
-                  batch_size=batch_size, seed=seed)
+                  norm_position=norm_position, bias=bias, init=init, num_groups=num_groups,
+                  lr=lr, steps=steps, batch_size=batch_size, seed=seed)
     sizes = [X_train.shape[1], *hidden, _num_classes(y_train, y_test)]
     model = make_mlp(sizes, activation, norm=norm, norm_position=norm_position, bias=bias,
-                     init=init, rng=seed)
+                     init=init, num_groups=num_groups, rng=seed)
     history = train(model, X_train, y_train, lr=lr, steps=steps, batch_size=batch_size,
                     X_test=X_test, y_test=y_test, eval_every=eval_every or steps, seed=seed,
                     callback=callback, log_every=log_every)
@@ -161,12 +178,16 @@ def run_config(data, *, hidden: Sequence[int] = (100, 100, 100), activation: str
 
 @dataclass
 class SweepResult:
-    """Runs that differ in one setting (and the seed).
+    """Runs that differ in one setting (and the seed): what ``sweep`` returns.
+
+    Compare several normalizations (or other fixed settings) with one sweep each, in a
+    dict by label, as ``format_sweeps`` and ``plot_sweeps`` expect.
 
     Attributes
     ----------
     param : str
-        The ``run_config`` argument that was varied (e.g. ``"lr"``, ``"init"``).
+        The ``run_config`` argument that was varied (e.g. ``"lr"``, ``"init"``,
+        ``"batch_size"``).
     values : list
         Its values, in order.
     seeds : tuple of int
@@ -195,20 +216,27 @@ class SweepResult:
 def sweep(data, param: str, values, *, seeds: Sequence[int] = (0,), **config) -> SweepResult:
     """Run ``run_config`` for every value of one setting and every seed.
 
+    Runs with the same seed start from the same weights and shuffle the data the same
+    way, so within one seed only the swept setting differs. A sweep over
+    ``"batch_size"``, one per normalization, is Wu & He's (2018) Figure 1 in miniature
+    (notebook 07).
+
     Parameters
     ----------
     data : tuple
         ``(X_train, X_test, y_train, y_test)``.
     param : str
-        A keyword argument of ``run_config`` (e.g. ``"lr"``, ``"init"``, ``"norm_position"``).
-    values : sequence
-    seeds : sequence of int, optional
+        A keyword argument of ``run_config`` (e.g. ``"lr"``, ``"init"``, ``"batch_size"``,
+        ``"norm_position"``).
+    values : sequence, length V
+    seeds : sequence of int, length S, optional
     **config
         The other ``run_config`` settings, shared by all runs.
 
     Returns
     -------
     SweepResult
+        ``accuracy``, ``loss``, ``diverged`` of shape (V, S).
 
     Examples
     --------
@@ -216,8 +244,15 @@ def sweep(data, param: str, values, *, seeds: Sequence[int] = (0,), **config) ->
     >>> res = sweep(load_digits_split(), "lr", [0.1, 1.0], steps=20, hidden=(16,))
     >>> res.accuracy.shape
     (2, 1)
+    >>> by_norm = {norm: sweep(load_digits_split(), "batch_size", [2, 16], norm=norm,
+    ...                        hidden=(16,), steps=20) for norm in (None, "bn")}
+    >>> print(format_sweeps({NORM_LABELS[n]: res for n, res in by_norm.items()}))
+    batch_size  no normalization  BatchNorm
+    ----------  ----------------  ---------
+    2           ...               ...
+    16          ...               ...
 
-    Introduced in notebook 05.
+    Introduced in notebook 05 (the batch-size sweep in notebook 07).
     """
     allowed = set(inspect.signature(run_config).parameters) - {"data"}
     if param not in allowed or param in ("seed", "callback", "log_every", "eval_every"):
@@ -414,72 +449,11 @@ def sigmoid_input_index(model) -> int:
 
     Introduced in notebook 05.
     """
-    layers = getattr(model, "layers", None)
-    if layers is None:
-        raise TypeError(f"model must be a Sequential, got {type(model).__name__}")
-    idx = [i for i, layer in enumerate(layers) if isinstance(layer, Sigmoid)]
+    _check_sequential(model)
+    idx = [i for i, layer in enumerate(model.layers) if isinstance(layer, Sigmoid)]
     if not idx or idx[-1] == 0:
         raise ValueError("model has no Sigmoid layer with a layer before it")
     return idx[-1] - 1
-
-
-class PercentileRecorder:
-    """A ``train`` callback: percentiles of one unit's values on a fixed probe set.
-
-    Every ``every`` steps it passes ``X_probe`` through the model in training mode
-    (BN normalizes with the probe's own statistics, and the running statistics are left
-    untouched, see ``bnutils.inference.batch_stats_forward``) and records the given
-    percentiles of unit ``unit`` of layer ``layer_index``'s output.
-
-    Parameters
-    ----------
-    layer_index : int
-        Which layer's output (index into ``model.outputs``).
-    unit : int
-        Which column of it.
-    X_probe : ndarray, shape (P, D_in)
-    every : int, optional
-    percentiles : sequence of float, optional
-
-    Attributes
-    ----------
-    steps : list of int
-    values : list of ndarray, each shape (len(percentiles),)
-
-    Examples
-    --------
-    >>> model = make_mlp([2, 4, 2], "sigmoid", rng=0)
-    >>> rec = PercentileRecorder(0, unit=1, X_probe=np.eye(2), every=1)
-    >>> rec(0, model)
-    >>> rec.steps, rec.array().shape
-    ([0], (1, 3))
-
-    Introduced in notebook 05.
-    """
-
-    def __init__(self, layer_index: int, unit: int, X_probe, every: int = 10,
-                 percentiles: Sequence[float] = (15, 50, 85)):
-        if every < 1:
-            raise ValueError(f"every must be ≥ 1, got {every}")
-        self.layer_index, self.unit, self.every = int(layer_index), int(unit), int(every)
-        self.X_probe = np.asarray(X_probe, dtype=float)
-        if self.X_probe.ndim != 2 or len(self.X_probe) < 2:
-            raise ValueError(f"X_probe must be (P, D_in) with P ≥ 2; got {self.X_probe.shape}")
-        self.percentiles = tuple(percentiles)
-        self.steps: list = []
-        self.values: list = []
-
-    def __call__(self, step: int, model) -> None:
-        if step % self.every:
-            return
-        batch_stats_forward(model, self.X_probe)
-        z = model.outputs[self.layer_index][:, self.unit]
-        self.steps.append(int(step))
-        self.values.append(np.percentile(z, self.percentiles))
-
-    def array(self) -> np.ndarray:
-        """The recorded percentiles, shape (len(steps), len(percentiles))."""
-        return np.array(self.values).reshape(len(self.values), len(self.percentiles))
 
 
 @dataclass
@@ -512,8 +486,10 @@ def figure1_run(data, norm: str | None, *, steps: int = 1200, lr: float = 0.1,
 
     ``make_mlp([D, 100, 100, 100, K], "sigmoid", norm=norm, init="xavier")``, trained by
     SGD; the test accuracy is recorded every ``eval_every`` steps and the 15/50/85th
-    percentiles of unit ``unit``'s input to the last hidden sigmoid (over the whole test
-    set as a probe) every ``record_every`` steps, starting before the first update.
+    percentiles of unit ``unit``'s input to the last hidden sigmoid every
+    ``record_every`` steps, starting before the first update: a
+    ``bnutils.diagnostics.PercentileRecorder`` in mode ``"batch_stats"`` over the whole
+    test set (BN normalizes it with its own statistics, as during training).
 
     Parameters
     ----------
@@ -535,13 +511,15 @@ def figure1_run(data, norm: str | None, *, steps: int = 1200, lr: float = 0.1,
     X_train, X_test, y_train, y_test = _check_data(data)
     probe_model = make_mlp([X_train.shape[1], 100, 100, 100, _num_classes(y_train, y_test)],
                            "sigmoid", norm=norm, init="xavier", rng=seed)
-    recorder = PercentileRecorder(sigmoid_input_index(probe_model), unit, X_test,
-                                  every=record_every)
+    # The whole test set in training mode with its own batch statistics (running
+    # statistics untouched): what the sigmoid sees during training, on a fixed batch.
+    recorder = PercentileRecorder(sigmoid_input_index(probe_model), unit, mode="batch_stats",
+                                  x=X_test, every=record_every)
     recorder(0, probe_model)  # before training: make_mlp with the same seed builds the same net
     result = run_config(data, hidden=(100, 100, 100), activation="sigmoid", norm=norm,
                         init="xavier", lr=lr, steps=steps, batch_size=batch_size, seed=seed,
                         eval_every=eval_every, callback=recorder, log_every=log_every)
-    return Figure1Run(result, np.array(recorder.steps), recorder.array())
+    return Figure1Run(result, np.array(recorder.steps), recorder.values)
 
 
 def plot_figure1(plain: Figure1Run, bn: Figure1Run):
@@ -634,3 +612,89 @@ def largest_stable_lr(make_model: Callable, lrs, X, y, *, steps: int = 100,
         if is_stable(history, num_classes):
             best = lr
     return best
+
+
+# ----------------------------------------------------------------------------- BN variants in place of BN
+
+
+def swap_norm(model: Sequential, factory: Callable[[int], Layer]) -> Sequential:
+    """Replace every ``BatchNorm`` layer of ``model`` by ``factory(num_features)``, in place.
+
+    Build the network with ``make_mlp(..., norm="bn")`` and swap in a variant
+    (``NoisyBatchNorm``, ``ShardedBatchNorm``, ``BatchRenorm``, …): the weights stay
+    exactly those of the BN network with the same seed.
+
+    Parameters
+    ----------
+    model : Sequential
+    factory : callable
+        ``factory(num_features) -> Layer``.
+
+    Returns
+    -------
+    Sequential
+        The same ``model`` (for chaining).
+
+    Examples
+    --------
+    >>> from bnutils.bn_variants import ShardedBatchNorm
+    >>> net = swap_norm(make_mlp([4, 8, 2], norm="bn"), lambda d: ShardedBatchNorm(d, 2))
+    >>> net[1]
+    ShardedBatchNorm(8, num_devices=2, sync=False)
+
+    Introduced in notebook 07.
+    """
+    _check_sequential(model)
+    if not callable(factory):
+        raise TypeError(f"factory must be callable as factory(num_features), got {factory!r}")
+    found = False
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, BatchNorm):
+            model.layers[i] = factory(layer.num_features)
+            found = True
+    if not found:
+        raise ValueError("model has no BatchNorm layer to replace; build it with norm='bn'")
+    return model
+
+
+@one_blas_thread
+def train_models(models: dict, X, y, X_test=None, y_test=None, *, callbacks: dict | None = None,
+                 **train_kwargs) -> dict:
+    """Train each model of ``models`` with ``bnutils.training.train`` and the same settings.
+
+    Parameters
+    ----------
+    models : dict of str -> Layer
+        Label -> freshly built model (trained in place).
+    X, y : training data
+    X_test, y_test : ndarray, optional
+        Evaluated every ``eval_every`` steps (see ``train``).
+    callbacks : dict of str -> callable, optional
+        A ``train`` callback for some of the labels.
+    **train_kwargs
+        ``lr``, ``steps``, ``batch_size``, ``eval_every``, ``seed``, … passed to ``train``.
+
+    Returns
+    -------
+    dict of str -> TrainingHistory
+        By the same labels, in the same order.
+
+    Examples
+    --------
+    >>> X, y = np.random.default_rng(0).normal(size=(40, 3)), np.arange(40) % 2
+    >>> runs = train_models({"plain": make_mlp([3, 8, 2]), "BN": make_mlp([3, 8, 2], norm="bn")},
+    ...                     X, y, X, y, lr=0.1, steps=10, batch_size=10, eval_every=5)
+    >>> list(runs), runs["BN"].eval_steps
+    (['plain', 'BN'], [5, 10])
+
+    Introduced in notebook 07.
+    """
+    if not isinstance(models, dict) or not models:
+        raise TypeError("models must be a non-empty dict mapping a label to a model")
+    callbacks = callbacks or {}
+    unknown = set(callbacks) - set(models)
+    if unknown:
+        raise ValueError(f"callbacks for labels that are not in models: {sorted(unknown)}")
+    return {label: train(model, X, y, X_test=X_test, y_test=y_test,
+                         callback=callbacks.get(label), **train_kwargs)
+            for label, model in models.items()}

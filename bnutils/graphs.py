@@ -1,18 +1,31 @@
-"""Explanatory diagrams for notebooks 03 and 04: which axes BN reduces, and BN's graph.
+"""Explanatory diagrams: which values share one mean and variance, and BN's graph.
 
-Pure drawing code (matplotlib patches and text); nothing here computes BN.
+* ``draw_reduction_axes`` — the axes BN reduces over, (N, D) and (N, C, H, W) (notebook 03);
+* ``draw_bn_graph`` — BN's computational graph with both passes (notebook 04);
+* ``normalization_set``, ``plot_normalization_sets`` — which values a normalization
+  (BN, LayerNorm, GroupNorm, InstanceNorm, …) normalizes together, found by running it,
+  drawn as blocks of cubes (notebook 07).
 
-Introduced in notebook 03 (``draw_reduction_axes``) and notebook 04 (``draw_bn_graph``).
+Drawing code (matplotlib patches, text and voxels); ``normalization_set`` is the only
+function that runs a normalization, so that the cubes come from the code, not from a
+drawing.
+
+Introduced in notebook 03 (``draw_reduction_axes``), notebook 04 (``draw_bn_graph``) and
+notebook 07 (``normalization_set``, ``plot_normalization_sets``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 
 from .plots import COLORS
 
-__all__ = ["BN_GRAPH_NODES", "draw_bn_graph", "draw_reduction_axes"]
+__all__ = ["BN_GRAPH_NODES", "draw_bn_graph", "draw_reduction_axes", "normalization_set",
+           "plot_normalization_sets"]
 
 _HIGHLIGHT = COLORS["bn"]
 _CELL = "#e8e8e8"
@@ -154,4 +167,105 @@ def draw_bn_graph():
     ax.set_title("Training-mode BN as a computational graph (one feature; the backward "
                  "pass runs right to left)")
     fig.subplots_adjust(left=0.01, right=0.99, top=0.92, bottom=0.02)
+    return fig
+
+
+def normalization_set(norm_fn: Callable, shape=(4, 6, 2, 2), index=(1, 2, 0, 0), seed: int = 0):
+    """Which outputs move when one input value moves: the values normalized together.
+
+    Perturbs ``x[index]`` and returns a boolean mask of the outputs of ``norm_fn`` that
+    change. Those are exactly the values that share a mean and variance with it (the
+    perturbed value changes its own output, and through the shared statistics every
+    other output of its set). The answer comes from the code, not from a drawing.
+
+    Parameters
+    ----------
+    norm_fn : callable
+        ``norm_fn(x) -> out`` on an (N, C, H, W) array.
+    shape : tuple of 4 int, optional
+    index : tuple of 4 int, optional
+    seed : int, optional
+
+    Returns
+    -------
+    mask : ndarray of bool, shape ``shape``
+
+    Examples
+    --------
+    >>> from bnutils import batchnorm_forward
+    >>> bn = lambda x: batchnorm_forward(x, np.ones(x.shape[1]), np.zeros(x.shape[1]))[0]
+    >>> mask = normalization_set(bn, shape=(2, 3, 1, 2), index=(0, 1, 0, 0))
+    >>> mask.sum(axis=(0, 2, 3)).tolist()        # all of channel 1, over N, H, W
+    [0, 4, 0]
+
+    Introduced in notebook 07.
+    """
+    if len(shape) != 4 or len(index) != 4:
+        raise ValueError(f"shape and index must have 4 entries (N, C, H, W), got {shape} and {index}")
+    x = np.random.default_rng(seed).normal(size=shape)
+    base = np.asarray(norm_fn(x))
+    bumped = x.copy()
+    bumped[tuple(index)] += 0.5
+    return np.abs(np.asarray(norm_fn(bumped)) - base) > 1e-9
+
+
+def plot_normalization_sets(masks: dict, captions: dict | None = None, title: str | None = None,
+                            color="#1f77b4"):
+    """Draw each mask as an (N, C, H·W) block of cubes, in the style of Wu & He (2018, Fig. 2).
+
+    N runs to the right, C into the page, H·W (the positions, flattened) upwards; the
+    cubes of the mask are coloured. Pick the perturbed index of ``normalization_set`` on
+    the visible faces (last sample, first channel) so that the whole set shows.
+
+    Parameters
+    ----------
+    masks : dict of str -> bool ndarray, shape (N, C, H, W)
+        Title -> mask from ``normalization_set``.
+    captions : dict of str -> str, optional
+        A line under each block (e.g. the axes the statistics are taken over).
+    title : str, optional
+        A title above all the blocks.
+    color : str, optional
+        Colour of the cubes that are normalized together.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+
+    Introduced in notebook 07.
+    """
+    from matplotlib.colors import LightSource
+
+    if not masks:
+        raise ValueError("masks must hold at least one mask")
+    light = LightSource(azdeg=135, altdeg=50)           # from the front right: both faces lit
+    captions = captions or {}
+    fig = plt.figure(figsize=(2.9 * len(masks), 3.4))
+    for i, (name, mask) in enumerate(masks.items()):
+        mask = np.asarray(mask, dtype=bool)
+        if mask.ndim != 4:
+            raise ValueError(f"masks[{name!r}] must be 4-D (N, C, H, W), got shape {mask.shape}")
+        ax = fig.add_subplot(1, len(masks), i + 1, projection="3d")
+        N, C, H, W = mask.shape
+        block = mask.reshape(N, C, H * W)                  # voxel axes: x = N, y = C, z = H·W
+        colors = np.empty(block.shape, dtype=object)
+        colors[...] = "#e6e6e6"
+        colors[block] = color
+        ax.voxels(np.ones(block.shape, dtype=bool), facecolors=colors, edgecolor="#666666",
+                  linewidth=0.4, shade=True, lightsource=light)
+        ax.set_box_aspect((N, C, H * W))
+        ax.view_init(elev=22, azim=-58)
+        ax.set_axis_off()
+        ax.text(N / 2, -0.6, -0.2, "N", ha="center", va="top", fontsize=10)
+        ax.text(N + 0.4, C / 2, -0.2, "C", ha="left", va="top", fontsize=10)
+        ax.text(-0.4, 0, H * W / 2, "H·W", ha="right", va="center", fontsize=10)
+        ax.set_title(name, fontsize=11, pad=-4)
+        if name in captions:
+            ax.text2D(0.5, -0.02, captions[name], transform=ax.transAxes, ha="center", va="top",
+                      fontsize=9)
+    top = 0.92
+    if title:
+        fig.suptitle(title, fontsize=12)
+        top = 0.82
+    fig.subplots_adjust(left=0.0, right=1.0, bottom=0.14, top=top, wspace=0.0)
     return fig

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import as_float_array, check_finite, check_positive
+from ._validation import as_float_array, check_finite, check_int, check_positive
 
 __all__ = [
     "METHODS",
@@ -43,7 +43,6 @@ __all__ = [
     "fit_whitening",
     "gradient_descent",
     "invert_scaler",
-    "make_cohort",
     "mean_normalize",
     "min_max_rescale",
     "mse_hessian",
@@ -496,8 +495,7 @@ def gradient_descent(X, y, lr: float, w0=None, max_steps: int = 10_000,
     check_finite(y, "y")
     lr = check_positive(lr, "lr")
     tol = check_positive(tol, "tol")
-    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+    max_steps = check_int(max_steps, "max_steps", minimum=1)
     N, D = X.shape
     w = np.zeros(D) if w0 is None else as_float_array(w0, "w0").astype(np.float64).copy()
     if w.shape != (D,):
@@ -556,53 +554,3 @@ def gradient_descent(X, y, lr: float, w0=None, max_steps: int = 10_000,
     return DescentResult(path, losses, loss_star, w_star, steps, diverged,
                          lr, tol, int(max_steps))
 
-
-def make_cohort(n: int = 200, seed: int = 0, corr: float = 0.3, cgpa_mean: float = 7.5):
-    """A synthetic cohort of students like the seeds' placement table (cgpa, iq).
-
-    ``cgpa`` ~ 7.5 ± 1 (on a 10-point scale) and ``iq`` ~ 100 ± 15, correlated with
-    coefficient ``corr``. Two targets come with it: a continuous ``score`` (an
-    aptitude-test score, ``5·cgpa + 0.3·iq`` plus noise of standard deviation 3) for the
-    regression experiments, and ``placed`` (0/1), drawn from the logistic model
-    ``P(placed) = 1 / (1 + exp(-(2(cgpa - 7.5) + 0.12(iq - 100))))``, the same for every
-    cohort.
-
-    Parameters
-    ----------
-    n : int, optional
-    seed : int, optional
-    corr : float in (-1, 1), optional
-    cgpa_mean : float, optional
-        Centre of the cgpa distribution: 7.5 for the general population, higher for a
-        cohort from a strong college (the placement rule stays the same).
-
-    Returns
-    -------
-    X : ndarray, shape (n, 2)
-        Columns cgpa and iq.
-    score : ndarray, shape (n,)
-    placed : ndarray of int, shape (n,)
-
-    Examples
-    --------
-    >>> X, score, placed = make_cohort(5, seed=1)
-    >>> X.shape, score.shape, sorted(set(placed.tolist())) <= [0, 1]
-    ((5, 2), (5,), True)
-
-    Introduced in notebook 01.
-    """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    corr = float(corr)
-    if not -1.0 < corr < 1.0:
-        raise ValueError(f"corr must lie strictly between -1 and 1, got {corr}")
-    rng = np.random.default_rng(seed)
-    z1 = rng.standard_normal(n)
-    z2 = corr * z1 + np.sqrt(1.0 - corr**2) * rng.standard_normal(n)
-    cgpa = float(cgpa_mean) + 1.0 * z1
-    iq = 100.0 + 15.0 * z2
-    X = np.column_stack([cgpa, iq])
-    score = 5.0 * cgpa + 0.3 * iq + rng.normal(0.0, 3.0, n)
-    logit = 2.0 * (cgpa - 7.5) + 0.12 * (iq - 100.0)
-    placed = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int64)
-    return X, score, placed

@@ -1,5 +1,5 @@
 """bnutils.diagnostics: per-layer statistics (gradient-checked), saturation, perturbations,
-the percentile recorder (alone and as a train callback)."""
+the percentile recorder in each of its modes (alone and as a train callback)."""
 
 import matplotlib
 
@@ -9,18 +9,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from bnutils.batchnorm import BatchNorm  # noqa: E402
+from bnutils.bn_variants import BatchRenorm  # noqa: E402
 from bnutils.diagnostics import (  # noqa: E402
+    RECORD_MODES,
     PercentileRecorder,
     activation_indices,
     format_layer_table,
     layer_statistics,
     perturbation_propagation,
     plot_activation_histograms,
-    record_percentiles,
     saturation_fraction,
 )
 from bnutils.gradcheck import numerical_gradient, rel_error  # noqa: E402
-from bnutils.layers import Linear, Sequential, Tanh, softmax_cross_entropy  # noqa: E402
+from bnutils.layers import Linear, Sequential, Sigmoid, Tanh, softmax_cross_entropy  # noqa: E402
 from bnutils.models import make_mlp  # noqa: E402
 from bnutils.training import train  # noqa: E402
 
@@ -168,33 +170,80 @@ def test_perturbation_bad_layers():
         perturbation_propagation(model, X, rel_size=0.0)
 
 
-def test_percentile_recorder_with_a_probe_batch():
-    model = make_mlp([5, 8, 8, 3], "sigmoid", rng=0)
-    rec = record_percentiles(layer=2, unit=3, x=X, every=2)
+# ----------------------------------------------------------------------------- PercentileRecorder
+def test_percentile_recorder_eval_mode_records_a_fixed_batch_in_eval_mode():
+    model = make_mlp([5, 8, 8, 3], "sigmoid", norm="bn", rng=0)
+    train(model, X, Y, lr=0.1, steps=5, batch_size=8)      # running stats differ from batch stats
+    rec = PercentileRecorder(layer=3, unit=3, mode="eval", x=X, every=2)
     rec(0, model)
     rec(1, model)                        # skipped: not a multiple of every
+    assert model.training                # the mode is restored
+    model.eval()
     model.forward(X)
-    expected = np.percentile(model.outputs[2][:, 3], [15, 50, 85])
+    expected = np.percentile(model.outputs[3][:, 3], [15, 50, 85])
     np.testing.assert_allclose(rec.values, expected[None])
-    assert rec.steps == [0] and isinstance(rec, PercentileRecorder)
-    assert rec.values.shape == (1, 3)
-    assert "records=1" in repr(rec)
+    assert rec.steps == [0] and rec.values.shape == (1, 3)
+    assert "records=1" in repr(rec) and "mode='eval'" in repr(rec)
 
 
-def test_percentile_recorder_reads_the_training_forward_without_a_probe():
-    model = make_mlp([5, 8, 8, 3], "tanh", rng=0)
-    rec = record_percentiles(layer=0, unit=1, q=(50,))
-    model.forward(X[:7])
-    rec(4, model)
-    assert rec.values[0, 0] == pytest.approx(np.median(model.outputs[0][:, 1]))
+def test_percentile_recorder_step_mode_reads_the_training_batch_output():
+    net = make_mlp([5, 8, 8, 3], "relu", norm="bn", rng=0)
+    rec = PercentileRecorder(layer=1, unit=2, q=(10, 50, 90))
+    assert rec.mode == "step"                        # the default
+    net.forward(X[:16])
+    rec(7, net)
+    expected = np.percentile(net.outputs[1][:, 2], [10, 50, 90])
+    np.testing.assert_allclose(rec.values[0], expected)
+    assert rec.steps == [7]
     with pytest.raises(RuntimeError, match="no forward pass"):
-        record_percentiles(0, 0)(0, make_mlp([5, 3], "tanh"))
+        PercentileRecorder(0, 0)(0, make_mlp([5, 3], "tanh"))
+
+
+def test_percentile_recorder_step_mode_as_train_callback_records_every_step():
+    net = make_mlp([5, 8, 8, 3], "relu", norm="bn", rng=0)
+    rec = PercentileRecorder(layer=1, unit=0, q=(50,))
+    medians = []
+
+    def both(step, model):
+        rec(step, model)
+        medians.append(np.median(model.outputs[1][:, 0]))
+
+    train(net, X, Y, lr=0.1, steps=6, batch_size=8, callback=both)
+    assert rec.steps == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_allclose(rec.values[:, 0], medians)
+
+
+def test_percentile_recorder_batch_stats_mode_normalizes_with_the_batch_and_keeps_running_stats():
+    model = make_mlp([3, 8, 2], "sigmoid", norm="bn", rng=0)
+    x = np.random.default_rng(0).normal(4.0, 3.0, size=(200, 3))
+    rec = PercentileRecorder(1, unit=0, mode="batch_stats", x=x, every=5)
+    rec(3, model)                                  # not a multiple of 5: ignored
+    model.eval()
+    rec(5, model)
+    assert rec.steps == [5] and not model.training
+    np.testing.assert_array_equal(model[1].running_mean, 0.0)
+    p15, p50, p85 = rec.values[0]
+    assert p15 < p50 < p85 and abs(p50) < 0.3 and 0.7 < p85 - p50 < 1.3   # ~N(0, 1)
+    # eval mode on the same batch sees the (untouched) running statistics instead: far off
+    ev = PercentileRecorder(1, unit=0, mode="eval", x=x)
+    ev(0, model)
+    assert abs(ev.values[0, 1] - p50) > 1.0
+
+
+def test_percentile_recorder_batch_stats_mode_keeps_every_layers_running_stats():
+    model = Sequential(Linear(3, 4, rng=0), BatchRenorm(4), Sigmoid(), Linear(4, 2, rng=1),
+                       BatchNorm(2))
+    before = [model[1].running_mean.copy(), model[4].running_var.copy()]
+    x = np.random.default_rng(1).normal(2.0, 1.0, size=(20, 3))
+    PercentileRecorder(1, 0, mode="batch_stats", x=x)(0, model)
+    np.testing.assert_array_equal(model[1].running_mean, before[0])
+    np.testing.assert_array_equal(model[4].running_var, before[1])
 
 
 def test_percentile_recorder_as_train_callback_keeps_mode_and_bn_statistics():
     model = make_mlp([5, 8, 8, 3], "sigmoid", norm="bn", rng=0)
     idx = activation_indices(model)
-    rec = record_percentiles(layer=idx[-1] - 1, unit=0, x=X, every=5)
+    rec = PercentileRecorder(layer=idx[-1] - 1, unit=0, mode="eval", x=X, every=5)
     running = model.layers[1].running_mean.copy()
     rec(0, model)                                   # eval-mode probe: no running-stat update
     np.testing.assert_array_equal(model.layers[1].running_mean, running)
@@ -207,20 +256,35 @@ def test_percentile_recorder_as_train_callback_keeps_mode_and_bn_statistics():
 
 @pytest.mark.parametrize("kwargs, err, match", [
     ({"layer": 1.5, "unit": 0}, TypeError, "layer must be an integer"),
+    ({"layer": 0, "unit": True}, TypeError, "unit must be an integer"),
+    ({"layer": -1, "unit": 0}, ValueError, "layer must be ≥ 0"),
     ({"layer": 0, "unit": 0, "every": 0}, ValueError, "every"),
     ({"layer": 0, "unit": 0, "q": (10, 120)}, ValueError, "percentiles"),
+    ({"layer": 0, "unit": 0, "mode": "train"}, ValueError, "mode must be one of"),
+    ({"layer": 0, "unit": 0, "x": X}, ValueError, "takes no x"),
+    ({"layer": 0, "unit": 0, "mode": "eval"}, ValueError, "pass x"),
+    ({"layer": 0, "unit": 0, "mode": "batch_stats", "x": X[:1]}, ValueError, "N ≥ 2"),
+    ({"layer": 0, "unit": 0, "mode": "eval", "x": X[0]}, ValueError, "shape"),
 ])
 def test_percentile_recorder_bad_arguments(kwargs, err, match):
     with pytest.raises(err, match=match):
-        record_percentiles(**kwargs)
+        PercentileRecorder(**kwargs)
+
+
+def test_record_modes_are_documented():
+    assert sorted(RECORD_MODES) == ["batch_stats", "eval", "step"]
+    doc = PercentileRecorder.__doc__
+    assert all(f'"{mode}"' in doc for mode in RECORD_MODES)
 
 
 def test_percentile_recorder_out_of_range():
     model = make_mlp([5, 8, 3], "tanh")
     with pytest.raises(ValueError, match="unit 9"):
-        record_percentiles(0, 9, x=X)(0, model)
+        PercentileRecorder(0, 9, mode="eval", x=X)(0, model)
     with pytest.raises(ValueError, match="layer 7"):
-        record_percentiles(7, 0, x=X)(0, model)
+        PercentileRecorder(7, 0, mode="eval", x=X)(0, model)
+    with pytest.raises(TypeError, match="Sequential"):
+        PercentileRecorder(0, 0, mode="eval", x=X)(0, Linear(5, 3))
 
 
 def test_plot_activation_histograms():
@@ -237,17 +301,3 @@ def test_plot_activation_histograms():
 def test_tanh_layer_class_is_recognised_in_a_hand_built_model():
     model = Sequential(Linear(5, 4, rng=0), Tanh(), Linear(4, 3, rng=1))
     assert [s.activation for s in layer_statistics(model, X, Y)] == ["tanh"]
-
-
-def test_wave_data_same_rule_different_region():
-    from bnutils.diagnostics import make_wave_data, wave_boundary
-
-    Xa, ya = make_wave_data(300, (-3.0, -0.3), seed=0)
-    Xb, yb = make_wave_data(300, (0.3, 3.0), seed=1)
-    assert Xa[:, 0].max() <= -0.3 and Xb[:, 0].min() >= 0.3
-    for X, y in ((Xa, ya), (Xb, yb)):
-        np.testing.assert_array_equal(y, X[:, 1] > wave_boundary(X[:, 0]))
-        assert 0.3 < y.mean() < 0.7
-    np.testing.assert_array_equal(make_wave_data(5, seed=3)[0], make_wave_data(5, seed=3)[0])
-    with pytest.raises(ValueError, match="low < high"):
-        make_wave_data(5, (1.0, 0.0))

@@ -1,4 +1,5 @@
-"""bnutils.experiments: runs, sweeps, the Figure-1 miniature, stability; and their plots."""
+"""bnutils.experiments: runs, sweeps (also over the batch size), the Figure-1 miniature,
+stability, BN variants swapped in; and their plots."""
 
 import matplotlib
 
@@ -10,9 +11,15 @@ import pytest
 
 from bnutils import experiments as ex
 from bnutils.batchnorm import BatchNorm
+from bnutils.bn_variants import NoisyBatchNorm, ShardedBatchNorm
 from bnutils.data import load_digits_split
+from bnutils.diagnostics import PercentileRecorder
 from bnutils.models import make_mlp
 from bnutils.training import TrainingHistory
+
+RNG = np.random.default_rng(5)
+X_SMALL = RNG.normal(size=(48, 4))
+Y_SMALL = (X_SMALL[:, 0] + X_SMALL[:, 1] > 0).astype(int) + (X_SMALL[:, 2] > 1)
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +77,41 @@ def test_sweep_rejects_unknown_or_duplicate_settings(data):
         ex.sweep(data, "lr", [0.1], depth=3)
     with pytest.raises(ValueError, match="swept setting"):
         ex.sweep(data, "lr", [0.1], lr=0.2)
+
+
+def test_batch_size_sweep_bn_collapses_at_two_and_layernorm_does_not(data):
+    res = {norm: ex.sweep(data, "batch_size", [2, 32], norm=norm, hidden=(32, 32), lr=0.05,
+                          steps=150) for norm in ("bn", "ln")}
+    assert res["bn"].accuracy.shape == (2, 1) and res["bn"].param == "batch_size"
+    assert res["bn"].mean_accuracy[0] < 0.7 < res["ln"].mean_accuracy[0]     # batch of 2
+    assert res["bn"].mean_accuracy[1] > 0.85                                  # batch of 32
+    assert abs(res["ln"].mean_accuracy[0] - res["ln"].mean_accuracy[1]) < 0.15
+
+
+def test_batch_size_sweep_equals_training_each_network_by_hand(data):
+    """One (norm, batch size) cell of the sweep is make_mlp + train + evaluate, nothing else."""
+    from bnutils.training import evaluate, train
+
+    X_train, X_test, y_train, y_test = data
+    res = ex.sweep(data, "batch_size", [4, 16], norm="gn", hidden=(16, 16), num_groups=8,
+                   lr=0.05, steps=30, seeds=(2,))
+    for j, bs in enumerate((4, 16)):
+        model = make_mlp([64, 16, 16, 10], "relu", norm="gn", num_groups=8, rng=2)
+        train(model, X_train, y_train, lr=0.05, steps=30, batch_size=bs, seed=2)
+        assert res.accuracy[j, 0] == evaluate(model, X_test, y_test)[0]
+
+
+def test_batch_size_sweep_bad_input(data):
+    with pytest.raises(ValueError, match="norm"):
+        ex.sweep(data, "batch_size", [4], norm="in", hidden=(8,), steps=2)
+    with pytest.raises(ValueError, match="2 values"):           # BN needs two samples
+        ex.sweep(data, "batch_size", [1, 4], norm="bn", hidden=(8,), steps=2)
+
+
+def test_norm_labels_name_every_make_mlp_normalization(data):
+    assert list(ex.NORM_LABELS) == [None, "bn", "ln", "gn"]
+    runs = [ex.run_config(data, norm=norm, hidden=(8,), steps=2) for norm in ex.NORM_LABELS]
+    assert [r.config["norm"] for r in runs] == list(ex.NORM_LABELS)
 
 
 def test_bias_before_bn_changes_nothing(data):
@@ -144,22 +186,6 @@ def test_sigmoid_input_index():
         ex.sigmoid_input_index(BatchNorm(3))
 
 
-def test_percentile_recorder_leaves_running_stats_and_records_batch_normalized_values():
-    model = make_mlp([3, 8, 2], "sigmoid", norm="bn", rng=0)
-    X = np.random.default_rng(0).normal(4.0, 3.0, size=(200, 3))
-    rec = ex.PercentileRecorder(1, unit=0, X_probe=X, every=5)
-    rec(3, model)                                  # not a multiple of 5: ignored
-    rec(5, model)
-    assert rec.steps == [5]
-    np.testing.assert_array_equal(model[1].running_mean, 0.0)
-    p15, p50, p85 = rec.array()[0]
-    assert p15 < p50 < p85 and abs(p50) < 0.3 and 0.7 < p85 - p50 < 1.3   # ~N(0, 1)
-    with pytest.raises(ValueError):
-        ex.PercentileRecorder(1, 0, X[:1])
-    with pytest.raises(ValueError):
-        ex.PercentileRecorder(1, 0, X, every=0)
-
-
 def test_figure1_miniature_shows_the_papers_effects(data):
     plain = ex.figure1_run(data, None, steps=300, record_every=50, eval_every=100)
     bn = ex.figure1_run(data, "bn", steps=300, record_every=50, eval_every=100)
@@ -177,6 +203,18 @@ def test_figure1_miniature_shows_the_papers_effects(data):
     assert fig.axes[0].get_title() == "(a) test accuracy"
     with pytest.raises(ValueError):
         ex.figure1_run(data, "ln")
+
+
+def test_figure1_records_the_test_set_with_its_own_batch_statistics(data):
+    """The percentiles are those of a batch_stats PercentileRecorder over the test set."""
+    run = ex.figure1_run(data, "bn", steps=20, record_every=10, eval_every=20)
+    model = make_mlp([64, 100, 100, 100, 10], "sigmoid", norm="bn", init="xavier", rng=0)
+    rec = PercentileRecorder(ex.sigmoid_input_index(model), 0, mode="batch_stats", x=data[1])
+    rec(0, model)
+    np.testing.assert_array_equal(run.percentiles[0], rec.values[0])
+    trained = run.result.model
+    rec(20, trained)
+    np.testing.assert_array_equal(run.percentiles[-1], rec.values[-1])
 
 
 def test_is_stable():
@@ -201,3 +239,50 @@ def test_largest_stable_lr_on_the_check_nets(data):
     assert ex.largest_stable_lr(plain, lrs, X, y, steps=60) == 1.0
     assert ex.largest_stable_lr(bn, lrs, X, y, steps=60) == 3.0
     assert ex.largest_stable_lr(plain, [100.0], X, y, steps=60) is None
+
+
+# ----------------------------------------------------------------------------- swap_norm, train_models
+def _bn_net(seed=0, sizes=(4, 8, 8, 3)):
+    return make_mlp(list(sizes), "relu", norm="bn", rng=seed)
+
+
+def test_swap_norm_replaces_every_bn_layer_and_keeps_the_weights():
+    reference = _bn_net()
+    net = ex.swap_norm(_bn_net(), lambda d: NoisyBatchNorm(d, rng=0))
+    swapped = [layer for layer in net.layers if isinstance(layer, NoisyBatchNorm)]
+    assert len(swapped) == 2 and [lyr.num_features for lyr in swapped] == [8, 8]
+    for a, b in zip(reference.params().values(), net.params().values()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_swap_norm_bad_input():
+    with pytest.raises(ValueError, match="no BatchNorm layer"):
+        ex.swap_norm(make_mlp([4, 8, 3]), BatchNorm)
+    with pytest.raises(TypeError, match="callable"):
+        ex.swap_norm(_bn_net(), 3)
+    with pytest.raises(TypeError, match="Sequential"):
+        ex.swap_norm(BatchNorm(3), BatchNorm)
+
+
+def test_synchronized_sharded_bn_trains_exactly_like_bn():
+    """SyncBN on 4 devices is BN on the whole batch: the same losses, step by step."""
+    runs = ex.train_models({"BN": _bn_net(),
+                            "sync": ex.swap_norm(_bn_net(), lambda d: ShardedBatchNorm(d, 4, sync=True)),
+                            "per-device": ex.swap_norm(_bn_net(), lambda d: ShardedBatchNorm(d, 4))},
+                           X_SMALL, Y_SMALL, lr=0.1, steps=12, batch_size=16)
+    np.testing.assert_allclose(runs["sync"].loss, runs["BN"].loss, rtol=1e-9)
+    assert not np.allclose(runs["per-device"].loss[1:], runs["BN"].loss[1:])
+
+
+def test_train_models_returns_histories_by_label_and_passes_callbacks():
+    rec = PercentileRecorder(layer=1, unit=0)
+    runs = ex.train_models({"a": _bn_net(), "b": make_mlp([4, 8, 3])}, X_SMALL, Y_SMALL,
+                           X_SMALL, Y_SMALL, callbacks={"a": rec}, lr=0.1, steps=6, batch_size=8,
+                           eval_every=3)
+    assert list(runs) == ["a", "b"]
+    assert runs["b"].eval_steps == [3, 6]
+    assert rec.steps == [1, 2, 3, 4, 5, 6]
+    with pytest.raises(ValueError, match="not in models"):
+        ex.train_models({"a": _bn_net()}, X_SMALL, Y_SMALL, callbacks={"z": rec}, lr=0.1, steps=1)
+    with pytest.raises(TypeError, match="non-empty dict"):
+        ex.train_models([], X_SMALL, Y_SMALL, lr=0.1, steps=1)

@@ -1,13 +1,23 @@
-"""The diagrams of notebooks 03 and 04 draw what they say."""
+"""The diagrams of notebooks 03, 04 and 07 draw what they say; normalization_set finds
+the values each normalization normalizes together."""
 
 import matplotlib
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from bnutils.graphs import BN_GRAPH_NODES, draw_bn_graph, draw_reduction_axes  # noqa: E402
+from bnutils import batchnorm_forward, groupnorm_forward  # noqa: E402
+from bnutils.graphs import (  # noqa: E402
+    BN_GRAPH_NODES,
+    draw_bn_graph,
+    draw_reduction_axes,
+    normalization_set,
+    plot_normalization_sets,
+)
+from bnutils.normalization import instancenorm_forward  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -48,3 +58,40 @@ def test_reduction_axes_figure():
 def test_reduction_axes_rejects_a_missing_feature():
     with pytest.raises(ValueError, match="feature"):
         draw_reduction_axes(d=2, c=2, feature=2)
+
+
+# ----------------------------------------------------------------------------- which values share statistics
+def _ones(x):
+    return np.ones(x.shape[1]), np.zeros(x.shape[1])
+
+
+@pytest.mark.parametrize(("fn", "count", "axes_all"), [
+    (lambda x: batchnorm_forward(x, *_ones(x))[0], 4 * 2 * 2, (0, 2, 3)),
+    (lambda x: groupnorm_forward(x, *_ones(x), 1)[0], 6 * 2 * 2, (1, 2, 3)),
+    (lambda x: instancenorm_forward(x, *_ones(x))[0], 2 * 2, (2, 3)),
+    (lambda x: groupnorm_forward(x, *_ones(x), 3)[0], 2 * 2 * 2, None),
+])
+def test_normalization_set_finds_the_values_that_share_statistics(fn, count, axes_all):
+    mask = normalization_set(fn, shape=(4, 6, 2, 2), index=(3, 0, 1, 0))
+    assert mask.sum() == count and mask[3, 0, 1, 0]
+    if axes_all is not None:
+        assert mask.all(axis=axes_all).any()
+
+
+def test_normalization_set_and_plot_bad_input():
+    with pytest.raises(ValueError, match="4 entries"):
+        normalization_set(lambda x: x, shape=(4, 6))
+    with pytest.raises(ValueError, match="4-D"):
+        plot_normalization_sets({"bad": np.ones((2, 3), dtype=bool)})
+    with pytest.raises(ValueError, match="at least one"):
+        plot_normalization_sets({})
+
+
+def test_plot_normalization_sets_draws_one_panel_per_mask():
+    mask = normalization_set(lambda x: batchnorm_forward(x, *_ones(x))[0])
+    fig = plot_normalization_sets({"BN": mask, "BN again": mask}, captions={"BN": "over N, H, W"},
+                                  title="which values share statistics")
+    assert len(fig.axes) == 2
+    assert fig._suptitle.get_text() == "which values share statistics"
+    assert fig.axes[0].get_title() == "BN"
+    assert any(t.get_text() == "over N, H, W" for t in fig.axes[0].texts)

@@ -6,6 +6,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from bnutils import scaling
+from bnutils.data import make_cohort
 from bnutils.scaling import (
     Scaler,
     apply_scaler,
@@ -15,7 +16,6 @@ from bnutils.scaling import (
     fit_whitening,
     gradient_descent,
     invert_scaler,
-    make_cohort,
     mean_normalize,
     min_max_rescale,
     mse_hessian,
@@ -200,21 +200,6 @@ def test_raw_features_condition_far_worse_than_standardized():
     for name, Xm in (("raw", X - X.mean(0)), ("std", standardize(X))):
         steps[name] = gradient_descent(Xm, y, lr=best_fixed_lr(mse_hessian(Xm)), max_steps=20000).steps
     assert steps["raw"] > 50 * steps["std"]
-
-
-def test_make_cohort_is_seeded_and_plausible():
-    a = make_cohort(500, seed=4)
-    b = make_cohort(500, seed=4)
-    for u, v in zip(a, b):
-        np.testing.assert_array_equal(u, v)
-    X, score, placed = a
-    assert 6.5 < X[:, 0].mean() < 8.5 and 10 < X[:, 1].std() < 20
-    assert 0.15 < np.corrcoef(X.T)[0, 1] < 0.45
-    assert set(np.unique(placed)) == {0, 1}
-    with pytest.raises(ValueError, match="corr"):
-        make_cohort(10, corr=1.0)
-    with pytest.raises(ValueError, match="positive integer"):
-        make_cohort(0)
 
 
 def test_gradient_descent_validates_its_arguments():

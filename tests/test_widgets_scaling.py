@@ -9,12 +9,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from redraw_helpers import assert_redraws_fast  # noqa: E402  (tests/redraw_helpers.py)
 
+from bnutils.data import scaled_problem  # noqa: E402
 from bnutils.scaling import condition_number, gradient_descent, mse_hessian  # noqa: E402
 from bnutils.widgets import controls  # noqa: E402
 from bnutils.widgets.scaling import (  # noqa: E402
     plot_contours,
     plot_excess_loss,
-    scaled_problem,
     scaling_explorer,
     show_descent,
 )
@@ -80,15 +80,6 @@ def test_the_figure_shows_contours_path_and_loss_curve():
     # equal scales on both axes: data ratio equals the box aspect
     (x0, x1), (y0, y1) = ax_contour.get_xlim(), ax_contour.get_ylim()
     assert (y1 - y0) / (x1 - x0) == pytest.approx(ax_contour.get_box_aspect(), rel=1e-9)
-
-
-def test_scaled_problem_has_the_requested_ratio():
-    X, y = scaled_problem(5.0)
-    np.testing.assert_allclose(X.std(0), [1.0, 5.0], rtol=1e-12)
-    np.testing.assert_allclose(X.mean(0), 0, atol=1e-12)
-    assert abs(y.mean()) < 1e-12
-    with pytest.raises(ValueError, match="scale_ratio"):
-        scaled_problem(0.0)
 
 
 def test_plot_helpers_on_their_own():

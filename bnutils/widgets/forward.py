@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
+from .._validation import check_int
 from ..plots import COLORS
 
 __all__ = [
@@ -51,10 +52,6 @@ def _sigmoid(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))      # = 1 / (1 + exp(-z)), without overflow
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
 def batch_of_x(batch_size: int, batch: int = 0) -> np.ndarray:
     """Batch number ``batch`` of ``batch_size`` values of the feature x (seeded, reproducible).
 
@@ -70,13 +67,10 @@ def batch_of_x(batch_size: int, batch: int = 0) -> np.ndarray:
     >>> bool(np.all(batch_of_x(8, 3) == batch_of_x(8, 3)))
     True
     """
-    if not _is_int(batch_size) or batch_size < 2:
-        raise ValueError(f"batch_size must be an integer ≥ 2 (BN needs at least two values "
-                         f"to compute a variance), got {batch_size!r}")
-    if not _is_int(batch) or batch < 0:
-        raise ValueError(f"batch must be an integer ≥ 0, got {batch!r}")
-    rng = np.random.default_rng([int(batch_size), int(batch), 3])
-    return rng.normal(POPULATION_MEAN, POPULATION_STD, size=int(batch_size))
+    batch_size = check_int(batch_size, "batch_size", minimum=2)   # BN needs two values for a variance
+    batch = check_int(batch, "batch", minimum=0)
+    rng = np.random.default_rng([batch_size, batch, 3])
+    return rng.normal(POPULATION_MEAN, POPULATION_STD, size=batch_size)
 
 
 @functools.lru_cache(maxsize=512)

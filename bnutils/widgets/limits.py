@@ -1,7 +1,8 @@
 """Notebook 07's explorer: one sample's normalized value, as its batch-mates change.
 
-A fixed data set of 512 samples with 16 features (each feature with its own mean and
-spread, each sample with its own offset). Sample 0 is put into ``N_BATCHES`` random
+A fixed data set of 512 samples with 16 features (``bnutils.data.batch_mates_data``:
+each feature with its own mean and spread, each sample with its own offset; built on
+first use, not at import). Sample 0 is put into ``N_BATCHES`` random
 batches of a chosen size and normalized with BatchNorm, LayerNorm or GroupNorm. The
 left panel shows how its normalized value of feature 0 varies across those batches
 (with BN it depends on the batch-mates; with LayerNorm or GroupNorm it does not); the
@@ -16,7 +17,9 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .._validation import check_int
 from ..batchnorm import batchnorm_forward
+from ..data import batch_mates_data
 from ..normalization import groupnorm_forward, layernorm_forward
 from ..plots import COLORS
 
@@ -34,17 +37,6 @@ N_BATCHES = 200
 #: The feature that is followed, and GroupNorm's number of groups.
 FEATURE, GROUPS = 0, 4
 
-
-def _make_data() -> np.ndarray:
-    rng = np.random.default_rng(7)
-    means = rng.uniform(-2.0, 2.0, size=16)
-    stds = rng.uniform(0.5, 3.0, size=16)
-    offsets = rng.normal(0.0, 1.0, size=(512, 1))            # each sample its own level
-    return rng.normal(means, stds, size=(512, 16)) + offsets
-
-
-#: The data, (512, 16).
-DATA = _make_data()
 
 
 def _normalize(norm: str, x: np.ndarray) -> np.ndarray:
@@ -86,23 +78,24 @@ def batch_mates_state(norm: str = "BatchNorm", batch_size: int = 4) -> dict:
     """
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {sorted(NORMS)}, got {norm!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or not 2 <= batch_size <= len(DATA):
-        raise ValueError(f"batch_size must be an integer in 2..{len(DATA)}, got {batch_size!r}")
-    rng = np.random.default_rng([int(batch_size), 11])
-    others = np.arange(1, len(DATA))
+    data = batch_mates_data()
+    batch_size = check_int(batch_size, "batch_size", minimum=2)
+    if batch_size > len(data):
+        raise ValueError(f"batch_size must be at most {len(data)}, got {batch_size}")
+    rng = np.random.default_rng([batch_size, 11])
+    others = np.arange(1, len(data))
     values, example_raw, example_out = [], None, None
     for k in range(N_BATCHES):
         idx = np.concatenate([[0], rng.choice(others, size=batch_size - 1, replace=False)])
-        out = _normalize(norm, DATA[idx])
+        out = _normalize(norm, data[idx])
         values.append(out[0, FEATURE])
         if k == 0:
-            example_raw, example_out = DATA[idx, FEATURE], out[:, FEATURE]
+            example_raw, example_out = data[idx, FEATURE], out[:, FEATURE]
     values = np.array(values)
     if norm == "BatchNorm":
-        reference = (DATA[0, FEATURE] - DATA[:, FEATURE].mean()) / np.sqrt(DATA[:, FEATURE].var() + 1e-5)
+        reference = (data[0, FEATURE] - data[:, FEATURE].mean()) / np.sqrt(data[:, FEATURE].var() + 1e-5)
     else:
-        reference = _normalize(norm, DATA[:1])[0, FEATURE]
+        reference = _normalize(norm, data[:1])[0, FEATURE]
     spread = float(values.std())
     return {"values": values, "spread": round(spread, 12) + 0.0, "mean": float(values.mean()),
             "reference": float(reference), "at_pm1": float(np.mean(np.abs(values) > 0.99)),
@@ -133,7 +126,8 @@ def plot_batch_mates(norm: str = "BatchNorm", batch_size: int = 4) -> dict:
     ax_b.scatter(raw[1:], out[1:], color=COLORS["other"], s=18, label="its batch-mates")
     ax_b.scatter(raw[:1], out[:1], color=color, s=60, zorder=3, label="sample 0")
     ax_b.axhline(0.0, color="black", lw=0.6)
-    ax_b.set(xlim=(DATA[:, FEATURE].min() - 0.5, DATA[:, FEATURE].max() + 0.5), ylim=(-4, 4),
+    feature = batch_mates_data()[:, FEATURE]
+    ax_b.set(xlim=(feature.min() - 0.5, feature.max() + 0.5), ylim=(-4, 4),
              xlabel="raw value (feature 0)", ylabel="normalized value",
              title="One of those batches")
     ax_b.legend(loc="upper left", fontsize=8)

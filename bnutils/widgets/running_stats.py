@@ -17,20 +17,13 @@ import math
 
 import numpy as np
 
+from .._validation import check_int
 from ..inference import running_average
 from ..plots import COLORS
 
 __all__ = ["plot_running_stats", "running_stats_explorer", "simulate_running_stats"]
 
 MAX_BATCH = 128
-
-
-def _check_int(value, name, lo, hi):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must lie in {lo}..{hi}, got {value}")
-    return int(value)
 
 
 def simulate_running_stats(momentum: float = 0.1, batch_size: int = 32, steps: int = 300,
@@ -79,8 +72,12 @@ def simulate_running_stats(momentum: float = 0.1, batch_size: int = 32, steps: i
     momentum = float(momentum)
     if not 0.0 < momentum <= 1.0:
         raise ValueError(f"momentum must lie in (0, 1], got {momentum}")
-    batch_size = _check_int(batch_size, "batch_size", 2, MAX_BATCH)
-    steps = _check_int(steps, "steps", 1, 100_000)
+    batch_size = check_int(batch_size, "batch_size", minimum=2)
+    if batch_size > MAX_BATCH:
+        raise ValueError(f"batch_size must be at most {MAX_BATCH}, got {batch_size}")
+    steps = check_int(steps, "steps", minimum=1)
+    if steps > 100_000:
+        raise ValueError(f"steps must be at most 100000, got {steps}")
     if not pop_var > 0:
         raise ValueError(f"pop_var must be > 0, got {pop_var}")
     rng = np.random.default_rng(seed)

@@ -1,10 +1,11 @@
 """Notebook 01's explorer: feature-scale ratio and learning rate → loss contours and GD path.
 
-The data are the synthetic cohort of ``bnutils.scaling.make_cohort`` (cgpa, iq → an
-aptitude score), standardized with its own statistics and centred, so the bias drops
-out and the loss is a function of the two weights only. The explorer then multiplies
-the second feature by ``scale_ratio``: at ratio 1 the features are on the same scale,
-at ratio 10 the second one is ten times wider, as raw iq is next to raw cgpa.
+The data are ``bnutils.data.scaled_problem``: the synthetic cohort of
+``bnutils.data.make_cohort`` (cgpa, iq → an aptitude score), standardized with its own
+statistics and centred, so the bias drops out and the loss is a function of the two
+weights only, with the second feature multiplied by ``scale_ratio``: at ratio 1 the
+features are on the same scale, at ratio 10 the second one is ten times wider, as raw
+iq is next to raw cgpa.
 
 Introduced in notebook 01.
 """
@@ -13,40 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data import scaled_problem
 from ..scaling import (
     DescentResult,
     best_fixed_lr,
     condition_number,
     gradient_descent,
-    make_cohort,
     mse_hessian,
-    standardize,
 )
 
-__all__ = ["plot_contours", "plot_excess_loss", "scaled_problem", "scaling_explorer",
-           "show_descent"]
+__all__ = ["plot_contours", "plot_excess_loss", "scaling_explorer", "show_descent"]
 
 PATH_COLOR = "#d62728"
-
-
-def scaled_problem(scale_ratio: float, n: int = 200, seed: int = 0):
-    """The explorer's data: standardized, centred cohort with feature 2 times ``scale_ratio``.
-
-    Returns
-    -------
-    X : ndarray, shape (n, 2)
-        Column 0 has standard deviation 1, column 1 has ``scale_ratio``; both mean 0.
-    y : ndarray, shape (n,)
-        The centred aptitude score.
-
-    Introduced in notebook 01.
-    """
-    scale_ratio = float(scale_ratio)
-    if not np.isfinite(scale_ratio) or scale_ratio <= 0:
-        raise ValueError(f"scale_ratio must be a finite number > 0, got {scale_ratio}")
-    X, score, _ = make_cohort(n, seed=seed)
-    Z = standardize(X)
-    return Z * np.array([1.0, scale_ratio]), score - score.mean()
 
 
 def _window(X, result: DescentResult, pad: float = 0.12):
