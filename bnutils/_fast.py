@@ -1,20 +1,17 @@
 """Fast kernels behind ``batchnorm_forward`` and ``batchnorm_backward`` (private).
 
-The readable versions of the same computation are the ones the course teaches:
-``bnutils.batchnorm.batchnorm_backward_staged`` (node by node), the compact closed form
-``bnutils.batchnorm._backward_compact``, the forward ``bnutils.batchnorm._forward_readable``
-and the loop/naive versions in ``bnutils.reference``. This module computes the same
-numbers with less memory traffic; ``tests/test_fast.py`` checks that they agree (2-D
-and 4-D, float32 and float64, inputs with a large mean) and ``benchmarks/run.py``
+The readable version of the same computation is the one the course teaches, in the
+public functions of ``bnutils.batchnorm`` (``batchnorm_forward`` and ``batchnorm_backward``
+run it for small inputs, where it is as fast; ``batchnorm_backward_staged`` goes node by
+node) and the loop/naive versions in ``bnutils.reference``. This module computes the
+same numbers with less memory traffic; ``tests/test_fast.py`` checks that they agree
+(2-D and 4-D, float32 and float64, inputs with a large mean) and ``benchmarks/run.py``
 measures the difference (results in ``benchmarks/README.md``).
 
 BN is *memory bound*: per element it does a handful of flops, but every NumPy call
 streams whole arrays through memory. The time is roughly the number of passes over
 arrays that do not fit in the cache, so each trick below removes a pass, makes one
-cheaper, or keeps the data in the cache between passes. Two paths share them: the
-*centred* path (``forward``/``backward``, for every input) and the *direct* path
-(``forward_direct``/``backward_direct``, for large inputs whose features are centred
-well enough; the public functions choose):
+cheaper, or keeps the data in the cache between passes:
 
 * **Preallocated outputs, operations with ``out=``.** ``a * b + c`` makes a temporary
   for ``a * b`` (a fresh allocation, an extra write and an extra read);
@@ -50,16 +47,6 @@ well enough; the public functions choose):
   inner loops instead of N·C short ones. The sums view a block as ``(k·C, H·W)``,
   sum each row, then add over the k samples: the reduction over axes (0, 2, 3)
   happens in place, without transposing to ``(N·H·W, C)``.
-* **The direct path for large, well-centred input.** When an array is larger than the
-  cache (``DIRECT_MIN_SIZE`` values) and every feature has ``|mean| ≤ std``,
-  ``forward_direct`` takes the statistics from one read of ``x`` (Σx and Σx² together),
-  writes ``out = a·x + b`` in two steps and stores no ``x_hat`` at all: the cache keeps
-  a reference to ``x``, and ``backward_direct`` works from ``x`` and ``dout``. That is
-  4 passes forward and 6 backward instead of 7 and 6, and one 16 MB array fewer per step
-  at (1024, 4096) float32. The condition bounds the cancellation in ``E[x²] − mean²``
-  to one bit; otherwise (mean 1e4, std 1, say) the centred path runs. Because ``x`` is
-  not copied, both passes also compute two checksums of ``x`` (Σx and a weighted Σx per
-  feature), and the backward refuses to run if ``x`` was changed in place in between.
 * **Validation rides on the reductions.** A NaN or ±inf anywhere in ``x`` (or ``dout``)
   makes the sums non-finite, so no separate ``isfinite`` pass is needed: the kernels
   return ``None`` and the caller locates the bad value on that (rare) error path.
@@ -75,8 +62,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DIRECT_MIN_SIZE", "backward", "backward_direct", "check_tolerance", "forward",
-           "forward_direct", "input_check"]
+__all__ = ["MIN_SIZE", "backward", "forward"]
 
 # A block is at most _CHUNK rows of the (N, C·H·W) view and about _BLOCK elements
 # (512 KB of float32): small enough that the passes over one block stay in the L2
@@ -85,12 +71,12 @@ __all__ = ["DIRECT_MIN_SIZE", "backward", "backward_direct", "check_tolerance", 
 # (float32 error ~ sqrt(128)·eps rather than sqrt(N)·eps).
 _CHUNK = 128
 _BLOCK = 1 << 17
+# The public functions use these kernels for inputs of at least MIN_SIZE values; below
+# that, NumPy's fixed cost per call, not passes over memory, sets the time, and the
+# readable code in bnutils.batchnorm is as fast (benchmarks/README.md).
+MIN_SIZE = 1 << 13
 # The residual |r| / sigma below which the step "x_hat -= r" is skipped: it would move
 # x_hat by less than half an ulp of 1.
-# Arrays with at least this many values take the direct path when it is accurate (see
-# forward_direct): 1 MB of float32, about the size from which passes over memory, not
-# NumPy's per-call cost, set the time. Smaller arrays keep the centred path alone.
-DIRECT_MIN_SIZE = 1 << 18
 _NEGLIGIBLE = {np.dtype(np.float32): np.finfo(np.float32).eps / 2,
                np.dtype(np.float64): np.finfo(np.float64).eps / 2}
 
@@ -202,7 +188,7 @@ def forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float):
     n, c, hw = _layout(x.shape)
     m = n * hw
     x2 = x.reshape(n, c * hw)
-    if hw == 1 and n <= _rows_per_block(c):     # one block
+    if _is_small(n, c, hw, dtype):
         if x.ndim == 2:
             return _forward_small(x, gamma, beta, eps)
         res = _forward_small(x2, gamma, beta, eps)       # (N, C, 1, 1)
@@ -274,7 +260,7 @@ def backward(dout: np.ndarray, x_hat: np.ndarray, gamma: np.ndarray, inv_std: np
     m = n * hw
     d2 = dout.reshape(n, c * hw)
     x2 = x_hat.reshape(n, c * hw)
-    if hw == 1 and n <= _rows_per_block(c):     # one block
+    if _is_small(n, c, hw, dtype):
         res = _backward_small(d2, x2, gamma, inv_std)
         if res is None or dout.ndim == 2:
             return res
@@ -301,220 +287,19 @@ def backward(dout: np.ndarray, x_hat: np.ndarray, gamma: np.ndarray, inv_std: np
     return dx.reshape(dout.shape), _as(dgamma, dtype), _as(dbeta, dtype)
 
 
-# --------------------------------------------------------------------------- direct path
-#
-# For an array larger than the cache, each pass over it costs about as much as the
-# arithmetic, and the centred path above makes seven passes in the forward and stores
-# x_hat (one more 16 MB array at (1024, 4096) float32, written once and read back).
-# When every feature's mean is no larger than its standard deviation, the statistics and
-# the outputs can come from x itself with no accuracy to speak of lost:
-#
-# * one read of x gives both Σx and Σx² (block by block), and var = E[x²] − mean²;
-# * out = a·x + b with a = γ/σ and b = β − mean·γ/σ: two in-place steps per block;
-# * the backward uses x instead of x_hat: Σ dout, Σ dout·x, then
-#   dx = s·dout − c1·x − c0 in four steps, with s = γ/σ, c1 = s·k/σ,
-#   c0 = s·(mean(dout) − k·mean/σ), k = mean(dout·x_hat).
-#
-# Why the condition |mean| ≤ std: these formulas subtract quantities of size |x| to get
-# results of size σ, which costs log2(1 + mean²/σ²) bits, at most one bit here. A rounding
-# error of the float32 sums of relative size δ becomes an error of at most 2δ in the
-# variance (E[x²] = mean² + σ² ≤ 2σ²), against δ for the centred path. When the condition
-# fails (mean 1e4, std 1, say), forward_direct returns None and the centred path runs.
-#
-# Nothing is stored but a reference to x, so the backward must be sure x has not been
-# changed in place since the forward: both passes compute the same two sums of x per
-# feature, Σx and Σ w_i·x_i with fixed weights w_i in [0.5, 1.5) that differ from sample to
-# sample (so that reordering the samples changes it too), and the caller compares them
-# (input_check, check_tolerance).
-
-def _weights(n: int, dtype) -> np.ndarray:
-    """``(2, n)``: a row of ones (the sums) and a row of weights, one per sample (the check).
-
-    The weights ``0.5 + frac((i + 1)·0.618…)`` lie in [0.5, 1.5) and differ for every
-    sample ``i`` (the golden-ratio sequence), so swapping two samples changes ``Σ w·x``.
-    """
-    w = 0.5 + np.mod(np.arange(1, n + 1) * 0.6180339887498949, 1.0)
-    return np.stack([np.ones(n), w]).astype(dtype)
-
-
-def _row_sums(a: np.ndarray, c: int, hw: int) -> np.ndarray:
-    """``(k, c)``: each sample's per-channel sum over H·W of a block ``(k, c·hw)``."""
-    if hw == 1:
-        return a
-    k = a.shape[0]
-    return np.einsum("ij->i", a.reshape(k * c, hw)).reshape(k, c)
-
-
-def _check_sums(a: np.ndarray, c: int, hw: int, weights: np.ndarray) -> np.ndarray:
-    """``(2, c)``: ``Σx`` and ``Σ w·x`` per channel of one block, in ``a``'s dtype.
-
-    ``weights`` is the block's ``(2, k)`` slice of ``_weights``.
-    """
-    return weights @ _row_sums(a, c, hw)
-
-
-def _total(parts: list) -> np.ndarray:
-    """The per-block results added up in float64."""
-    total = parts[0].astype(np.float64)
-    for p in parts[1:]:
-        total += p
-    return total
-
-
-def forward_direct(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float):
-    """Training-mode BN forward from one read of ``x``; ``None`` unless that is accurate.
-
-    Parameters
-    ----------
-    x : ndarray, float32 or float64, shape (N, D) or (N, C, H, W)
-        Validated, at least 2 values per feature/channel.
-    gamma, beta : ndarray, shape (D,) or (C,), dtype of ``x``
-    eps : float > 0
-
-    Returns
-    -------
-    (out, mean, var, inv_std, check) or None
-        ``out`` shaped like ``x``; ``mean``, ``var``, ``inv_std`` of shape (D,)/(C,) in
-        ``x``'s dtype; ``check``, float64 of shape (2, D)/(2, C), what ``input_check(x)``
-        returns for this ``x``. ``None`` when some feature's mean exceeds its standard
-        deviation in size (the centred path is then needed for accuracy) or when a sum
-        is not finite.
-
-    Examples
-    --------
-    >>> x = np.array([[1.0], [-1.0], [3.0], [-3.0]])
-    >>> out, mean, var, inv_std, check = forward_direct(x, np.ones(1), np.zeros(1), 1e-5)
-    >>> np.round(out.ravel(), 4), mean, var
-    (array([ 0.4472, -0.4472,  1.3416, -1.3416]), array([0.]), array([5.]))
-    >>> forward_direct(x + 10.0, np.ones(1), np.zeros(1), 1e-5) is None   # |mean| > std
-    True
-    """
-    dtype = x.dtype
-    n, c, hw = _layout(x.shape)
-    m = n * hw
-    x2 = x.reshape(n, c * hw)
-    blocks = _blocks(n, c * hw)
-    weights = _weights(n, dtype)
-    with _quiet():       # NaN/inf in x (or an overflow) makes the sums non-finite: checked below
-        sums, squares = [], []
-        for s in blocks:                         # the one read of x: Σx, Σ w·x, Σx²
-            xb = x2[s]
-            sums.append(_check_sums(xb, c, hw, weights[:, s]))
-            squares.append(_dot(xb, xb, c, hw))
-        check = _total(sums)
-        mean = check[0] / m
-        var = _total(squares) / m - mean * mean
-        if not (np.isfinite(var).all() and np.isfinite(check[1]).all()):
-            return None
-        if (mean * mean > var).any():            # |mean| > std: cancellation; centred path
-            return None
-    mean_t, var_t = _as(mean, dtype), _as(var, dtype)
-    inv_std = 1.0 / np.sqrt(var_t + eps)         # as the centred path computes it
-    scale = gamma * inv_std
-    shift = _as(beta - mean * scale, dtype)      # mean in float64
-    scale_row, shift_row = _expand(scale, hw), _expand(shift, hw)
-    out = np.empty(x2.shape, dtype)
-    for s in blocks:                             # out = scale·x + shift
-        ob = np.multiply(x2[s], scale_row, out=out[s])
-        np.add(ob, shift_row, out=ob)
-    return out.reshape(x.shape), mean_t, var_t, inv_std, check
-
-
-def backward_direct(dout: np.ndarray, x: np.ndarray, mean: np.ndarray, gamma: np.ndarray,
-                    inv_std: np.ndarray):
-    """Training-mode BN backward from ``x`` (not ``x_hat``), after ``forward_direct``.
-
-    ``dgamma = Σ dout·x_hat = inv_std·(Σ dout·x − mean·Σ dout)``, ``dbeta = Σ dout`` and
-    ``dx = gamma·inv_std·(dout − mean(dout) − x_hat·mean(dout·x_hat))``, written in terms
-    of ``x``. It also recomputes ``input_check(x)`` on the way, for the caller to compare
-    with the forward's.
-
-    Parameters
-    ----------
-    dout, x : ndarray, float32 or float64, shape (N, D) or (N, C, H, W), same dtype
-    mean, gamma, inv_std : ndarray, shape (D,) or (C,), same dtype
-
-    Returns
-    -------
-    (dx, dgamma, dbeta, check) or None
-        ``check`` is float64 of shape (2, D)/(2, C). ``None`` when ``Σ dout`` or
-        ``Σ dout·x`` is not finite (NaN/inf in ``dout``, or an overflow).
-
-    Examples
-    --------
-    >>> x = np.array([[1.0], [-1.0], [3.0], [-3.0]])
-    >>> _, mean, _, inv_std, check = forward_direct(x, np.ones(1), np.zeros(1), 1e-5)
-    >>> dout = np.array([[1.0], [0.0], [0.0], [0.0]])
-    >>> dx, dgamma, dbeta, check2 = backward_direct(dout, x, mean, np.ones(1), inv_std)
-    >>> round(float(dx.sum()), 12) + 0.0, dbeta, bool((check2 == check).all())
-    (0.0, array([1.]), True)
-    """
-    dtype = dout.dtype
-    n, c, hw = _layout(dout.shape)
-    m = n * hw
-    d2 = dout.reshape(n, c * hw)
-    x2 = x.reshape(n, c * hw)
-    blocks = _blocks(n, c * hw)
-    weights = _weights(n, dtype)
-    with _quiet():
-        dsum, dxsum, checks = [], [], []
-        for s in blocks:                         # pass 1: Σ dout, Σ dout·x, the check of x
-            db, xb = d2[s], x2[s]
-            dsum.append(_sum(db, c, hw, weights[0]))
-            dxsum.append(_dot(db, xb, c, hw))
-            checks.append(_check_sums(xb, c, hw, weights[:, s]))
-        dbeta, dx_sum = _total(dsum), _total(dxsum)
-        if not (np.isfinite(dbeta).all() and np.isfinite(dx_sum).all()):
-            return None
-    mean64, inv64 = mean.astype(np.float64), inv_std.astype(np.float64)
-    dgamma = inv64 * (dx_sum - mean64 * dbeta)
-    k = dgamma / m                               # mean(dout · x_hat)
-    scale = gamma * inv64                        # γ/σ
-    s_row = _expand(_as(scale, dtype), hw)
-    c1_row = _expand(_as(scale * k * inv64, dtype), hw)
-    c0_row = _expand(_as(scale * (dbeta / m - k * inv64 * mean64), dtype), hw)
-    dx = np.empty(d2.shape, dtype)
-    scratch = np.empty((blocks[0].stop, c * hw), dtype)
-    for s in blocks:                             # pass 2: dx = s·dout − c1·x − c0
-        o = np.multiply(d2[s], s_row, out=dx[s])
-        t = np.multiply(x2[s], c1_row, out=scratch[:o.shape[0]])
-        np.subtract(o, t, out=o)
-        np.subtract(o, c0_row, out=o)
-    return dx.reshape(dout.shape), _as(dgamma, dtype), _as(dbeta, dtype), _total(checks)
-
-
-def input_check(x: np.ndarray) -> np.ndarray:
-    """``(2, D)`` or ``(2, C)`` float64: the sums ``forward_direct`` records about ``x``.
-
-    Row 0 is Σx per feature, row 1 Σ w_i·x_i with fixed row weights w. If ``x`` changes
-    in place (a value, a scaling, rows swapped), the sums change beyond
-    ``check_tolerance``.
-    """
-    n, c, hw = _layout(x.shape)
-    x2 = x.reshape(n, c * hw)
-    weights = _weights(n, x.dtype)
-    with _quiet():
-        return _total([_check_sums(x2[s], c, hw, weights[:, s]) for s in _blocks(n, c * hw)])
-
-
-def check_tolerance(var: np.ndarray, count: int, dtype) -> np.ndarray:
-    """How far two computations of ``input_check`` on the same ``x`` may differ.
-
-    The same code on the same data gives the same bits; a different BLAS thread count
-    can change the rounding. Each block sum of k ≤ 128 values carries a rounding error
-    below k·eps·Σ w|x| ≤ 128·eps·1.5·Σ|x|, and on the direct path Σ|x| ≤ 2·m·σ
-    (|mean| ≤ σ). 512·eps·m·σ covers that; a changed value moves the sums by its change
-    times a weight in [0.5, 1.5]. So a change smaller than the tolerance goes unnoticed
-    (at m = 1024 in float32, one value moved by less than about 0.06·σ); it moves the
-    gradients about as little.
-    """
-    eps = np.finfo(dtype).eps
-    return 512 * eps * count * np.sqrt(var.astype(np.float64) + eps)
-
-
 # Small (N, D) batches that fit in one block: the same steps as forward/backward in
 # straight-line code. At this size NumPy's fixed cost per call (about a microsecond)
-# is comparable to the work itself, so every call saved counts.
+# is comparable to the work itself, so every call saved counts: measured on one
+# thread, the kernels' forward + backward take 0.11 ms instead of 0.14 ms at (64, 256)
+# float32, which is what keeps the public functions no slower than the naive NumPy
+# version there (benchmarks/README.md). From about 256 KB on, the unblocked passes no
+# longer stay in the L2 cache and the blocked code above is faster again.
+_SMALL_BYTES = 1 << 18
+
+
+def _is_small(n: int, c: int, hw: int, dtype) -> bool:
+    """Whether a batch takes the straight-line code: (N, D), one block, at most 256 KB."""
+    return hw == 1 and n <= _rows_per_block(c) and n * c * np.dtype(dtype).itemsize <= _SMALL_BYTES
 
 def _forward_small(x, gamma, beta, eps):
     n, dtype = x.shape[0], x.dtype

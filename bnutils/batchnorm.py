@@ -16,18 +16,20 @@ Conventions (stated once here, tested in ``tests/test_batchnorm.py``):
   0.99 is PyTorch 0.01. The running variance uses the *unbiased* batch variance
   (ddof=1). They start at ``running_mean = 0`` and ``running_var = 1``.
 * **Numerics.** The variance is computed in two passes (centre, then square), so
-  float32 stays accurate for inputs with a large mean. The one exception is the fast
-  path for large inputs in which every feature has ``|mean| ≤ std``: there
-  ``E[x²] - mean²`` loses at most one bit, and it saves a pass (``bnutils._fast``).
-  float32 in, float32 out; float64 in, float64 out; integers are promoted to float64.
-  No function modifies its inputs.
+  float32 stays accurate for inputs with a large mean; for float32 the mean is then
+  corrected by the mean of the centred values. float32 in, float32 out; float64 in,
+  float64 out; integers are promoted to float64. No function modifies its inputs.
+* **Speed.** ``batchnorm_forward`` and ``batchnorm_backward`` read as the equations
+  below. For inputs of at least ``bnutils._fast.MIN_SIZE`` values they hand the same
+  computation to ``bnutils._fast`` (fewer passes over memory, about twice as fast at
+  (1024, 4096); ``tests/test_fast.py`` checks it returns the same numbers).
 
 Introduced in notebook 03 (forward, inference) and notebook 04 (backward).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,6 +45,7 @@ from ._validation import (
     check_param,
     check_positive,
     per_channel,
+    read_only,
     stat_axes,
 )
 from .layers import Layer
@@ -61,7 +64,7 @@ __all__ = [
 _SHAPES = "(N, D) or (N, C, H, W)"
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True)
 class BatchNormCache:
     """What the backward pass needs from a training-mode forward pass (read-only).
 
@@ -70,7 +73,7 @@ class BatchNormCache:
     x_hat : ndarray, shape like ``x``
         The normalized input ``(x - mean) / sqrt(var + eps)``.
     gamma : ndarray, shape (D,) or (C,)
-        The scale used in the forward pass.
+        The scale used in the forward pass (a copy).
     mean, var : ndarray, shape (D,) or (C,)
         Batch mean and biased batch variance (ddof=0).
     inv_std : ndarray, shape (D,) or (C,)
@@ -82,15 +85,11 @@ class BatchNormCache:
     count : int
         Values per feature or channel, m = N (2-D) or N·H·W (4-D).
 
-    Notes
-    -----
-    For large inputs ``batchnorm_forward`` may store a reference to ``x`` instead of
-    ``x_hat`` (``bnutils._fast.forward_direct``: one array less to write and read back).
-    ``x_hat`` is then computed when first asked for, and the backward pass checks that
-    ``x`` has not been changed in place since the forward pass: if it has, it raises
-    ``ValueError`` rather than return gradients for an input that no longer exists.
+    The arrays are stored as read-only views, so that nobody edits a cache between
+    forward and backward (the arrays passed in stay writable).
     """
 
+    x_hat: np.ndarray
     gamma: np.ndarray
     mean: np.ndarray
     var: np.ndarray
@@ -98,75 +97,15 @@ class BatchNormCache:
     eps: float
     axes: tuple
     count: int
-    _x_hat: np.ndarray | None = field(repr=False)
-    _x: np.ndarray | None = field(repr=False)
-    _x_check: np.ndarray | None = field(repr=False)
 
-    def __init__(self, x_hat=None, gamma=None, mean=None, var=None, inv_std=None, eps=None,
-                 axes=None, count=None, *, x=None, x_check=None):
-        if (x_hat is None) == (x is None):
-            raise TypeError("BatchNormCache needs exactly one of x_hat and x")
-        if x is not None and x_check is None:
-            raise TypeError("BatchNormCache(x=...) needs x_check, from bnutils._fast.input_check(x)")
-        # Arrays as read-only views, so that nobody edits a cache between forward and
-        # backward (the caller's arrays stay writable).
-        put = object.__setattr__
-        for name, value in (("gamma", gamma), ("mean", mean), ("var", var), ("inv_std", inv_std),
-                            ("_x_hat", x_hat), ("_x", x)):
-            put(self, name, None if value is None else _read_only(value))
-        put(self, "eps", eps)
-        put(self, "axes", axes)
-        put(self, "count", count)
-        put(self, "_x_check", None if x_check is None else _read_only(x_check))
-
-    @property
-    def x_hat(self) -> np.ndarray:
-        """The normalized input, shape like ``x`` (computed from ``x`` on first use)."""
-        if self._x_hat is None:
-            x = self.checked_input()
-            x_hat = (x - _per_channel(self.mean, x.ndim)) * _per_channel(self.inv_std, x.ndim)
-            object.__setattr__(self, "_x_hat", _read_only(x_hat))
-        return self._x_hat
+    def __post_init__(self):
+        for name in ("x_hat", "gamma", "mean", "var", "inv_std"):
+            object.__setattr__(self, name, read_only(getattr(self, name)))
 
     @property
     def shape(self) -> tuple:
         """Shape of the forward input ``x`` (and of ``dout``, ``dx``)."""
-        return (self._x if self._x_hat is None else self._x_hat).shape
-
-    def checked_input(self) -> np.ndarray:
-        """The forward input ``x`` this cache refers to, after checking it is unchanged.
-
-        Only for caches that store ``x`` (see Notes); raises ``ValueError`` if ``x`` was
-        modified in place after ``batchnorm_forward``.
-        """
-        if self._x is None:
-            raise TypeError("this cache stores x_hat, not a reference to x")
-        self._check_unchanged(_fast.input_check(self._x))
-        return self._x
-
-    def _check_unchanged(self, check: np.ndarray) -> None:
-        tol = _fast.check_tolerance(self.var, self.count, self._x.dtype)
-        if not (np.abs(check - self._x_check) <= tol).all():
-            raise ValueError(
-                "x was changed in place after batchnorm_forward (its sums no longer match), "
-                "so this cache no longer describes it; run batchnorm_forward again, or pass "
-                "x.copy() to batchnorm_forward if you need to modify x afterwards")
-
-
-def _read_only(a) -> np.ndarray:
-    view = np.asarray(a).view()
-    view.flags.writeable = False
-    return view
-
-
-def _axes(ndim: int) -> tuple:
-    """Reduction axes: over the batch for (N, D), over batch and space for (N, C, H, W)."""
-    return (0,) if ndim == 2 else (0, 2, 3)
-
-
-def _per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
-    """View a (D,) or (C,) vector so that it broadcasts against x: (1, D) or (1, C, 1, 1)."""
-    return v.reshape(1, -1) if ndim == 2 else v.reshape(1, -1, 1, 1)
+        return self.x_hat.shape
 
 
 def _prepare(x, gamma, beta, eps, check_x_finite=True):
@@ -213,13 +152,6 @@ def batchnorm_forward(x, gamma, beta, eps: float = 1e-5):
     TypeError
         Non-numeric input.
 
-    Notes
-    -----
-    For a large ``x`` (at least ``bnutils._fast.DIRECT_MIN_SIZE`` values) whose features
-    all have ``|mean| ≤ std``, the cache keeps a reference to ``x`` rather than a copy
-    of ``x_hat``. Do not change ``x`` in place before ``batchnorm_backward``: it would
-    raise ``ValueError`` (pass ``x.copy()`` if you must).
-
     Examples
     --------
     >>> x = np.array([[1.0, 10.0], [3.0, 30.0]])
@@ -232,76 +164,48 @@ def batchnorm_forward(x, gamma, beta, eps: float = 1e-5):
 
     Introduced in notebook 03.
     """
-    # NaN/inf in x is detected by the fast kernel's sums (no separate pass over x).
     x, gamma, beta, eps = _prepare(x, gamma, beta, eps, check_x_finite=False)
-    axes = _axes(x.ndim)
+    axes, nd = stat_axes(x.ndim), x.ndim
     count = x.size // x.shape[1]
     if count < 2:
+        what = "feature" if nd == 2 else "channel"
         raise ValueError(
-            f"training-mode batch norm needs at least 2 values per "
-            f"{'feature' if x.ndim == 2 else 'channel'} to compute batch statistics; "
-            f"x has shape {x.shape}, i.e. {count} value per "
-            f"{'feature' if x.ndim == 2 else 'channel'}. Use a larger batch, or "
-            f"batchnorm_inference (eval mode) for a single sample"
-        )
-    # bnutils._fast computes what _forward_readable computes, with fewer passes over
-    # memory (tests/test_fast*.py check they agree; benchmarks/run.py times them). Large
-    # inputs whose features all have |mean| <= std take the direct path, which stores a
-    # reference to x instead of x_hat; the others, and small inputs, the centred path.
-    if x.size >= _fast.DIRECT_MIN_SIZE:
-        direct = _fast.forward_direct(x, gamma, beta, eps)
-        if direct is not None:
-            out, mean, var, inv_std, check = direct
-            cache = BatchNormCache(gamma=gamma.copy(), mean=mean, var=var, inv_std=inv_std,
-                                   eps=eps, axes=axes, count=count, x=x, x_check=check)
-            return out, cache
-    result = _fast.forward(x, gamma, beta, eps)
-    if result is None:             # a sum is not finite: NaN/inf in x (raise), or an overflow
-        check_finite(x, "x")
-        return _forward_readable(x, gamma, beta, eps)
-    out, x_hat, mean, var, inv_std = result
-    cache = BatchNormCache(x_hat=x_hat, gamma=gamma.copy(), mean=mean, var=var, inv_std=inv_std,
-                           eps=eps, axes=axes, count=count)
-    return out, cache
-
-
-def _forward_readable(x, gamma, beta, eps):
-    """``batchnorm_forward`` written plainly, one line per equation (validated input).
-
-    The reference that ``bnutils._fast.forward`` is tested against.
-    """
-    axes = _axes(x.ndim)
-    count = x.size // x.shape[1]
+            f"training-mode batch norm needs at least 2 values per {what} to compute batch "
+            f"statistics; x has shape {x.shape}, i.e. {count} value per {what}. Use a larger "
+            f"batch, or batchnorm_inference (eval mode) for a single sample")
+    if x.size >= _fast.MIN_SIZE:
+        # The same computation with fewer passes over memory (bnutils._fast); its sums
+        # also detect NaN/inf in x, so no separate check runs on this path.
+        result = _fast.forward(x, gamma, beta, eps)
+        if result is not None:
+            out, x_hat, mean, var, inv_std = result
+            return out, BatchNormCache(x_hat, gamma.copy(), mean, var, inv_std, eps, axes, count)
+    check_finite(x, "x")    # (also where the fast path's sums were not finite)
     # Sums accumulate in float64 even for float32 x: a float32 running sum of values
     # near 1e4 would lose the digits that the normalized output is made of.
-    mean = x.mean(axis=axes, dtype=np.float64)                               # μ_B, (D,)
-    x_centered = x - _per_channel(mean.astype(x.dtype), x.ndim)              # x - μ_B
+    mean = x.mean(axis=axes, dtype=np.float64)                     # μ_B, (D,)
+    x_centered = x - per_channel(mean.astype(x.dtype), nd)          # x - μ_B
     if x.dtype == np.float32:
         # A float32 mean near 1e4 is only good to ~1e-3; the centred values are small, so
         # their own mean is the exact residual (the corrected two-pass algorithm).
         residual = x_centered.mean(axis=axes, dtype=np.float64)
-        x_centered -= _per_channel(residual.astype(x.dtype), x.ndim)
+        x_centered -= per_channel(residual.astype(x.dtype), nd)
         mean += residual
     mean = mean.astype(x.dtype)
     var = np.mean(np.square(x_centered), axis=axes, dtype=np.float64).astype(x.dtype)  # σ²_B
-    inv_std = 1.0 / np.sqrt(var + eps)                       # 1 / sqrt(σ²_B + ε)
-    x_hat = x_centered * _per_channel(inv_std, x.ndim)       # normalized
-    out = x_hat * _per_channel(gamma, x.ndim) + _per_channel(beta, x.ndim)
-    cache = BatchNormCache(x_hat=x_hat, gamma=gamma.copy(), mean=mean, var=var, inv_std=inv_std,
-                           eps=eps, axes=axes, count=count)
-    return out, cache
+    inv_std = 1.0 / np.sqrt(var + eps)                              # 1 / sqrt(σ²_B + ε)
+    x_hat = x_centered * per_channel(inv_std, nd)                   # normalized
+    out = x_hat * per_channel(gamma, nd) + per_channel(beta, nd)    # scale and shift
+    return out, BatchNormCache(x_hat, gamma.copy(), mean, var, inv_std, eps, axes, count)
 
 
 def _prepare_backward(dout, cache, check_dout_finite=True) -> np.ndarray:
-    if not isinstance(cache, BatchNormCache):
-        raise TypeError(f"cache must be the BatchNormCache returned by batchnorm_forward, "
-                        f"got {type(cache).__name__}")
-    dout = as_float_array(dout, "dout", dtype=cache.inv_std.dtype)   # x_hat's dtype
-    if dout.shape != cache.shape:
-        raise ValueError(f"dout must have the shape of the forward input x, {cache.shape}; "
-                         f"got {dout.shape}")
+    check_cache(cache, BatchNormCache, "batchnorm_forward")
     if check_dout_finite:
-        check_finite(dout, "dout")
+        return check_dout(dout, cache.shape, cache.x_hat.dtype)
+    dout = as_float_array(dout, "dout", dtype=cache.x_hat.dtype)
+    if dout.shape != cache.shape:
+        check_dout(dout, cache.shape)           # raises, with the one message for it
     return dout
 
 
@@ -332,8 +236,7 @@ def batchnorm_backward(dout, cache: BatchNormCache):
     Raises
     ------
     ValueError
-        ``dout`` of the wrong shape or with NaN/inf; or ``x`` changed in place since a
-        forward pass whose cache refers to it (see ``batchnorm_forward``, Notes).
+        ``dout`` of the wrong shape or with NaN/inf.
     TypeError
         ``cache`` is not a ``BatchNormCache``.
 
@@ -347,37 +250,21 @@ def batchnorm_backward(dout, cache: BatchNormCache):
 
     Introduced in notebook 04.
     """
-    # NaN/inf in dout is detected by the fast kernel's sums (no separate pass over dout).
     dout = _prepare_backward(dout, cache, check_dout_finite=False)
-    if cache._x_hat is None:       # the forward's direct path stored x, not x_hat
-        result = _fast.backward_direct(dout, cache._x, cache.mean, cache.gamma, cache.inv_std)
+    x_hat, m, nd = cache.x_hat, cache.count, dout.ndim
+    if dout.size >= _fast.MIN_SIZE:
+        # The same closed form with fewer passes (bnutils._fast); its sums detect NaN/inf.
+        result = _fast.backward(dout, x_hat, cache.gamma, cache.inv_std)
         if result is not None:
-            *grads, check = result
-            cache._check_unchanged(check)      # raises if x was changed in place
-            return tuple(grads)
-        check_finite(dout, "dout")
-        return _backward_compact(dout, cache)
-    result = _fast.backward(dout, cache.x_hat, cache.gamma, cache.inv_std)
-    if result is None:             # a sum is not finite: NaN/inf in dout (raise), or an overflow
-        check_finite(dout, "dout")
-        return _backward_compact(dout, cache)
-    return result
-
-
-def _backward_compact(dout, cache: BatchNormCache):
-    """``batchnorm_backward``'s closed form written plainly (validated input).
-
-    The reference that ``bnutils._fast.backward`` is tested against.
-    """
-    nd = dout.ndim
-    x_hat, m = cache.x_hat, cache.count
-    dbeta = dout.sum(axis=cache.axes)
-    dgamma = np.sum(dout * x_hat, axis=cache.axes)
-    scale = cache.gamma * cache.inv_std / m                   # (D,)
+            return result
+    check_finite(dout, "dout")  # (also where the fast path's sums were not finite)
+    dbeta = dout.sum(axis=cache.axes)                               # Σ dout
+    dgamma = np.sum(dout * x_hat, axis=cache.axes)                  # Σ dout · x_hat
+    scale = cache.gamma * cache.inv_std / m                         # gamma / (m·σ), (D,)
     dx = m * dout
-    dx -= _per_channel(dbeta, nd)
-    dx -= x_hat * _per_channel(dgamma, nd)
-    dx *= _per_channel(scale, nd)
+    dx -= per_channel(dbeta, nd)
+    dx -= x_hat * per_channel(dgamma, nd)
+    dx *= per_channel(scale, nd)
     return dx, dgamma, dbeta
 
 
@@ -419,27 +306,27 @@ def batchnorm_backward_staged(dout, cache: BatchNormCache):
     nd, axes, m = dout.ndim, cache.axes, cache.count
     x_hat = cache.x_hat
     std = np.sqrt(cache.var + cache.eps)                      # (D,)
-    xmu = x_hat * _per_channel(std, nd)                       # x - mu, recovered
+    xmu = x_hat * per_channel(std, nd)                       # x - mu, recovered
     # out = gamma * x_hat + beta
     dbeta = dout.sum(axis=axes)
     dgamma = np.sum(dout * x_hat, axis=axes)
-    dx_hat = dout * _per_channel(cache.gamma, nd)
+    dx_hat = dout * per_channel(cache.gamma, nd)
     # x_hat = xmu * inv_std          (two inputs)
     dinv_std = np.sum(dx_hat * xmu, axis=axes)
-    dxmu_direct = dx_hat * _per_channel(cache.inv_std, nd)
+    dxmu_direct = dx_hat * per_channel(cache.inv_std, nd)
     # inv_std = 1 / std
     dstd = -dinv_std / std**2
     # std = sqrt(var + eps)
     dvar = dstd * 0.5 / std
     # var = mean(sq) over m values
-    dsq = np.broadcast_to(_per_channel(dvar / m, nd), dout.shape)
+    dsq = np.broadcast_to(per_channel(dvar / m, nd), dout.shape)
     # sq = xmu ** 2
     dxmu_through_var = 2.0 * xmu * dsq
     # xmu = x - mu                   (xmu's two gradients add up first)
     dxmu = dxmu_direct + dxmu_through_var
     dmu = -np.sum(dxmu, axis=axes)
     # mu = mean(x) over m values, and x's direct path into xmu
-    dx = dxmu + _per_channel(dmu / m, nd)
+    dx = dxmu + per_channel(dmu / m, nd)
     return dx, dgamma, dbeta
 
 
@@ -478,7 +365,7 @@ def batchnorm_inference(x, gamma, beta, running_mean, running_var, eps: float = 
     # Fold the four vectors into one scale and one shift, then one pass over x.
     scale = gamma / np.sqrt(running_var + eps)
     shift = beta - running_mean * scale
-    return x * _per_channel(scale, x.ndim) + _per_channel(shift, x.ndim)
+    return x * per_channel(scale, x.ndim) + per_channel(shift, x.ndim)
 
 
 def update_running_stats(running_mean, running_var, cache: BatchNormCache | None = None,

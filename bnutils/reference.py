@@ -1,14 +1,16 @@
-"""Reference implementations of training-mode BN for (N, D) batches: readable, not fast.
+"""Reference implementations of training-mode BN: readable, not fast.
 
 Two independent ways to compute what ``bnutils.batchnorm`` computes, kept for teaching,
 for testing the fast code against, and for timing the ladder from loops to vectorized
 code:
 
 * ``*_loops``: explicit Python loops over features and samples, one scalar at a time,
-  exactly as the equations of Ioffe & Szegedy (2015, Algorithm 1 and Section 3) read.
+  exactly as the equations of Ioffe & Szegedy (2015, Algorithm 1 and Section 3) read
+  ((N, D) batches, computed in float64).
 * ``*_naive``: the same equations vectorized literally with NumPy, one array per
   symbol of the paper (``dx_hat``, ``dvar``, ``dmean``), without the simplifications of
-  ``bnutils.batchnorm_backward``'s compact form.
+  ``bnutils.batchnorm_backward``'s compact form ((N, D) or (N, C, H, W), dtype kept; the
+  "naive NumPy" of ``benchmarks/run.py``).
 
 Both return the same ``BatchNormCache`` as ``bnutils.batchnorm_forward``, so any forward
 can be paired with any backward. The module also has the per-feature Jacobian of the
@@ -23,7 +25,17 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._validation import as_float_array, check_finite, check_ndim, check_param, check_positive
+from ._validation import (
+    as_float_array,
+    check_cache,
+    check_dout,
+    check_finite,
+    check_ndim,
+    check_param,
+    check_positive,
+    per_channel,
+    stat_axes,
+)
 from .batchnorm import BatchNormCache
 
 __all__ = [
@@ -51,18 +63,11 @@ def _prepare_2d(x, gamma, beta, eps):
 
 
 def _prepare_backward_2d(dout, cache):
-    if not isinstance(cache, BatchNormCache):
-        raise TypeError(f"cache must be a BatchNormCache (from a *_forward function), "
-                        f"got {type(cache).__name__}")
+    check_cache(cache, BatchNormCache, "a *_forward function")
     if len(cache.shape) != 2:
-        raise ValueError(f"the reference backward handles (N, D) batches only; the cache is "
+        raise ValueError(f"the loop backward handles (N, D) batches only; the cache is "
                          f"for shape {cache.shape}")
-    dout = as_float_array(dout, "dout", dtype=np.float64)
-    if dout.shape != cache.shape:
-        raise ValueError(f"dout must have the shape of the forward input x, {cache.shape}; "
-                         f"got {dout.shape}")
-    check_finite(dout, "dout")
-    return dout
+    return check_dout(dout, cache.shape, np.float64)
 
 
 def batchnorm_forward_loops(x, gamma, beta, eps: float = 1e-5):
@@ -172,18 +177,37 @@ def batchnorm_backward_loops(dout, cache: BatchNormCache):
     return dx, dgamma, dbeta
 
 
+def _prepare_naive(x, gamma, beta, eps):
+    """The public forward's checks; the dtype of ``x`` is kept (float32 stays float32)."""
+    x = as_float_array(x, "x")
+    check_ndim(x, "x", (2, 4), "(N, D) or (N, C, H, W)")
+    check_finite(x, "x")
+    what = "feature" if x.ndim == 2 else "channel"
+    if x.shape[1] == 0 or x.size // x.shape[1] < 2:
+        raise ValueError(f"training-mode batch norm needs at least 2 values per {what}; "
+                         f"x has shape {x.shape}")
+    gamma = check_param(gamma, "gamma", x.shape[1], what, x.dtype)
+    beta = check_param(beta, "beta", x.shape[1], what, x.dtype)
+    return x, gamma, beta, check_positive(eps, "eps")
+
+
 def batchnorm_forward_naive(x, gamma, beta, eps: float = 1e-5):
-    """Training-mode BN forward, the textbook equations vectorized literally (float64).
+    """Training-mode BN forward, the textbook equations vectorized literally.
+
+    One whole-array NumPy expression per equation of the paper, as most study notes
+    write it: no preallocation, no blocking, the plain two-pass variance. It is also
+    the "naive NumPy" that ``benchmarks/run.py`` times ``bnutils`` against, so it keeps
+    the dtype of ``x`` (float32 stays float32) and takes ``(N, C, H, W)`` input too.
 
     Parameters
     ----------
-    x : array_like, shape (N, D), N ≥ 2
-    gamma, beta : array_like, shape (D,)
+    x : array_like, shape (N, D) or (N, C, H, W), at least 2 values per feature/channel
+    gamma, beta : array_like, shape (D,) or (C,)
     eps : float, optional
 
     Returns
     -------
-    out : ndarray, shape (N, D)
+    out : ndarray, shape like ``x``
     cache : BatchNormCache
 
     Examples
@@ -194,14 +218,17 @@ def batchnorm_forward_naive(x, gamma, beta, eps: float = 1e-5):
 
     Introduced in notebook 04.
     """
-    x, gamma, beta, eps = _prepare_2d(x, gamma, beta, eps)
-    mean = x.mean(axis=0)                          # (D,)
-    var = ((x - mean) ** 2).mean(axis=0)           # (D,), biased
-    x_hat = (x - mean) / np.sqrt(var + eps)        # (N, D)
-    out = gamma * x_hat + beta                     # (N, D)
+    x, gamma, beta, eps = _prepare_naive(x, gamma, beta, eps)
+    axes = stat_axes(x.ndim)
+    g, b = per_channel(gamma, x.ndim), per_channel(beta, x.ndim)
+    mean = x.mean(axis=axes, keepdims=True)                  # (1, D) or (1, C, 1, 1)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)   # biased
+    x_hat = (x - mean) / np.sqrt(var + eps)                  # shape like x
+    out = g * x_hat + b
+    mean, var = mean.ravel(), var.ravel()
     cache = BatchNormCache(x_hat=x_hat, gamma=gamma.copy(), mean=mean, var=var,
-                           inv_std=1.0 / np.sqrt(var + eps), eps=eps, axes=(0,),
-                           count=x.shape[0])
+                           inv_std=1.0 / np.sqrt(var + eps), eps=eps, axes=axes,
+                           count=x.size // x.shape[1])
     return out, cache
 
 
@@ -210,17 +237,17 @@ def batchnorm_backward_naive(dout, cache: BatchNormCache):
 
     The same equations as ``batchnorm_backward_loops`` with one array per symbol
     (``dx_hat``, ``dvar``, ``dmean``); no algebraic simplification, so it does more
-    work than ``bnutils.batchnorm_backward``.
+    work than ``bnutils.batchnorm_backward``. Takes any ``BatchNormCache`` (2-D or 4-D).
 
     Parameters
     ----------
-    dout : array_like, shape (N, D)
+    dout : array_like, shape like ``x``
     cache : BatchNormCache
 
     Returns
     -------
-    dx : ndarray, shape (N, D)
-    dgamma, dbeta : ndarray, shape (D,)
+    dx : ndarray, shape like ``x``
+    dgamma, dbeta : ndarray, shape (D,) or (C,)
 
     Examples
     --------
@@ -231,16 +258,19 @@ def batchnorm_backward_naive(dout, cache: BatchNormCache):
 
     Introduced in notebook 04.
     """
-    dout = _prepare_backward_2d(dout, cache)
-    n = dout.shape[0]
-    std = np.sqrt(cache.var + cache.eps)                                  # (D,)
-    xmu = cache.x_hat * std                                               # (N, D)
-    dx_hat = dout * cache.gamma                                           # (N, D)
-    dvar = np.sum(dx_hat * xmu, axis=0) * -0.5 * (cache.var + cache.eps) ** -1.5
-    dmean = np.sum(-dx_hat / std, axis=0) + dvar * np.sum(-2.0 * xmu, axis=0) / n
-    dx = dx_hat / std + dvar * 2.0 * xmu / n + dmean / n
-    dgamma = np.sum(dout * cache.x_hat, axis=0)
-    dbeta = np.sum(dout, axis=0)
+    check_cache(cache, BatchNormCache, "a *_forward function")
+    dout = check_dout(dout, cache.shape, cache.x_hat.dtype)
+    nd, axes, m = dout.ndim, cache.axes, cache.count
+    var, gamma = per_channel(cache.var, nd), per_channel(cache.gamma, nd)
+    std = np.sqrt(var + cache.eps)
+    xmu = cache.x_hat * std                                               # x - mean
+    dx_hat = dout * gamma
+    dvar = np.sum(dx_hat * xmu, axis=axes, keepdims=True) * -0.5 * (var + cache.eps) ** -1.5
+    dmean = np.sum(-dx_hat / std, axis=axes, keepdims=True) \
+        + dvar * np.sum(-2.0 * xmu, axis=axes, keepdims=True) / m
+    dx = dx_hat / std + dvar * 2.0 * xmu / m + dmean / m
+    dgamma = np.sum(dout * cache.x_hat, axis=axes)
+    dbeta = np.sum(dout, axis=axes)
     return dx, dgamma, dbeta
 
 

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 import bnutils
-from bnutils import reference
 from bnutils.timing import format_ladder, interleaved_medians, timing_ladder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,28 +65,6 @@ def test_goals_are_evaluated_from_the_ratios():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(6, 3), (3, 2, 4, 5)], ids=str)
-def test_naive_benchmark_version_is_correct(shape, dtype):
-    naive = load("naive")
-    rng = np.random.default_rng(0)
-    x = rng.normal(2.0, 3.0, shape).astype(dtype)
-    gamma, beta = rng.uniform(0.5, 2, shape[1]).astype(dtype), rng.standard_normal(shape[1]).astype(dtype)
-    dout = rng.standard_normal(shape).astype(dtype)
-    out, cache = naive.forward(x, gamma, beta)
-    dx, dgamma, dbeta = naive.backward(dout, cache)
-    ref_out, ref_cache = bnutils.batchnorm_forward(x, gamma, beta)
-    ref = bnutils.batchnorm_backward(dout, ref_cache)
-    tol = 1e-4 if dtype == np.float32 else 1e-10
-    for a, b in zip((out, dx, dgamma, dbeta), (ref_out, *ref)):
-        assert a.dtype == dtype
-        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
-    rm, rv = naive.update_running_stats(np.zeros(shape[1]), np.ones(shape[1]), cache)
-    ref_rm, ref_rv = bnutils.update_running_stats(np.zeros(shape[1]), np.ones(shape[1]), ref_cache)
-    np.testing.assert_allclose(rm, ref_rm, rtol=tol, atol=tol)
-    np.testing.assert_allclose(rv, ref_rv, rtol=tol, atol=tol)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", [7, 150])          # one block; three blocks of ROWS = 64
 def test_fewest_passes_version_is_correct_on_well_scaled_input(n, dtype):
     fewest = load("fewest_passes")
@@ -124,18 +101,6 @@ def test_ratios_include_the_fewest_passes_bound():
     r = run.ratios({"bnutils": 2.0, "naive": 5.0, "fewest": 1.5, "floor": 0.5, "torch1": 1.0})
     assert r["fewest_over_torch1"] == pytest.approx(1.5)
     assert "fewest_over_torch1" not in run.ratios({"bnutils": 2.0, "fewest": 1.5, "floor": 0.5})
-
-
-def test_naive_benchmark_version_matches_the_teaching_reference():
-    naive = load("naive")
-    rng = np.random.default_rng(1)
-    x, dout = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
-    gamma, beta = rng.uniform(0.5, 2, 3), rng.standard_normal(3)
-    out, cache = naive.forward(x, gamma, beta)
-    ref_out, ref_cache = reference.batchnorm_forward_naive(x, gamma, beta)
-    np.testing.assert_allclose(out, ref_out, rtol=1e-13, atol=1e-13)
-    for a, b in zip(naive.backward(dout, cache), reference.batchnorm_backward_naive(dout, ref_cache)):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
 def test_interleaved_medians_rotates_and_validates():

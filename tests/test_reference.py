@@ -110,7 +110,7 @@ def test_numerical_jacobian_does_not_modify_x():
 @pytest.mark.parametrize(
     ("args", "exc", "match"),
     [
-        ((np.zeros((2, 3, 4, 4)), np.ones(3), np.zeros(3)), ValueError, r"\(N, D\)"),
+        ((np.zeros((2, 3, 4)), np.ones(3), np.zeros(3)), ValueError, r"\(N, D\)"),
         ((np.zeros((1, 3)), np.ones(3), np.zeros(3)), ValueError, "at least 2"),
         ((np.zeros((4, 3)), np.ones(2), np.zeros(3)), ValueError, "gamma"),
         ((np.zeros((4, 3)), np.ones(3), np.zeros(3), 0.0), ValueError, "eps"),
@@ -130,9 +130,36 @@ def test_bad_backward_input(backward):
         backward(np.zeros((3, 2)), {"x_hat": 1})
     with pytest.raises(ValueError, match="shape"):
         backward(np.zeros((2, 3)), cache)
+
     _, cache4 = batchnorm_forward(np.zeros((2, 1, 2, 2)), np.ones(1), np.zeros(1))
     with pytest.raises(ValueError, match=r"\(N, D\)"):
-        backward(np.zeros((2, 1, 2, 2)), cache4)
+        batchnorm_backward_loops(np.zeros((2, 1, 2, 2)), cache4)
+
+
+def test_loops_take_fully_connected_batches_only():
+    with pytest.raises(ValueError, match=r"\(N, D\).*use bnutils.batchnorm_forward"):
+        batchnorm_forward_loops(np.zeros((2, 3, 4, 4)), np.ones(3), np.zeros(3))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(6, 3), (3, 2, 4, 5)], ids=str)
+def test_naive_version_keeps_the_dtype_and_handles_images(shape, dtype):
+    """The naive version is also the benchmark's "naive NumPy": float32 stays float32
+    (a fair comparison with the fast path) and (N, C, H, W) reduces over N, H, W."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, 3.0, shape).astype(dtype)
+    gamma, beta = rng.uniform(0.5, 2, shape[1]).astype(dtype), rng.standard_normal(shape[1]).astype(dtype)
+    dout = rng.standard_normal(shape).astype(dtype)
+    out, cache = batchnorm_forward_naive(x, gamma, beta)
+    dx, dgamma, dbeta = batchnorm_backward_naive(dout, cache)
+    ref_out, ref_cache = batchnorm_forward(x, gamma, beta)
+    ref = batchnorm_backward(dout, ref_cache)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    for a, b in zip((out, dx, dgamma, dbeta), (ref_out, *ref)):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+    assert (cache.axes, cache.count) == (ref_cache.axes, ref_cache.count)
+    np.testing.assert_allclose(cache.var, ref_cache.var, rtol=tol)
 
 
 def test_bad_jacobian_input():
