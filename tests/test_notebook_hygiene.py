@@ -3,7 +3,8 @@
 Executed top to bottom in one go (execution counts 1..n, as after "Restart Kernel and Run
 All"), kernel python3, no widget state or timing metadata (noisy diffs), no errors except
 in cells tagged ``raises-exception``, no ``sys.path`` tricks, named ``NN_name.ipynb`` and
-listed in the README's course map. Plus: no junk tracked by git.
+listed in the README's course map; every number the prose states is printed by a code cell
+above it (or set in one). Plus: no junk tracked by git.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import nbformat
@@ -151,3 +153,101 @@ def test_no_junk_tracked_by_git():
                       r"|(^|/)Untitled[^/]*$|\.pyc$|(^|/)\.DS_Store$")
     tracked_junk = [f for f in files if junk.search(f)]
     assert not tracked_junk, f"junk tracked by git: {tracked_junk}"
+
+
+# --- The evidence rule: every number the prose states is printed by a cell above it ---------
+
+# A decimal number (0.93) or a percentage (96 %, 12.5%) in prose; integers are left alone
+# (counts, notebook numbers, years are mostly integers and rarely measurements).
+PROSE_NUMBER = re.compile(r"(?<![\w.\-/^])(\d+(?:\.\d+)?\s?%|\d+\.\d+)(?!\w)(?!\.\d)")
+OUTPUT_NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(\s?%)?(?![\w.]?\d)")
+# A number right after these words names a place or a version, not a measurement.
+NAMES_SOMETHING = re.compile(
+    r"(?:exercises?|sections?|§|python|version|arxiv|figure|table|cells?|notebooks?|eq\.?|equation)"
+    r"[\s:]*(?:\d+(?:\.\d+)?\s*(?:,|–|-|and|or|to)\s*)*$", re.I)
+# Constants stated in prose that no cell sets or prints (defaults of other libraries, figures
+# quoted from papers), with the reason. Keep it short: a measurement never belongs here.
+PROSE_NUMBER_ALLOWLIST: dict[str, dict[str, str]] = {
+    "00_start_here.ipynb": {"3.10": "the oldest supported Python"},
+}
+
+
+def _mask_markup(md: str) -> str:
+    """Prose only: no maths, code, link targets, HTML tags or heading numbers."""
+    md = re.sub(r"\$\$.*?\$\$", " ", md, flags=re.S)
+    md = re.sub(r"\$[^$\n]*\$", " ", md)
+    md = re.sub(r"`[^`\n]*`", " ", md)
+    md = re.sub(r"\]\([^)]*\)", "]", md)
+    md = re.sub(r"<[^>]+>", " ", md)
+    return re.sub(r"^(#+\s*)[\d.]+", r"\1", md, flags=re.M)
+
+
+def _decimals(token: str) -> int:
+    return len(token.split(".")[1]) if "." in token else 0
+
+
+def _rounds_to(value: str, target: str, scale: int = 1) -> bool:
+    step = Decimal(1).scaleb(-_decimals(target))
+    return (Decimal(value) * scale).quantize(step, rounding=ROUND_HALF_UP) == Decimal(target)
+
+
+def _stated_by(token: str, numbers: list[tuple[str, bool]]) -> bool:
+    """Is the prose ``token`` one of ``numbers`` (as printed, or rounded to the prose's digits)?
+
+    A percentage matches a printed percentage, or a printed fraction (0.962 ↔ 96.2 %).
+    """
+    target = token.rstrip("%").strip()
+    for number, is_percent in numbers:
+        if token.endswith("%"):
+            if (is_percent and _rounds_to(number, target)) or (
+                    not is_percent and "." in number and _rounds_to(number, target, 100)):
+                return True
+        elif not is_percent and _decimals(number) >= _decimals(target) and _rounds_to(number, target):
+            return True
+    return False
+
+
+def _output_text(cell) -> str:
+    parts = []
+    for out in cell.get("outputs", []):
+        if "text" in out:
+            parts.append(out["text"])
+        parts += [out.get("data", {}).get(k, "") for k in ("text/plain", "text/html", "text/markdown")]
+    return "\n".join(parts)
+
+
+def unstated_prose_numbers(nb, allowed=()) -> list[tuple[int, str]]:
+    """(cell index, number) for each number in the prose that no code cell above prints or sets."""
+    numbers: list[tuple[str, bool]] = []
+    missing = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            for text in (_output_text(cell), cell.source):
+                numbers += [(m.group(1), bool(m.group(2))) for m in OUTPUT_NUMBER.finditer(text)]
+        elif cell.cell_type == "markdown":
+            md = _mask_markup(cell.source)
+            for m in PROSE_NUMBER.finditer(md):
+                token = m.group(1).replace(" ", "")
+                if NAMES_SOMETHING.search(md[max(0, m.start() - 40):m.start()]) or token in allowed:
+                    continue
+                if not _stated_by(token, numbers):
+                    missing.append((i, token))
+    return missing
+
+
+def test_prose_numbers_are_printed_above(notebook):
+    path, nb = notebook
+    missing = unstated_prose_numbers(nb, PROSE_NUMBER_ALLOWLIST.get(path.name, {}))
+    assert not missing, (
+        f"{path.name}: the prose states numbers that no code cell above prints or sets "
+        f"(cell, number): {missing}. Print them in the cell that measures them, or correct the prose.")
+
+
+def test_prose_number_check_can_fail():
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("acc = 0.9623\nprint(f'{acc:.3f}')", outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text="0.962\n")]),
+        nbformat.v4.new_markdown_cell("## 2.1 Results\nBN reaches 0.962 (96 %), not 0.97; "
+                                      "see Exercise 4.1 and $x^{0.5}$; plain reaches 12.5 %."),
+    ])
+    assert unstated_prose_numbers(nb) == [(1, "0.97"), (1, "12.5%")]
