@@ -93,7 +93,7 @@ def fmt_err(err: float) -> str:
 # ----------------------------------------------------------------------------- reading answers
 
 def _short(value) -> str:
-    text = repr(value)
+    text = repr(str(value) if isinstance(value, str) else value)
     return text if len(text) <= 24 else text[:21] + "..."
 
 
@@ -134,10 +134,9 @@ def _numeric(value, label: str, noun: str = "numbers") -> np.ndarray:
                      f"{describe(value)} into one ({exc})") from None
     kind = arr.dtype.kind
     if kind == "O":
-        bad = next((x for x in arr.flat if _not_a_number(x)), None) if arr.size else None
-        if arr.ndim == 0 or bad is not None:
-            bad = value if arr.ndim == 0 else bad
-            raise Failed(f"{label} must be {noun}, not {describe(bad)}")
+        bad = [value] if arr.ndim == 0 else [x for x in arr.flat if _not_a_number(x)][:1]
+        if bad:
+            raise Failed(f"{label} must be {noun}, not {describe(bad[0])}")
         arr = arr.astype(np.float64)
     elif kind == "b":
         raise Failed(f"{label} must be {noun}, not booleans (True/False)")
@@ -160,11 +159,11 @@ def _require_finite(arr: np.ndarray, label: str) -> None:
     n_nan, n_inf = int(np.isnan(arr).sum()), int(np.isinf(arr).sum())
     what = "NaN" if not n_inf else "inf" if not n_nan else "NaN and inf"
     where = f" ({n_nan + n_inf} of its {arr.size} values)" if arr.ndim else ""
-    raise Failed(f"{label} is {what}{where}, not a finite number: look for 0/0, the square "
-                 f"root of a negative number or an overflow"
-                 if not arr.ndim else
-                 f"{label} contains {what}{where}: a right answer is finite - look for 0/0, "
-                 f"the square root of a negative number or an overflow")
+    if arr.ndim:
+        raise Failed(f"{label} contains {what}{where}; look for 0/0, the square root of a "
+                     f"negative number or an overflow")
+    raise Failed(f"{label} is {what}, not a finite number; look for 0/0, the square root of a "
+                 f"negative number or an overflow")
 
 
 def as_answer_array(value, name: str, shape=None, *, finite: bool = True) -> np.ndarray:
@@ -422,9 +421,11 @@ def self_check(title: str):
                 if _raised_by_learner(exc, learner_codes):
                     return CheckResult(False, f"{FAIL} {title}: your code raised "
                                               f"{type(exc).__name__}: {_first_line(exc)}")
-                return CheckResult(False, _first_line(
-                    f"{FAIL} {title}: the check could not handle your answer "
-                    f"({type(exc).__name__}: {exc}) - a gap in the check, not your fault"))
+                detail = _first_line(exc)
+                detail = detail if len(detail) <= 60 else detail[:57] + "..."
+                return CheckResult(False, f"{FAIL} {title}: the check could not handle your "
+                                          f"answer - a gap in the check, not your fault "
+                                          f"({type(exc).__name__}: {detail})")
             return CheckResult(True, f"{PASS} {title}: {_first_line(message)}")
 
         @functools.wraps(evaluate_fn)

@@ -1,0 +1,193 @@
+"""The self-check framework (bnutils/checks/_core.py): reading answers, comparing, blame."""
+
+from __future__ import annotations
+
+import functools
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from bnutils.checks import _core
+from bnutils.checks._core import (
+    Failed,
+    answer_rtol,
+    as_answer_array,
+    as_answer_index,
+    as_answer_number,
+    as_answer_tuple,
+    compare,
+    diagnose,
+    is_close,
+    self_check,
+)
+
+# --------------------------------------------------------------------------- as_answer_array
+
+
+@pytest.mark.parametrize(("value", "fragment"), [
+    (None, "returned None - did you forget `return out`?"),
+    ("1.5", "not a string ('1.5')"),
+    (np.array(["1.5", "2"]), "not strings ('1.5')"),
+    ([["1", 2.0]], "not strings"),
+    (True, "not a bool"),
+    (np.array([True, False]), "not booleans"),
+    ({1.0, 2.0}, "not a set"),
+    ({"a": 1.0}, "not a dict"),
+    ([1.0, None], "not None"),
+    ([1.0, "2"], "not strings"),
+    (np.array([1.0, {}], dtype=object), "not a dict"),
+    ([[1.0, 2.0], [3.0]], "numpy cannot turn a list of 2 values into one"),
+    (np.array([1 + 2j]), "not complex"),
+    (np.array(["2026-01-01"], dtype="datetime64[D]"), "dtype datetime64"),
+    (np.array([1.0, np.nan, 3.0]), "contains NaN (1 of its 3 values)"),
+    (np.array([np.inf, np.nan]), "contains NaN and inf (2 of its 2 values)"),
+    (np.float64(-np.inf), "is inf, not a finite number"),
+    (object(), "not an object"),
+])
+def test_odd_arrays_fail_naming_the_problem(value, fragment):
+    with pytest.raises(Failed) as info:
+        as_answer_array(value, "out")
+    assert fragment in str(info.value), str(info.value)
+    assert "`out`" in str(info.value) or value is None
+
+
+def test_arrays_keep_their_float_dtype_and_are_never_the_learners():
+    a32 = np.arange(3, dtype=np.float32)
+    out = as_answer_array(a32, "out")
+    assert out.dtype == np.float32 and out is not a32 and not np.shares_memory(out, a32)
+    assert as_answer_array([1, 2], "out").dtype == np.float64
+    assert as_answer_array(np.arange(3), "out").dtype == np.float64
+    assert as_answer_array([Fraction(1, 2)], "out").tolist() == [0.5]
+    assert as_answer_array(np.array([1.0, np.nan]), "out", finite=False).shape == (2,)
+
+
+def test_shape_is_checked_when_given():
+    with pytest.raises(Failed, match=r"`out` must have shape \(2, 3\), got shape \(3, 2\)"):
+        as_answer_array(np.zeros((3, 2)), "out", shape=(2, 3))
+
+
+# --------------------------------------------------------------------------- numbers, indices, tuples
+
+def test_numbers():
+    assert as_answer_number(2, "the factor") == 2.0
+    assert as_answer_number(np.array([2.5]), "the factor") == 2.5
+    assert as_answer_number(np.float32(2.5), "the factor").dtype == np.float32
+    for value, fragment in [("12.3", "not a string"), (True, "not a bool"), (None, "returned None"),
+                            (np.zeros(2), "as one number, got an array of shape (2,)"),
+                            (float("nan"), "is NaN"), (1j, "not complex")]:
+        with pytest.raises(Failed) as info:
+            as_answer_number(value, "the factor")
+        assert fragment in str(info.value) and "the factor" in str(info.value), str(info.value)
+    assert np.isinf(as_answer_number(np.inf, "κ", finite=False))
+
+
+def test_indices():
+    assert as_answer_index(3) == 3 and as_answer_index(np.int64(3)) == 3 and as_answer_index(3.0) == 3
+    for value, fragment in [(True, "not a bool"), (np.True_, "not a bool"), ("3", "not a string"),
+                            (2.5, "as an int, got 2.5"), (float("nan"), "NaN"), (None, "None")]:
+        with pytest.raises(Failed, match=fragment):
+            as_answer_index(value)
+
+
+def test_tuples():
+    assert as_answer_tuple((1, 2), 2, "return a, b") == (1, 2)
+    assert as_answer_tuple([1, 2], 2, "return a, b", allow_list=True) == (1, 2)
+    for value, got in [([1, 2], "a list of 2 values"), ((1,), "a tuple of 1 value"),
+                       (None, "None"), (np.zeros(2), "an array of shape (2,)")]:
+        with pytest.raises(Failed) as info:
+            as_answer_tuple(value, 2, "return a, b")
+        assert str(info.value) == f"return a, b; got {got}"
+
+
+# --------------------------------------------------------------------------- tolerances
+
+def test_answer_rtol_widens_only_lower_precision():
+    assert answer_rtol(np.float64(1), 1e-9) == 1e-9
+    assert answer_rtol(np.longdouble(1), 1e-9) == 1e-9
+    assert answer_rtol(np.float32(1), 1e-9) == pytest.approx(np.sqrt(np.finfo(np.float32).eps) / 4)
+    assert answer_rtol(np.float16(1), 1e-9) == pytest.approx(np.sqrt(np.finfo(np.float16).eps) / 4)
+    assert answer_rtol(np.float32(1), 1e-2) == 1e-2      # never tighter than the check's own
+
+
+def test_is_close_is_dtype_aware_and_never_true_for_nan():
+    right = np.array([37.78343433, 1e-3, -2.0])
+    assert is_close(right, right, rtol=1e-12)
+    assert is_close(right.astype(np.float32), right, rtol=1e-9, atol=0.0)
+    assert is_close(right.astype(np.float16), right, rtol=1e-9)
+    assert not is_close(right * (1 + 1e-6), right, rtol=1e-9)          # float64 stays strict
+    assert not is_close(right.astype(np.float32) * np.float32(1.01), right, rtol=1e-9)
+    assert not is_close(np.full(3, np.nan), right, rtol=1e300, atol=1e300)
+    assert not is_close(right[:2], right)
+
+
+def test_diagnose_ignores_non_finite_candidates_and_non_numbers():
+    assert diagnose(np.array([np.nan]), {"nan": np.array([np.nan])}) is None
+    assert diagnose(np.array([1.0]), {"inf": np.array([np.inf]), "one": np.array([1.0])}) == "one"
+    assert diagnose(np.array(["a"]), {"a": np.array([1.0])}) is None
+    assert diagnose(np.float32(1.0 / 3.0), {"third": 1.0 / 3.0}, rtol=1e-12) == "third"
+
+
+def test_compare_returns_the_error_or_names_the_mistake_or_fails():
+    expected = np.array([1.0, 2.0])
+    assert compare(expected + 1e-12, expected, "off by {err}") < 1e-11
+    with pytest.raises(Failed, match="^x: doubled$"):
+        compare(2 * expected, expected, "off", mistakes={"doubled": 2 * expected}, prefix="x: ")
+    with pytest.raises(Failed, match=r"^off by 0\.5$"):
+        compare(expected + 0.5, expected, "off by {err}", mistakes=lambda: {"doubled": 2 * expected})
+
+
+# --------------------------------------------------------------------------- blame
+
+@self_check("Demo · blame")
+def _calls(student_fn):
+    student_fn()
+    return "fine"
+
+
+def _learner_bug():
+    return [][1]
+
+
+def test_the_learners_exception_is_the_learners():
+    msg = _calls.evaluate(_learner_bug).message
+    assert msg == "✗ Demo · blame: your code raised IndexError: list index out of range"
+    msg = _calls.evaluate(lambda: np.zeros(2) + np.zeros(3)).message    # raised inside NumPy
+    assert msg.startswith("✗ Demo · blame: your code raised ValueError: operands could not")
+    msg = _calls.evaluate(functools.partial(int, "x")).message          # a partial of a builtin
+    assert "your code raised ValueError" in msg
+
+
+def test_a_learner_calling_bnutils_that_raises_is_still_the_learner():
+    from bnutils.batchnorm import batchnorm_forward
+
+    msg = _calls.evaluate(lambda: batchnorm_forward(np.zeros((4, 2)), np.ones(3), np.zeros(3))).message
+    assert "your code raised" in msg, msg
+
+
+def test_the_checks_own_error_is_not_blamed_on_the_learner(monkeypatch):
+    from bnutils.checks import start
+
+    def reference(x):
+        return (x - x.mean()) / x.std()
+
+    assert start.standardize.evaluate(reference).passed
+    # A bug inside the check: its reference raises (a builtin, so no frame of this file).
+    monkeypatch.setattr(start, "_reference", functools.partial(int, "not a number"))
+    msg = start.standardize.evaluate(reference).message
+    assert msg.startswith("✗ Warm-up · standardize: the check could not handle your answer - "
+                          "a gap in the check, not your fault (TypeError: "), msg
+    assert "your code raised" not in msg and "not your fault" in msg
+
+
+def test_not_callable_and_stub():
+    assert "pass your function itself" in _calls.evaluate(42).message
+    def stub():
+        raise NotImplementedError
+    assert "not done yet" in _calls.evaluate(stub).message
+
+
+def test_library_dirs_cover_bnutils_and_numpy():
+    assert any(np.__file__.startswith(d) for d in _core._LIBRARY_DIRS)
+    assert any(_core.__file__.startswith(d) for d in _core._LIBRARY_DIRS)
+    assert not any(__file__.startswith(d) for d in _core._LIBRARY_DIRS)
