@@ -224,3 +224,25 @@ def test_reference_runs_distinguish_the_mistakes():
     assert answer == 3.0
     assert check._reference_runs("plain", check._HOPELESS)[1] is None
     assert np.isfinite(answer)
+
+
+def test_add_batchnorm_notices_changed_given_weights():
+    def zero_weights(layers):
+        for layer in layers:
+            if isinstance(layer, Linear):
+                layer.W = np.zeros_like(layer.W)
+        return check._reference_add_batchnorm(layers)
+
+    def scale_in_place(layers):
+        layers[0].W *= 2.0
+        return check._reference_add_batchnorm(layers)
+
+    for fn in (zero_weights, scale_in_place):
+        result = check.add_batchnorm.evaluate(fn)
+        assert not result.passed and "has new values in W" in result.message, result.message
+
+
+def test_true_is_not_a_learning_rate():
+    # True == 1.0, the plain net's answer: a bool must not pass for it.
+    result = check.largest_stable_lr_check.evaluate(lambda make_model, lrs, *a, **k: True)
+    assert not result.passed and "bool" in result.message, result.message
