@@ -655,6 +655,9 @@ def sharded_batchnorm_forward(x, gamma, beta, num_devices: int, sync: bool = Fal
     if N % K:
         raise ValueError(f"the batch of {N} samples does not split evenly across "
                          f"num_devices={K}; choose a divisor of {N}")
+    if N < 2:
+        raise ValueError(f"BN needs at least 2 samples in the batch (one sample normalizes to 0); "
+                         f"got x of shape {x.shape}")
     if N // K < 2 and not sync:
         raise ValueError(f"with per-device statistics every device needs at least 2 samples; "
                          f"{N} samples on {K} devices leaves {N // K}")

@@ -302,6 +302,8 @@ def test_sharded_bn_bad_input():
         sharded_batchnorm_forward(x, np.ones(2), np.zeros(2), 2, sync="yes")
     with pytest.raises(ValueError, match="num_devices must be ≥ 1"):
         sharded_batchnorm_forward(x, np.ones(2), np.zeros(2), 0)
+    with pytest.raises(ValueError, match="at least 2 samples in the batch"):
+        sharded_batchnorm_forward(np.ones((1, 2)), np.ones(2), np.zeros(2), 1, sync=True)
     # one sample per device is allowed when the statistics are synchronized
     out, _ = sharded_batchnorm_forward(RNG.normal(size=(6, 2)), np.ones(2), np.zeros(2), 6, sync=True)
     assert out.shape == (6, 2)
@@ -371,6 +373,15 @@ def test_bn_variant_layers_blend_running_stats_with_the_one_rule(make):
     layer.forward(x)
     np.testing.assert_allclose(layer.running_mean, expected[0], rtol=1e-12)
     np.testing.assert_allclose(layer.running_var, expected[1], rtol=1e-12)
+
+
+def test_batchrenorm_layer_on_images_counts_every_position():
+    layer = BatchRenorm(2, momentum=1.0)
+    x = _x4((3, 2, 2, 2))
+    layer.forward(x)
+    np.testing.assert_allclose(layer.running_mean, x.mean(axis=(0, 2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(layer.running_var, x.var(axis=(0, 2, 3), ddof=1), rtol=1e-12)
+    assert layer.backward(np.ones_like(x)).shape == x.shape
 
 
 def test_batchrenorm_eval_mode_backward_is_bn_inference_backward():
