@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ._validation import as_float_array, check_fraction
+from ._validation import as_float_array, check_fraction, check_int
 from .batchnorm import BatchNorm
 from .folding import fold_batchnorm
 from .layers import Linear, Sequential, iter_layers
@@ -182,7 +182,8 @@ def batch_stats_forward(model, X):
     """Forward ``X`` in training mode (BN uses the statistics of ``X`` itself), side-effect free.
 
     What a training step would compute on the batch ``X``, without updating the running
-    statistics and with the model's mode restored afterwards. Useful to look at a batch
+    statistics of any layer that has them (``frozen_running_stats``) and with every
+    layer's mode restored afterwards. Useful to look at a batch
     through the training-mode network, or to show how a sample's output depends on its
     batch-mates.
 
@@ -208,41 +209,57 @@ def batch_stats_forward(model, X):
 
     Introduced in notebook 06.
     """
-    was_training = getattr(model, "training", True)
+    # Every layer's own mode comes back (a model may hold a layer frozen in eval mode).
+    modes = [(layer, getattr(layer, "training", True)) for layer in iter_layers(model)]
     model.train()
     try:
         with frozen_running_stats(model):
             return model.forward(X)
     finally:
-        if not was_training:
-            model.eval()
+        for layer, training in modes:
+            layer.training = training
 
 
 def recalibrate_batchnorm(model, X, batch_size: int = 60, seed: int = 0):
     """Precise BN statistics: a copy of ``model`` whose running statistics are re-estimated.
 
     With the weights frozen, one pass over ``X`` in mini-batches of ``batch_size`` runs the
-    network in training mode (exactly what it saw while training) and records each BN
-    layer's batch mean and unbiased batch variance; their plain averages over the batches
-    replace the exponential moving averages. Late layers see the normalized outputs of
-    earlier layers, as in training.
+    network in training mode (exactly what it saw while training); every layer with
+    running statistics then holds the plain average, over the batches, of the batch
+    mean and unbiased batch variance it saw, instead of an exponential moving average.
+    Late layers see the normalized outputs of earlier layers, as in training.
+
+    How: each such layer blends its batch statistics into its running ones with
+    ``update_running_stats`` and its ``momentum``; with momentum ``1/k`` at the k-th
+    batch, ``r_k = (1 - 1/k) r_(k-1) + b_k / k`` is exactly the average of ``b_1 .. b_k``.
+    So this works for every layer that does so (``BatchNorm``, noisy BN, Batch Renorm,
+    sharded BN, which tracks its first device's statistics), whatever its class.
 
     Parameters
     ----------
-    model : Sequential
-        Not modified.
+    model : Layer
+        E.g. a ``Sequential``. Not modified.
     X : ndarray, shape (N, D_in)
         Usually the training set.
     batch_size : int, optional
-        The training batch size (the statistics of batches of this size are averaged).
+        The training batch size (the statistics of batches of this size are averaged),
+        2 ≤ batch_size ≤ N.
     seed : int, optional
         Seeds the shuffling into batches.
 
     Returns
     -------
-    Sequential
-        A deep copy with new ``running_mean`` / ``running_var`` in every BN layer, in the
+    Layer
+        A deep copy with new running statistics in every layer that has them, in the
         mode ``model`` was in.
+
+    Raises
+    ------
+    ValueError
+        ``model`` has no layer with running statistics.
+    TypeError
+        A layer with running statistics has no ``momentum`` through which its running
+        average can be turned into a plain average.
 
     Examples
     --------
@@ -257,30 +274,31 @@ def recalibrate_batchnorm(model, X, batch_size: int = 60, seed: int = 0):
     X = as_float_array(X, "X")
     if X.ndim != 2:
         raise ValueError(f"X must have shape (N, D_in); got {X.shape}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise TypeError(f"batch_size must be an integer, got {batch_size!r}")
-    if not 2 <= batch_size <= len(X):
-        raise ValueError(f"batch_size must lie in 2..{len(X)} (BN needs ≥ 2 samples per batch), "
-                         f"got {batch_size}")
+    batch_size = check_int(batch_size, "batch_size", minimum=2)
+    if batch_size > len(X):
+        raise ValueError(f"batch_size must lie in 2..{len(X)} (BN needs ≥ 2 samples per batch, "
+                         f"and X has {len(X)}), got {batch_size}")
     new = copy.deepcopy(model)
-    layers = batchnorm_layers(new)
+    layers = running_stat_layers(new)
     if not layers:
-        raise ValueError("model has no BatchNorm layer to recalibrate")
+        raise ValueError("model has no BatchNorm layer (no layer with running statistics) "
+                         "to recalibrate")
+    for layer in layers:
+        if not isinstance(getattr(layer, "momentum", None), float):
+            raise TypeError(f"recalibrate_batchnorm cannot recalibrate {type(layer).__name__}: it "
+                            f"has running statistics but no float `momentum` with which it "
+                            f"blends them (see bnutils.batchnorm.update_running_stats)")
     was_training = getattr(new, "training", True)
-    sums = [[0.0, 0.0] for _ in layers]
-    count = 0
+    momenta = [layer.momentum for layer in layers]
     new.train()
-    for idx in minibatches(len(X), batch_size, seed):
-        new.forward(X[idx])
-        for acc, bn in zip(sums, layers):
-            cache = bn._cache
-            m = cache.count
-            acc[0] = acc[0] + cache.mean
-            acc[1] = acc[1] + cache.var * (m / (m - 1))
-        count += 1
-    for (mean_sum, var_sum), bn in zip(sums, layers):
-        bn.running_mean = np.asarray(mean_sum / count, dtype=bn.running_mean.dtype)
-        bn.running_var = np.asarray(var_sum / count, dtype=bn.running_var.dtype)
+    try:
+        for k, idx in enumerate(minibatches(len(X), batch_size, seed), start=1):
+            for layer in layers:
+                layer.momentum = 1.0 / k        # the k-th batch gets weight 1/k: a plain mean
+            new.forward(X[idx])
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
     if not was_training:
         new.eval()
     return new
@@ -374,9 +392,9 @@ def moving_vs_precise(data, checkpoints, *, momentum: float = 0.1, hidden=(100, 
     from .models import make_mlp
 
     X_train, X_test, y_train, y_test = data
-    steps = sorted({int(s) for s in checkpoints})
-    if not steps or steps[0] < 1:
-        raise ValueError(f"checkpoints must be positive step numbers, got {list(checkpoints)}")
+    steps = sorted({check_int(s, "checkpoints (each a step number)") for s in checkpoints})
+    if not steps:
+        raise ValueError(f"checkpoints must name at least one step, got {list(checkpoints)}")
     sizes = [X_train.shape[1], *hidden, int(max(y_train.max(), y_test.max())) + 1]
     model = make_mlp(sizes, activation, norm="bn", init=init, momentum=momentum, rng=seed)
     moving, precise = [], []

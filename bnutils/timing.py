@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._validation import as_float_array
+from ._validation import as_float_array, check_int
 
 __all__ = ["format_ladder", "interleaved_medians", "timing_ladder"]
 
@@ -77,8 +77,7 @@ def interleaved_medians(funcs: dict, rounds: int = 11, target_s: float = 0.01,
     """
     if not funcs:
         raise ValueError("funcs must name at least one function to time")
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-        raise ValueError(f"rounds must be an integer ≥ 1, got {rounds!r}")
+    rounds = check_int(rounds, "rounds")
     if not target_s > 0:
         raise ValueError(f"target_s must be > 0, got {target_s!r}")
     before = before or {}
@@ -161,12 +160,11 @@ def timing_ladder(shape=(64, 256), rounds: int = 11, seed: int = 0, target_s: fl
     from . import reference
     from .batchnorm import batchnorm_backward, batchnorm_forward
 
-    if (not isinstance(shape, tuple) or len(shape) != 2
-            or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in shape)):
+    if not isinstance(shape, tuple) or len(shape) != 2:
         raise ValueError(f"shape must be a tuple (N, D) of integers, got {shape!r}")
-    n, d = shape
-    if n < 2 or d < 1:
-        raise ValueError(f"shape needs N ≥ 2 samples and D ≥ 1 features, got {shape}")
+    shape = (check_int(shape[0], "N (shape[0], the samples; BN needs 2)", minimum=2),
+             check_int(shape[1], "D (shape[1], the features)"))
+    d = shape[1]
     rng = np.random.default_rng(seed)
     x = as_float_array(rng.normal(1.0, 2.0, size=shape), "x")
     gamma = rng.uniform(0.5, 2.0, size=d)

@@ -1,5 +1,12 @@
 """Mini-batch stochastic gradient descent for ``bnutils.layers`` models.
 
+Two different things are called "momentum" in this course. Here, ``sgd_momentum`` is
+the optimizer's heavy-ball momentum: the weight of the previous update in the next
+one (``v = sgd_momentum * v + grad``), which changes the weights. BN's ``momentum``
+(``bnutils.batchnorm.BatchNorm``, ``update_running_stats``) is the weight of a new
+batch in the running statistics, which are never used by a training-mode forward and
+never change the weights.
+
 Introduced in notebook 05 (first used in notebooks 01 and 02).
 """
 
@@ -11,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import NonFiniteError, as_float_array, check_finite
+from ._validation import NonFiniteError, as_float_array, check_finite, check_fraction, check_int
 from .layers import accuracy, softmax_cross_entropy
 
 __all__ = ["TrainingHistory", "evaluate", "minibatches", "one_blas_thread", "sgd_step", "train"]
@@ -96,9 +103,9 @@ def minibatches(n: int, batch_size: int, rng, drop_last: bool = True):
 
     Introduced in notebook 05.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise TypeError(f"batch_size must be an integer, got {batch_size!r}")
-    if batch_size < 1 or batch_size > n:
+    n = check_int(n, "n")
+    batch_size = check_int(batch_size, "batch_size")
+    if batch_size > n:
         raise ValueError(f"batch_size must lie in 1..{n} (the number of samples), got {batch_size}")
     order = np.random.default_rng(rng).permutation(n)
     stop = n - n % batch_size if drop_last else n
@@ -106,11 +113,24 @@ def minibatches(n: int, batch_size: int, rng, drop_last: bool = True):
         yield order[start:start + batch_size]
 
 
-def sgd_step(model, lr: float, velocity: dict | None = None, momentum: float = 0.0):
+def sgd_step(model, lr: float, velocity: dict | None = None, sgd_momentum: float = 0.0):
     """Update every parameter in place: ``p -= lr * grad`` (with optional heavy-ball momentum).
 
-    With ``momentum`` > 0 and a ``velocity`` dict (kept by the caller between steps),
-    ``v = momentum * v + grad`` and ``p -= lr * v``.
+    With ``sgd_momentum`` > 0 and a ``velocity`` dict (kept by the caller between steps),
+    ``v = sgd_momentum * v + grad`` and ``p -= lr * v``. This is the optimizer's momentum;
+    it has nothing to do with BN's ``momentum``, the weight of a new batch in the running
+    statistics (see the module docstring).
+
+    Parameters
+    ----------
+    model : Layer
+        Its ``params()`` are updated in place from its ``grads()``.
+    lr : float
+        Learning rate.
+    velocity : dict, optional
+        The running updates by parameter name; needed when ``sgd_momentum`` > 0.
+    sgd_momentum : float in [0, 1], optional
+        Heavy-ball momentum; 0 is plain SGD.
 
     Examples
     --------
@@ -124,12 +144,16 @@ def sgd_step(model, lr: float, velocity: dict | None = None, momentum: float = 0
 
     Introduced in notebook 05.
     """
+    sgd_momentum = check_fraction(sgd_momentum, "sgd_momentum")
+    if sgd_momentum and velocity is None:
+        raise ValueError("sgd_momentum > 0 needs a velocity dict kept between steps "
+                         "(e.g. velocity = {} before the loop)")
     grads = model.grads()
     for name, p in model.params().items():
         g = grads[name]
-        if momentum and velocity is not None:
+        if sgd_momentum:
             v = velocity.setdefault(name, np.zeros_like(p))
-            v *= momentum
+            v *= sgd_momentum
             v += g
             g = v
         p -= lr * g
@@ -154,6 +178,7 @@ def evaluate(model, X, y, batch_size: int = 1024) -> tuple[float, float]:
     """
     X = as_float_array(X, "X")
     check_finite(X, "X")
+    batch_size = check_int(batch_size, "batch_size")
     was_training = getattr(model, "training", True)
     model.eval()
     try:
@@ -174,7 +199,7 @@ def evaluate(model, X, y, batch_size: int = 1024) -> tuple[float, float]:
 
 
 @one_blas_thread
-def train(model, X, y, *, lr: float, steps: int, batch_size: int = 64, momentum: float = 0.0,
+def train(model, X, y, *, lr: float, steps: int, batch_size: int = 64, sgd_momentum: float = 0.0,
           X_test=None, y_test=None, eval_every: int = 50, seed: int = 0,
           loss_fn: Callable = softmax_cross_entropy, callback: Callable | None = None,
           log_every: int | None = None) -> TrainingHistory:
@@ -191,8 +216,11 @@ def train(model, X, y, *, lr: float, steps: int, batch_size: int = 64, momentum:
     steps : int
         Number of SGD updates; the data are reshuffled every epoch.
     batch_size : int, optional
-    momentum : float, optional
-        Heavy-ball momentum (0 = plain SGD).
+    sgd_momentum : float in [0, 1], optional
+        The optimizer's heavy-ball momentum (0 = plain SGD; see ``sgd_step``). Not BN's
+        ``momentum``, which a model's ``BatchNorm`` layers take when they are built
+        (``make_mlp(..., momentum=...)``) and which weighs each batch in the running
+        statistics.
     X_test, y_test : ndarray, optional
         Evaluated every ``eval_every`` steps and after the last step.
     seed : int, optional
@@ -222,8 +250,10 @@ def train(model, X, y, *, lr: float, steps: int, batch_size: int = 64, momentum:
 
     Introduced in notebook 05.
     """
-    if steps < 1:
-        raise ValueError(f"steps must be ≥ 1, got {steps}")
+    steps = check_int(steps, "steps")
+    sgd_momentum = check_fraction(sgd_momentum, "sgd_momentum")
+    if log_every is not None:
+        log_every = check_int(log_every, "log_every")
     X = as_float_array(X, "X")
     check_finite(X, "X")       # bad data is an error; NaN/inf appearing later is divergence
     y = np.asarray(y)
@@ -232,9 +262,7 @@ def train(model, X, y, *, lr: float, steps: int, batch_size: int = 64, momentum:
     if X_test is not None:
         if y_test is None:
             raise ValueError("X_test was given without y_test")
-        if isinstance(eval_every, bool) or not isinstance(eval_every, (int, np.integer)) \
-                or eval_every < 1:
-            raise ValueError(f"eval_every must be a positive integer, got {eval_every!r}")
+        eval_every = check_int(eval_every, "eval_every")
     rng = np.random.default_rng(seed)
     history = TrainingHistory()
     velocity: dict = {}
@@ -250,7 +278,7 @@ def train(model, X, y, *, lr: float, steps: int, batch_size: int = 64, momentum:
                         return history
                     loss, dlogits = loss_fn(logits, y[idx])
                     model.backward(dlogits)
-                    sgd_step(model, lr, velocity, momentum)
+                    sgd_step(model, lr, velocity, sgd_momentum)
             except NonFiniteError:
                 # A layer refused NaN/inf produced by the blow-up itself (e.g. an overflowed
                 # activation, or BN's running variance after a huge batch): divergence.

@@ -130,7 +130,7 @@ def test_timing_ladder_agrees_and_formats():
     assert len(text.splitlines()) == 5
     with pytest.raises(ValueError, match="shape"):
         timing_ladder((8, 4, 2))
-    with pytest.raises(ValueError, match="N ≥ 2"):
+    with pytest.raises(ValueError, match=r"N \(shape\[0\], the samples; BN needs 2\) must be ≥ 2, got 1"):
         timing_ladder((1, 4))
 
 

@@ -279,3 +279,51 @@ def test_save_and_restore_running_stats_copy_and_can_restore_twice():
 def test_running_stat_layers_refuses_what_is_not_a_layer():
     with pytest.raises(TypeError, match="model must be a layer"):
         running_stat_layers([BatchNorm(2)])
+
+
+def _by_hand(X, batch_size, seed, rows=slice(None)):
+    """Average over the shuffled batches of each batch's mean and unbiased variance."""
+    order = np.random.default_rng(seed).permutation(len(X))
+    batches = [X[order[i:i + batch_size]][rows] for i in range(0, len(X) - len(X) % batch_size,
+                                                                batch_size)]
+    return np.mean([b.mean(0) for b in batches], 0), np.mean([b.var(0, ddof=1) for b in batches], 0)
+
+
+@pytest.mark.parametrize("kind", ["BatchNorm", "NoisyBatchNorm", "ShardedBatchNorm", "BatchRenorm"])
+def test_recalibrate_handles_every_bnutils_layer_with_running_statistics(kind):
+    from bnutils import bn_variants as v
+    make = {"BatchNorm": lambda: BatchNorm(3, momentum=0.3),
+            "NoisyBatchNorm": lambda: v.NoisyBatchNorm(3, rng=0, momentum=0.3),
+            "ShardedBatchNorm": lambda: v.ShardedBatchNorm(3, num_devices=2, momentum=0.3),
+            "BatchRenorm": lambda: v.BatchRenorm(3, momentum=0.3)}[kind]
+    net = Sequential(make(), ReLU()).eval()
+    X = np.random.default_rng(4).normal([1.0, -4.0, 9.0], [2.0, 0.5, 3.0], size=(45, 3))
+    precise = recalibrate_batchnorm(net, X, batch_size=10, seed=1)       # 4 batches, 5 rows left
+    layer = precise[0]
+    # a sharded layer without sync tracks its first device's half of each batch
+    rows = slice(0, 5) if kind == "ShardedBatchNorm" else slice(None)
+    mean, var = _by_hand(X, 10, 1, rows)
+    np.testing.assert_allclose(layer.running_mean, mean, rtol=1e-12)
+    np.testing.assert_allclose(layer.running_var, var, rtol=1e-12)
+    assert layer.momentum == 0.3 and not precise.training               # restored
+    np.testing.assert_array_equal(net[0].running_mean, 0.0)             # the model is left alone
+
+
+def test_recalibrate_refuses_a_running_statistics_layer_it_cannot_average():
+    with pytest.raises(TypeError, match="cannot recalibrate _Counter: it has running statistics "
+                                        "but no float `momentum`"):
+        recalibrate_batchnorm(Sequential(Linear(2, 2, rng=0), _Counter()), np.zeros((4, 2)),
+                              batch_size=2)
+
+
+def test_batch_stats_forward_leaves_every_variant_and_every_mode_as_it_was():
+    from bnutils.bn_variants import BatchRenorm
+    frozen = BatchNorm(3).eval()                 # a layer deliberately kept in eval mode
+    net = Sequential(Linear(2, 3, rng=0), BatchRenorm(3), frozen, Linear(3, 1, rng=1))
+    saved = save_running_stats(net)
+    x = np.random.default_rng(5).normal(4.0, 2.0, size=(6, 2))
+    batch_stats_forward(net, x)
+    assert net.training and net[1].training and not frozen.training
+    for layer, state in saved:
+        for name, value in state.items():
+            np.testing.assert_array_equal(getattr(layer, name), value)

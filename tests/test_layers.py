@@ -1,6 +1,6 @@
-"""bnutils.layers: the BatchNorm class agrees with the functions, eval mode uses the
-running statistics; Linear, activations, Sequential and the losses against numerical
-gradients."""
+"""bnutils.layers: the Layer base (parameters declared once, children, modes, no stale
+caches); Linear, activations, Sequential and the losses against numerical gradients.
+The BatchNorm layer's own tests live in tests/test_batchnorm.py, beside its functions."""
 
 import warnings
 
@@ -15,151 +15,12 @@ from bnutils import (
     Sigmoid,
     Tanh,
     accuracy,
-    batchnorm_backward,
-    batchnorm_forward,
-    batchnorm_inference,
     mse_loss,
     numerical_gradient,
     rel_error,
     softmax_cross_entropy,
-    update_running_stats,
 )
 from bnutils.layers import Layer, iter_layers
-
-
-def batches(shape, n, seed=0, loc=2.0, scale=3.0):
-    rng = np.random.default_rng(seed)
-    return [loc + scale * rng.standard_normal(shape) for _ in range(n)]
-
-
-# --------------------------------------------------------------------------- BatchNorm
-
-
-def test_batchnorm_initial_state():
-    bn = BatchNorm(4)
-    np.testing.assert_array_equal(bn.gamma, 1.0)
-    np.testing.assert_array_equal(bn.beta, 0.0)
-    np.testing.assert_array_equal(bn.running_mean, 0.0)
-    np.testing.assert_array_equal(bn.running_var, 1.0)
-    assert bn.training and bn.eps == 1e-5 and bn.momentum == 0.1
-    assert sorted(bn.params()) == ["beta", "gamma"]
-    assert bn.params()["gamma"] is bn.gamma          # live arrays: SGD updates them in place
-    assert bn.train() is bn and bn.eval() is bn and not bn.training
-    assert bn.train().training
-    assert repr(bn) == "BatchNorm(4, eps=1e-05, momentum=0.1)"
-
-
-@pytest.mark.parametrize("shape", [(8, 3), (4, 3, 2, 2)])
-def test_batchnorm_layer_agrees_with_the_functions(shape):
-    rng = np.random.default_rng(1)
-    C = shape[1]
-    bn = BatchNorm(C, eps=1e-3, momentum=0.2)
-    bn.gamma[:] = rng.uniform(0.5, 2, C)
-    bn.beta[:] = rng.standard_normal(C)
-    rm, rv = np.zeros(C), np.ones(C)
-    for x in batches(shape, 3, seed=2):
-        dout = rng.standard_normal(shape)
-        out = bn.forward(x)
-        ref, cache = batchnorm_forward(x, bn.gamma, bn.beta, eps=1e-3)
-        np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
-        rm, rv = update_running_stats(rm, rv, cache, momentum=0.2)
-        np.testing.assert_allclose(bn.running_mean, rm, rtol=1e-12)
-        np.testing.assert_allclose(bn.running_var, rv, rtol=1e-12)
-        dx = bn.backward(dout)
-        ref_dx, ref_dg, ref_db = batchnorm_backward(dout, cache)
-        np.testing.assert_allclose(dx, ref_dx, rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(bn.dgamma, ref_dg, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(bn.dbeta, ref_db, rtol=1e-12, atol=1e-12)
-        assert bn.grads()["gamma"] is bn.dgamma and bn.grads()["beta"] is bn.dbeta
-
-
-@pytest.mark.parametrize("shape", [(8, 3), (4, 3, 2, 2)])
-def test_eval_mode_uses_the_running_statistics(shape):
-    C = shape[1]
-    bn = BatchNorm(C)
-    for x in batches(shape, 5, seed=3):
-        bn.forward(x)
-    rm, rv = bn.running_mean.copy(), bn.running_var.copy()
-    x = batches(shape, 1, seed=4, loc=-5.0, scale=0.1)[0]        # very different batch stats
-    out = bn.eval().forward(x)
-    np.testing.assert_allclose(out, batchnorm_inference(x, bn.gamma, bn.beta, rm, rv), rtol=1e-12)
-    # eval mode does not normalize with the batch's own statistics ...
-    axes = (0,) if len(shape) == 2 else (0, 2, 3)
-    assert np.all(np.abs(out.mean(axis=axes)) > 1.0)
-    # ... and does not touch the running statistics
-    np.testing.assert_array_equal(bn.running_mean, rm)
-    np.testing.assert_array_equal(bn.running_var, rv)
-    # back in training mode it uses the batch statistics again
-    out_train = bn.train().forward(x)
-    np.testing.assert_allclose(out_train.mean(axis=axes), 0.0, atol=1e-10)
-
-
-def test_eval_mode_is_per_sample():
-    bn = BatchNorm(3)
-    for x in batches((16, 3), 4, seed=5):
-        bn.forward(x)
-    bn.eval()
-    x = batches((6, 3), 1, seed=6)[0]
-    full = bn.forward(x)
-    for i in range(6):
-        np.testing.assert_allclose(bn.forward(x[i:i + 1]), full[i:i + 1], rtol=1e-14)
-
-
-def test_eval_mode_backward_matches_numerical_gradient():
-    """Frozen BN (eval mode) is an affine map; its backward is checked numerically."""
-    rng = np.random.default_rng(7)
-    bn = BatchNorm(3)
-    for x in batches((8, 3), 3, seed=8):
-        bn.forward(x)
-    bn.gamma[:] = [1.5, -0.7, 2.0]
-    bn.beta[:] = [0.1, 0.2, -0.3]
-    bn.eval()
-    x = rng.standard_normal((5, 3))
-    dout = rng.standard_normal((5, 3))
-    bn.forward(x)
-    dx = bn.backward(dout)
-    gamma, beta = bn.gamma.copy(), bn.beta.copy()
-    rm, rv = bn.running_mean, bn.running_var
-
-    def f(x_=x, g_=gamma, b_=beta):
-        return np.sum(batchnorm_inference(x_, g_, b_, rm, rv) * dout)
-
-    assert rel_error(dx, numerical_gradient(lambda x_: f(x_=x_), x)) < 1e-8
-    assert rel_error(bn.dgamma, numerical_gradient(lambda g_: f(g_=g_), gamma)) < 1e-8
-    assert rel_error(bn.dbeta, numerical_gradient(lambda b_: f(b_=b_), beta)) < 1e-8
-
-
-def test_running_statistics_converge_in_the_layer():
-    bn = BatchNorm(2, momentum=0.1)
-    rng = np.random.default_rng(9)
-    for _ in range(300):
-        bn.forward(np.array([1.0, -4.0]) + np.array([2.0, 0.5]) * rng.standard_normal((64, 2)))
-    np.testing.assert_allclose(bn.running_mean, [1.0, -4.0], atol=0.15)
-    np.testing.assert_allclose(bn.running_var, [4.0, 0.25], rtol=0.15)
-
-
-def test_batchnorm_layer_dtype_and_inputs():
-    bn = BatchNorm(3, dtype=np.float32)
-    x = batches((6, 3), 1, seed=10)[0].astype(np.float32)
-    x_copy = x.copy()
-    out = bn.forward(x)
-    assert out.dtype == np.float32 and bn.running_var.dtype == np.float32
-    assert bn.backward(np.ones_like(x)).dtype == np.float32
-    np.testing.assert_array_equal(x, x_copy)
-    assert bn.eval().forward(x).dtype == np.float32
-    out = BatchNorm(2).forward(np.array([[1, 2], [3, 4], [5, 9]]))   # integers
-    assert out.dtype == np.float64
-
-
-def test_sgd_can_update_batchnorm_parameters_in_place():
-    bn = BatchNorm(3)
-    x = batches((8, 3), 1, seed=11)[0]
-    bn.forward(x)
-    bn.backward(np.ones((8, 3)))
-    for name, p in bn.params().items():
-        p -= 0.1 * bn.grads()[name]                # raises if a cache froze the live array
-    np.testing.assert_allclose(bn.beta, -0.8)
-
 
 # --------------------------------------------------------------------------- Linear
 
