@@ -86,6 +86,12 @@ def batchnorm_layers(model) -> list:
     Subclasses count (noisy and sharded BN); Batch Renorm is not a ``BatchNorm``. For
     every layer with running statistics, whatever its class, see ``running_stat_layers``.
 
+    Examples
+    --------
+    >>> net = Sequential(Linear(2, 3, rng=0), BatchNorm(3), Linear(3, 3, rng=1), BatchNorm(3))
+    >>> batchnorm_layers(net) == [net[1], net[3]]
+    True
+
     Introduced in notebook 06.
     """
     return [layer for layer in iter_layers(model) if isinstance(layer, BatchNorm)]
@@ -146,6 +152,20 @@ def restore_running_stats(saved: list) -> None:
     """Put back the running statistics that ``save_running_stats`` copied.
 
     Each layer gets a fresh copy, so ``saved`` can be restored again later.
+
+    Parameters
+    ----------
+    saved : list of (Layer, dict)
+        From ``save_running_stats``.
+
+    Examples
+    --------
+    >>> net = Sequential(Linear(1, 1, rng=0), BatchNorm(1))
+    >>> saved = save_running_stats(net)
+    >>> net[1].running_var = np.array([9.0])
+    >>> restore_running_stats(saved)
+    >>> net[1].running_var
+    array([1.])
 
     Introduced in notebook 06.
     """
@@ -386,6 +406,14 @@ def moving_vs_precise(data, checkpoints, *, momentum: float = 0.1, hidden=(100, 
     dict
         ``steps`` (list of int), ``moving`` and ``precise`` (ndarrays of test accuracies,
         one per checkpoint) and ``model`` (the trained model).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(60, 3)); y = (X[:, 0] > 0).astype(int)
+    >>> res = moving_vs_precise((X, X, y, y), [2, 4], hidden=(5,), batch_size=20)
+    >>> res["steps"], res["moving"].shape, res["precise"].shape
+    ([2, 4], (2,), (2,))
 
     Introduced in notebook 06.
     """

@@ -113,9 +113,6 @@ class Layer:
         if getattr(self, attr, None) is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
 
-    def _need_backward(self, attr):
-        if getattr(self, attr, None) is None:
-            raise RuntimeError(f"{type(self).__name__}.grads() called before backward")
 
 
 def iter_layers(model):

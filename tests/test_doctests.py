@@ -29,7 +29,8 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 # The core API of issue #3: every public function or class needs an example and the line
 # naming its notebook.
 CORE = ["bnutils.batchnorm", "bnutils.normalization", "bnutils.folding", "bnutils.gradcheck",
-        "bnutils.layers", "bnutils.training"]
+        "bnutils.layers", "bnutils.training", "bnutils.inference", "bnutils.reference",
+        "bnutils.timing"]
 # Record types (data, no behaviour) and the abstract base class need no example.
 NO_EXAMPLE_NEEDED = {"BatchNormCache", "LayerNormCache", "GroupNormCache", "TrainingHistory",
                      "Layer"}
