@@ -185,3 +185,71 @@ def test_refresh_then_strict_nbval(pytester, monkeypatch):
     result.stdout.fnmatch_lines(["*FAILED*02_broken_callback.ipynb::Cell 1*"])
     result.stdout.no_fnmatch_line("*FAILED*01_good*")
     assert "NameError" in result.stdout.str()
+
+
+def test_a_bad_notebook_stops_only_itself(tmp_path, capsys):
+    """`refresh bad.ipynb good.ipynb` refreshes the good one and lists the bad ones at the end."""
+    not_json = tmp_path / "01_not_json.ipynb"
+    not_json.write_text("{ this is not a notebook")
+    raises = tmp_path / "02_raises.ipynb"
+    _write(raises, ["x = 1", "raise ValueError('a bug in the notebook')"])
+    missing = tmp_path / "03_missing.ipynb"
+    good = tmp_path / "04_good.ipynb"
+    _write(good, ["print(6 * 7)"])
+    raises_before = raises.read_bytes()
+
+    status = refresh_notebooks.main([str(not_json), str(raises), str(missing), str(good),
+                                     "--timeout", "120"])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert nbformat.read(good, as_version=4).cells[0].outputs[0]["text"] == "42\n"
+    assert not_json.read_text() == "{ this is not a notebook"
+    assert raises.read_bytes() == raises_before and not missing.exists()
+    assert "a bug in the notebook" in err and "Traceback (most recent call last)" not in err.split(
+        "FAILED")[0]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("3 of 4 notebook(s) failed")
+    for path in (not_json, raises, missing):
+        assert str(path) in last
+    assert str(good) not in last
+
+
+# --- tools/_notebooks.py: the one place that finds, runs and tidies notebooks -------------
+
+notebooks_tool = importlib.import_module("_notebooks")   # on sys.path since refresh_notebooks
+
+
+def test_discover_finds_the_course_notebooks_in_order(tmp_path):
+    for name in ("01_b.ipynb", "00_a.ipynb", "Untitled.ipynb", "1_short.ipynb", "02_c.txt"):
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in notebooks_tool.discover(tmp_path)] == ["00_a.ipynb", "01_b.ipynb"]
+    assert notebooks_tool.discover() == sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_clear_outputs_leaves_no_run_behind():
+    nb = notebooks_tool.clear_outputs(_executed_notebook())
+    assert "widgets" not in nb.metadata
+    for cell in nb.cells:
+        assert "execution" not in cell.metadata
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+
+
+def test_the_scripts_share_one_glob_and_one_widget_mime():
+    """refresh, build_html and make_student find notebooks and widgets through _notebooks."""
+    for script in ("refresh_notebooks.py", "build_html.py", "make_student.py", "lab.py"):
+        text = (ROOT / "tools" / script).read_text(encoding="utf-8")
+        assert "[0-9][0-9]_*.ipynb" not in text, script
+        assert "application/vnd.jupyter.widget" not in text, script
+        assert "NotebookClient(" not in text, f"{script} executes notebooks itself"
+
+
+def test_a_hung_notebook_is_killed_and_run_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(notebooks_tool, "ATTEMPTS", 2)
+    nb = tmp_path / "01_hangs.ipynb"
+    _write(nb, ["import time", "time.sleep(60)"])
+    logs = []
+    with pytest.raises(notebooks_tool.NotebookError, match=r"01_hangs.ipynb hung 2 times \(last at:"):
+        notebooks_tool.run(nb, tmp_path / "out.ipynb", timeout=2, log=logs.append)
+    assert len(logs) == 1 and "hung" in logs[0] and "running it again" in logs[0]
+    assert not (tmp_path / "out.ipynb").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -127,15 +128,87 @@ def test_unknown_student_notebook_counts_as_edited(tmp_path):
     assert (out / "01_demo.ipynb").read_text() == "{}  my own file"
 
 
-def test_command_line_refuses_with_exit_1_and_says_how_to_force(tmp_path):
+def test_command_line_keeps_edits_with_exit_0_and_says_how_to_force(tmp_path):
+    """Keeping a learner's edits is the normal case: exit 0, saying what was kept (issue 19)."""
     src, out = _write_source(tmp_path), tmp_path / "student"
     cmd = [sys.executable, str(ROOT / "tools" / "make_student.py"), str(src), "--out", str(out)]
     assert subprocess.run(cmd, capture_output=True, text=True).returncode == 0
     (out / "01_demo.ipynb").write_text((out / "01_demo.ipynb").read_text().replace("raise", "return 1  #"))
+    edited = (out / "01_demo.ipynb").read_text()
     run = subprocess.run(cmd, capture_output=True, text=True)
-    assert run.returncode == 1
-    assert "01_demo.ipynb" in run.stderr and "FORCE=1" in run.stderr
+    assert run.returncode == 0, run.stderr
+    assert "Kept your work" in run.stdout and "01_demo.ipynb" in run.stdout
+    assert "FORCE=1" in run.stdout
+    assert (out / "01_demo.ipynb").read_text() == edited
     assert subprocess.run(cmd + ["--force"], capture_output=True, text=True).returncode == 0
+    assert (out / "01_demo.ipynb").read_text() != edited
+
+
+@pytest.mark.parametrize("damage", [b"{not json", b"\xff\xfe", b'["a list"]', b'{"01_demo.ipynb": 3}'])
+def test_damaged_manifest_is_reported_and_every_notebook_kept(tmp_path, damage):
+    src, out = _write_source(tmp_path), tmp_path / "student"
+    assert make_student.build([src], out, log=lambda *a: None) == []
+    target = out / "01_demo.ipynb"
+    target.write_text(target.read_text().replace("raise", "return 1  #"))
+    edited = target.read_bytes()
+    (out / make_student.MANIFEST).write_bytes(damage)
+    logs = []
+    assert make_student.build([src], out, log=logs.append) == [target]
+    assert target.read_bytes() == edited
+    assert any(line.startswith("warning:") and "damaged" in line for line in logs), logs
+    # The manifest is valid again afterwards (for the notebooks written this time).
+    json.loads((out / make_student.MANIFEST).read_text())
+
+
+def test_damaged_manifest_on_the_command_line_is_no_traceback(tmp_path):
+    src, out = _write_source(tmp_path), tmp_path / "student"
+    cmd = [sys.executable, str(ROOT / "tools" / "make_student.py"), str(src), "--out", str(out)]
+    assert subprocess.run(cmd, capture_output=True, text=True).returncode == 0
+    (out / make_student.MANIFEST).write_text("{truncated")
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    assert run.returncode == 0 and "Traceback" not in run.stderr
+    assert "damaged" in run.stderr
+
+
+def _snapshot(folder):
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_unwritable_student_folder_is_reported_before_writing_anything(tmp_path, monkeypatch):
+    """Simulated (the tests may run as root, for whom chmod does not protect a folder)."""
+    src, out = _write_source(tmp_path), tmp_path / "student"
+    second = src.with_name("02_more.ipynb")
+    second.write_bytes(src.read_bytes())
+    assert make_student.build([src], out, log=lambda *a: None) == []
+    before = _snapshot(out)
+    real_access = make_student.os.access
+
+    def access(path, mode, *args, **kwargs):      # student/ itself is read-only
+        if mode & make_student.os.W_OK and make_student.Path(path) == out:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(make_student.os, "access", access)
+    with pytest.raises(make_student.StudentEditionError, match="nothing was written") as info:
+        make_student.build([src, second], out, force=True, log=lambda *a: None)
+    assert "02_more.ipynb" in str(info.value) or str(out) in str(info.value)
+    assert _snapshot(out) == before
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root can write a read-only folder")
+def test_read_only_student_folder_on_the_command_line(tmp_path):
+    src, out = _write_source(tmp_path), tmp_path / "student"
+    cmd = [sys.executable, str(ROOT / "tools" / "make_student.py"), str(src), "--out", str(out)]
+    assert subprocess.run(cmd, capture_output=True, text=True).returncode == 0
+    (out / "01_demo.ipynb").unlink()
+    out.chmod(0o555)
+    try:
+        run = subprocess.run(cmd, capture_output=True, text=True)
+    finally:
+        out.chmod(0o755)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "nothing was written" in run.stderr
 
 
 # --- the real course ---------------------------------------------------------------------

@@ -35,11 +35,8 @@ import argparse
 import hashlib
 import html
 import json
-import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,19 +44,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK_DIR = ROOT / "notebooks"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is a folder of scripts
+import _notebooks  # noqa: E402
+from _notebooks import ROOT, WIDGET_STATE, WIDGET_VIEW, NotebookError, discover  # noqa: E402
+
 README = ROOT / "README.md"
 TEMPLATE_DIR = Path(__file__).resolve().parent / "html_template"
 TEMPLATE_NAME = "bn"
 MANIFEST = ".build.json"
 MATHJAX_DIR = "mathjax"
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
-ATTEMPTS = 3          # runs of a notebook that hangs (see _execute_all)
-HUNG = 3              # exit status of --execute-one when a cell timed out
-WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
-NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 SITE_NOTE = ("Static edition: every notebook was run when this site was built. Widgets show "
              "their initial state; to move the sliders and do the exercises, run the "
              "notebooks in JupyterLab (<code>make lab</code>).")
@@ -82,11 +76,6 @@ class Page:
 
 
 # --------------------------------------------------------------------------- discovery
-
-def discover(notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
-    """The course notebooks, ``NN_name.ipynb``, in course order."""
-    return sorted(notebook_dir.glob(NOTEBOOK_GLOB))
-
 
 def notebook_title(nb, fallback: str) -> str:
     """The text of the first level-1 heading of the first markdown cell that has one."""
@@ -111,6 +100,7 @@ def source_hashes(sources: list[Path]) -> dict[str, str]:
     if README.exists():
         deps["README.md"] = _digest(README)
     deps["tools/build_html.py"] = _digest(Path(__file__).resolve())
+    deps["tools/_notebooks.py"] = _digest(Path(_notebooks.__file__).resolve())
     for folder in (TEMPLATE_DIR, ROOT / "bnutils"):
         for p in sorted(folder.rglob("*")):
             if p.is_file() and "__pycache__" not in p.parts:
@@ -133,116 +123,26 @@ def site_is_current(site_dir: Path, sources: list[Path] | None = None) -> bool:
 
 # --------------------------------------------------------------------------- execution
 
-POLL_SLICE = 1.0      # seconds; see _poll_in_slices
-
-
-def _poll_in_slices() -> None:
-    """Make the kernel client wait for messages in slices of ``POLL_SLICE`` seconds.
-
-    Measured here: now and then (about 1 run in 8 of notebook 01, at a widget cell)
-    nbclient's asyncio client is not woken when the kernel's reply arrives; it then sits
-    until its timeout, and the check that pyzmq makes when a poll times out finds the
-    reply after all (cells that take 0.5 s came back after exactly the cell timeout). Short
-    polls make that final check every second. Only for the ``--execute-one`` child
-    process, which runs one notebook and exits.
-    """
-    from queue import Empty
-
-    from jupyter_client.channels import AsyncZMQSocketChannel
-
-    original = AsyncZMQSocketChannel.get_msg
-    if getattr(original, "bn_sliced", False):
-        return
-
-    async def get_msg(self, timeout=None):
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            left = POLL_SLICE if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                return await original(self, timeout=min(POLL_SLICE, left))
-            except Empty:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise
-
-    get_msg.bn_sliced = True
-    AsyncZMQSocketChannel.get_msg = get_msg
-
-
-def execute_one(src: Path, dst: Path, workdir: Path, timeout: int = 600) -> float:
-    """Execute notebook ``src`` in ``workdir`` with widget state stored; write it to ``dst``.
-
-    Runs in a child process (``--execute-one``), one per notebook, so that notebooks can
-    run in parallel. Returns the wall time in seconds.
-    """
-    import nbformat
-    from nbclient import NotebookClient
-    from refresh_notebooks import SKIP_TAG, CurrentEnvKernelManager  # tools/ is sys.path[0]
-
-    _poll_in_slices()
-    nb = nbformat.read(src, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code" and SKIP_TAG in cell.metadata.get("tags", []):
-            cell.outputs, cell.execution_count = [], None
-    start = time.perf_counter()
-
-    def progress(cell, cell_index):          # on stderr: shows where a killed run hung
-        print(f"{time.perf_counter() - start:6.1f} s  cell {cell_index}", file=sys.stderr, flush=True)
-
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            kernel_manager_class=CurrentEnvKernelManager,
-                            record_timing=False, store_widget_state=True, on_cell_execute=progress,
-                            resources={"metadata": {"path": str(workdir)}})
-    client.execute()
-    elapsed = time.perf_counter() - start
-    nbformat.write(nb, dst)
-    progress(None, "end")
-    return elapsed
-
-
 def _execute_all(sources: list[Path], outdir: Path, jobs: int, timeout: int, notebook_timeout: int,
                  log) -> dict[str, Path]:
     """Execute every notebook (``jobs`` at a time) in a copy of notebooks/; return the results.
 
-    A run that hangs is killed (with its kernel) and the notebook runs again, up to
-    ``ATTEMPTS`` times in all: a cell that exceeds ``timeout`` seconds or a notebook that
-    exceeds ``notebook_timeout``. This is a backstop: the stalls measured here (nbclient
-    not woken by a reply, see ``_poll_in_slices``) are cured by short polls.
+    Each runs with the widget state stored and the one hang policy of
+    ``tools/_notebooks.py`` (a run that hangs is killed and run again).
     """
     workdir = outdir / "notebooks"
     shutil.copytree(sources[0].parent, workdir,
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    env = dict(os.environ)
-    env.pop("MPLBACKEND", None)              # the kernel inherits it; Agg hides inline figures
 
     def run(src: Path) -> tuple[Path, Path]:
         dst = outdir / "executed" / src.name
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--execute-one",
-               str(workdir / src.name), str(dst), "--timeout", str(timeout)]
-        for attempt in range(1, ATTEMPTS + 1):
-            # A session of its own, so that a hung run can be stopped with its kernel.
-            proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True, start_new_session=True)
-            try:
-                stdout, stderr = proc.communicate(timeout=notebook_timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                stdout, stderr = proc.communicate()
-                stderr += f"\nkilled after {notebook_timeout} s"
-            if proc.returncode == 0:
-                break
-            hung = proc.returncode == HUNG or proc.returncode < 0
-            progress = [ln.strip() for ln in stderr.splitlines() if " s  cell " in ln]
-            where = progress[-1] if progress else "before its first cell"
-            if not hung:
-                raise BuildError(f"{src.name} failed to execute:\n{stderr[-6000:]}")
-            if attempt == ATTEMPTS:
-                raise BuildError(f"{src.name} hung {ATTEMPTS} times (last at: {where})")
-            log(f"warning: {src.name} hung (at: {where}); killed, running it again")
-        marks = [re.match(r"\s*([\d.]+) s  cell (\S+)", ln) for ln in stderr.splitlines()]
-        marks = [(float(m.group(1)), m.group(2)) for m in marks if m]
-        slow = max(((b[0] - a[0], a[1]) for a, b in zip(marks, marks[1:])), default=(0.0, "-"))
-        log(f"executed  {src.name} in {stdout.strip().split()[-1]} s "
-            f"(slowest: cell {slow[1]}, {slow[0]:.1f} s)")
+        try:
+            result = _notebooks.run(workdir / src.name, dst, workdir=workdir, timeout=timeout,
+                                    notebook_timeout=notebook_timeout, log=log)
+        except NotebookError as err:
+            raise BuildError(str(err)) from None
+        log(f"executed  {src.name} in {result.elapsed:.1f} s "
+            f"(slowest: cell {result.slowest_cell}, {result.slowest_seconds:.1f} s)")
         return src, dst
 
     (outdir / "executed").mkdir()
@@ -654,20 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-execute", action="store_true",
                         help="use the stored outputs instead of executing (fast preview; no widget "
                              "snapshots)")
-    parser.add_argument("--execute-one", nargs=2, type=Path, metavar=("SRC", "DST"),
-                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.execute_one:
-        from nbclient.exceptions import CellTimeoutError
-
-        src, dst = args.execute_one
-        try:
-            elapsed = execute_one(src, dst, src.parent.resolve(), timeout=args.timeout)
-        except CellTimeoutError as err:
-            print(f"cell timed out: {err}"[:2000], file=sys.stderr)
-            return HUNG
-        print(f"{elapsed:.1f}")
-        return 0
     try:
         build(args.out, args.notebooks or None, jobs=args.jobs, timeout=args.timeout,
               notebook_timeout=args.notebook_timeout, execute=not args.no_execute)

@@ -13,7 +13,10 @@ A learner's work is never lost: ``student/.manifest.json`` records a hash of eve
 this script wrote. A student notebook whose contents no longer match (or that the
 manifest does not know) counts as edited and is not overwritten unless ``--force``
 (``make student FORCE=1``) is given; even then the edited file is first copied to
-``student/.backup/``.
+``student/.backup/``. Keeping edited notebooks is the normal case, not an error: the
+script says which it kept and exits 0. A damaged manifest counts as no manifest (every
+existing notebook is kept, with a warning); a folder that cannot be written is reported
+before any file is written (exit 1).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -29,13 +33,20 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is a folder of scripts
+import _notebooks  # noqa: E402
+
+ROOT = _notebooks.ROOT
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 MANIFEST = ".manifest.json"
 
 
 class SolutionMarkerError(ValueError):
     """A notebook's solution markers are unbalanced or outside a function body."""
+
+
+class StudentEditionError(RuntimeError):
+    """The student edition cannot be written (e.g. a read-only folder); nothing was written."""
 
 
 def _exercise_label(lines: list[str], begin_index: int) -> str:
@@ -106,51 +117,94 @@ def student_notebook(nb: nbformat.NotebookNode, name: str) -> tuple[nbformat.Not
         if cell.cell_type == "code":
             cell.source, n = strip_solutions(cell.source, f"{name}, cell {index}")
             total += n
-            cell.outputs = []
-            cell.execution_count = None
-            cell.metadata.pop("execution", None)
         elif BEGIN in cell.source:
             raise SolutionMarkerError(f"{name}, cell {index}: solution markers belong in code cells")
-    nb.metadata.pop("widgets", None)
-    return nb, total
+    return _notebooks.clear_outputs(nb), total
 
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def read_manifest(manifest_path: Path, log=print) -> dict:
+    """The hashes this script recorded, ``{name: sha256}``; ``{}`` if missing or damaged.
+
+    A damaged manifest (not JSON, or not a mapping of names to hashes) is reported and
+    treated as missing: every existing student notebook then counts as edited and is kept.
+    """
+    if not manifest_path.exists():
+        return {}
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if not (isinstance(manifest, dict)
+                and all(isinstance(k, str) and isinstance(v, str) for k, v in manifest.items())):
+            raise ValueError("not a mapping of notebook names to hashes")
+    except (OSError, ValueError) as exc:     # JSONDecodeError and UnicodeDecodeError too
+        log(f"warning: {manifest_path} is damaged ({type(exc).__name__}: {exc}); every "
+            f"existing student notebook counts as edited and is kept (make student FORCE=1 "
+            f"regenerates them, backing up each one first)")
+        return {}
+    return manifest
+
+
+def _unwritable(paths: list[Path]) -> list[Path]:
+    """Of the files about to be written, those that cannot be (the file or its folder)."""
+    bad = []
+    for path in paths:
+        target = path if path.exists() else path.parent
+        while not target.exists():
+            target = target.parent
+        if not os.access(target, os.W_OK) or (target.is_dir() and not os.access(target, os.X_OK)):
+            bad.append(path)
+    return bad
+
+
 def build(sources: list[Path], out_dir: Path, force: bool = False, log=print) -> list[Path]:
     """Write the student edition of ``sources`` into ``out_dir``.
 
     Returns the list of student notebooks that were *not* written because they were
-    edited since they were generated (empty when everything was written).
+    edited since they were generated (empty when everything was written). Raises
+    ``StudentEditionError`` before writing anything if a file cannot be written.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest = read_manifest(manifest_path, log)
     # Transform everything first, so a marker error leaves student/ untouched.
     rendered = {}
     for src in sources:
         nb, n = student_notebook(nbformat.read(src, as_version=4), src.name)
         rendered[src.name] = (nbformat.writes(nb) + "\n").encode(), n
-    refused = []
+    # Then decide what to write, and check it can all be written, before writing anything.
+    plan, refused, backups = [], [], []
+    stamp = time.strftime("%Y%m%d-%H%M%S")
     for name, (data, n) in rendered.items():
         target = out_dir / name
         if target.exists():
             current = target.read_bytes()
-            edited = manifest.get(name) != _digest(current)
-            if edited and current != data:
+            if manifest.get(name) != _digest(current) and current != data:
                 if not force:
                     refused.append(target)
                     continue
-                backup = out_dir / ".backup" / f"{target.stem}.{time.strftime('%Y%m%d-%H%M%S')}.ipynb"
-                backup.parent.mkdir(exist_ok=True)
-                shutil.copy2(target, backup)
-                log(f"backed up your edited {target.name} to {backup.relative_to(out_dir.parent)}")
-        target.write_bytes(data)
-        manifest[name] = _digest(data)
-        log(f"wrote {target.relative_to(out_dir.parent)} ({n} exercise{'s' if n != 1 else ''})")
-    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+                backups.append((target, out_dir / ".backup" / f"{target.stem}.{stamp}.ipynb"))
+        plan.append((target, data, n))
+    writes = [manifest_path] + [t for t, _, _ in plan] + [b for _, b in backups]
+    bad = _unwritable(writes) if out_dir.exists() else _unwritable([out_dir])
+    if bad:
+        raise StudentEditionError(
+            f"cannot write {bad[0]} (permission denied); nothing was written. Make "
+            f"{out_dir} writable (chmod -R u+w {out_dir}) or choose another folder with --out")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for target, backup in backups:
+            backup.parent.mkdir(exist_ok=True)
+            shutil.copy2(target, backup)
+            log(f"backed up your edited {target.name} to {backup.relative_to(out_dir.parent)}")
+        for target, data, n in plan:
+            target.write_bytes(data)
+            manifest[target.name] = _digest(data)
+            log(f"wrote {target.relative_to(out_dir.parent)} ({n} exercise{'s' if n != 1 else ''})")
+        manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    except OSError as exc:      # e.g. a full disk: say what happened, without a traceback
+        raise StudentEditionError(f"writing the student edition failed: {exc}") from None
     return refused
 
 
@@ -162,22 +216,27 @@ def main(argv=None) -> int:
     parser.add_argument("--force", action="store_true",
                         help="overwrite student notebooks you edited (a backup is kept)")
     args = parser.parse_args(argv)
-    sources = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    sources = args.notebooks or _notebooks.discover()
     if not sources:
         print("no notebooks found", file=sys.stderr)
         return 1
+    warn = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     try:
-        refused = build(sources, args.out.resolve(), force=args.force)
+        refused = build(sources, args.out.resolve(), force=args.force,
+                        log=lambda msg: (warn if msg.startswith("warning:") else print)(msg))
     except SolutionMarkerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        warn(f"error: {exc}")
         return 2
-    if refused:
-        print("\nNot overwritten - you edited these since they were generated:", file=sys.stderr)
-        for path in refused:
-            print(f"  {path}", file=sys.stderr)
-        print("Your work is kept. To regenerate them anyway (a backup is made first), run\n"
-              "  make student FORCE=1", file=sys.stderr)
+    except StudentEditionError as exc:
+        warn(f"error: {exc}")
         return 1
+    if refused:
+        print(f"\nKept your work: {len(refused)} notebook(s) you edited since they were "
+              f"generated were not overwritten:")
+        for path in refused:
+            print(f"  {path}")
+        print("To regenerate them anyway (each is backed up first), run\n"
+              "  make student FORCE=1")
     return 0
 
 
