@@ -64,6 +64,23 @@ def _as_2d(X, name: str = "X") -> np.ndarray:
     return X
 
 
+def _check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return method
+
+
+def _check_scaled_like(X, stats, name: str) -> np.ndarray:
+    """``X`` as (M, D) with the D features ``stats`` was fitted on (for apply and invert)."""
+    if not isinstance(stats, ScalerStats):
+        raise TypeError(f"stats must be a ScalerStats from fit_scaler, got {type(stats).__name__}")
+    X = _as_2d(X, name)
+    if X.shape[1] != stats.shift.shape[0]:
+        raise ValueError(f"{name} has {X.shape[1]} features but the scaler was fitted on "
+                         f"{stats.shift.shape[0]}")
+    return X
+
+
 @dataclass(frozen=True)
 class ScalerStats:
     """Fitted statistics of one scaler: ``apply`` computes ``(X - shift) / scale``.
@@ -104,8 +121,7 @@ def fit_scaler(X, method: str = "standard") -> ScalerStats:
 
     Introduced in notebook 01.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    _check_method(method)
     X = _as_2d(X)
     if method == "minmax":
         shift = X.min(axis=0)
@@ -145,12 +161,7 @@ def apply_scaler(X, stats: ScalerStats) -> np.ndarray:
 
     Introduced in notebook 01.
     """
-    if not isinstance(stats, ScalerStats):
-        raise TypeError(f"stats must be a ScalerStats from fit_scaler, got {type(stats).__name__}")
-    X = _as_2d(X)
-    if X.shape[1] != stats.shift.shape[0]:
-        raise ValueError(f"X has {X.shape[1]} features but the scaler was fitted on "
-                         f"{stats.shift.shape[0]}")
+    X = _check_scaled_like(X, stats, "X")
     return (X - stats.shift) / stats.scale
 
 
@@ -165,12 +176,7 @@ def invert_scaler(X_scaled, stats: ScalerStats) -> np.ndarray:
 
     Introduced in notebook 01.
     """
-    if not isinstance(stats, ScalerStats):
-        raise TypeError(f"stats must be a ScalerStats from fit_scaler, got {type(stats).__name__}")
-    X_scaled = _as_2d(X_scaled, "X_scaled")
-    if X_scaled.shape[1] != stats.shift.shape[0]:
-        raise ValueError(f"X_scaled has {X_scaled.shape[1]} features but the scaler was fitted "
-                         f"on {stats.shift.shape[0]}")
+    X_scaled = _check_scaled_like(X_scaled, stats, "X_scaled")
     return X_scaled * stats.scale + stats.shift
 
 
@@ -245,9 +251,7 @@ class Scaler:
     """
 
     def __init__(self, method: str = "standard"):
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        self.method = method
+        self.method = _check_method(method)
         self.stats_: ScalerStats | None = None
 
     @property

@@ -83,6 +83,7 @@ def test_integer_input_works():
     (lambda: fit_scaler(np.ones(5)), r"shape \(N, D\)"),
     (lambda: fit_scaler(np.array([[1.0, np.nan]])), "non-finite"),
     (lambda: apply_scaler(X_TEST[:, :2], fit_scaler(X_TRAIN)), "fitted on 3"),
+    (lambda: invert_scaler(X_TEST[:, :2], fit_scaler(X_TRAIN)), "X_scaled has 2 features"),
     (lambda: Scaler("nope"), "method must be one of"),
     (lambda: fit_whitening(X_TRAIN, eps=0.0), "eps must be > 0"),
     (lambda: condition_number(np.ones((2, 3))), "square"),
@@ -97,6 +98,8 @@ def test_bad_input_raises_value_error_naming_the_problem(call, match):
 def test_bad_types_raise_type_error():
     with pytest.raises(TypeError, match="ScalerStats"):
         apply_scaler(X_TEST, {"shift": 0})
+    with pytest.raises(TypeError, match="ScalerStats"):
+        invert_scaler(X_TEST, {"shift": 0})
     with pytest.raises(TypeError):
         fit_scaler([["a", "b"]])
 
