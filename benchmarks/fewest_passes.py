@@ -13,10 +13,9 @@ allows, with no input checks, no fallback and no safety net:
 The price: the variance comes from ``E[x²] − μ²``, and ``out`` and ``dx`` from terms of
 size ``|x|``, so every result loses about ``log2(1 + μ²/σ²)`` bits to cancellation. For
 the benchmark's inputs (μ = 1, σ = 2) that is harmless; for a feature with mean 1e4 and
-standard deviation 1 in float32 the variance is garbage. ``bnutils._fast`` takes these
-same passes only when they are accurate (every feature with ``|mean| ≤ std``: at most
-one bit lost), validates its input, and checks that ``x`` was not changed between the
-passes; otherwise it runs its centred path (7 passes forward, 6 backward, x_hat stored).
+standard deviation 1 in float32 the variance is garbage. ``bnutils._fast`` therefore
+always centres first (two-pass statistics, 7 passes forward, 6 backward, x_hat stored)
+and validates its input.
 
 Nothing NumPy offers fuses the steps further: there is no fused multiply-add ufunc, and
 ``einsum`` and BLAS can multiply or sum but not scale-and-shift per column in one pass.
@@ -25,6 +24,8 @@ PyTorch's fused kernel. 2-D input only; it validates nothing.
 """
 
 import numpy as np
+
+import bnutils
 
 # Rows per block: the passes after the first find the block in the L2 cache.
 ROWS = 32
@@ -92,8 +93,7 @@ def backward(dout, cache):
 
 
 def update_running_stats(running_mean, running_var, cache, momentum=0.1):
-    """PyTorch's rule with the unbiased batch variance; new arrays."""
+    """The running statistics from this version's cache, by bnutils's one rule."""
     x, mean, var, _, _ = cache
-    m = x.shape[0]
-    return ((1 - momentum) * running_mean + momentum * mean,
-            (1 - momentum) * running_var + momentum * var * (m / (m - 1)))
+    return bnutils.update_running_stats(running_mean, running_var, momentum=momentum,
+                                        mean=mean, var=var, count=x.shape[0])

@@ -23,6 +23,7 @@ __all__ = [
     "check_ndim",
     "check_param",
     "check_positive",
+    "check_running_stats",
     "float_dtype",
     "per_channel",
     "read_only",
@@ -102,6 +103,16 @@ def check_param(value, name: str, size: int, what: str, dtype) -> np.ndarray:
     return arr
 
 
+def check_running_stats(running_mean, running_var, size: int, what: str, dtype) -> tuple:
+    """``(running_mean, running_var)`` converted and checked: shape ``(size,)``, finite,
+    and a variance ≥ 0 (BN's eval mode takes its square root)."""
+    running_mean = check_param(running_mean, "running_mean", size, what, dtype)
+    running_var = check_param(running_var, "running_var", size, what, dtype)
+    if (running_var < 0).any():
+        raise ValueError(f"running_var must be ≥ 0 (it is a variance); got {running_var}")
+    return running_mean, running_var
+
+
 def _check_real_scalar(value, name: str) -> float:
     if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
         value = value.item()  # a 0-d array such as np.array(1e-5) is a number too
@@ -129,8 +140,9 @@ def check_fraction(value, name: str) -> float:
     return value
 
 
-def check_int(value, name: str, minimum: int = 1) -> int:
-    """Return ``value`` as an ``int``, or raise if it is not an integer ≥ ``minimum``.
+def check_int(value, name: str, minimum: int = 1, maximum: int | None = None) -> int:
+    """Return ``value`` as an ``int``, or raise if it is not an integer ≥ ``minimum``
+    (and ≤ ``maximum``, if given).
 
     ``bool`` is refused although it is an ``int`` subclass (``BatchNorm(True)`` is a
     mistake, not one feature), and so are floats such as ``2.0`` and strings.
@@ -140,7 +152,7 @@ def check_int(value, name: str, minimum: int = 1) -> int:
     TypeError
         ``value`` is not an integer (Python or NumPy).
     ValueError
-        ``value < minimum``.
+        ``value < minimum`` or ``value > maximum``.
 
     Examples
     --------
@@ -153,6 +165,8 @@ def check_int(value, name: str, minimum: int = 1) -> int:
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {value!r}")
+    if maximum is not None and not minimum <= value <= maximum:
+        raise ValueError(f"{name} must lie in {minimum}..{maximum}, got {value}")
     if value < minimum:
         raise ValueError(f"{name} must be ≥ {minimum}, got {value}")
     return int(value)

@@ -44,6 +44,7 @@ from ._validation import (
     check_ndim,
     check_param,
     check_positive,
+    check_running_stats,
     per_channel,
     read_only,
     stat_axes,
@@ -358,10 +359,8 @@ def batchnorm_inference(x, gamma, beta, running_mean, running_var, eps: float = 
     """
     x, gamma, beta, eps = _prepare(x, gamma, beta, eps)
     what = "feature" if x.ndim == 2 else "channel"
-    running_mean = check_param(running_mean, "running_mean", x.shape[1], what, x.dtype)
-    running_var = check_param(running_var, "running_var", x.shape[1], what, x.dtype)
-    if (running_var < 0).any():
-        raise ValueError(f"running_var must be ≥ 0 (it is a variance); got {running_var}")
+    running_mean, running_var = check_running_stats(
+        running_mean, running_var, x.shape[1], what, x.dtype)
     # Fold the four vectors into one scale and one shift, then one pass over x.
     scale = gamma / np.sqrt(running_var + eps)
     shift = beta - running_mean * scale
@@ -435,10 +434,8 @@ def update_running_stats(running_mean, running_var, cache: BatchNormCache | None
             raise ValueError(f"var must be ≥ 0 (it is a variance); got {var}")
         what = "feature/channel"
     size, dtype = mean.shape[0], mean.dtype
-    running_mean = check_param(running_mean, "running_mean", size, what, dtype)
-    running_var = check_param(running_var, "running_var", size, what, dtype)
-    if (running_var < 0).any():
-        raise ValueError(f"running_var must be ≥ 0 (it is a variance); got {running_var}")
+    running_mean, running_var = check_running_stats(
+        running_mean, running_var, size, what, dtype)
     unbiased_var = var * (count / (count - 1))
     new_mean = (1.0 - momentum) * running_mean + momentum * mean
     new_var = (1.0 - momentum) * running_var + momentum * unbiased_var
@@ -484,10 +481,8 @@ def batchnorm_inference_backward(dout, x, gamma, running_mean, running_var, eps:
     """
     x, gamma, _, eps = _prepare(x, gamma, np.zeros(np.shape(gamma)), eps)
     what = "feature" if x.ndim == 2 else "channel"
-    running_mean = check_param(running_mean, "running_mean", x.shape[1], what, x.dtype)
-    running_var = check_param(running_var, "running_var", x.shape[1], what, x.dtype)
-    if (running_var < 0).any():
-        raise ValueError(f"running_var must be ≥ 0 (it is a variance); got {running_var}")
+    running_mean, running_var = check_running_stats(
+        running_mean, running_var, x.shape[1], what, x.dtype)
     dout = check_dout(dout, x.shape, x.dtype)
     axes = stat_axes(x.ndim)
     inv_std = 1.0 / np.sqrt(running_var + eps)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_float_array, check_finite, check_param, check_positive
+from ._validation import as_float_array, check_finite, check_param, check_positive, check_running_stats
 
 __all__ = ["fold_batchnorm"]
 
@@ -60,10 +60,8 @@ def fold_batchnorm(weight, bias, gamma, beta, running_mean, running_var, eps: fl
     bias = np.zeros(D, dtype) if bias is None else check_param(bias, "bias", D, "output feature", dtype)
     gamma = check_param(gamma, "gamma", D, "output feature", dtype)
     beta = check_param(beta, "beta", D, "output feature", dtype)
-    running_mean = check_param(running_mean, "running_mean", D, "output feature", dtype)
-    running_var = check_param(running_var, "running_var", D, "output feature", dtype)
-    if np.any(running_var < 0):
-        raise ValueError(f"running_var must be ≥ 0 (it is a variance); got {running_var}")
+    running_mean, running_var = check_running_stats(
+        running_mean, running_var, D, "output feature", dtype)
     eps = check_positive(eps, "eps")
     scale = gamma / np.sqrt(running_var + eps)
     return weight * scale, (bias - running_mean) * scale + beta

@@ -294,10 +294,8 @@ def recalibrate_batchnorm(model, X, batch_size: int = 60, seed: int = 0):
     X = as_float_array(X, "X")
     if X.ndim != 2:
         raise ValueError(f"X must have shape (N, D_in); got {X.shape}")
-    batch_size = check_int(batch_size, "batch_size", minimum=2)
-    if batch_size > len(X):
-        raise ValueError(f"batch_size must lie in 2..{len(X)} (BN needs ≥ 2 samples per batch, "
-                         f"and X has {len(X)}), got {batch_size}")
+    # BN needs ≥ 2 samples per batch, and X has len(X).
+    batch_size = check_int(batch_size, "batch_size", 2, maximum=len(X))
     new = copy.deepcopy(model)
     layers = running_stat_layers(new)
     if not layers:

@@ -103,10 +103,8 @@ def minibatches(n: int, batch_size: int, rng, drop_last: bool = True):
 
     Introduced in notebook 05.
     """
-    n = check_int(n, "n")
-    batch_size = check_int(batch_size, "batch_size")
-    if batch_size > n:
-        raise ValueError(f"batch_size must lie in 1..{n} (the number of samples), got {batch_size}")
+    n = check_int(n, "n (the number of samples)")
+    batch_size = check_int(batch_size, "batch_size", 1, maximum=n)
     order = np.random.default_rng(rng).permutation(n)
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):

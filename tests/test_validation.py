@@ -74,3 +74,10 @@ def test_read_only_views_leave_the_originals_writable():
         va[0] = 1.0
     a[0] = 5.0                        # a view: the original's change shows through
     assert va[0] == 5.0
+
+
+def test_check_int_with_a_maximum_names_the_range():
+    assert check_int(5, "batch_size", 2, maximum=5) == 5
+    for bad in (1, 6):
+        with pytest.raises(ValueError, match=rf"batch_size must lie in 2\.\.5, got {bad}"):
+            check_int(bad, "batch_size", 2, maximum=5)
