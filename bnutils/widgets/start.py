@@ -5,13 +5,21 @@ Introduced in notebook 00.
 
 from __future__ import annotations
 
+import functools
+
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 
 __all__ = ["plot_standardize", "standardize_explorer"]
 
-_BASE = np.random.default_rng(0).standard_normal(500)  # one fixed sample, shifted and scaled
+@functools.lru_cache(maxsize=1)
+def _base() -> np.ndarray:
+    """One fixed sample of 500 standard-normal values, shifted and scaled by the sliders
+    (drawn on first use, not at import; read-only because every redraw shares it)."""
+    base = np.random.default_rng(0).standard_normal(500)
+    base.setflags(write=False)
+    return base
 
 
 def plot_standardize(shift: float = 3.0, scale: float = 2.0):
@@ -22,7 +30,7 @@ def plot_standardize(shift: float = 3.0, scale: float = 2.0):
     dict
         ``raw_mean``, ``raw_std``, ``z_mean``, ``z_std`` (rounded to 3 decimals).
     """
-    raw = shift + scale * _BASE
+    raw = shift + scale * _base()
     z = (raw - raw.mean()) / raw.std()
     stats = {"raw_mean": round(float(raw.mean()), 3) + 0.0, "raw_std": round(float(raw.std()), 3),
              "z_mean": round(float(z.mean()), 3) + 0.0, "z_std": round(float(z.std()), 3)}
