@@ -191,3 +191,13 @@ def test_library_dirs_cover_bnutils_and_numpy():
     assert any(np.__file__.startswith(d) for d in _core._LIBRARY_DIRS)
     assert any(_core.__file__.startswith(d) for d in _core._LIBRARY_DIRS)
     assert not any(__file__.startswith(d) for d in _core._LIBRARY_DIRS)
+
+
+def test_precision_widens_for_low_precision_inputs():
+    right = np.array([1.0, 2.0, 3.0], dtype=np.float32) / np.float32(3.0)
+    exact = np.array([1.0, 2.0, 3.0]) / 3.0
+    as_list = right.tolist()                       # float64 values with float32 errors
+    assert not is_close(as_list, exact, rtol=1e-9)
+    assert is_close(as_list, exact, rtol=1e-9, precision=np.float32)
+    assert not is_close(np.asarray(as_list) * 1.01, exact, rtol=1e-9, precision=np.float32)
+    assert compare(np.asarray(as_list), exact, "off", precision=np.float32) < 1e-7

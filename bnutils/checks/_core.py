@@ -248,25 +248,30 @@ def answer_rtol(answer, rtol: float) -> float:
     return max(rtol, float(np.sqrt(np.finfo(dtype).eps)) / 4)
 
 
-def _tolerances(actual, expected, rtol, atol):
+def _tolerances(actual, expected, rtol, atol, precision=None):
     wide = answer_rtol(actual, rtol)
+    if precision is not None:     # the inputs' precision, when it is lower than the answer's
+        wide = max(wide, answer_rtol(np.empty(0, dtype=np.dtype(precision)), rtol))
     if wide != rtol:    # lower precision: errors scale with the array's magnitude
         scale = float(np.max(np.abs(expected))) if np.size(expected) else 0.0
         atol = max(atol, wide * scale)
     return wide, atol
 
 
-def is_close(actual, expected, *, rtol: float = 1e-9, atol: float = 0.0) -> bool:
+def is_close(actual, expected, *, rtol: float = 1e-9, atol: float = 0.0,
+             precision=None) -> bool:
     """``|actual - expected| <= atol + rtol·|expected|`` everywhere, shapes equal.
 
-    The tolerance is widened for a lower-precision ``actual`` (see ``answer_rtol``).
-    False whenever ``actual`` holds NaN (every comparison with NaN is False).
+    The tolerance is widened for a lower-precision ``actual`` (see ``answer_rtol``), or for
+    a lower ``precision`` (a dtype: that of the inputs the check gave, e.g. float32 - an
+    answer returned as a list has lost its own dtype). False whenever ``actual`` holds
+    NaN (every comparison with NaN is False).
     """
     actual = np.asarray(actual)
     expected = np.asarray(expected, dtype=np.float64)
     if actual.shape != expected.shape:
         return False
-    rtol, atol = _tolerances(actual, expected, rtol, atol)
+    rtol, atol = _tolerances(actual, expected, rtol, atol, precision)
     with np.errstate(all="ignore"):
         diff = np.abs(actual.astype(np.float64) - expected)
         return bool(np.all(diff <= atol + rtol * np.abs(expected)))
@@ -309,7 +314,7 @@ def diagnose(answer, candidates: dict, rtol: float = 1e-6, atol: float = 1e-9) -
 def compare(actual, expected, message: str, *, rtol: float = 1e-9, atol: float = 0.0,
             mistakes: dict | Callable[[], dict] | None = None, prefix: str = "",
             diagnose_rtol: float = 1e-6, diagnose_atol: float = 1e-9,
-            error: Callable = max_abs_error) -> float:
+            error: Callable = max_abs_error, precision=None) -> float:
     """The one "compare, name the mistake, or fail" step of every numeric check.
 
     Parameters
@@ -331,13 +336,15 @@ def compare(actual, expected, message: str, *, rtol: float = 1e-9, atol: float =
         Tolerances of ``diagnose``.
     error : callable
         The error measure returned and shown in messages (default: max absolute error).
+    precision : dtype, optional
+        The precision of the check's inputs, if lower than float64 (see ``is_close``).
 
     Returns
     -------
     float
         ``error(actual, expected)`` when ``actual`` is right; otherwise raises ``Failed``.
     """
-    if is_close(actual, expected, rtol=rtol, atol=atol):
+    if is_close(actual, expected, rtol=rtol, atol=atol, precision=precision):
         return error(actual, expected)
     candidates = mistakes() if callable(mistakes) else (mistakes or {})
     found = diagnose(actual, candidates, rtol=diagnose_rtol, atol=diagnose_atol)
