@@ -60,9 +60,7 @@ def class_sorted_batches(y, batch_size: int, num_batches: int, seed: int = 0) ->
     Introduced in notebook 07.
     """
     y = np.asarray(y)
-    batch_size = check_int(batch_size, "batch_size", minimum=1)
-    if batch_size > len(y):
-        raise ValueError(f"batch_size must be at most len(y) = {len(y)}, got {batch_size}")
+    batch_size = check_int(batch_size, "batch_size", minimum=1, maximum=len(y))
     num_batches = check_int(num_batches, "num_batches", minimum=1)
     order = np.argsort(y, kind="stable")
     chunks = [order[i:i + batch_size] for i in range(0, len(y) - batch_size + 1, batch_size)]
@@ -154,9 +152,7 @@ def train_mode_spread(model: Sequential, X, sample: int = 0, batch_sizes=(2, 4, 
     """
     _check_sequential(model)
     X = np.asarray(X)
-    sample = check_int(sample, "sample", minimum=0)
-    if sample >= len(X):
-        raise ValueError(f"sample must index a row of X (0..{len(X) - 1}), got {sample}")
+    sample = check_int(sample, "sample", minimum=0, maximum=len(X) - 1)
     num_batches = check_int(num_batches, "num_batches", minimum=1)
     if layer is None:
         found = [i for i, lyr in enumerate(model.layers) if getattr(lyr, "running_stat_names", ())]
@@ -221,9 +217,7 @@ def batch_mode_accuracy(model: Sequential, X, y, batch_size: int, order=None) ->
     """
     _check_sequential(model)
     X, y = np.asarray(X), np.asarray(y)
-    batch_size = check_int(batch_size, "batch_size", minimum=2)
-    if batch_size > len(X):
-        raise ValueError(f"batch_size must be at most len(X) = {len(X)}, got {batch_size}")
+    batch_size = check_int(batch_size, "batch_size", minimum=2, maximum=len(X))
     order = np.arange(len(X)) if order is None else np.asarray(order)
     if sorted(order.tolist()) != list(range(len(X))):
         raise ValueError("order must be a permutation of range(len(X))")

@@ -79,9 +79,7 @@ def batch_mates_state(norm: str = "BatchNorm", batch_size: int = 4) -> dict:
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {sorted(NORMS)}, got {norm!r}")
     data = batch_mates_data()
-    batch_size = check_int(batch_size, "batch_size", minimum=2)
-    if batch_size > len(data):
-        raise ValueError(f"batch_size must be at most {len(data)}, got {batch_size}")
+    batch_size = check_int(batch_size, "batch_size", minimum=2, maximum=len(data))
     rng = np.random.default_rng([batch_size, 11])
     others = np.arange(1, len(data))
     values, example_raw, example_out = [], None, None

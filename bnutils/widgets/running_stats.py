@@ -72,12 +72,8 @@ def simulate_running_stats(momentum: float = 0.1, batch_size: int = 32, steps: i
     momentum = float(momentum)
     if not 0.0 < momentum <= 1.0:
         raise ValueError(f"momentum must lie in (0, 1], got {momentum}")
-    batch_size = check_int(batch_size, "batch_size", minimum=2)
-    if batch_size > MAX_BATCH:
-        raise ValueError(f"batch_size must be at most {MAX_BATCH}, got {batch_size}")
-    steps = check_int(steps, "steps", minimum=1)
-    if steps > 100_000:
-        raise ValueError(f"steps must be at most 100000, got {steps}")
+    batch_size = check_int(batch_size, "batch_size", minimum=2, maximum=MAX_BATCH)
+    steps = check_int(steps, "steps", minimum=1, maximum=100_000)
     if not pop_var > 0:
         raise ValueError(f"pop_var must be > 0, got {pop_var}")
     rng = np.random.default_rng(seed)
