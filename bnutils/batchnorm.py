@@ -109,15 +109,25 @@ class BatchNormCache:
         return self.x_hat.shape
 
 
-def _prepare(x, gamma, beta, eps, check_x_finite=True):
-    """Validate and convert the arguments shared by the forward functions."""
-    x = as_float_array(x, "x")
+def _prepare(x, gamma, beta, eps, check_x_finite=True, training=False, dtype=None):
+    """Validate and convert the arguments shared by the forward functions.
+
+    ``training``: also require the 2 values per feature/channel that batch statistics
+    need. ``dtype``: compute in this dtype (the loop reference uses float64).
+    """
+    x = as_float_array(x, "x", dtype=dtype)
     check_ndim(x, "x", (2, 4), _SHAPES)
     if check_x_finite:
         check_finite(x, "x")
     what = "feature" if x.ndim == 2 else "channel"
     if x.shape[1] == 0:
         raise ValueError(f"x must have at least one {what} (axis 1); got shape {x.shape}")
+    count = x.size // x.shape[1]
+    if training and count < 2:
+        raise ValueError(
+            f"training-mode batch norm needs at least 2 values per {what} to compute batch "
+            f"statistics; x has shape {x.shape}, i.e. {count} value per {what}. Use a larger "
+            f"batch, or batchnorm_inference (eval mode) for a single sample")
     gamma = check_param(gamma, "gamma", x.shape[1], what, x.dtype)
     beta = check_param(beta, "beta", x.shape[1], what, x.dtype)
     eps = check_positive(eps, "eps")
@@ -165,15 +175,9 @@ def batchnorm_forward(x, gamma, beta, eps: float = 1e-5):
 
     Introduced in notebook 03.
     """
-    x, gamma, beta, eps = _prepare(x, gamma, beta, eps, check_x_finite=False)
+    x, gamma, beta, eps = _prepare(x, gamma, beta, eps, check_x_finite=False, training=True)
     axes, nd = stat_axes(x.ndim), x.ndim
     count = x.size // x.shape[1]
-    if count < 2:
-        what = "feature" if nd == 2 else "channel"
-        raise ValueError(
-            f"training-mode batch norm needs at least 2 values per {what} to compute batch "
-            f"statistics; x has shape {x.shape}, i.e. {count} value per {what}. Use a larger "
-            f"batch, or batchnorm_inference (eval mode) for a single sample")
     if x.size >= _fast.MIN_SIZE:
         # The same computation with fewer passes over memory (bnutils._fast); its sums
         # also detect NaN/inf in x, so no separate check runs on this path.

@@ -31,12 +31,11 @@ from ._validation import (
     check_dout,
     check_finite,
     check_ndim,
-    check_param,
     check_positive,
     per_channel,
     stat_axes,
 )
-from .batchnorm import BatchNormCache
+from .batchnorm import BatchNormCache, _prepare
 
 __all__ = [
     "batchnorm_backward_loops",
@@ -49,17 +48,11 @@ __all__ = [
 
 
 def _prepare_2d(x, gamma, beta, eps):
+    """The public forward's checks, for the loops: (N, D) only, computed in float64."""
     x = as_float_array(x, "x", dtype=np.float64)
-    check_ndim(x, "x", (2,), "(N, D) (the reference versions handle fully connected "
-                             "batches only; use bnutils.batchnorm_forward for (N, C, H, W))")
-    check_finite(x, "x")
-    if x.shape[0] < 2:
-        raise ValueError(f"training-mode batch norm needs a batch of at least 2 samples; "
-                         f"x has shape {x.shape}")
-    gamma = check_param(gamma, "gamma", x.shape[1], "feature", np.float64)
-    beta = check_param(beta, "beta", x.shape[1], "feature", np.float64)
-    eps = check_positive(eps, "eps")
-    return x, gamma, beta, eps
+    check_ndim(x, "x", (2,), "(N, D) (the loop versions handle fully connected batches only; "
+                             "use bnutils.batchnorm_forward for (N, C, H, W))")
+    return _prepare(x, gamma, beta, eps, training=True)
 
 
 def _prepare_backward_2d(dout, cache):
@@ -177,20 +170,6 @@ def batchnorm_backward_loops(dout, cache: BatchNormCache):
     return dx, dgamma, dbeta
 
 
-def _prepare_naive(x, gamma, beta, eps):
-    """The public forward's checks; the dtype of ``x`` is kept (float32 stays float32)."""
-    x = as_float_array(x, "x")
-    check_ndim(x, "x", (2, 4), "(N, D) or (N, C, H, W)")
-    check_finite(x, "x")
-    what = "feature" if x.ndim == 2 else "channel"
-    if x.shape[1] == 0 or x.size // x.shape[1] < 2:
-        raise ValueError(f"training-mode batch norm needs at least 2 values per {what}; "
-                         f"x has shape {x.shape}")
-    gamma = check_param(gamma, "gamma", x.shape[1], what, x.dtype)
-    beta = check_param(beta, "beta", x.shape[1], what, x.dtype)
-    return x, gamma, beta, check_positive(eps, "eps")
-
-
 def batchnorm_forward_naive(x, gamma, beta, eps: float = 1e-5):
     """Training-mode BN forward, the textbook equations vectorized literally.
 
@@ -218,7 +197,8 @@ def batchnorm_forward_naive(x, gamma, beta, eps: float = 1e-5):
 
     Introduced in notebook 04.
     """
-    x, gamma, beta, eps = _prepare_naive(x, gamma, beta, eps)
+    # The public forward's checks; the dtype of x is kept (float32 stays float32).
+    x, gamma, beta, eps = _prepare(x, gamma, beta, eps, training=True)
     axes = stat_axes(x.ndim)
     g, b = per_channel(gamma, x.ndim), per_channel(beta, x.ndim)
     mean = x.mean(axis=axes, keepdims=True)                  # (1, D) or (1, C, 1, 1)
