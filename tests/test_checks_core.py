@@ -201,3 +201,20 @@ def test_precision_widens_for_low_precision_inputs():
     assert is_close(as_list, exact, rtol=1e-9, precision=np.float32)
     assert not is_close(np.asarray(as_list) * 1.01, exact, rtol=1e-9, precision=np.float32)
     assert compare(np.asarray(as_list), exact, "off", precision=np.float32) < 1e-7
+
+
+def test_call_learner_passes_copies_and_names_a_changed_input():
+    from bnutils.checks._core import call_learner
+
+    x, y = np.arange(3.0), np.array([np.nan, 1.0])
+    assert call_learner(lambda a, b, k=0: a.sum() + k, x, y, k=1, names=("x", "y")) == 4.0
+
+    def in_place(a, b):
+        b[1] = 5.0
+        return a
+
+    with pytest.raises(Failed, match="^your function changed its input y in place; compute new"):
+        call_learner(in_place, x, y, names=("x", "y"))
+    assert y[1] == 1.0                                   # the check's own array is untouched
+    with pytest.raises(Failed, match="changed one of its inputs in place; return new arrays"):
+        call_learner(in_place, x, y, hint="return new arrays")

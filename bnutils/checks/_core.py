@@ -51,6 +51,7 @@ __all__ = [
     "as_answer_index",
     "as_answer_number",
     "as_answer_tuple",
+    "call_learner",
     "compare",
     "diagnose",
     "fmt_err",
@@ -234,6 +235,24 @@ def as_answer_tuple(result, n: int, hint: str, *, allow_list: bool = False) -> t
     if isinstance(result, (tuple, list) if allow_list else tuple) and len(result) == n:
         return tuple(result)
     raise Failed(f"{hint}; got {describe(result)}")
+
+
+def call_learner(student_fn, *args, names=(), hint: str = "compute new arrays instead",
+                 **kwargs):
+    """Call the learner's function on copies of the array arguments; return its result.
+
+    Fails with a hint if the function changed one of them in place (a function must not
+    modify its inputs). ``names`` names the positional arguments in that hint.
+    """
+    copies = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args]
+    result = student_fn(*copies, **kwargs)
+    for i, (given, copy) in enumerate(zip(args, copies, strict=True)):
+        if isinstance(given, np.ndarray) and not (
+                isinstance(copy, np.ndarray) and copy.shape == given.shape
+                and np.array_equal(copy, given, equal_nan=given.dtype.kind in "fc")):
+            which = f"its input {names[i]}" if i < len(names) else "one of its inputs"
+            raise Failed(f"your function changed {which} in place; {hint}")
+    return result
 
 
 # ----------------------------------------------------------------------------- comparing

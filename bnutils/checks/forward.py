@@ -17,6 +17,7 @@ from ._core import (
     as_answer_array,
     as_answer_number,
     as_answer_tuple,
+    call_learner,
     compare,
     fmt_err,
     is_close,
@@ -95,15 +96,12 @@ def _forward_mistakes(x, gamma, beta, eps, axes, other_axes):
 
 
 def _check_forward_case(student_fn, x, gamma, beta, eps, axes, other_axes, broadcast_hint):
-    x_before = x.copy()
     try:
-        out = student_fn(x, gamma.copy(), beta.copy(), eps)
+        out = call_learner(student_fn, x, gamma, beta, eps, names=("x", "gamma", "beta"))
     except ValueError as exc:
         if "broadcast" in str(exc):
             raise Failed(broadcast_hint) from None
         raise
-    if not np.array_equal(x, x_before):
-        raise Failed("your function changed its input x in place; compute new arrays instead")
     out = _as_array(out, "out")
     if out.shape != x.shape:
         if out.ndim < x.ndim or (out.size < x.size):

@@ -15,7 +15,15 @@ from ..batchnorm import BatchNorm, batchnorm_forward, batchnorm_inference, updat
 from ..folding import fold_batchnorm
 from ..gradcheck import rel_error
 from ..layers import Linear, ReLU, Sequential
-from ._core import Failed, as_answer_array, as_answer_tuple, compare, fmt_err, self_check
+from ._core import (
+    Failed,
+    as_answer_array,
+    as_answer_tuple,
+    call_learner,
+    compare,
+    fmt_err,
+    self_check,
+)
 
 __all__ = ["fold_linear_bn", "predict", "update_running"]
 
@@ -53,11 +61,10 @@ def _running_cases():
 def update_running(student_fn):
     """Check ``student_fn(running_mean, running_var, x, momentum) -> (mean, var)``."""
     for running_mean, running_var, x, momentum in _running_cases():
-        args = [a.copy() for a in (running_mean, running_var, x)]
-        result = student_fn(*args, momentum=momentum)
-        if any(not np.array_equal(a, b) for a, b in zip(args, (running_mean, running_var, x))):
-            raise Failed("your function changed its inputs in place: return new arrays "
-                         "(e.g. new_mean = (1 - momentum) * running_mean + ...)")
+        result = call_learner(student_fn, running_mean, running_var, x, momentum=momentum,
+                              names=("running_mean", "running_var", "x"),
+                              hint="return new arrays (e.g. new_mean = (1 - momentum) * "
+                                   "running_mean + ...)")
         new_mean, new_var = _as_pair(result, ("new_mean", "new_var"))
         ref_mean, ref_var = _reference_update_running(running_mean, running_var, x, momentum)
         if new_mean.shape != ref_mean.shape or new_var.shape != ref_var.shape:
@@ -115,17 +122,16 @@ def fold_linear_bn(student_fn):
     """Check ``student_fn(W, b, gamma, beta, running_mean, running_var, eps) -> (W', b')``."""
     W, b, gamma, beta, mu, var = _fold_case()
     eps = 1e-5
-    args = [a.copy() for a in (W, b, gamma, beta, mu, var)]
     try:
-        result = student_fn(*args, eps=eps)
+        result = call_learner(student_fn, W, b, gamma, beta, mu, var, eps=eps,
+                              names=("W", "b", "gamma", "beta", "running_mean", "running_var"),
+                              hint="return new arrays")
     except ValueError as exc:
         if "broadcast" in str(exc):
             raise Failed("shapes do not broadcast: W has shape (D_in, D) and the BN scale has "
                          "shape (D,), one per output feature, so it scales W's columns: "
                          "W * scale") from exc
         raise
-    if any(not np.array_equal(a, o) for a, o in zip(args, (W, b, gamma, beta, mu, var))):
-        raise Failed("your function changed its inputs in place: return new arrays")
     Wf, bf = _as_pair(result, ("W_folded", "b_folded"))
     W_ref, b_ref = _reference_fold(W, b, gamma, beta, mu, var, eps)
     if Wf.shape != W_ref.shape or bf.shape != b_ref.shape:
