@@ -1,12 +1,16 @@
 # The course's commands. Needs only python3 (>= 3.10) and make; everything else goes
-# into .venv, which the first `make lab` or `make test` creates (and re-creates after
-# pyproject.toml changes).
+# into .venv, which the first `make lab` or `make test` creates. Two installs, each from
+# nothing with one command, each redone after pyproject.toml changes:
+#   the learner set  .[lab]             (make lab, make student)
+#   the full set     .[lab,test,grade]  (every other target; adds to the learner set)
 #
 #   make lab       open JupyterLab on notebooks/ (loopback only, with a token)
 #   make test      ruff + unit tests + every notebook under strict nbval (what CI runs)
+#   make unit      ruff + unit tests only: no notebooks, no browser (CI on the other Pythons)
 #   make refresh   re-execute notebooks in place (NB=notebooks/03_*.ipynb for some)
 #   make lint      ruff only
 #   make student   build the student edition in student/ (FORCE=1 overwrites edited ones)
+#   make nbgrader  an nbgrader course in nbgrader/: each notebook a source and a release (NB= for some)
 #   make html      build the static HTML edition in site/ (open site/index.html; works offline)
 #   make bench     BN benchmark (table, goals, JSON + PNG) and course runtime (notebooks, widget redraws)
 #   make clean     remove caches and generated folders (not .venv: rm -rf .venv for that)
@@ -14,60 +18,84 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
-RUFF_PATHS := bnutils tests tools notebooks benchmarks conftest.py
+# One stamp per install; the full install also satisfies the learner one.
+LAB_EXTRAS  := lab
+FULL_EXTRAS := lab,test,grade
+LAB_STAMP   := $(VENV)/.installed-lab
+FULL_STAMP  := $(VENV)/.installed-full
+RUFF_PATHS := bnutils tests tools notebooks benchmarks conftest.py nbgrader_config.py
 NB     ?= $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 # Extra pytest arguments, e.g. make test PYTEST_ARGS="-x -k batchnorm"
-# The suite runs serially. Measured with `-n 2 --dist loadfile` (pytest-xdist) on the
-# 2-core machine (363 tests, notebook 00): no faster (48-75 s against 50-57 s), and the
-# widget redraw-time tests fail when two workers share the CPU. Re-measure once the
-# notebooks dominate the run time; never plain `-n` (it splits a notebook's cells).
+# The suite runs serially. Measured with `-n 2 --dist loadfile` (pytest-xdist, since
+# removed from the test extra) on the 2-core machine (363 tests, notebook 00): no faster
+# (48-75 s against 50-57 s), and the widget redraw-time tests fail when two workers share
+# the CPU. Re-measure once the notebooks dominate the run time; never plain `-n` (it
+# splits a notebook's cells).
 PYTEST_ARGS ?=
+# make unit: the unit tests, without the notebooks (nbval) and the browser tests (e2e).
+UNIT_ARGS := tests --ignore=tests/e2e -m "not e2e"
 # `timeout` (GNU coreutils) guards `make refresh` against a hung kernel, where it exists.
 TIMEOUT := $(shell command -v timeout >/dev/null 2>&1 && echo timeout 1800)
 
+# $(call install,EXTRAS): create .venv if needed, then pip install -e ".[EXTRAS]".
+define install
+@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
+  { echo "The course needs Python >= 3.10; '$(PYTHON)' is $$($(PYTHON) --version 2>&1)." \
+         "Try: make $(MAKECMDGOALS) PYTHON=python3.12"; exit 1; }
+@test -x $(PY) || { echo "Creating $(VENV) ..."; $(PYTHON) -m venv $(VENV) || \
+  { echo "'$(PYTHON) -m venv' failed. On Debian/Ubuntu: sudo apt install python3-venv"; \
+    rm -rf $(VENV); exit 1; }; }
+@echo "Installing the course with [$(1)] into $(VENV) (1-2 min; log: $(VENV)/pip.log) ..."
+@$(PY) -m pip install -e ".[$(1)]" >$(VENV)/pip.log 2>&1 || \
+  { tail -n 25 $(VENV)/pip.log; echo "pip install failed; full log: $(VENV)/pip.log"; exit 1; }
+endef
+
 .DEFAULT_GOAL := help
-.PHONY: help lab test lint refresh student html bench clean
+.PHONY: help lab test unit lint refresh student nbgrader html bench clean
 
 help:
 	@sed -n 's/^#   make /  make /p' Makefile
 
-$(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
-	  { echo "The course needs Python >= 3.10; '$(PYTHON)' is $$($(PYTHON) --version 2>&1)." \
-	         "Try: make $(MAKECMDGOALS) PYTHON=python3.12"; exit 1; }
-	@test -x $(PY) || { echo "Creating $(VENV) ..."; $(PYTHON) -m venv $(VENV) || \
-	  { echo "'$(PYTHON) -m venv' failed. On Debian/Ubuntu: sudo apt install python3-venv"; \
-	    rm -rf $(VENV); exit 1; }; }
-	@echo "Installing the course and its tools into $(VENV) (1-2 min; log: $(VENV)/pip.log) ..."
-	@$(PY) -m pip install -e ".[lab,test]" >$(VENV)/pip.log 2>&1 || \
-	  { tail -n 25 $(VENV)/pip.log; echo "pip install failed; full log: $(VENV)/pip.log"; exit 1; }
-	@touch $(STAMP)
+$(LAB_STAMP): pyproject.toml
+	$(call install,$(LAB_EXTRAS))
+	@touch $@
 
-lab: $(STAMP)
+$(FULL_STAMP): pyproject.toml
+	$(call install,$(FULL_EXTRAS))
+	@touch $@ $(LAB_STAMP)
+
+lab: $(LAB_STAMP)
 	$(PY) tools/lab.py
 
-test: $(STAMP)
+test: $(FULL_STAMP)
 	$(VENV)/bin/ruff check $(RUFF_PATHS)
 	@$(PY) -c "import matplotlib.pyplot"
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+unit: $(FULL_STAMP)
+	$(VENV)/bin/ruff check $(RUFF_PATHS)
+	@$(PY) -c "import matplotlib.pyplot"
+	$(VENV)/bin/pytest $(UNIT_ARGS) $(PYTEST_ARGS)
+
+lint: $(FULL_STAMP)
 	$(VENV)/bin/ruff check $(RUFF_PATHS)
 
-refresh: $(STAMP)
+refresh: $(FULL_STAMP)
 	$(TIMEOUT) $(PY) tools/refresh_notebooks.py $(NB)
 
-student: $(STAMP)
+student: $(LAB_STAMP)
 	$(PY) tools/make_student.py $(if $(filter 1 yes true,$(FORCE)),--force)
 
-html: $(STAMP)
+nbgrader: $(FULL_STAMP)
+	$(PY) tools/nbgrader_course.py $(NB)
+
+html: $(FULL_STAMP)
 	$(TIMEOUT) $(PY) tools/build_html.py
 	@echo "Open site/index.html in a browser."
 
 # OPENBLAS_CORETYPE/L2_SIZE may be set on this machine for old OpenBLAS builds; they slow a
 # current NumPy, so the benchmark runs without them (see benchmarks/README.md).
-bench: $(STAMP)
+bench: $(FULL_STAMP)
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/run.py
 	$(PY) benchmarks/course_runtime.py
 

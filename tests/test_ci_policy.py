@@ -1,9 +1,14 @@
-"""Under CI=true a skipped browser (e2e) test is a failure; elsewhere a skip stays a skip.
+"""CI's policies: which Pythons the workflow tests, and that under CI=true a skipped browser
+(e2e) test is a failure (elsewhere a skip stays a skip).
 
-Runs tests/conftest.py in a scratch project with pytester (in process, about 0.3 s).
+The skip policy runs tests/conftest.py in a scratch project with pytester (in process,
+about 0.3 s). The workflow runs the whole course (`bash .ci/run`) on the Python Binder
+uses and the unit tests (`make unit`) on the oldest and the newest Python that
+pyproject.toml supports.
 """
 
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -91,3 +96,69 @@ def test_e2e_may_skip_outside_ci(project, monkeypatch):
     result = project.runpytest("-p", "no:cacheprovider", "tests")
     result.assert_outcomes(passed=1, skipped=4)
     assert result.ret == pytest.ExitCode.OK
+
+
+# --- the workflow: which Pythons CI tests ------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW = ROOT / ".github" / "workflows" / "test.yml"
+
+
+def _minor(version: str) -> tuple[int, int]:
+    major, minor = version.split(".")[:2]
+    return int(major), int(minor)
+
+
+@pytest.fixture(scope="module")
+def jobs():
+    yaml = pytest.importorskip("yaml")
+    return yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"]
+
+
+@pytest.fixture(scope="module")
+def supported():
+    """The Python versions pyproject.toml supports: requires-python's floor and the
+    classifiers, which must list every minor from the floor up, with no gap."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:          # Python 3.10
+        import tomli as tomllib
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    floor = re.fullmatch(r">=(\d+\.\d+)", project["requires-python"]).group(1)
+    listed = sorted(_minor(m.group(1)) for c in project["classifiers"]
+                    if (m := re.fullmatch(r"Programming Language :: Python :: (\d+\.\d+)", c)))
+    assert listed[0] == _minor(floor), (listed, floor)
+    assert listed == [(3, m) for m in range(listed[0][1], listed[-1][1] + 1)], listed
+    return listed
+
+
+def _container_python(job) -> str:
+    m = re.fullmatch(r"python:(.+)-bookworm", job["container"])
+    assert m, job["container"]
+    return m.group(1)
+
+
+def test_the_full_run_is_on_the_binder_python(jobs):
+    full = jobs["test"]
+    assert any(step.get("run") == "bash .ci/run" for step in full["steps"])
+    assert full["env"]["CI"] == "true"
+    binder = (ROOT / "binder" / "environment.yml").read_text(encoding="utf-8")
+    binder_python = re.search(r"^\s*-\s*python\s*=+\s*(\d+\.\d+)\s*$", binder, re.M).group(1)
+    assert _container_python(full) == binder_python == "3.11"
+
+
+def test_unit_tests_run_on_the_oldest_and_newest_supported_python(jobs, supported):
+    unit = jobs["unit"]
+    versions = unit["strategy"]["matrix"]["python"]
+    assert [_minor(v) for v in versions] == [supported[0], supported[-1]], versions
+    assert all(isinstance(v, str) for v in versions), "quote the versions (YAML reads 3.10 as 3.1)"
+    assert _container_python(unit) == "${{ matrix.python }}"
+    assert unit["strategy"].get("fail-fast") is False, "one Python failing must not cancel the other"
+    assert unit["env"]["CI"] == "true"
+    assert [step["run"] for step in unit["steps"] if "run" in step][-1] == "make unit"
+
+
+def test_every_supported_python_is_tested_somewhere_or_lies_between(jobs, supported):
+    tested = {_minor(_container_python(jobs["test"]))}
+    tested |= {_minor(v) for v in jobs["unit"]["strategy"]["matrix"]["python"]}
+    assert min(tested) == supported[0] and max(tested) == supported[-1], (tested, supported)

@@ -1,0 +1,146 @@
+"""Build an nbgrader course from the course notebooks: what `make nbgrader` runs.
+
+    python tools/nbgrader_course.py                          # the course in nbgrader/
+    python tools/nbgrader_course.py 03_batchnorm_forward     # some assignments only (names
+    python tools/nbgrader_course.py notebooks/03_*.ipynb     #   or paths, as make refresh's NB)
+    python tools/nbgrader_course.py --course ~/bn-grading    # somewhere else
+    python tools/nbgrader_course.py --force                  # overwrite sources you edited
+
+Each notebook becomes one assignment, named after it, in nbgrader's layout::
+
+    <course>/nbgrader_config.py                   a copy of the repository's (if missing)
+    <course>/source/03_batchnorm_forward/03_batchnorm_forward.ipynb    the instructor's
+    <course>/release/03_batchnorm_forward/03_batchnorm_forward.ipynb   what learners get
+
+The source is the course notebook stamped by tools/nbgrader_cells.py (a no-op once
+notebooks/ are stamped); the release is what ``nbgrader generate_assignment`` makes of it:
+solutions replaced by stubs, outputs cleared, graded test cells locked. Grading then uses
+nbgrader's own commands (README, "For instructors"). A source notebook you edited in the
+course (e.g. different points) is not overwritten unless ``--force``; the manifest
+``source/.bn_manifest.json`` records what this script wrote. Needs nbgrader (the
+``grade`` extra, which `make test` installs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import sysconfig
+from pathlib import Path
+
+import nbformat
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is a folder of scripts
+import nbgrader_cells  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "nbgrader_config.py"
+MANIFEST = ".bn_manifest.json"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_sources(notebooks: list[Path], course: Path, force: bool = False, log=print) -> list[Path]:
+    """Write the stamped source of each notebook into ``course/source/<name>/``.
+
+    Returns the source notebooks that were kept because they were edited in the course
+    (empty when all were written). Every notebook is stamped before anything is written.
+    """
+    rendered = {}
+    for path in notebooks:
+        nb, _ = nbgrader_cells.stamp(nbformat.read(path, as_version=4), path.name)
+        rendered[path.stem] = (nbformat.writes(nb) + "\n").encode()
+    source_dir = course / "source"
+    source_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = source_dir / MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    kept = []
+    for name, data in rendered.items():
+        target = source_dir / name / f"{name}.ipynb"
+        if target.exists() and not force:
+            current = target.read_bytes()
+            if current != data and manifest.get(name) != _digest(current):
+                kept.append(target)
+                continue
+        target.parent.mkdir(exist_ok=True)
+        target.write_bytes(data)
+        manifest[name] = _digest(data)
+        log(f"wrote {target.relative_to(course)}")
+    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return kept
+
+
+def nbgrader_api(course: Path):
+    """An ``NbGraderAPI`` for the course directory, configured by its nbgrader_config.py."""
+    # nbgrader creates the gradebook by running the `alembic` command found on PATH; when
+    # .venv/bin/python runs without the venv activated, that is the one next to it.
+    scripts = sysconfig.get_path("scripts")
+    if shutil.which("alembic") is None and Path(scripts, "alembic").exists():
+        os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+    coursedir = CourseDirectory(config=config, root=str(course))
+    return NbGraderAPI(coursedir=coursedir, config=config)
+
+
+def generate(course: Path, assignments: list[str], log=print) -> list[str]:
+    """Run ``nbgrader generate_assignment`` for each assignment; return those that failed."""
+    api = nbgrader_api(course)
+    failed = []
+    for name in assignments:
+        result = api.generate_assignment(name)
+        if result["success"]:
+            log(f"released {name} in {Path('release') / name}")
+        else:
+            failed.append(name)
+            log(f"nbgrader generate_assignment {name} failed:\n{result.get('error') or result.get('log')}")
+    return failed
+
+
+def build(notebooks: list[Path], course: Path, force: bool = False, log=print) -> int:
+    """Sources, config and releases for ``notebooks`` in ``course``; returns an exit code."""
+    course.mkdir(parents=True, exist_ok=True)
+    config = course / "nbgrader_config.py"
+    if not config.exists():
+        shutil.copyfile(CONFIG, config)
+        log(f"wrote {config.relative_to(course)}")
+    kept = write_sources(notebooks, course, force=force, log=log)
+    for path in kept:
+        log(f"kept {path.relative_to(course)}: edited in the course (--force overwrites it)")
+    failed = generate(course, [p.stem for p in notebooks], log=log)
+    return 1 if failed else 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("assignments", nargs="*",
+                        help="notebook names or paths, e.g. 03_batchnorm_forward (default: all)")
+    parser.add_argument("--course", type=Path, default=ROOT / "nbgrader",
+                        help="the nbgrader course directory (default: nbgrader/)")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite source notebooks edited in the course")
+    args = parser.parse_args(argv)
+    available = {p.stem: p for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
+    names = [Path(a).name.removesuffix(".ipynb") for a in args.assignments] or list(available)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        print(f"error: no notebook named {', '.join(unknown)} in notebooks/", file=sys.stderr)
+        return 2
+    try:
+        return build([available[n] for n in names], args.course.resolve(), force=args.force)
+    except nbgrader_cells.ExerciseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
