@@ -44,6 +44,7 @@ from bnutils.checks._core import (
     (np.array([np.inf, np.nan]), "contains NaN and inf (2 of its 2 values)"),
     (np.float64(-np.inf), "is inf, not a finite number"),
     (object(), "not an object"),
+    ([10**400], "that fit a float"),
 ])
 def test_odd_arrays_fail_naming_the_problem(value, fragment):
     with pytest.raises(Failed) as info:

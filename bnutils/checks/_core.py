@@ -138,7 +138,10 @@ def _numeric(value, label: str, noun: str = "numbers") -> np.ndarray:
         bad = [value] if arr.ndim == 0 else [x for x in arr.flat if _not_a_number(x)][:1]
         if bad:
             raise Failed(f"{label} must be {noun}, not {describe(bad[0])}")
-        arr = arr.astype(np.float64)
+        try:                      # Fractions, Decimals, ints beyond int64 ...
+            arr = arr.astype(np.float64)
+        except (OverflowError, TypeError, ValueError) as exc:
+            raise Failed(f"{label} must be {noun} that fit a float ({exc})") from None
     elif kind == "b":
         raise Failed(f"{label} must be {noun}, not booleans (True/False)")
     elif kind in "US":
@@ -154,8 +157,9 @@ def _numeric(value, label: str, noun: str = "numbers") -> np.ndarray:
 
 
 def _require_finite(arr: np.ndarray, label: str) -> None:
-    finite = np.isfinite(arr)
-    if finite.all():
+    """Fail naming NaN / inf and how many values hold one (comparisons miss NaN: never rely
+    on ``err > tol`` to catch it)."""
+    if np.isfinite(arr).all():
         return
     n_nan, n_inf = int(np.isnan(arr).sum()), int(np.isinf(arr).sum())
     what = "NaN" if not n_inf else "inf" if not n_nan else "NaN and inf"
