@@ -9,6 +9,7 @@ above it (or set in one). Plus: no junk tracked by git.
 
 from __future__ import annotations
 
+import inspect
 import re
 import shutil
 import subprocess
@@ -251,3 +252,45 @@ def test_prose_number_check_can_fail():
                                       "see Exercise 4.1 and $x^{0.5}$; plain reaches 12.5 %."),
     ])
     assert unstated_prose_numbers(nb) == [(1, "0.97"), (1, "12.5%")]
+
+
+# --- One way to import: every notebook imports each bnutils name from its concept module ---
+
+BNUTILS_IMPORT = re.compile(r"^from (bnutils(?:\.\w+)*) import \(?([^)]*?)\)?\s*$", re.M | re.S)
+
+
+def _bnutils_imports(source: str) -> list[tuple[str, list[str]]]:
+    """(module, names) for each ``from bnutils... import ...`` statement of a code cell."""
+    found = []
+    for statement in re.findall(r"^from bnutils[^\n(]*(?:\([^)]*\)|[^\n]*)", source, re.M):
+        m = BNUTILS_IMPORT.match(statement)
+        assert m, f"cannot read the import {statement!r}"
+        names = [n.split(" as ")[0].strip() for n in m.group(2).replace("\n", " ").split(",")]
+        found.append((m.group(1), [n for n in names if n and not n.startswith("#")]))
+    return found
+
+
+def test_names_are_imported_from_their_concept_module(notebook):
+    """``from bnutils.layers import Linear`` everywhere, never ``from bnutils import Linear``
+    in one notebook and the module form in another."""
+    import importlib.util
+
+    path, nb = notebook
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        for module_name, names in _bnutils_imports(cell.source):
+            module = importlib.import_module(module_name)
+            for name in names:
+                obj = getattr(module, name, None)
+                if obj is None and importlib.util.find_spec(f"{module_name}.{name}") is not None:
+                    continue                    # ``from bnutils.checks import forward as check``
+                assert obj is not None, (
+                    f"{path.name}: cell {i} imports {name} from {module_name}: no such name")
+                if inspect.ismodule(obj):       # ``from bnutils.checks import forward as check``
+                    continue
+                home = getattr(obj, "__module__", module_name)
+                home = re.sub(r"\._\w+$", "", home)   # a private module's names live in its package
+                assert home == module_name or not home.startswith("bnutils"), (
+                    f"{path.name}: cell {i} imports {name} from {module_name}; "
+                    f"import it from its concept module {home}")
