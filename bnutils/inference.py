@@ -18,7 +18,7 @@ import numpy as np
 from ._validation import as_float_array, check_fraction, check_int
 from .batchnorm import BatchNorm
 from .folding import fold_batchnorm
-from .layers import Linear, Sequential, iter_layers
+from .layers import Linear, Sequential, in_mode, iter_layers
 from .training import evaluate, minibatches, one_blas_thread, train
 
 __all__ = [
@@ -230,14 +230,8 @@ def batch_stats_forward(model, X):
     Introduced in notebook 06.
     """
     # Every layer's own mode comes back (a model may hold a layer frozen in eval mode).
-    modes = [(layer, getattr(layer, "training", True)) for layer in iter_layers(model)]
-    model.train()
-    try:
-        with frozen_running_stats(model):
-            return model.forward(X)
-    finally:
-        for layer, training in modes:
-            layer.training = training
+    with in_mode(model, True), frozen_running_stats(model):
+        return model.forward(X)
 
 
 def recalibrate_batchnorm(model, X, batch_size: int = 60, seed: int = 0):

@@ -15,6 +15,8 @@ Introduced in notebook 01 (Linear, Sequential, first trained), notebook 02
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from ._validation import as_float_array, check_dout, check_finite, check_int, check_positive
@@ -27,6 +29,7 @@ __all__ = [
     "Sigmoid",
     "Tanh",
     "accuracy",
+    "in_mode",
     "iter_layers",
     "mse_loss",
     "softmax_cross_entropy",
@@ -113,6 +116,37 @@ class Layer:
         if getattr(self, attr, None) is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
 
+
+
+@contextmanager
+def in_mode(model, training: bool):
+    """Context manager: run ``model`` in training (``True``) or eval mode, then put back
+    every layer's own mode, even if the block raises.
+
+    A model may hold a layer deliberately kept in eval mode (a frozen BN inside a
+    training network); ``model.train()`` afterwards would wake it up, this does not.
+
+    Examples
+    --------
+    >>> net = Sequential(Linear(2, 2, rng=0), Tanh().eval())
+    >>> with in_mode(net, False):
+    ...     [layer.training for layer in iter_layers(net)]
+    [False, False, False]
+    >>> [layer.training for layer in iter_layers(net)]
+    [True, True, False]
+
+    Introduced in notebook 05.
+    """
+    modes = [(layer, getattr(layer, "training", True)) for layer in iter_layers(model)]
+    if training:
+        model.train()
+    else:
+        model.eval()
+    try:
+        yield model
+    finally:
+        for layer, mode in modes:
+            layer.training = mode
 
 
 def iter_layers(model):

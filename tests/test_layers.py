@@ -20,7 +20,7 @@ from bnutils import (
     rel_error,
     softmax_cross_entropy,
 )
-from bnutils.layers import Layer, iter_layers
+from bnutils.layers import Layer, in_mode, iter_layers
 
 # --------------------------------------------------------------------------- Linear
 
@@ -251,3 +251,15 @@ def test_a_forward_that_raises_leaves_no_stale_cache(make, good, bad):
         layer.forward(bad)
     with pytest.raises(RuntimeError, match="backward called before forward"):
         layer.backward(np.ones_like(out))        # not the good forward's gradient
+
+
+def test_in_mode_sets_the_mode_and_restores_each_layers_own_even_after_an_error():
+    frozen = BatchNorm(2).eval()
+    net = Sequential(Linear(2, 2, rng=0), frozen, Sequential(Tanh()))
+    with in_mode(net, True):
+        assert all(layer.training for layer in iter_layers(net))
+    assert net.training and not frozen.training and net[2][0].training
+    with pytest.raises(RuntimeError), in_mode(net, False):
+        assert not any(layer.training for layer in iter_layers(net))
+        raise RuntimeError
+    assert net.training and not frozen.training
