@@ -125,7 +125,7 @@ def plot_init_profile(profile: dict, depth: int, branch: str, label: str | None 
     ax.set_xlim(0, depth)
     ax.set_xlabel("residual block k")
     ax.set_ylabel("variance of the stream (log scale)")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper left", fontsize=8, frameon=True, framealpha=0.9, edgecolor="none")
     ax.set_title(f"{label or branch}, {depth} blocks at initialization: variance "
                  f"{profile['final_variance']:.3g}\n(×{profile['growth']:.3g} from the start); "
                  f"gradient at the input ‖∂L/∂x‖ = {profile['input_grad_norm']:.3g}", fontsize=10)
