@@ -279,6 +279,27 @@ def test_the_student_edition_leaves_out_the_graded_tests(path, stamped_course):
     assert len(student.cells) == len(source.cells) - len(_generated(source))
 
 
+def test_the_course_keeps_a_source_notebook_the_instructor_edited(tmp_path):
+    """tools/nbgrader_course.py: a course source edited since it was written (e.g. other
+    points) is kept unless forced; an untouched one follows the course notebook."""
+    src = tmp_path / "09_demo.ipynb"
+    nbformat.write(_nb(_code(EXERCISE)), src)
+    course = tmp_path / "course"
+    quiet = {"log": lambda *a: None}
+    assert nbgrader_course.write_sources([src], course, **quiet) == []
+    target = course / "source" / "09_demo" / "09_demo.ipynb"
+    assert _generated(nbformat.read(target, as_version=4))          # stamped on the way
+    nbformat.write(_nb(_code(EXERCISE), _code("x = 1")), src)        # the course changes
+    assert nbgrader_course.write_sources([src], course, **quiet) == []
+    assert "x = 1" in target.read_text()
+    edited = target.read_text().replace('"points": 1', '"points": 3')
+    target.write_text(edited)                                        # the instructor edits
+    assert nbgrader_course.write_sources([src], course, **quiet) == [target]
+    assert target.read_text() == edited
+    assert nbgrader_course.write_sources([src], course, force=True, **quiet) == []
+    assert '"points": 1' in target.read_text()
+
+
 # --- the nbgrader round trip ---------------------------------------------------------------
 
 @pytest.fixture(scope="module")
