@@ -3,7 +3,7 @@ used, and Weight Normalization, which normalizes the weights instead.
 
 * ``batchrenorm_forward/backward`` and the ``BatchRenorm`` layer — BN corrected towards
   the running statistics by ``r`` and ``d`` (Ioffe 2017).
-* ``device_sums``, ``sync_batch_stats``, ``sharded_batchnorm_forward/backward`` and
+* ``device_stats``, ``merge_batch_stats``, ``sharded_batchnorm_forward/backward`` and
   ``ShardedBatchNorm`` — BN on a batch split across simulated devices, with per-device
   or synchronized (SyncBN) statistics.
 * ``NoisyBatchNorm`` — BN followed by random shifts and scales that change at every
@@ -24,10 +24,13 @@ Introduced in notebook 07.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
+from ._moments import check_variance_fits
 from ._validation import (
     as_float_array,
     check_cache,
@@ -40,6 +43,7 @@ from ._validation import (
     check_positive,
     per_channel,
     read_only,
+    stat_axes,
 )
 from .batchnorm import (
     BatchNorm,
@@ -62,16 +66,54 @@ __all__ = [
     "WeightNormLinear",
     "batchrenorm_backward",
     "batchrenorm_forward",
-    "device_sums",
+    "device_stats",
+    "merge_batch_stats",
     "sharded_batchnorm_backward",
     "sharded_batchnorm_forward",
-    "sync_batch_stats",
     "weightnorm_backward",
     "weightnorm_forward",
 ]
 
 
 # ----------------------------------------------------------------------------- Batch Renormalization
+def _check_r_max(value, name: str = "r_max") -> float:
+    value = check_positive(value, name)          # a real, finite number (TypeError for "3")
+    if value < 1:
+        raise ValueError(f"{name} must be ≥ 1 (r is clipped to [1/r_max, r_max]), got {value}")
+    return value
+
+
+def _check_d_max(value, name: str = "d_max") -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} of type "
+                        f"{type(value).__name__}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number ≥ 0 (d is clipped to "
+                         f"[-d_max, d_max]), got {value}")
+    return float(value)
+
+
+class _Checked:
+    """A layer attribute checked on every assignment, in ``__init__`` and later.
+
+    ``momentum = _Checked(check_fraction)`` in a class body makes ``layer.momentum = 5``
+    raise at once (``check_fraction(5, "momentum")``) instead of giving a wrong running
+    variance at the next forward. The value lives in ``layer._momentum``.
+    """
+
+    def __init__(self, check):
+        self.check = check
+
+    def __set_name__(self, owner, name):
+        self.name, self.private = name, "_" + name
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else getattr(obj, self.private)
+
+    def __set__(self, obj, value):
+        setattr(obj, self.private, self.check(value, self.name))
+
+
 @dataclass(frozen=True)
 class BatchRenormCache:
     """Read-only cache of ``batchrenorm_forward``.
@@ -133,12 +175,7 @@ def batchrenorm_forward(x, gamma, beta, running_mean, running_var, r_max: float 
 
     Introduced in notebook 07.
     """
-    r_max = check_positive(r_max, "r_max")
-    if r_max < 1:
-        raise ValueError(f"r_max must be ≥ 1 (r is clipped to [1/r_max, r_max]), got {r_max}")
-    d_max = float(d_max) if not isinstance(d_max, bool) else d_max
-    if not isinstance(d_max, float) or not np.isfinite(d_max) or d_max < 0:
-        raise ValueError(f"d_max must be a finite number ≥ 0, got {d_max!r}")
+    r_max, d_max = _check_r_max(r_max), _check_d_max(d_max)
     x = as_float_array(x, "x")
     check_ndim(x, "x", (2, 4), "(N, D) or (N, C, H, W)")
     size, dtype, nd = x.shape[1], x.dtype, x.ndim
@@ -205,8 +242,10 @@ class BatchRenorm(Layer):
     ----------
     num_features : int
     r_max, d_max : float, optional
-        Clipping limits of the corrections (Ioffe starts at 1 and 0, i.e. plain BN, and
-        relaxes them to 3 and 5 during training; set the attributes to change them).
+        Clipping limits of the corrections, ``r_max`` ≥ 1 and ``d_max`` ≥ 0 (Ioffe starts
+        at 1 and 0, i.e. plain BN, and relaxes them to 3 and 5 during training; set the
+        attributes to change them: ``r_max``, ``d_max``, ``eps`` and ``momentum`` are
+        checked on every assignment).
     eps : float, optional
     momentum : float in [0, 1], optional
         The weight of each new batch in the running statistics (PyTorch's convention,
@@ -229,13 +268,18 @@ class BatchRenorm(Layer):
 
     param_names = ("gamma", "beta")
     running_stat_names = ("running_mean", "running_var")
+    # checked on every assignment (layer.momentum = 5 raises at once)
+    r_max = _Checked(_check_r_max)
+    d_max = _Checked(_check_d_max)
+    eps = _Checked(check_positive)
+    momentum = _Checked(check_fraction)
 
     def __init__(self, num_features: int, r_max: float = 3.0, d_max: float = 5.0,
                  eps: float = 1e-5, momentum: float = 0.1, dtype=np.float64):
         self.num_features = check_int(num_features, "num_features")
         self.r_max, self.d_max = r_max, d_max
-        self.eps = check_positive(eps, "eps")
-        self.momentum = check_fraction(momentum, "momentum")
+        self.eps = eps
+        self.momentum = momentum
         self.gamma = np.ones(self.num_features, dtype)
         self.beta = np.zeros(self.num_features, dtype)
         self.running_mean = np.zeros(self.num_features, dtype)
@@ -504,85 +548,136 @@ class NoisyBatchNorm(BatchNorm):
 
 
 # ----------------------------------------------------------------------------- multi-device BN
-def device_sums(x_shards):
-    """What each device sends in synchronized BN: its count, Σx and Σx² per feature.
+def device_stats(x_shards):
+    """What each device sends in synchronized BN: its count, mean and centred sum of squares.
+
+    Device k computes, per feature, its count ``n_k``, its mean ``mean_k`` and
+    ``m2_k = Σ (x - mean_k)²`` over its own samples (two passes over its shard, so no
+    digits are lost when the mean is large). ``merge_batch_stats`` combines them into
+    the statistics of the whole batch. The statistics are returned (and exchanged) in
+    float64 whatever the dtype of the shards: a float32 mean near 1e4 is only good to
+    about 1e-3, which is a tenth of a standard deviation of 1e-2.
 
     Parameters
     ----------
     x_shards : sequence of array_like, each shape (N_k, D) or (N_k, C, H, W)
-        One part of the batch per device (sizes may differ).
+        One part of the batch per device (sizes may differ); each needs at least one
+        value per feature.
 
     Returns
     -------
     counts : ndarray of int, shape (K,)
         Values per feature on each device (N_k, or N_k·H·W).
-    sums, sumsqs : ndarray, shape (K, D) or (K, C)
-        Σx and Σx² per device and feature.
+    means, m2s : ndarray, float64, shape (K, D) or (K, C)
+        Each device's mean and centred sum of squares per feature.
+
+    Raises
+    ------
+    ValueError
+        An empty shard, NaN/inf, shards of different feature shapes, or values so large
+        that their squares overflow float64 (|x| above ~1e154).
+    TypeError
+        ``x_shards`` is not a list of arrays.
 
     Examples
     --------
-    >>> counts, sums, sumsqs = device_sums([np.array([[1.0], [2.0]]), np.array([[3.0]])])
-    >>> counts, sums.ravel(), sumsqs.ravel()
-    (array([2, 1]), array([3., 3.]), array([5., 9.]))
+    >>> counts, means, m2s = device_stats([np.array([[1.0], [3.0]]), np.array([[5.0]])])
+    >>> counts, means.ravel(), m2s.ravel()
+    (array([2, 1]), array([2., 5.]), array([2., 0.]))
 
-    Introduced in notebook 07.
+    Introduced in notebook 09.
     """
-    if isinstance(x_shards, np.ndarray) or len(x_shards) == 0:
-        raise TypeError("x_shards must be a non-empty list of arrays, one per device")
+    if isinstance(x_shards, np.ndarray) or not isinstance(x_shards, (list, tuple)) \
+            or len(x_shards) == 0:
+        raise TypeError(f"x_shards must be a non-empty list of arrays, one per device; got "
+                        f"{type(x_shards).__name__}")
     shards = [as_float_array(s, f"x_shards[{k}]") for k, s in enumerate(x_shards)]
     first = shards[0]
     for k, s in enumerate(shards):
-        check_ndim(s, f"x_shards[{k}]", (2, 4), "(N_k, D) or (N_k, C, H, W)")
-        check_finite(s, f"x_shards[{k}]")
+        name = f"x_shards[{k}]"
+        check_ndim(s, name, (2, 4), "(N_k, D) or (N_k, C, H, W)")
         if s.shape[1:] != first.shape[1:]:
             raise ValueError(f"every shard must have the same feature shape; x_shards[0] has "
-                             f"{first.shape[1:]}, x_shards[{k}] has {s.shape[1:]}")
-    axes = (0,) if first.ndim == 2 else (0, 2, 3)
+                             f"{first.shape[1:]}, {name} has {s.shape[1:]}")
+        if s.size == 0:
+            raise ValueError(f"{name} is empty (shape {s.shape}): every device needs at least "
+                             f"one value per feature to compute its statistics")
+        check_finite(s, name)
+    axes = stat_axes(first.ndim)
     counts = np.array([s.size // s.shape[1] for s in shards])
-    sums = np.stack([s.sum(axis=axes) for s in shards])
-    sumsqs = np.stack([np.square(s).sum(axis=axes) for s in shards])
-    return counts, sums, sumsqs
+    means, m2s = [], []
+    for k, s in enumerate(shards):
+        s = s.astype(np.float64, copy=False)
+        mean = s.mean(axis=axes)                                         # pass 1
+        with np.errstate(over="ignore", invalid="ignore"):               # checked below
+            m2 = np.sum(np.square(s - per_channel(mean, s.ndim)), axis=axes)  # pass 2
+        if not (np.isfinite(mean).all() and np.isfinite(m2).all()):
+            raise ValueError(f"x_shards[{k}] holds values too large to square in float64 "
+                             f"(largest |x| = {np.max(np.abs(s)):.3g}); divide the batch by a "
+                             f"constant first (normalization does not depend on its scale)")
+        means.append(mean)
+        m2s.append(m2)
+    return counts, np.stack(means), np.stack(m2s)
 
 
-def sync_batch_stats(counts, sums, sumsqs):
-    """Global batch mean and biased variance from the devices' counts, sums and sums of squares.
+def merge_batch_stats(counts, means, m2s):
+    """The whole batch's mean and biased variance from each device's ``device_stats``.
 
-    ``M = Σ_k n_k``, ``mean = Σ_k sum_k / M``, ``var = Σ_k sumsq_k / M − mean²``:
-    one all-reduce of three small vectors gives every device the statistics of the
-    whole batch. (``E[x²] − E[x]²`` loses digits when |mean| ≫ std; real
-    implementations gather per-device means and variances and combine them instead.)
+    Chan, Golub & LeVeque's parallel formula, all devices at once: with ``M = Σ n_k``::
+
+        mean = Σ n_k · mean_k / M
+        var  = (Σ m2_k + Σ n_k · (mean_k − mean)²) / M
+
+    The spread *within* each device plus the spread *between* the device means. Every
+    term is a sum of squares of deviations, so no digits cancel. (The one-pass
+    ``Σx² / M − mean²`` from devices' sums of x and x² subtracts two numbers of size
+    mean², and loses everything when |mean| ≫ std: at mean 1e8 and std 1 in float64
+    its variance is off by hundreds.)
 
     Parameters
     ----------
     counts : array_like of int, shape (K,)
-    sums, sumsqs : array_like, shape (K, D)
+        Values per feature on each device, each ≥ 1.
+    means, m2s : array_like, shape (K, D)
+        Per-device means and centred sums of squares (``m2s`` ≥ 0).
 
     Returns
     -------
-    mean, var : ndarray, shape (D,)
+    mean, var : ndarray, float64, shape (D,)
 
     Examples
     --------
-    >>> sync_batch_stats([2, 1], [[3.0], [3.0]], [[5.0], [9.0]])      # the batch 1, 2, 3
-    (array([2.]), array([0.66666667]))
+    >>> merge_batch_stats([2, 1], [[2.0], [5.0]], [[2.0], [0.0]])      # the batch 1, 3, 5
+    (array([3.]), array([2.66666667]))
 
-    Introduced in notebook 07.
+    Introduced in notebook 09.
     """
     counts = np.asarray(counts)
-    if counts.ndim != 1 or counts.dtype.kind not in "iu" or np.any(counts < 1):
-        raise ValueError(f"counts must be a 1-D array of positive integers, got {counts!r}")
-    sums = as_float_array(sums, "sums")
-    sumsqs = as_float_array(sumsqs, "sumsqs")
+    if counts.ndim != 1 or counts.size == 0 or counts.dtype.kind not in "iu" \
+            or np.any(counts < 1):
+        raise ValueError(f"counts must be a non-empty 1-D array of positive integers (values "
+                         f"per feature on each device), got {counts!r}")
+    means = as_float_array(means, "means", dtype=np.float64)
+    m2s = as_float_array(m2s, "m2s", dtype=np.float64)
     K = counts.shape[0]
-    for name, a in (("sums", sums), ("sumsqs", sumsqs)):
-        if a.ndim != 2 or a.shape[0] != K:
-            raise ValueError(f"{name} must have shape ({K}, D), one row per device; got {a.shape}")
-    if sums.shape != sumsqs.shape:
-        raise ValueError(f"sums and sumsqs must have the same shape, got {sums.shape} and "
-                         f"{sumsqs.shape}")
-    total = counts.sum()
-    mean = sums.sum(axis=0) / total
-    var = np.maximum(sumsqs.sum(axis=0) / total - mean**2, 0.0)   # rounding can dip below 0
+    for name, a in (("means", means), ("m2s", m2s)):
+        if a.ndim != 2 or a.shape[0] != K or a.shape[1] == 0:
+            raise ValueError(f"{name} must have shape ({K}, D), one row per device; "
+                             f"got {a.shape}")
+        check_finite(a, name)
+    if means.shape != m2s.shape:
+        raise ValueError(f"means and m2s must have the same shape, got {means.shape} and "
+                         f"{m2s.shape}")
+    if np.any(m2s < 0):
+        raise ValueError("m2s must be ≥ 0 (they are sums of squared deviations)")
+    n = counts.astype(np.float64)[:, None]                               # (K, 1)
+    total = n.sum()
+    mean = np.sum(n * means, axis=0) / total
+    with np.errstate(over="ignore"):                                     # checked below
+        var = (m2s.sum(axis=0) + np.sum(n * np.square(means - mean), axis=0)) / total
+    if not np.isfinite(var).all():
+        raise ValueError("the merged variance overflows float64: the device statistics are "
+                         "too large; divide the batch by a constant first")
     return mean, var
 
 
@@ -615,8 +710,10 @@ def sharded_batchnorm_forward(x, gamma, beta, num_devices: int, sync: bool = Fal
 
     Without ``sync`` each device normalizes its N/K samples with its *own* statistics
     (what data-parallel training does by default). With ``sync`` the devices exchange
-    ``device_sums`` and every device normalizes with the statistics of the whole batch
-    (SyncBN): the result equals ``batchnorm_forward`` on the whole batch.
+    their ``device_stats`` (count, mean, centred sum of squares), ``merge_batch_stats``
+    combines them, and every device normalizes with the statistics of the whole batch
+    (SyncBN): the result equals ``batchnorm_forward`` on the whole batch to within the
+    rounding of the dtype (``tests/test_bn_variants.py`` checks it, also at mean 1e8).
 
     Parameters
     ----------
@@ -662,18 +759,25 @@ def sharded_batchnorm_forward(x, gamma, beta, num_devices: int, sync: bool = Fal
         raise ValueError(f"with per-device statistics every device needs at least 2 samples; "
                          f"{N} samples on {K} devices leaves {N // K}")
     shards = x.reshape(K, N // K, D)                                     # (K, N/K, D)
-    if sync:
-        counts = np.full(K, N // K)
-        mean, var = sync_batch_stats(counts, shards.sum(axis=1), np.square(shards).sum(axis=1))
+    counts, means, m2s = device_stats(list(shards))                      # float64, (K, D)
+    if sync:                                   # one all-reduce: every device gets the same
+        mean, var = merge_batch_stats(counts, means, m2s)
         mean, var = np.tile(mean, (K, 1)), np.tile(var, (K, 1))
-    else:
-        mean = shards.mean(axis=1)                                       # (K, D)
-        var = np.mean(np.square(shards - mean[:, None, :]), axis=1)
-    inv_std = 1.0 / np.sqrt(var + eps)                                   # (K, D)
-    x_hat = ((shards - mean[:, None, :]) * inv_std[:, None, :]).reshape(N, D)
+    else:                                      # each device keeps its own statistics
+        mean, var = means, m2s / counts[:, None]
+    check_variance_fits(var, x.dtype)
+    inv_std = 1.0 / np.sqrt(var + eps)                                   # (K, D), float64
+    # Centre in x's dtype with the float64 mean split into a rounded part and the rest
+    # (mean_hi + mean_lo): a float32 mean near 1e4 alone would be off by ~1e-3.
+    mean_hi = mean.astype(x.dtype)
+    mean_lo = (mean - mean_hi).astype(x.dtype)
+    centred = (shards - mean_hi[:, None, :]) - mean_lo[:, None, :]
+    x_hat = (centred * inv_std.astype(x.dtype)[:, None, :]).reshape(N, D)
     out = x_hat * gamma + beta
-    cache = ShardedBatchNormCache(x_hat=x_hat, gamma=gamma.copy(), inv_std=inv_std, mean=mean,
-                                  var=var, eps=eps, num_devices=K, sync=bool(sync))
+    cache = ShardedBatchNormCache(x_hat=x_hat, gamma=gamma.copy(),
+                                  inv_std=inv_std.astype(x.dtype), mean=mean_hi,
+                                  var=var.astype(x.dtype), eps=eps, num_devices=K,
+                                  sync=bool(sync))
     return out, cache
 
 

@@ -22,10 +22,10 @@ from bnutils.bn_variants import (
     WeightNormLinear,
     batchrenorm_backward,
     batchrenorm_forward,
-    device_sums,
+    device_stats,
+    merge_batch_stats,
     sharded_batchnorm_backward,
     sharded_batchnorm_forward,
-    sync_batch_stats,
     weightnorm_backward,
     weightnorm_forward,
 )
@@ -225,32 +225,66 @@ def test_noisy_bn_is_plain_bn_in_eval_mode_and_checks_its_arguments():
 
 
 # ----------------------------------------------------------------------------- synchronized BN
-def test_sync_stats_from_device_sums_equal_the_whole_batch_statistics():
+def test_merged_device_stats_equal_the_whole_batch_statistics():
     x = RNG.normal(5.0, 2.0, size=(12, 3))
     shards = [x[:2], x[2:7], x[7:]]                      # unequal shards
-    mean, var = sync_batch_stats(*device_sums(shards))
-    np.testing.assert_allclose(mean, x.mean(axis=0), rtol=1e-12)
-    np.testing.assert_allclose(var, x.var(axis=0), rtol=1e-9)
+    counts, means, m2s = device_stats(shards)
+    assert counts.tolist() == [2, 5, 5]
+    np.testing.assert_allclose(means[1], x[2:7].mean(axis=0), rtol=1e-14)
+    np.testing.assert_allclose(m2s[1], 5 * x[2:7].var(axis=0), rtol=1e-13)
+    mean, var = merge_batch_stats(counts, means, m2s)
+    np.testing.assert_allclose(mean, x.mean(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(var, x.var(axis=0), rtol=1e-12)
 
 
-def test_device_sums_of_images_count_positions():
+def test_device_stats_of_images_count_positions():
     x = _x4((4, 2, 3, 3))
-    counts, sums, sumsqs = device_sums([x[:1], x[1:]])
+    counts, means, m2s = device_stats([x[:1], x[1:]])
     assert counts.tolist() == [9, 27]
-    mean, var = sync_batch_stats(counts, sums, sumsqs)
+    mean, var = merge_batch_stats(counts, means, m2s)
     np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)))
-    np.testing.assert_allclose(var, x.var(axis=(0, 2, 3)), rtol=1e-9)
+    np.testing.assert_allclose(var, x.var(axis=(0, 2, 3)), rtol=1e-12)
 
 
-def test_sync_stats_bad_input():
+def test_merge_is_stable_when_the_mean_dwarfs_the_spread():
+    """E[x²] − E[x]² from devices' sums was off by ~650 at mean 1e8 (issue 17); Chan's merge
+    of centred sums of squares is exact to rounding."""
+    x = 1e8 + np.random.default_rng(0).normal(size=(16, 3))
+    mean, var = merge_batch_stats(*device_stats([x[:4], x[4:8], x[8:12], x[12:]]))
+    reference = x.astype(np.longdouble)
+    ref_var = ((reference - reference.mean(axis=0)) ** 2).mean(axis=0)
+    np.testing.assert_allclose(var, ref_var.astype(float), rtol=1e-7)
+    np.testing.assert_allclose(mean, reference.mean(axis=0).astype(float), rtol=1e-15)
+
+
+def test_device_stats_are_float64_for_float32_shards():
+    x = (1e4 + 1e-2 * RNG.normal(size=(8, 2))).astype(np.float32)
+    counts, means, m2s = device_stats([x[:4], x[4:]])
+    assert means.dtype == m2s.dtype == np.float64
+    np.testing.assert_allclose(means[0], x[:4].astype(np.float64).mean(axis=0), rtol=1e-15)
+
+
+def test_device_and_merge_stats_bad_input():
     with pytest.raises(ValueError, match="positive integers"):
-        sync_batch_stats([2.0, 1.0], [[1.0], [1.0]], [[1.0], [1.0]])
+        merge_batch_stats([2.0, 1.0], [[1.0], [1.0]], [[1.0], [1.0]])
+    with pytest.raises(ValueError, match="positive integers"):
+        merge_batch_stats([], np.ones((0, 1)), np.ones((0, 1)))
     with pytest.raises(ValueError, match="one row per device"):
-        sync_batch_stats([2, 1], [[1.0]], [[1.0], [1.0]])
+        merge_batch_stats([2, 1], [[1.0]], [[1.0], [1.0]])
+    with pytest.raises(ValueError, match="m2s must be ≥ 0"):
+        merge_batch_stats([2, 1], [[1.0], [1.0]], [[1.0], [-1.0]])
+    with pytest.raises(ValueError, match="m2s contains 1 non-finite"):
+        merge_batch_stats([2, 1], [[1.0], [1.0]], [[1.0], [np.nan]])
     with pytest.raises(TypeError, match="list of arrays"):
-        device_sums(np.ones((4, 2)))
+        device_stats(np.ones((4, 2)))
+    with pytest.raises(TypeError, match="list of arrays"):
+        device_stats([])
     with pytest.raises(ValueError, match="same feature shape"):
-        device_sums([np.ones((2, 3)), np.ones((2, 4))])
+        device_stats([np.ones((2, 3)), np.ones((2, 4))])
+    with pytest.raises(ValueError, match=r"x_shards\[1\] is empty"):
+        device_stats([np.ones((2, 3)), np.ones((0, 3))])     # was a ZeroDivisionError
+    with pytest.raises(ValueError, match=r"x_shards\[0\] holds values too large"):
+        device_stats([np.array([[1e200], [-1e200]])])
 
 
 def test_synced_sharded_bn_equals_bn_on_the_whole_batch():
@@ -420,3 +454,122 @@ def test_noisy_bn_backward_checks_the_shape_of_dout():
     layer.forward(RNG.normal(size=(4, 3)))
     with pytest.raises(ValueError, match="dout must have the shape"):
         layer.backward(np.ones((4, 1)))
+
+
+# ----------------------------------------------------------------------------- issue 17 regressions
+@pytest.mark.parametrize("dtype, loc, scale, tol", [
+    (np.float64, 1e8, 1.0, 1e-7),        # the one-pass merge was off by up to 647 here
+    (np.float32, 1e4, 1e-2, 1e-4),       # ... and by 1.85 here
+    (np.float64, 2.0, 3.0, 1e-12),
+    (np.float32, 2.0, 3.0, 1e-5),
+])
+def test_synced_sharded_bn_equals_bn_on_the_whole_batch_within_the_dtype(dtype, loc, scale, tol):
+    x = (loc + scale * np.random.default_rng(1).normal(size=(16, 3))).astype(dtype)
+    gamma, beta = np.ones(3, dtype), np.zeros(3, dtype)
+    out, cache = sharded_batchnorm_forward(x, gamma, beta, num_devices=4, sync=True)
+    out_bn, cache_bn = batchnorm_forward(x, gamma, beta)
+    assert out.dtype == dtype
+    assert np.abs(out - out_bn).max() < tol                   # normalized units
+    np.testing.assert_allclose(cache.var[0], cache_bn.var, rtol=10 * tol)
+    dout = np.random.default_rng(2).normal(size=x.shape).astype(dtype)
+    for a, b in zip(sharded_batchnorm_backward(dout, cache), batchnorm_backward(dout, cache_bn)):
+        assert np.abs(a - b).max() <= 20 * tol * max(1.0, np.abs(b).max())
+
+
+def test_synced_sharded_bn_running_variance_is_the_batch_variance():
+    """The running variance came out 0.9 instead of ≈ 1.0 at mean 1e8 (issue 17)."""
+    x = 1e8 + np.random.default_rng(0).normal(size=(16, 3))
+    layer = ShardedBatchNorm(3, num_devices=4, sync=True, momentum=1.0)
+    layer.forward(x)
+    np.testing.assert_allclose(layer.running_var, (x - 1e8).var(axis=0, ddof=1), rtol=1e-6)
+
+
+def test_sharded_bn_per_device_float32_with_a_large_mean_matches_bn_per_shard():
+    x = (1e4 + 1e-2 * RNG.normal(size=(12, 3))).astype(np.float32)
+    out, _ = sharded_batchnorm_forward(x, np.ones(3, np.float32), np.zeros(3, np.float32), 3)
+    for k in range(3):
+        o, _ = batchnorm_forward(x[4 * k:4 * k + 4], np.ones(3, np.float32),
+                                 np.zeros(3, np.float32))
+        assert np.abs(out[4 * k:4 * k + 4] - o).max() < 1e-4
+
+
+def test_sharded_bn_refuses_a_variance_beyond_the_dtype():
+    x = np.array([[3e30], [-3e30], [1e30], [-1e30]], np.float32)
+    with pytest.raises(ValueError, match="exceeds the largest float32"):
+        sharded_batchnorm_forward(x, np.ones(1, np.float32), np.zeros(1, np.float32), 2, sync=True)
+
+
+def test_sharded_bn_layer_takes_a_list_and_names_x():
+    x = RNG.normal(size=(4, 3))
+    layer = ShardedBatchNorm(3, num_devices=2)
+    np.testing.assert_allclose(layer.forward(x.tolist()), ShardedBatchNorm(3, 2).forward(x))
+    with pytest.raises(TypeError, match="^x must be"):
+        layer.forward([["a", "b", "c"]] * 4)
+    with pytest.raises(ValueError, match="at least 2 samples in the batch"):
+        ShardedBatchNorm(3, 1, sync=True).forward(np.ones((1, 3)))     # was ZeroDivisionError
+
+
+def test_recalibrate_batchnorm_handles_a_sharded_bn_network():
+    from bnutils.inference import recalibrate_batchnorm
+    from bnutils.layers import Linear, Sequential
+
+    X = RNG.normal(size=(16, 3))
+    net = Sequential(Linear(3, 4, rng=0), ShardedBatchNorm(4, num_devices=2))
+    precise = recalibrate_batchnorm(net, X, batch_size=4)
+    hidden = Linear(3, 4, rng=0).forward(X)
+    assert precise[1].momentum == 0.1                            # restored
+    assert np.all(np.isfinite(precise[1].running_mean))
+    assert not np.allclose(precise[1].running_mean, 0.0)
+    np.testing.assert_allclose(precise[1].running_mean.mean(), hidden.mean(axis=0).mean(),
+                               atol=0.5)
+    with pytest.raises(ValueError, match="does not split evenly across num_devices=2"):
+        recalibrate_batchnorm(net, X[:9], batch_size=3)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"r_max": "3"}, TypeError, "r_max must be a real number"),
+    ({"r_max": 0.5}, ValueError, "r_max must be ≥ 1"),
+    ({"r_max": float("nan")}, ValueError, "r_max must be finite"),
+    ({"d_max": -1}, ValueError, "d_max must be a finite number ≥ 0"),
+    ({"d_max": "5"}, TypeError, "d_max must be a real number"),
+    ({"d_max": True}, TypeError, "d_max must be a real number"),
+    ({"momentum": 5}, ValueError, r"momentum must lie in \[0, 1\]"),
+    ({"eps": 0}, ValueError, "eps must be > 0"),
+])
+def test_batchrenorm_checks_its_hyperparameters_in_the_constructor_and_on_assignment(
+        kwargs, error, match):
+    with pytest.raises(error, match=match):
+        BatchRenorm(3, **kwargs)
+    layer = BatchRenorm(3)
+    (name, value), = kwargs.items()
+    with pytest.raises(error, match=match):
+        setattr(layer, name, value)
+    layer.forward(RNG.normal(size=(4, 3)))                      # the old value still works
+    assert "BatchRenorm(3" in repr(layer)
+    if name != "momentum":                  # the pure function checks the others too
+        with pytest.raises(error, match=match):
+            batchrenorm_forward(RNG.normal(size=(4, 3)), np.ones(3), np.zeros(3), np.zeros(3),
+                                np.ones(3), **kwargs)
+
+
+def test_batchrenorm_d_max_zero_is_plain_bn():
+    x = RNG.normal(2.0, 3.0, size=(6, 3))
+    out, _ = batchrenorm_forward(x, np.ones(3), np.zeros(3), np.zeros(3), np.ones(3),
+                                 r_max=1, d_max=0)
+    np.testing.assert_allclose(out, batchnorm_forward(x, np.ones(3), np.zeros(3))[0])
+    assert BatchRenorm(3, r_max=1, d_max=0).d_max == 0.0
+
+
+@pytest.mark.parametrize("make", [lambda: BatchRenorm(3), lambda: WeightNormLinear(3, 3, rng=0)],
+                         ids=["BatchRenorm", "WeightNormLinear"])
+def test_eval_mode_backward_and_grads_before_backward(make):
+    layer = make()
+    with pytest.raises(RuntimeError, match=r"grads\(\) called before backward"):
+        layer.grads()
+    layer.eval()
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        layer.backward(np.ones((2, 3)))
+    x = RNG.normal(size=(2, 3))
+    layer.forward(x)
+    assert layer.backward(np.ones((2, 3))).shape == (2, 3)
+    assert set(layer.grads()) == set(layer.param_names)

@@ -1,0 +1,113 @@
+"""Mean and variance of inputs too large to square: the overflow-safe path (private).
+
+Squaring ``x - mean`` overflows once ``|x - mean|`` exceeds ``sqrt(finfo.max)``, about
+1.8e19 in float32 and 1.3e154 in float64; the variance becomes inf and every output
+would silently collapse to β. Normalization does not care about the scale of ``x``
+(``(a·x - a·mean) / (a·std) = (x - mean) / std``, up to ε), so the functions here
+divide each slice by a power of two ``2**k ≥ max |x|`` first — exact, since only the
+exponent changes — compute the moments of values of at most 1 (no square can overflow)
+and scale the results back. ε is scaled with them (``ε / 4**k``).
+
+The normalizations compute their moments the plain way and call this module only when
+the plain variance came out non-finite for finite ``x`` (a cheap check), so the common
+path stays as readable and as fast as before. Used by ``bnutils.batchnorm``,
+``bnutils.normalization`` and ``bnutils.scaling``.
+
+Introduced in notebook 03 (the numerics of the forward pass).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["check_variance_fits", "normalize_scaled", "scaled_moments"]
+
+
+def scaled_moments(x: np.ndarray, axes: tuple, centre: bool = True):
+    """Moments of ``x`` over ``axes`` computed on ``x / 2**k``, with ``2**k ≥ max |x|``.
+
+    Parameters
+    ----------
+    x : ndarray, float32 or float64, finite
+    axes : tuple of int
+        The axes to reduce (kept as size-1 axes in the results).
+    centre : bool, optional
+        ``False`` (RMSNorm): the "variance" is the mean square, no mean is subtracted.
+
+    Returns
+    -------
+    k : ndarray of int, keepdims shape
+        The exponent of each slice's scale.
+    z_centred : ndarray, shape and dtype of ``x``
+        ``(x - mean) / 2**k`` (or ``x / 2**k`` without ``centre``).
+    mean : ndarray, float64, keepdims shape
+        The mean of ``x`` (0 without ``centre``).
+    var_z : ndarray, float64, keepdims shape
+        The biased variance of ``x / 2**k`` (≤ 4, so it is always finite).
+
+    Examples
+    --------
+    >>> k, zc, mean, var_z = scaled_moments(np.array([[1e200], [-1e200]]), (0,))
+    >>> float(mean[0, 0]), float(np.ldexp(np.sqrt(var_z), k)[0, 0])     # mean 0, std 1e200
+    (0.0, 1e+200)
+    """
+    peak = np.max(np.abs(x), axis=axes, keepdims=True)
+    _, k = np.frexp(peak)                    # peak = f · 2**k with f in [0.5, 1): |x| ≤ 2**k
+    z = np.ldexp(x, -k)                      # exact: only the exponent of each value changes
+    if not centre:
+        return k, z, np.zeros(k.shape), np.mean(np.square(z), axis=axes, keepdims=True,
+                                                dtype=np.float64)
+    mean_z = z.mean(axis=axes, keepdims=True, dtype=np.float64)
+    zc = z - mean_z.astype(x.dtype)
+    if x.dtype == np.float32:                # the corrected two-pass mean, as on the plain path
+        residual = zc.mean(axis=axes, keepdims=True, dtype=np.float64)
+        zc -= residual.astype(x.dtype)
+        mean_z += residual
+    var_z = np.mean(np.square(zc), axis=axes, keepdims=True, dtype=np.float64)
+    return k, zc, np.ldexp(mean_z, k), var_z
+
+
+def normalize_scaled(x: np.ndarray, axes: tuple, eps: float, centre: bool = True):
+    """``(x - mean) / sqrt(var + eps)`` over ``axes`` without squaring anything large.
+
+    Returns
+    -------
+    x_hat : ndarray, shape and dtype of ``x``
+    mean, var, inv_std : ndarray, float64, keepdims shape
+        ``var`` is inf where the variance itself exceeds float64 (``|x|`` above ~1e154);
+        ``mean``, ``inv_std`` and ``x_hat`` are always finite.
+
+    Examples
+    --------
+    >>> x = np.array([[3e30], [1e30]], dtype=np.float32)   # squares overflow float32
+    >>> x_hat, mean, var, inv_std = normalize_scaled(x, (0,), 1e-5)
+    >>> x_hat.ravel(), f"{float(var[0, 0]):.3g}"
+    (array([ 1., -1.], dtype=float32), '1e+60')
+    """
+    k, zc, mean, var_z = scaled_moments(x, axes, centre)
+    # ε in the scaled units; it can underflow to 0, so keep it positive: a constant slice
+    # then gives x_hat = 0 rather than 0 / 0.
+    eps_z = np.maximum(np.ldexp(float(eps), -2 * k), np.finfo(np.float64).tiny)
+    inv_std_z = 1.0 / np.sqrt(var_z + eps_z)
+    x_hat = zc * inv_std_z.astype(x.dtype)
+    with np.errstate(over="ignore"):         # a variance above float64's range is inf
+        var = np.ldexp(var_z, 2 * k)
+    return x_hat, mean, var, np.ldexp(inv_std_z, -k)
+
+
+def check_variance_fits(var: np.ndarray, dtype, name: str = "x") -> None:
+    """Raise a clear ``ValueError`` if a variance (float64) does not fit in ``dtype``.
+
+    Batch norm stores the batch variance (for the running statistics and eval mode), so
+    where it exceeds the dtype's range there is no right answer to return: say so
+    instead of storing inf.
+    """
+    limit = float(np.finfo(dtype).max)
+    if not np.all(var <= limit):
+        worst = float(np.max(var))
+        raise ValueError(
+            f"the values of {name} spread so far that their variance (about {worst:.3g}) "
+            f"exceeds the largest {np.dtype(dtype).name} ({limit:.3g}): batch norm stores "
+            f"the variance for its running statistics. Divide {name} by a constant first "
+            f"(normalization does not depend on its scale)"
+            + (", or use float64" if np.dtype(dtype) == np.float32 else ""))
