@@ -1,6 +1,8 @@
 """bnutils: the shared NumPy package of the Batch Normalization course.
 
-The core (``from bnutils import ...``)::
+Every name lives in a module named after its concept, and the notebooks import it from
+there (``from bnutils.layers import Linear``). The core is also importable from
+``bnutils`` itself::
 
     out, cache = batchnorm_forward(x, gamma, beta, eps=1e-5)
     dx, dgamma, dbeta = batchnorm_backward(dout, cache)
@@ -12,6 +14,21 @@ The core (``from bnutils import ...``)::
     out, cache = groupnorm_forward(x, gamma, beta, num_groups);   groupnorm_backward(dout, cache)
     weight, bias = fold_batchnorm(weight, bias, gamma, beta, running_mean, running_var)
     numerical_gradient(f, x, h=1e-5);  rel_error(a, b)
+
+Where to find the rest:
+
+========================  ==========================================================
+``batchnorm``             BN forward/backward/inference, running statistics, ``BatchNorm``
+``normalization``         LayerNorm, GroupNorm, InstanceNorm, RMSNorm and their layers
+``bn_variants``           Batch Renorm, synchronized BN, noisy BN, weight normalization
+``layers``                ``Layer``, ``Linear``, activations, ``Sequential``, losses
+``conv``, ``residual``    convolution, pooling; residual blocks and SkipInit
+``training``              ``train``, ``evaluate``, ``sgd_step``
+``inference``             running averages, frozen/precise statistics, folding a network
+``data``                  every data set of the course
+``diagnostics``           per-layer statistics, saturation, ``PercentileRecorder``
+``experiments``           runs and sweeps of notebooks 05 and 07
+========================  ==========================================================
 
 Conventions are stated in ``bnutils.batchnorm``'s module docstring.
 """
@@ -38,7 +55,9 @@ from .layers import (
     softmax_cross_entropy,
 )
 from .normalization import (
+    GroupNorm,
     GroupNormCache,
+    LayerNorm,
     LayerNormCache,
     groupnorm_backward,
     groupnorm_forward,
@@ -51,7 +70,9 @@ __version__ = "0.1.0"
 __all__ = [
     "BatchNorm",
     "BatchNormCache",
+    "GroupNorm",
     "GroupNormCache",
+    "LayerNorm",
     "LayerNormCache",
     "Linear",
     "ReLU",
