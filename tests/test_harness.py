@@ -19,7 +19,7 @@ from nbval.plugin import get_sanitize_patterns
 
 ROOT = Path(__file__).resolve().parents[1]
 SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
-WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def _load_tool(name: str):
@@ -89,7 +89,7 @@ def _executed_notebook():
     nb.metadata["language_info"] = {"name": "python", "version": "3.11.7"}
     view = nbformat.v4.new_output("display_data", data={
         "text/plain": "interactive(...)",
-        WIDGET_MIME: {"model_id": "01b27eee9bc04b748486c2030ba39abd", "version_major": 2,
+        WIDGET_VIEW: {"model_id": "01b27eee9bc04b748486c2030ba39abd", "version_major": 2,
                       "version_minor": 0}})
     widget_cell = nbformat.v4.new_code_cell("w", execution_count=1, outputs=[view])
     widget_cell.metadata["execution"] = {"iopub.execute_input": "2026-01-01T00:00:00Z"}
@@ -108,7 +108,7 @@ def test_tidy_drops_run_specific_metadata():
     assert nb.metadata["language_info"] == {"name": "python"}
     _, widget_cell, skipped, empty = nb.cells
     assert "execution" not in widget_cell.metadata
-    assert widget_cell.outputs[0]["data"][WIDGET_MIME]["model_id"] == "static-view-1"
+    assert widget_cell.outputs[0]["data"][WIDGET_VIEW]["model_id"] == "static-view-1"
     assert skipped.outputs == [] and skipped.execution_count is None
     assert empty.execution_count is None
     nbformat.validate(nb)
@@ -175,7 +175,7 @@ def test_refresh_then_strict_nbval(pytester, monkeypatch):
     assert counts == [1, 2, 3, 4, 5, 6, None, 7]
     assert all("execution" not in c.metadata for c in nb.cells)
     assert nb.cells[7].outputs[0]["ename"] == "ValueError"
-    assert WIDGET_MIME in nb.cells[3].outputs[0]["data"]
+    assert WIDGET_VIEW in nb.cells[3].outputs[0]["data"]
 
     # Strict nbval, run from a subfolder (the sanitize file is found by absolute path).
     monkeypatch.chdir(notebooks)
