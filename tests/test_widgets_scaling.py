@@ -98,3 +98,43 @@ def test_redraw_is_fast():
     w = scaling_explorer()
     assert_redraws_fast(w, "feature-scale ratio", [1.0, 2.0, 8.0, 16.0, 4.0, 2.0, 1.0])
     assert_redraws_fast(w, "learning rate", [0.001, 0.01, 0.03, 0.1, 0.5, 0.05, 0.02])
+
+
+def test_ratio_reads_the_same_on_the_slider_in_the_text_and_in_the_title(capsys):
+    # issue 19: the slider showed 13.5 while the printed line said 13.45 (2**3.75 = 13.454)
+    w = scaling_explorer()
+    slider = controls(w)["feature-scale ratio"]
+    slider.value = 2 ** 3.75
+    shown = format(slider.value, slider.readout_format)
+    assert shown == "13.45"
+    out = capsys.readouterr().out
+    assert f"scale ratio {shown}," in out
+    assert f"ratio {shown}," in plt.gcf().axes[0].get_title()
+
+
+def test_printed_lines_fit_a_narrow_output_area(capsys):
+    for ratio, lr in [(4.0, 0.05), (2 ** 3.75, 0.001), (16.0, 0.5)]:
+        show_descent(ratio, lr, max_steps=500, plot=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and max(len(line) for line in lines) <= 90, lines
+
+
+def test_steps_axis_has_whole_steps_after_an_early_divergence():
+    X, y = scaled_problem(8.0)
+    result = gradient_descent(X, y, lr=0.5)
+    assert result.diverged and len(result.loss) < 12       # a short run: few steps to tick
+    fig, ax = plt.subplots()
+    plot_excess_loss(ax, {"run": result})
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_tolerance_label_sits_under_its_line_in_the_middle():
+    # issue 19: at the left edge, a curve that converges in a few steps covered the label
+    X, y = scaled_problem(1.0)
+    fast = gradient_descent(X, y, lr=0.5)
+    fig, ax = plt.subplots()
+    plot_excess_loss(ax, {"fast": fast})
+    (label,) = [t for t in ax.texts if t.get_text() == "tolerance"]
+    assert label.get_position() == (0.5, fast.tol)
+    assert label.get_va() == "top" and label.get_ha() == "center"

@@ -13,6 +13,7 @@ Introduced in notebook 01.
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from ..data import scaled_problem
 from ..scaling import (
@@ -26,6 +27,9 @@ from ..scaling import (
 __all__ = ["plot_contours", "plot_excess_loss", "scaling_explorer", "show_descent"]
 
 PATH_COLOR = "#d62728"
+#: One format for the feature-scale ratio in the slider's readout, the printed line and the
+#: figure title, so that all three show the same number (2**3.75 reads 13.45 everywhere).
+RATIO_FORMAT = ".4g"
 
 
 def _window(X, result: DescentResult, pad: float = 0.12):
@@ -121,8 +125,14 @@ def plot_excess_loss(ax, results: dict, colors: dict | None = None):
         tol = result.tol
     if tol is not None:
         ax.axhline(tol, color="0.4", ls="--", lw=1)
-        ax.text(0.0, tol, "tolerance", va="bottom", ha="left", color="0.3", fontsize=8)
+        # Centred just below the line: every curve stops at the step that crosses the
+        # tolerance, so the middle of the axes under the line is always clear (a label at
+        # the left edge was crossed by a curve that converges in a few steps).
+        ax.text(0.5, tol, "tolerance", transform=ax.get_yaxis_transform(), va="top",
+                ha="center", color="0.3", fontsize=8)
     ax.set_yscale("log")
+    # Whole steps only: a run that diverges after a few steps would get ticks at 0.5, 1.5 ...
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
     ax.set_ylim(min(tol or 1e-6, 1.0) / 10, 1e2)
     ax.set_xlabel("gradient-descent step")
     ax.set_ylabel("excess loss (relative to start)")
@@ -158,15 +168,17 @@ def show_descent(scale_ratio: float = 4.0, lr: float = 0.05, max_steps: int = 50
         "diverged": result.diverged,
         "summary": result.summary(),
     }
-    print(f"scale ratio {scale_ratio:.2f}: condition number {numbers['kappa']:.1f}; "
-          f"lr {lr:.3g} -> {result.summary()}  "
-          f"(best fixed lr {numbers['best_lr']:.3g}, diverges above {numbers['max_stable_lr']:.3g})")
+    # Two lines of at most ~70 characters: a narrow output area wraps them at spaces
+    # instead of breaking a number in two.
+    print(f"scale ratio {scale_ratio:{RATIO_FORMAT}}, condition number {numbers['kappa']:.1f}: "
+          f"lr {lr:.3g} -> {result.summary()}")
+    print(f"best fixed lr {numbers['best_lr']:.3g}, diverges above {numbers['max_stable_lr']:.3g}")
     if plot:
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.2),
                                        gridspec_kw={"width_ratios": [1.1, 1]})
         plot_contours(ax1, X, y, result, names=("$w_1$ (feature 1, std 1)",
-                                                f"$w_2$ (feature 2, std {scale_ratio:.3g})"))
-        ax1.set_title(f"Loss contours and GD path, ratio {scale_ratio:.3g}, "
+                                                f"$w_2$ (feature 2, std {scale_ratio:{RATIO_FORMAT}})"))
+        ax1.set_title(f"Loss contours and GD path, ratio {scale_ratio:{RATIO_FORMAT}}, "
                       f"$\\kappa$ = {numbers['kappa']:.0f}")
         plot_excess_loss(ax2, {f"lr {lr:.3g}": result}, colors={f"lr {lr:.3g}": PATH_COLOR})
         ax2.set_title("How fast the loss reaches its minimum")
@@ -196,6 +208,7 @@ def scaling_explorer(max_steps: int = 5000):
         update,
         scale_ratio=widgets.FloatLogSlider(value=4.0, base=2, min=0, max=4, step=0.25,
                                            description="feature-scale ratio", style=style,
+                                           readout_format=RATIO_FORMAT,
                                            layout=layout, continuous_update=False),
         lr=widgets.FloatLogSlider(value=0.05, base=10, min=-3, max=0, step=0.05,
                                   description="learning rate", readout_format=".3g",
