@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._moments import scaled_moments
 from ._validation import as_float_array, check_finite, check_int, check_positive
 
 __all__ = [
@@ -89,8 +90,10 @@ class ScalerStats:
     ----------
     method : str
         One of ``METHODS``.
-    shift, scale : ndarray, shape (D,)
+    shift, scale : ndarray, float64, shape (D,)
         Per-feature statistics of the data the scaler was fitted on (``scale > 0``).
+        Always float64: a float32 mean near 1e4 is only good to about 1e-3, a tenth of
+        a standard deviation of 1e-2.
     """
 
     method: str
@@ -122,16 +125,25 @@ def fit_scaler(X, method: str = "standard") -> ScalerStats:
     Introduced in notebook 01.
     """
     _check_method(method)
-    X = _as_2d(X)
-    if method == "minmax":
-        shift = X.min(axis=0)
-        scale = X.max(axis=0) - shift
-    elif method == "mean":
-        shift = X.mean(axis=0)
-        scale = X.max(axis=0) - X.min(axis=0)
-    else:
-        shift = X.mean(axis=0)
-        scale = X.std(axis=0)  # ddof=0, the biased estimate
+    X = _as_2d(X).astype(np.float64, copy=False)     # statistics in float64 (see ScalerStats)
+    with np.errstate(over="ignore", invalid="ignore"):   # an overflow is caught below
+        if method == "minmax":
+            shift = X.min(axis=0)
+            scale = X.max(axis=0) - shift
+        elif method == "mean":
+            shift = X.mean(axis=0)
+            scale = X.max(axis=0) - X.min(axis=0)
+        else:
+            shift = X.mean(axis=0)
+            scale = X.std(axis=0)  # ddof=0, the biased estimate
+    if method == "standard" and not np.isfinite(scale).all():
+        # X is finite, so its squares overflowed (|x| above ~1e154): the same standard
+        # deviation from X divided by a power of two (exact), scaled back.
+        k, _, mean, var_z = scaled_moments(X, (0,))
+        shift, scale = mean[0], np.ldexp(np.sqrt(var_z), k)[0]
+    if not (np.isfinite(shift).all() and np.isfinite(scale).all()):
+        raise ValueError(f"X's values are too large for float64 statistics (largest |x| = "
+                         f"{np.max(np.abs(X)):.3g}): the range max - min overflows")
     scale = np.where(scale > 0, scale, 1.0)
     shift.setflags(write=False)
     scale.setflags(write=False)
@@ -162,7 +174,7 @@ def apply_scaler(X, stats: ScalerStats) -> np.ndarray:
     Introduced in notebook 01.
     """
     X = _check_scaled_like(X, stats, "X")
-    return (X - stats.shift) / stats.scale
+    return ((X - stats.shift) / stats.scale).astype(X.dtype, copy=False)   # (float64 stats)
 
 
 def invert_scaler(X_scaled, stats: ScalerStats) -> np.ndarray:
@@ -177,7 +189,7 @@ def invert_scaler(X_scaled, stats: ScalerStats) -> np.ndarray:
     Introduced in notebook 01.
     """
     X_scaled = _check_scaled_like(X_scaled, stats, "X_scaled")
-    return X_scaled * stats.scale + stats.shift
+    return (X_scaled * stats.scale + stats.shift).astype(X_scaled.dtype, copy=False)
 
 
 def min_max_rescale(X) -> np.ndarray:
