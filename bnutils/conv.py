@@ -32,6 +32,7 @@ from ._validation import (
     check_finite,
     check_int,
     check_positive,
+    read_only,
 )
 from .layers import Layer
 
@@ -179,12 +180,19 @@ class ConvCache:
     W : ndarray, shape (C_out, C_in, k, k)
     x_shape : tuple (N, C_in, H, W)
     has_bias : bool
+
+    The arrays are stored as read-only views (as in ``BatchNormCache``), so nobody edits
+    a cache between forward and backward.
     """
 
     cols: np.ndarray
     W: np.ndarray
     x_shape: tuple
     has_bias: bool
+
+    def __post_init__(self):
+        object.__setattr__(self, "cols", read_only(self.cols))
+        object.__setattr__(self, "W", read_only(self.W))
 
 
 def conv2d_forward(x, W, b=None):

@@ -118,6 +118,7 @@ def test_inputs_never_mutated():
         np.testing.assert_array_equal(a, c)
     W[0, 0, 0, 0] += 1.0          # changing W after the forward does not change the cache
     assert cache.W[0, 0, 0, 0] == copies[1][0, 0, 0, 0]
+    assert not cache.cols.flags.writeable and not cache.W.flags.writeable
 
 
 @pytest.mark.parametrize(("call", "err", "fragment"), [
