@@ -89,6 +89,15 @@ def test_static_figure():
     assert len(fig2.axes[0].lines) == 3
 
 
+@pytest.mark.parametrize(("momentum", "batch_size"), [(0.1, 32), (0.1, 2), (1.0, 4), (0.01, 128)])
+def test_every_batch_value_is_in_view(momentum, batch_size):
+    sim = simulate_running_stats(momentum=momentum, batch_size=batch_size)
+    fig = plot_running_stats(sim, momentum, batch_size)
+    for ax, key in zip(fig.axes, ("batch_mean", "batch_var"), strict=True):
+        lo, hi = ax.get_ylim()
+        assert lo < np.min(sim[key]) and np.max(sim[key]) < hi, (key, ax.get_ylim())
+
+
 def test_widget_defaults_and_controls():
     w = running_stats_explorer()
     c = controls(w)

@@ -124,8 +124,9 @@ def plot_running_stats(sim: dict, momentum: float, batch_size: int, unbiased: bo
             ax.axvline(sim["warmup_steps"], color=COLORS["plain"], ls=":", lw=1.2,
                        label="start value weighs < 5 %")
         ax.set_xlim(0, step[-1] + 1)
-        lo, hi = np.percentile(batch, [1, 99])
-        pad = 0.1 * (hi - lo)
+        # Every batch value stays in view (percentiles clipped the largest batch variances).
+        lo, hi = float(np.min(batch)), float(np.max(batch))
+        pad = 0.05 * (hi - lo)
         ax.set_ylim(min(lo, start, pop) - pad, max(hi, start, pop) + pad)
         ax.set_xlabel("training step (batches seen)")
         ax.set_ylabel(name)
