@@ -89,7 +89,7 @@ def normalize_scaled(x: np.ndarray, axes: tuple, eps: float, centre: bool = True
     # then gives x_hat = 0 rather than 0 / 0.
     eps_z = np.maximum(np.ldexp(float(eps), -2 * k), np.finfo(np.float64).tiny)
     inv_std_z = 1.0 / np.sqrt(var_z + eps_z)
-    x_hat = zc * inv_std_z.astype(x.dtype)
+    x_hat = (zc * inv_std_z).astype(x.dtype)    # in float64: 1/std in scaled units can exceed float32
     with np.errstate(over="ignore"):         # a variance above float64's range is inf
         var = np.ldexp(var_z, 2 * k)
     return x_hat, mean, var, np.ldexp(inv_std_z, -k)

@@ -17,7 +17,9 @@ Conventions (stated once here, tested in ``tests/test_batchnorm.py``):
   (ddof=1). They start at ``running_mean = 0`` and ``running_var = 1``.
 * **Numerics.** The variance is computed in two passes (centre, then square), so
   float32 stays accurate for inputs with a large mean; for float32 the mean is then
-  corrected by the mean of the centred values. float32 in, float32 out; float64 in,
+  corrected by the mean of the centred values. Inputs too large to square (float32
+  beyond ~1e19) are normalized after dividing by a power of two (``bnutils._moments``);
+  a variance beyond the dtype's range raises a ``ValueError``. float32 in, float32 out; float64 in,
   float64 out; integers are promoted to float64. No function modifies its inputs.
 * **Speed.** ``batchnorm_forward`` and ``batchnorm_backward`` read as the equations
   below. For inputs of at least ``bnutils._fast.MIN_SIZE`` values they hand the same
@@ -34,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _fast
+from ._moments import check_variance_fits, normalize_scaled
 from ._validation import (
     as_float_array,
     check_cache,
@@ -186,21 +189,36 @@ def batchnorm_forward(x, gamma, beta, eps: float = 1e-5):
             out, x_hat, mean, var, inv_std = result
             return out, BatchNormCache(x_hat, gamma.copy(), mean, var, inv_std, eps, axes, count)
     check_finite(x, "x")    # (also where the fast path's sums were not finite)
-    # Sums accumulate in float64 even for float32 x: a float32 running sum of values
-    # near 1e4 would lose the digits that the normalized output is made of.
-    mean = x.mean(axis=axes, dtype=np.float64)                     # μ_B, (D,)
-    x_centered = x - per_channel(mean.astype(x.dtype), nd)          # x - μ_B
-    if x.dtype == np.float32:
-        # A float32 mean near 1e4 is only good to ~1e-3; the centred values are small, so
-        # their own mean is the exact residual (the corrected two-pass algorithm).
-        residual = x_centered.mean(axis=axes, dtype=np.float64)
-        x_centered -= per_channel(residual.astype(x.dtype), nd)
-        mean += residual
-    mean = mean.astype(x.dtype)
-    var = np.mean(np.square(x_centered), axis=axes, dtype=np.float64).astype(x.dtype)  # σ²_B
+    with np.errstate(over="ignore", invalid="ignore"):   # an overflow is caught below
+        # Sums accumulate in float64 even for float32 x: a float32 running sum of values
+        # near 1e4 would lose the digits that the normalized output is made of.
+        mean = x.mean(axis=axes, dtype=np.float64)                     # μ_B, (D,)
+        x_centered = x - per_channel(mean.astype(x.dtype), nd)          # x - μ_B
+        if x.dtype == np.float32:
+            # A float32 mean near 1e4 is only good to ~1e-3; the centred values are small,
+            # so their own mean is the exact residual (the corrected two-pass algorithm).
+            residual = x_centered.mean(axis=axes, dtype=np.float64)
+            x_centered -= per_channel(residual.astype(x.dtype), nd)
+            mean += residual
+        mean = mean.astype(x.dtype)
+        var = np.mean(np.square(x_centered), axis=axes, dtype=np.float64).astype(x.dtype)  # σ²_B
+    if not np.isfinite(var).all():
+        # x is finite, so a square overflowed: |x - mean| above ~1e19 in float32 (~1e154
+        # in float64). Redo the statistics on x divided by a power of two (bnutils._moments);
+        # where the variance itself is beyond the dtype, say so rather than return β.
+        return _forward_rescaled(x, gamma, beta, eps, axes, count)
     inv_std = 1.0 / np.sqrt(var + eps)                              # 1 / sqrt(σ²_B + ε)
     x_hat = x_centered * per_channel(inv_std, nd)                   # normalized
     out = x_hat * per_channel(gamma, nd) + per_channel(beta, nd)    # scale and shift
+    return out, BatchNormCache(x_hat, gamma.copy(), mean, var, inv_std, eps, axes, count)
+
+
+def _forward_rescaled(x, gamma, beta, eps, axes, count):
+    """``batchnorm_forward`` for inputs too large to square (see ``bnutils._moments``)."""
+    x_hat, mean, var, inv_std = normalize_scaled(x, axes, eps)
+    check_variance_fits(var, x.dtype)
+    mean, var, inv_std = (a.reshape(-1).astype(x.dtype) for a in (mean, var, inv_std))
+    out = x_hat * per_channel(gamma, x.ndim) + per_channel(beta, x.ndim)
     return out, BatchNormCache(x_hat, gamma.copy(), mean, var, inv_std, eps, axes, count)
 
 
@@ -365,10 +383,12 @@ def batchnorm_inference(x, gamma, beta, running_mean, running_var, eps: float = 
     what = "feature" if x.ndim == 2 else "channel"
     running_mean, running_var = check_running_stats(
         running_mean, running_var, x.shape[1], what, x.dtype)
-    # Fold the four vectors into one scale and one shift, then one pass over x.
+    # Centre, then one scale and one shift. (Folding the mean into the shift,
+    # x * scale + (beta - running_mean * scale), subtracts two numbers of size
+    # |mean| / std: in float32 at mean 1e4, std 1e-2 that is 1e6, and an error of ~0.1.)
     scale = gamma / np.sqrt(running_var + eps)
-    shift = beta - running_mean * scale
-    return x * per_channel(scale, x.ndim) + per_channel(shift, x.ndim)
+    x_centered = x - per_channel(running_mean, x.ndim)
+    return x_centered * per_channel(scale, x.ndim) + per_channel(beta, x.ndim)
 
 
 def update_running_stats(running_mean, running_var, cache: BatchNormCache | None = None,

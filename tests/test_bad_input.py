@@ -246,11 +246,11 @@ CASES = [
      ["num_features must be an integer", "got 2.0"]),
     ("BatchNorm-bool-features", lambda: BatchNorm(True), TypeError,
      ["num_features must be an integer", "got True"]),
-    ("Linear-0-in", lambda: Linear(0, 2), ValueError, ["in_features must be a positive integer", "got 0"]),
+    ("Linear-0-in", lambda: Linear(0, 2), ValueError, ["in_features must be ≥ 1", "got 0"]),
     ("Linear-negative-out", lambda: Linear(3, -1), ValueError,
-     ["out_features must be a positive integer", "got -1"]),
-    ("Linear-float-out", lambda: Linear(3, 2.5), ValueError,
-     ["out_features must be a positive integer", "got 2.5"]),
+     ["out_features must be ≥ 1", "got -1"]),
+    ("Linear-float-out", lambda: Linear(3, 2.5), TypeError,
+     ["out_features must be an integer", "got 2.5"]),
     ("Linear-bad-init", lambda: Linear(3, 2, init="lecun"), ValueError,
      ["init must be 'he', 'xavier' or a positive float", "got 'lecun'"]),
     ("Linear-negative-init", lambda: Linear(3, 2, init=-0.1), ValueError,
@@ -302,9 +302,9 @@ CASES = [
     ("update-wrong-cache", lambda: update_running_stats(ZEROS, ONES, {"mean": 0}), TypeError,
      ["cache must be the BatchNormCache", "got dict"]),
     ("ln-backward-bn-cache", lambda: layernorm_backward(X, CACHE), TypeError,
-     ["cache must be a LayerNormCache", "got BatchNormCache"]),
+     ["cache must be the LayerNormCache returned by layernorm_forward", "got BatchNormCache"]),
     ("gn-backward-ln-cache", lambda: groupnorm_backward(X, LN_CACHE), TypeError,
-     ["cache must be a GroupNormCache", "got LayerNormCache"]),
+     ["cache must be the GroupNormCache returned by groupnorm_forward", "got LayerNormCache"]),
     # ---- a negative running variance
     ("bn-inference-negative-var", lambda: batchnorm_inference(X, ONES, ZEROS, ZEROS, NEG_VAR),
      ValueError, ["running_var must be ≥ 0 (it is a variance)", "-0.5"]),
@@ -321,9 +321,9 @@ CASES = [
     ("gn-groups-too-many", lambda: groupnorm_forward(X4, ONES, ZEROS, 6), ValueError,
      ["positive divisor of the number of channels C=3", "got num_groups=6"]),
     ("gn-groups-0", lambda: groupnorm_forward(X4, ONES, ZEROS, 0), ValueError,
-     ["positive divisor", "got num_groups=0"]),
+     ["num_groups must be ≥ 1", "got 0"]),
     ("gn-groups-negative", lambda: groupnorm_forward(X4, ONES, ZEROS, -3), ValueError,
-     ["positive divisor", "got num_groups=-3"]),
+     ["num_groups must be ≥ 1", "got -3"]),
     ("gn-groups-float", lambda: groupnorm_forward(X4, ONES, ZEROS, 3.0), TypeError,
      ["num_groups must be an integer", "got 3.0"]),
     # ---- non-numeric arrays
@@ -402,7 +402,7 @@ CASES = [
     ("train-eval-every-0", lambda: train(Linear(3, 2, rng=0), X, np.array([0, 1, 0, 1]), lr=0.1,
                                          steps=1, batch_size=2, X_test=X, y_test=np.array([0, 1, 0, 1]),
                                          eval_every=0),
-     ValueError, ["eval_every must be a positive integer", "got 0"]),
+     ValueError, ["eval_every must be ≥ 1", "got 0"]),
 ]
 
 

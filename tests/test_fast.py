@@ -180,16 +180,22 @@ def test_non_finite_input_is_named_without_warnings(shape, dtype, bad, path, mon
 
 
 def test_overflowing_sums_fall_back_to_the_readable_path(fast_everywhere):
-    """Finite float32 values whose sum overflows are not an input error: the result is
-    whatever the readable path computes (here it warns about its own overflow, as before)."""
-    x = np.array([[3e38, 3e38], [3e38, -3e38]], np.float32)
+    """Finite float32 values whose sums overflow are not an input error: the kernels hand
+    them to the readable path, which rescales them (issue 17: it used to return β with a
+    RuntimeWarning) or, where the variance itself exceeds float32, says so."""
     gamma, beta = np.ones(2, np.float32), np.zeros(2, np.float32)
-    with pytest.warns(RuntimeWarning):
+    x = np.array([[3e38, 3e38], [3e38, -3e38]], np.float32)
+    with pytest.raises(ValueError, match="exceeds the largest float32"):
+        batchnorm_forward(x, gamma, beta)
+    x = np.zeros((4096, 2), np.float32)
+    x[0] = [3e19, -3e19]                             # its square overflows, the variance fits
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         out, cache = batchnorm_forward(x, gamma, beta)
-    with pytest.warns(RuntimeWarning):
-        ref_out, ref = readable_forward(x, gamma, beta, 1e-5)
-    np.testing.assert_array_equal(out, ref_out)
-    np.testing.assert_array_equal(cache.var, ref.var)
+    assert _fast.forward(x, gamma, beta, 1e-5) is None
+    a = float(x[0, 0])
+    np.testing.assert_allclose(cache.var, [a * a / 4096 * (4095 / 4096)] * 2, rtol=1e-6)
+    np.testing.assert_allclose(out[0], [np.sqrt(4095.0), -np.sqrt(4095.0)], rtol=1e-5)
 
 
 

@@ -29,17 +29,6 @@ from bnutils.normalization import (
 from bnutils.scaling import standardize
 
 TOL = 1e-5
-# TEMPORARY (remove when bnutils/batchnorm.py has H10's issue-17 edit: the rescaled path and
-# the centred batchnorm_inference; bnutils/batchnorm.py is H1's file until H1 is done).
-import bnutils.batchnorm as _bn_module  # noqa: E402
-
-PENDING = not hasattr(_bn_module, "_forward_rescaled")
-
-
-def _pending(what):
-    if PENDING:
-        pytest.xfail(f"{what}: needs the issue-17 edit of bnutils/batchnorm.py")
-
 EPS = 1e-5
 SEEDS = range(3)
 LD = np.longdouble
@@ -165,9 +154,6 @@ def _measure(case, regime):
 @pytest.mark.parametrize("regime", REGIMES)
 @pytest.mark.parametrize("case", CASES)
 def test_float32_stays_within_tol_of_a_longdouble_reference_or_raises_clearly(case, regime):
-    if ((case.startswith(("BN train", "BN layer", "Batch Renorm layer")) and "1e20" in regime)
-            or (case.startswith("BN eval") and "1e4" in regime)):
-        _pending(case)
     with np.errstate(all="raise"):          # no silent overflow warning either
         result = _measure(case, regime)
     if isinstance(result, ValueError):
@@ -188,7 +174,6 @@ def test_batch_independent_normalizations_compute_huge_inputs_instead_of_refusin
 @pytest.mark.parametrize("dtype, scale", [(np.float32, 1e20), (np.float64, 1e160)])
 def test_bn_refuses_a_variance_beyond_the_dtype_instead_of_returning_beta(dtype, scale):
     """Issue 17: out == β everywhere and cache.var == inf, with only a RuntimeWarning."""
-    _pending("BN overflow")
     x = (np.random.default_rng(0).standard_normal((16, 3)) * scale).astype(dtype)
     for shape in [(16, 3), (4, 3, 2, 2)]:
         with pytest.raises(ValueError, match=f"exceeds the largest {np.dtype(dtype).name}"):
@@ -199,7 +184,6 @@ def test_bn_refuses_a_variance_beyond_the_dtype_instead_of_returning_beta(dtype,
 def test_bn_normalizes_squares_that_overflow_when_the_variance_fits(shape):
     """One value at 3e19 (its square overflows float32) among zeros: the variance, 9e38/m,
     fits, and the normalized output is right."""
-    _pending("BN overflow")
     x = np.zeros(shape, np.float32)
     x[0] = 3e19
     out, cache = batchnorm_forward(x, *_ones(3), EPS)
@@ -214,6 +198,18 @@ def test_huge_float64_rows_are_normalized():
     np.testing.assert_allclose(out, _ref_normalize(x / 1e200, (1,), eps=0).astype(float),
                                atol=1e-12)
     assert np.all(cache.inv_std > 0)
+
+
+def test_a_constant_huge_slice_normalizes_to_zero_on_the_rescaled_path():
+    """A constant column at 3e38 beside one whose squares overflow: 0, not 0 · inf = NaN."""
+    x = np.zeros((8, 2), np.float32)
+    x[:, 0], x[0, 1] = 3e38, 3e19
+    with np.errstate(all="raise"):
+        out, _ = batchnorm_forward(x, *_ones(2), EPS)
+        ln_out, _ = layernorm_forward(x.T.copy(), *_ones(8), EPS)
+    np.testing.assert_array_equal(out[:, 0], 0.0)
+    np.testing.assert_array_equal(ln_out[0], 0.0)
+    assert float(np.max(np.abs(out.astype(LD) - _bn_ref(x)))) < TOL
 
 
 def error_table() -> str:
