@@ -27,6 +27,7 @@ import numpy as np
 from ._validation import as_float_array, check_int, check_positive
 from .inference import batch_stats_forward
 from .layers import Linear, ReLU, Sequential, Sigmoid, Tanh, softmax_cross_entropy
+from .plots import COLORS
 
 __all__ = [
     "RECORD_MODES",
@@ -482,7 +483,7 @@ def plot_activation_histograms(rows: dict, bins: int = 40, value_range=None, col
                 continue
             s = stats[c]
             lo_hi = value_range or {"tanh": (-1, 1), "sigmoid": (0, 1)}.get(s.activation)
-            ax.hist(s.out.ravel(), bins=bins, range=lo_hi, color=color or "#1f77b4",
+            ax.hist(s.out.ravel(), bins=bins, range=lo_hi, color=color or COLORS["bn"],
                     density=True)
             ax.set_yticks([])
             ax.grid(False)

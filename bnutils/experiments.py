@@ -33,7 +33,7 @@ from .batchnorm import BatchNorm
 from .diagnostics import PercentileRecorder, _check_sequential
 from .layers import Layer, Sequential, Sigmoid
 from .models import make_mlp
-from .plots import COLORS
+from .plots import COLORS, style
 from .training import TrainingHistory, one_blas_thread, train
 
 __all__ = [
@@ -336,15 +336,24 @@ def plot_sweeps(ax, results: dict, colors: dict | None = None, logx: bool = True
     -------
     ax
 
+    Notes
+    -----
+    Each sweep also gets its own marker and line style (``bnutils.plots.style``): "no BN"
+    and "BN" those of "plain" and "bn", any other label the next method's, so that the
+    lines differ without colour.
+
     Introduced in notebook 05.
     """
-    defaults = {"no BN": COLORS["plain"], "BN": COLORS["bn"]}
-    colors = {**defaults, **(colors or {})}
-    for k, (label, res) in enumerate(results.items()):
+    known = {"no BN": "plain", "BN": "bn"}
+    spare = iter([m for m in ("bn", "plain", "ln", "gn", "in")
+                  if m not in {known.get(label) for label in results}])
+    colors = colors or {}
+    for label, res in results.items():
         x = np.asarray(res.values, dtype=float)
-        color = colors.get(label, f"C{k}")
+        kw = style(known.get(label) or next(spare, "other"))
+        color = kw["color"] = colors.get(label, kw["color"])
         mean = np.where(res.diverged.all(axis=1), np.nan, res.mean_accuracy)
-        ax.plot(x, mean, "o-", color=color, label=label)
+        ax.plot(x, mean, **kw, label=label)
         if len(res.seeds) > 1:
             ax.fill_between(x, res.accuracy.min(axis=1), res.accuracy.max(axis=1),
                             color=color, alpha=0.15, lw=0)
@@ -416,7 +425,7 @@ def plot_gd_variants(runs: dict, n_train: int):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.0, 3.6))
-    colors = {"batch": COLORS["plain"], "stochastic": COLORS["other"], "mini-batch": COLORS["bn"]}
+    methods = {"batch": "plain", "stochastic": "other", "mini-batch": "bn"}    # colour and dashes
     for name, run in runs.items():
         bs = run.config["batch_size"]
         loss = np.asarray(run.history.loss)
@@ -428,8 +437,10 @@ def plot_gd_variants(runs: dict, n_train: int):
             loss = np.convolve(loss, np.ones(k) / k, mode="valid")
             seen = seen[k - 1:]
             label += f", mean of {k}"
-        style = "o-" if len(loss) < 10 else "-"
-        ax.plot(seen, loss, style, color=colors.get(name), lw=1.6, label=label)
+        kw = style(methods.get(name, "other"), marker=len(loss) < 10)
+        if name == "stochastic":
+            kw["linestyle"] = "-"          # a dense, noisy curve: dots would vanish in it
+        ax.plot(seen, loss, **kw, lw=1.6, label=label)
     ax.set_xlabel("epochs (passes over the training set)")
     ax.set_ylabel("training loss")
     ax.set_yscale("log")
@@ -537,8 +548,9 @@ def plot_figure1(plain: Figure1Run, bn: Figure1Run):
 
     fig, axes = plt.subplots(1, 3, figsize=(11.0, 3.4))
     ax = axes[0]
-    for run, label, color in ((plain, "without BN", COLORS["plain"]), (bn, "with BN", COLORS["bn"])):
-        ax.plot(run.history.eval_steps, run.history.test_accuracy, color=color, label=label)
+    for run, label, method in ((plain, "without BN", "plain"), (bn, "with BN", "bn")):
+        ax.plot(run.history.eval_steps, run.history.test_accuracy,
+                **style(method, marker=len(run.history.eval_steps) <= 30, ms=4), label=label)
     ax.set_xlabel("training step")
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1.02)

@@ -209,3 +209,44 @@ def test_course_style_cycles_through_the_palette():
         colours = [ax.plot([0, 1])[0].get_color() for _ in range(3)]
         plt.close(fig)
     assert colours == [COLORS["bn"], COLORS["plain"], COLORS["ln"]]
+
+
+# --------------------------------------------------------------------------- library figures
+
+def _sweep(values, acc):
+    from bnutils.experiments import SweepResult
+
+    acc = np.asarray(acc, dtype=float)
+    return SweepResult("lr", list(values), tuple(range(acc.shape[1])), acc, np.ones_like(acc),
+                       np.zeros_like(acc, dtype=bool))
+
+
+def test_plot_sweeps_tells_the_lines_apart_without_colour():
+    from bnutils.experiments import plot_sweeps
+
+    fig, ax = plt.subplots()
+    plot_sweeps(ax, {"no BN": _sweep([0.1, 1.0], [[0.9], [0.8]]), "BN": _sweep([0.1, 1.0], [[0.9], [0.9]]),
+                     "LN": _sweep([0.1, 1.0], [[0.7], [0.6]])}, colors={"LN": "#123456"})
+    plain, bn, other = ax.lines
+    assert (plain.get_color(), plain.get_marker(), plain.get_linestyle()) == (COLORS["plain"], "s", "--")
+    assert (bn.get_color(), bn.get_marker(), bn.get_linestyle()) == (COLORS["bn"], "o", "-")
+    assert other.get_color() == "#123456"                  # a colour given by label still wins
+    assert len({(ln.get_marker(), ln.get_linestyle()) for ln in ax.lines}) == 3
+    plt.close(fig)
+
+
+def test_plot_figure1_tells_with_and_without_bn_apart_without_colour():
+    from types import SimpleNamespace
+
+    from bnutils.experiments import plot_figure1
+
+    def run(scale):
+        steps = np.arange(0, 101, 10)
+        history = SimpleNamespace(eval_steps=list(steps), test_accuracy=list(np.linspace(0.1, scale, 11)))
+        return SimpleNamespace(history=history, steps=steps,
+                               percentiles=np.outer(np.ones(11), [-scale, 0.0, scale]))
+
+    fig = plot_figure1(run(0.5), run(0.9))
+    plain, bn = fig.axes[0].lines
+    assert plain.get_marker() != bn.get_marker() and plain.get_linestyle() != bn.get_linestyle()
+    plt.close(fig)
