@@ -52,7 +52,7 @@ def dropout_forward(x, p: float, rng):
     --------
     >>> out, mask = dropout_forward(np.ones(6), 0.5, rng=0)
     >>> out.tolist(), bool(np.all(out[mask] == 2.0))
-    ([2.0, 0.0, 2.0, 2.0, 2.0, 2.0], True)
+    ([2.0, 0.0, 0.0, 0.0, 2.0, 2.0], True)
 
     Introduced in notebook 07.
     """
