@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validation import NonFiniteError
+
 __all__ = ["check_variance_fits", "normalize_scaled", "scaled_moments"]
 
 
@@ -100,12 +102,13 @@ def check_variance_fits(var: np.ndarray, dtype, name: str = "x") -> None:
 
     Batch norm stores the batch variance (for the running statistics and eval mode), so
     where it exceeds the dtype's range there is no right answer to return: say so
-    instead of storing inf.
+    instead of storing inf. The error is a ``NonFiniteError`` (a ``ValueError``): the
+    variance would be inf, and ``bnutils.training.train`` reports it as divergence.
     """
     limit = float(np.finfo(dtype).max)
     if not np.all(var <= limit):
         worst = float(np.max(var))
-        raise ValueError(
+        raise NonFiniteError(
             f"the values of {name} spread so far that their variance (about {worst:.3g}) "
             f"exceeds the largest {np.dtype(dtype).name} ({limit:.3g}): batch norm stores "
             f"the variance for its running statistics. Divide {name} by a constant first "

@@ -13,6 +13,7 @@ import numbers
 import numpy as np
 
 __all__ = [
+    "Checked",
     "NonFiniteError",
     "as_float_array",
     "check_cache",
@@ -240,3 +241,24 @@ def read_only(*arrays):
         view.flags.writeable = False
         views.append(view)
     return views[0] if len(views) == 1 else tuple(views)
+
+
+class Checked:
+    """A layer attribute checked on every assignment, in ``__init__`` and later.
+
+    ``momentum = Checked(check_fraction)`` in a class body makes ``layer.momentum = 5``
+    raise at once (``check_fraction(5, "momentum")``) instead of giving a wrong running
+    variance at the next forward. The value lives in ``layer._momentum``.
+    """
+
+    def __init__(self, check):
+        self.check = check
+
+    def __set_name__(self, owner, name):
+        self.name, self.private = name, "_" + name
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else getattr(obj, self.private)
+
+    def __set__(self, obj, value):
+        setattr(obj, self.private, self.check(value, self.name))

@@ -38,6 +38,7 @@ import numpy as np
 from . import _fast
 from ._moments import check_variance_fits, normalize_scaled
 from ._validation import (
+    Checked,
     as_float_array,
     check_cache,
     check_dout,
@@ -560,12 +561,15 @@ class BatchNorm(Layer):
 
     param_names = ("gamma", "beta")
     running_stat_names = ("running_mean", "running_var")
+    # checked on every assignment: bn.momentum = 5 raises at once, not at the next forward
+    eps = Checked(check_positive)
+    momentum = Checked(check_fraction)
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
                  dtype=np.float64):
         self.num_features = check_int(num_features, "num_features")
-        self.eps = check_positive(eps, "eps")
-        self.momentum = check_fraction(momentum, "momentum")
+        self.eps = eps
+        self.momentum = momentum
         self.gamma = np.ones(num_features, dtype)
         self.beta = np.zeros(num_features, dtype)
         self.running_mean = np.zeros(num_features, dtype)

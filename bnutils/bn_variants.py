@@ -32,6 +32,8 @@ import numpy as np
 
 from ._moments import check_variance_fits
 from ._validation import (
+    Checked,
+    NonFiniteError,
     as_float_array,
     check_cache,
     check_dout,
@@ -91,27 +93,6 @@ def _check_d_max(value, name: str = "d_max") -> float:
         raise ValueError(f"{name} must be a finite number ≥ 0 (d is clipped to "
                          f"[-d_max, d_max]), got {value}")
     return float(value)
-
-
-class _Checked:
-    """A layer attribute checked on every assignment, in ``__init__`` and later.
-
-    ``momentum = _Checked(check_fraction)`` in a class body makes ``layer.momentum = 5``
-    raise at once (``check_fraction(5, "momentum")``) instead of giving a wrong running
-    variance at the next forward. The value lives in ``layer._momentum``.
-    """
-
-    def __init__(self, check):
-        self.check = check
-
-    def __set_name__(self, owner, name):
-        self.name, self.private = name, "_" + name
-
-    def __get__(self, obj, objtype=None):
-        return self if obj is None else getattr(obj, self.private)
-
-    def __set__(self, obj, value):
-        setattr(obj, self.private, self.check(value, self.name))
 
 
 @dataclass(frozen=True)
@@ -272,10 +253,10 @@ class BatchRenorm(Layer):
     param_names = ("gamma", "beta")
     running_stat_names = ("running_mean", "running_var")
     # checked on every assignment (layer.momentum = 5 raises at once)
-    r_max = _Checked(_check_r_max)
-    d_max = _Checked(_check_d_max)
-    eps = _Checked(check_positive)
-    momentum = _Checked(check_fraction)
+    r_max = Checked(_check_r_max)
+    d_max = Checked(_check_d_max)
+    eps = Checked(check_positive)
+    momentum = Checked(check_fraction)
 
     def __init__(self, num_features: int, r_max: float = 3.0, d_max: float = 5.0,
                  eps: float = 1e-5, momentum: float = 0.1, dtype=np.float64):
@@ -615,7 +596,7 @@ def device_stats(x_shards):
         with np.errstate(over="ignore", invalid="ignore"):               # checked below
             m2 = np.sum(np.square(s - per_channel(mean, s.ndim)), axis=axes)  # pass 2
         if not (np.isfinite(mean).all() and np.isfinite(m2).all()):
-            raise ValueError(f"x_shards[{k}] holds values too large to square in float64 "
+            raise NonFiniteError(f"x_shards[{k}] holds values too large to square in float64 "
                              f"(largest |x| = {np.max(np.abs(s)):.3g}); divide the batch by a "
                              f"constant first (normalization does not depend on its scale)")
         means.append(mean)
@@ -679,7 +660,7 @@ def merge_batch_stats(counts, means, m2s):
     with np.errstate(over="ignore"):                                     # checked below
         var = (m2s.sum(axis=0) + np.sum(n * np.square(means - mean), axis=0)) / total
     if not np.isfinite(var).all():
-        raise ValueError("the merged variance overflows float64: the device statistics are "
+        raise NonFiniteError("the merged variance overflows float64: the device statistics are "
                          "too large; divide the batch by a constant first")
     return mean, var
 

@@ -363,15 +363,23 @@ class Sequential(Layer):
                 raise TypeError(f"layer {i} ({layer!r}) has no forward/backward methods")
         self.layers = list(layers)
         self.outputs: list = []
+        self._complete = False         # did the last forward run through every layer?
 
     def forward(self, x):
+        # If a layer raises, the layers after it still hold the caches of the previous
+        # batch: backward must not mix them with this one, so it checks this flag.
+        self._complete = False
         self.outputs = []
         for layer in self.layers:
             x = layer.forward(x)
             self.outputs.append(x)
+        self._complete = True
         return x
 
     def backward(self, dout):
+        if not getattr(self, "_complete", False):
+            raise RuntimeError("Sequential.backward called before forward (or after a "
+                               "forward that raised)")
         for layer in reversed(self.layers):
             dout = layer.backward(dout)
         return dout

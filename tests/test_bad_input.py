@@ -474,3 +474,117 @@ def test_errors_leave_the_layer_state_unchanged():
             bn.forward(bad)
     for a, s in zip((bn.gamma, bn.beta, bn.running_mean, bn.running_var), state):
         np.testing.assert_array_equal(a, s)
+
+
+# ----------------------------------------------------------------------------- stale caches (issue 17)
+# After a forward that raised, backward must raise, never return the previous batch's
+# gradients. Every Layer subclass in bnutils is discovered; each needs an entry here.
+def _layer_factories():
+    from bnutils.bn_variants import BatchRenorm, NoisyBatchNorm, ShardedBatchNorm, WeightNormLinear
+    from bnutils.conv import Conv2d, Flatten, GlobalAvgPool
+    from bnutils.dropout import Dropout
+    from bnutils.finetuning import FrozenBatchNorm
+    from bnutils.normalization import GroupNorm, InstanceNorm, LayerNorm, RMSNorm
+    from bnutils.residual import Residual, SkipInit
+
+    x2, x4 = RNG.standard_normal((4, 3)), RNG.standard_normal((2, 3, 4, 4))
+    return {      # class name: (make the layer, a good input, an input its forward refuses)
+        "BatchNorm": (lambda: BatchNorm(3), x2, with_nan(x2, (1, 1))),
+        "BatchRenorm": (lambda: BatchRenorm(3), x2, with_nan(x2, (1, 1))),
+        "NoisyBatchNorm": (lambda: NoisyBatchNorm(3, rng=0), x2, with_nan(x2, (1, 1))),
+        "ShardedBatchNorm": (lambda: ShardedBatchNorm(3, 2), x2, with_nan(x2, (1, 1))),
+        "WeightNormLinear": (lambda: WeightNormLinear(3, 2, rng=0), x2, with_nan(x2, (0, 2))),
+        "Linear": (lambda: Linear(3, 2, rng=0), x2, with_nan(x2, (0, 0))),
+        "ReLU": (ReLU, x2, np.ones((4, 3), dtype=object)),
+        "Sigmoid": (Sigmoid, x2, np.ones((4, 3), dtype=complex)),
+        "Tanh": (Tanh, x2, STRINGS),
+        "Sequential": (lambda: Sequential(Linear(3, 3, rng=0), BatchNorm(3)), x2,
+                       with_nan(x2, (2, 0))),
+        "LayerNorm": (lambda: LayerNorm(3), x2, with_nan(x2, (0, 1))),
+        "GroupNorm": (lambda: GroupNorm(3, 3), x4, with_nan(x4, (0, 1, 1, 1))),
+        "InstanceNorm": (lambda: InstanceNorm(3), x4, with_nan(x4, (1, 0, 0, 0))),
+        "RMSNorm": (lambda: RMSNorm(3), x2, with_nan(x2, (3, 2))),
+        "Conv2d": (lambda: Conv2d(3, 2, rng=0), x4, with_nan(x4, (0, 0, 0, 0))),
+        "Flatten": (Flatten, x4, np.ones(3)),
+        "GlobalAvgPool": (GlobalAvgPool, x4, np.ones((2, 3))),
+        # (eval-mode Dropout passes NaN through unchecked: reported to its owner)
+        "Dropout": (lambda: Dropout(0.5, rng=0), x2, STRINGS),
+        "FrozenBatchNorm": (lambda: FrozenBatchNorm(ZEROS, ONES, ONES, ZEROS), x2,
+                            with_nan(x2, (0, 0))),
+        "Residual": (lambda: Residual(Sequential(Linear(3, 3, rng=0), BatchNorm(3))), x2,
+                     with_nan(x2, (1, 2))),
+        "SkipInit": (lambda: SkipInit(0.5), x2, with_nan(x2, (0, 0))),
+    }
+
+
+def _all_layer_classes():
+    import importlib
+    import pkgutil
+
+    import bnutils
+    from bnutils.layers import Layer
+
+    found = {}
+    for info in pkgutil.walk_packages(bnutils.__path__, prefix="bnutils."):
+        if info.name.startswith(("bnutils.widgets", "bnutils.checks")):
+            continue
+        module = importlib.import_module(info.name)
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, Layer) and obj is not Layer \
+                    and obj.__module__ == module.__name__:
+                found[obj.__name__] = obj
+    return found
+
+
+LAYER_FACTORIES = _layer_factories()
+
+
+def test_every_layer_class_has_a_stale_cache_case():
+    missing = sorted(set(_all_layer_classes()) - set(LAYER_FACTORIES))
+    assert not missing, f"add a stale-cache case for {missing} to LAYER_FACTORIES"
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("name", sorted(LAYER_FACTORIES))
+def test_backward_after_a_forward_that_raised_raises(name, mode):
+    make, x, bad = LAYER_FACTORIES[name]
+    layer = make()
+    if mode == "eval":
+        layer.eval()
+    out = layer.forward(x)
+    layer.backward(np.ones_like(out))                      # a complete step works
+    before = {k: np.copy(v) for k, v in layer.grads().items()}
+    with pytest.raises((ValueError, TypeError)):
+        layer.forward(bad)
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        layer.backward(np.ones_like(out))
+    for k, v in layer.grads().items():                     # and no gradient was overwritten
+        np.testing.assert_array_equal(v, before[k], err_msg=f"{name}.d{k} changed")
+
+
+def test_sequential_does_not_mix_a_new_linear_input_with_bn_s_old_cache():
+    """Issue 17: Linear(new x) then BN raising on the overflowing activations; backward used to
+    combine the new Linear input with BN's cache of the previous batch."""
+    net = Sequential(Linear(3, 3, rng=0), BatchNorm(3))
+    net.forward(X)
+    net.backward(np.ones((4, 3)))
+    with pytest.raises(ValueError):
+        net.forward(X * 1e307)                             # Linear accepts it; BN sees inf
+    with pytest.raises(RuntimeError, match="Sequential.backward called before forward"):
+        net.backward(np.ones((4, 3)))
+    net.forward(X)                                         # and it recovers
+    assert net.backward(np.ones((4, 3))).shape == X.shape
+
+
+def test_batchnorm_checks_momentum_and_eps_on_assignment():
+    bn = BatchNorm(3)
+    with pytest.raises(ValueError, match=r"momentum must lie in \[0, 1\], got 5.0"):
+        bn.momentum = 5
+    with pytest.raises(TypeError, match="momentum must be a real number"):
+        bn.momentum = "0.1"
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        bn.eps = 0.0
+    assert bn.momentum == 0.1 and bn.eps == 1e-5           # unchanged
+    bn.momentum = 1
+    bn.forward(X)
+    np.testing.assert_allclose(bn.running_var, X.var(axis=0, ddof=1))
