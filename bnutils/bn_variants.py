@@ -478,7 +478,8 @@ class NoisyBatchNorm(BatchNorm):
     scale : float ≥ 1, optional
         The scale lies in [1/scale, scale].
     rng : numpy.random.Generator or int, optional
-        Source of the noise.
+        Source of the noise. Without it, ``bnutils.training.train`` seeds the layer from
+        its own ``seed``.
     eps, momentum : float, optional
         As in ``BatchNorm``.
 
@@ -509,6 +510,7 @@ class NoisyBatchNorm(BatchNorm):
                              f"got {scale}")
         self.shift, self.scale = float(shift), scale
         self.rng = np.random.default_rng(rng)
+        self.seed_from_train = rng is None     # train(seed=...) seeds it (see Layer)
         self.last_scale = np.ones(self.num_features)
         self.last_shift = np.zeros(self.num_features)
 

@@ -32,6 +32,7 @@ __all__ = [
     "in_mode",
     "iter_layers",
     "mse_loss",
+    "seed_random_layers",
     "softmax_cross_entropy",
 ]
 
@@ -54,6 +55,13 @@ class Layer:
         ``("running_mean", "running_var")`` (see ``bnutils.inference``).
     training : bool
         The mode; ``train()`` and ``eval()`` set it.
+    rng, seed_from_train
+        A layer that draws random numbers in its forward pass (noisy BN, dropout) keeps
+        its ``numpy.random.Generator`` in ``rng``. Built without a seed (``rng=None``),
+        it sets ``seed_from_train = True``: ``bnutils.training.train(seed=...)`` then
+        gives it a generator derived from that seed (``seed_random_layers``), so a run
+        is reproducible from its seed alone. A layer built with an explicit ``rng``
+        keeps it.
 
     Introduced in notebook 02.
     """
@@ -61,6 +69,7 @@ class Layer:
     param_names: tuple = ()
     running_stat_names: tuple = ()
     training: bool = True
+    seed_from_train: bool = False
 
     def children(self) -> list:
         """The sub-layers (none for a plain layer; ``Sequential`` returns its layers)."""
@@ -147,6 +156,37 @@ def in_mode(model, training: bool):
     finally:
         for layer, mode in modes:
             layer.training = mode
+
+
+def seed_random_layers(model, seed: int) -> int:
+    """Reseed every layer of ``model`` that asks for it (``seed_from_train``); see ``Layer``.
+
+    The layer at position ``i`` of ``iter_layers(model)`` gets
+    ``np.random.default_rng([seed, i])``: the same seed gives the same noise, and two
+    noisy layers do not share one stream. ``bnutils.training.train`` calls this.
+
+    Returns
+    -------
+    int
+        How many layers were reseeded.
+
+    Examples
+    --------
+    >>> from bnutils.bn_variants import NoisyBatchNorm
+    >>> a, b = NoisyBatchNorm(2), NoisyBatchNorm(2)          # no rng: unseeded
+    >>> seed_random_layers(a, 0), seed_random_layers(b, 0)
+    (1, 1)
+    >>> bool(a.rng.random() == b.rng.random())
+    True
+
+    Introduced in notebook 07.
+    """
+    count = 0
+    for i, layer in enumerate(iter_layers(model)):
+        if getattr(layer, "seed_from_train", False):
+            layer.rng = np.random.default_rng([seed, i])
+            count += 1
+    return count
 
 
 def iter_layers(model):

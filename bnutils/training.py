@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import NonFiniteError, as_float_array, check_finite, check_fraction, check_int
-from .layers import accuracy, softmax_cross_entropy
+from .layers import accuracy, seed_random_layers, softmax_cross_entropy
 
 __all__ = ["TrainingHistory", "evaluate", "minibatches", "one_blas_thread", "sgd_step", "train"]
 
@@ -222,7 +222,9 @@ def train(model, X, y, *, lr: float, steps: int, batch_size: int = 64, sgd_momen
     X_test, y_test : ndarray, optional
         Evaluated every ``eval_every`` steps and after the last step.
     seed : int, optional
-        Seeds the shuffling, so runs are reproducible.
+        Seeds the shuffling, and every layer that draws random numbers and was built
+        without its own ``rng`` (e.g. ``NoisyBatchNorm(rng=None)``; see
+        ``bnutils.layers.seed_random_layers``), so runs are reproducible.
     loss_fn : callable, optional
         ``loss, dlogits = loss_fn(logits, y)``.
     callback : callable, optional
@@ -261,7 +263,9 @@ def train(model, X, y, *, lr: float, steps: int, batch_size: int = 64, sgd_momen
         if y_test is None:
             raise ValueError("X_test was given without y_test")
         eval_every = check_int(eval_every, "eval_every")
+    seed = check_int(seed, "seed", minimum=0)
     rng = np.random.default_rng(seed)
+    seed_random_layers(model, seed)
     history = TrainingHistory()
     velocity: dict = {}
     model.train()

@@ -588,3 +588,28 @@ def test_batchnorm_checks_momentum_and_eps_on_assignment():
     bn.momentum = 1
     bn.forward(X)
     np.testing.assert_allclose(bn.running_var, X.var(axis=0, ddof=1))
+
+
+def test_train_seeds_a_noisy_bn_built_without_rng():
+    """Issue 17: train(seed=...) did not seed NoisyBatchNorm(rng=None): two runs differed."""
+    from bnutils.bn_variants import NoisyBatchNorm
+    from bnutils.layers import iter_layers, seed_random_layers
+
+    X_, y_ = RNG.standard_normal((32, 3)), np.arange(32) % 2
+
+    def run(seed, rng=None):
+        net = Sequential(Linear(3, 4, rng=0), NoisyBatchNorm(4, rng=rng), ReLU(),
+                         NoisyBatchNorm(4, rng=rng), Linear(4, 2, rng=1))
+        history = train(net, X_, y_, lr=0.1, steps=6, batch_size=8, seed=seed)
+        return history.loss, net
+
+    (loss_a, net_a), (loss_b, _), (loss_c, _) = run(3), run(3), run(4)
+    assert loss_a == loss_b                                  # the same seed: identical runs
+    assert loss_a != loss_c
+    noisy = [layer for layer in iter_layers(net_a) if isinstance(layer, NoisyBatchNorm)]
+    assert not np.array_equal(noisy[0].last_scale, noisy[1].last_scale)   # two streams
+    # a layer given its own rng keeps it
+    explicit = NoisyBatchNorm(2, rng=5)
+    assert seed_random_layers(explicit, 0) == 0 and not explicit.seed_from_train
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        train(Linear(3, 2, rng=0), X_, y_, lr=0.1, steps=1, batch_size=8, seed=1.5)
