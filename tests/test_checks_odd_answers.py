@@ -13,6 +13,7 @@ the reference solution's return value, transformed:
 
 from __future__ import annotations
 
+import copy
 import importlib
 import pkgutil
 
@@ -73,10 +74,23 @@ def _groupnorm(x, gamma, beta, G, eps):
     return x_hat * gamma.reshape(1, C, 1, 1) + beta.reshape(1, C, 1, 1)
 
 
-def _sync(counts, sums, sumsqs):
-    M = counts.sum()
-    mean = sums.sum(axis=0) / M
-    return mean, sumsqs.sum(axis=0) / M - mean**2
+def _merge(counts, means, m2s):
+    """Chan's merge of per-device means and centred sums of squares (Exercise 9.3)."""
+    n = counts[:, None]
+    mean = (n * means).sum(axis=0) / counts.sum()
+    return mean, (m2s.sum(axis=0) + (n * (means - mean) ** 2).sum(axis=0)) / counts.sum()
+
+
+def _adabn(model, X_target):
+    """Re-estimate each BN layer's statistics on the target data, layer by layer (9.4)."""
+    adapted = copy.deepcopy(model).eval()
+    x = X_target
+    for layer in adapted.layers:
+        if type(layer).__name__ == "BatchNorm":
+            layer.running_mean = x.mean(axis=0)
+            layer.running_var = x.var(axis=0, ddof=1)
+        x = layer.forward(x)
+    return adapted
 
 
 def _scale(X_train, X_test, method):
@@ -120,7 +134,8 @@ REFERENCES = {
     "inference.predict": inference._reference_predict,
     "limits.batch_of_two": lambda: {"none", "ln", "gn"},
     "limits.groupnorm_forward": _groupnorm,
-    "limits.sync_stats": _sync,
+    "limits.merge_stats": _merge,
+    "limits.adabn": _adabn,
     "scaling.scale_features": _scale,
     "scaling.condition_number": _kappa,
     "scaling.fastest_lr": _fastest_lr,
@@ -161,7 +176,7 @@ CHECKS = discover_checks()
 
 
 def test_every_check_has_a_reference():
-    assert len(CHECKS) >= 26
+    assert len(CHECKS) >= 27
     assert sorted(CHECKS) == sorted(REFERENCES), "add the new check's reference solution here"
 
 
