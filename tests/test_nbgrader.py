@@ -219,9 +219,13 @@ def test_the_command_line_rewrites_in_place_and_check_mode_writes_nothing(tmp_pa
 
 @pytest.fixture(scope="module")
 def stamped_course(tmp_path_factory):
-    """Copies of the course notebooks, stamped in place by the command line."""
+    """Copies of the course notebooks, stamped in place by the command line (and, in
+    ``original/``, the copies as they were before)."""
     out = tmp_path_factory.mktemp("stamped")
+    (out / "original").mkdir()
     copies = [Path(shutil.copy2(p, out / p.name)) for p in NOTEBOOKS]
+    for copied in copies:
+        shutil.copy2(copied, out / "original" / copied.name)
     run = subprocess.run([sys.executable, str(ROOT / "tools" / "nbgrader_cells.py"), *map(str, copies)],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
@@ -231,7 +235,7 @@ def stamped_course(tmp_path_factory):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_stamping_keeps_every_cell_and_output_of_the_course(path, stamped_course):
     """Only nbgrader metadata is added, and test cells: the ✓/✗ lines stay as they are."""
-    original = nbformat.read(path, as_version=4)
+    original = nbformat.read(stamped_course / "original" / path.name, as_version=4)
     stamped = nbformat.read(stamped_course / path.name, as_version=4)
     kept = [c for c in stamped.cells if not nbgrader_cells.is_generated_test_cell(c)]
     assert len(kept) == len(original.cells)
