@@ -210,7 +210,7 @@ def normalization_set(norm_fn: Callable, shape=(4, 6, 2, 2), index=(1, 2, 0, 0),
 
 
 def plot_normalization_sets(masks: dict, captions: dict | None = None, title: str | None = None,
-                            color="#1f77b4"):
+                            color=COLORS["bn"]):
     """Draw each mask as an (N, C, H·W) block of cubes, in the style of Wu & He (2018, Fig. 2).
 
     N runs to the right, C into the page, H·W (the positions, flattened) upwards; the

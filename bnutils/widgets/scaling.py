@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from ..data import scaled_problem
+from ..plots import COLORS
 from ..scaling import (
     DescentResult,
     best_fixed_lr,
@@ -26,7 +27,7 @@ from ..scaling import (
 
 __all__ = ["plot_contours", "plot_excess_loss", "scaling_explorer", "show_descent"]
 
-PATH_COLOR = "#d62728"
+PATH_COLOR = COLORS["plain"]
 #: One format for the feature-scale ratio in the slider's readout, the printed line and the
 #: figure title, so that all three show the same number (2**3.75 reads 13.45 everywhere).
 RATIO_FORMAT = ".4g"

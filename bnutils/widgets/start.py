@@ -11,6 +11,8 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..plots import COLORS
+
 __all__ = ["plot_standardize", "standardize_explorer"]
 
 @functools.lru_cache(maxsize=1)
@@ -36,9 +38,9 @@ def plot_standardize(shift: float = 3.0, scale: float = 2.0):
              "z_mean": round(float(z.mean()), 3) + 0.0, "z_std": round(float(z.std()), 3)}
     fig, ax = plt.subplots(figsize=(7, 3))
     bins = np.linspace(-15, 15, 61)
-    ax.hist(raw, bins=bins, alpha=0.6, color="#d62728",
+    ax.hist(raw, bins=bins, alpha=0.6, color=COLORS["plain"],
             label=f"raw: mean {stats['raw_mean']:.2f}, std {stats['raw_std']:.2f}")
-    ax.hist(z, bins=bins, alpha=0.6, color="#1f77b4",
+    ax.hist(z, bins=bins, alpha=0.6, color=COLORS["bn"],
             label=f"standardized: mean {stats['z_mean']:.2f}, std {stats['z_std']:.2f}")
     ax.set_xlim(-15, 15)
     ax.set_xlabel("value")
