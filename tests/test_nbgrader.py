@@ -269,9 +269,6 @@ def test_make_student_builds_the_student_edition_of_stamped_notebooks(stamped_co
         assert "BEGIN SOLUTION" not in text and "raise NotImplementedError(" in text
 
 
-@pytest.mark.xfail(strict=True, reason="tools/make_student.py keeps nbgrader's graded test cells, "
-                   "whose assert stops a learner's Run All at the first unfinished exercise "
-                   "(H5 report: make_student should drop them; then remove this mark)")
 @pytest.mark.parametrize("path", NOTEBOOKS[:1], ids=lambda p: p.stem)
 def test_the_student_edition_leaves_out_the_graded_tests(path, stamped_course):
     """In the student edition a graded test cell would raise AssertionError for every

@@ -212,6 +212,27 @@ def test_read_only_student_folder_on_the_command_line(tmp_path):
     assert "nothing was written" in run.stderr
 
 
+def test_graded_test_cells_and_recall_answers_are_left_out():
+    """An nbgrader test cell would stop Run All at the first unfinished exercise; the
+    answers to recall questions are the instructor's. Both stay in the full edition."""
+    graded = nbformat.v4.new_code_cell("assert check.f.evaluate(f).passed", metadata={
+        "nbgrader": {"grade": True, "solution": False, "locked": True, "points": 1,
+                     "grade_id": "test-f", "schema_version": 3}})
+    recall = nbformat.v4.new_markdown_cell(
+        "**1.** Why is the bias redundant?\n\n<details><summary>Answer</summary>\n\n"
+        "β absorbs it.\n</details>\n\n**2.** Where does ε go?\n\n"
+        "<details>\n<summary><b>Answer</b></summary>Inside the square root.</details>")
+    exercise = nbformat.v4.new_code_cell('def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n'
+                                         '    ### END SOLUTION')
+    nb = nbformat.v4.new_notebook(cells=[exercise, graded, recall])
+    student, n = make_student.student_notebook(nb, "demo.ipynb")
+    assert n == 1 and len(student.cells) == 2
+    text = student.cells[1].source
+    assert "Why is the bias redundant?" in text and "Where does ε go?" in text
+    assert "absorbs" not in text and "square root" not in text and "<details>" not in text
+    assert "absorbs" in nb.cells[2].source                  # the source is untouched
+
+
 # --- the real course ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -240,7 +261,8 @@ def test_student_notebook_runs_to_the_end_and_every_check_fails(path, student_di
     student = nbformat.read(executed, as_version=4)
     exercises = _exercise_names(full)
     checked = 0
-    for index, (f_cell, s_cell) in enumerate(zip(full.cells, student.cells)):
+    kept = [cell for cell in full.cells if not make_student.is_graded_test(cell)]
+    for index, (f_cell, s_cell) in enumerate(zip(kept, student.cells)):
         if f_cell.cell_type != "code":
             continue
         errors = [o for o in s_cell.outputs if o.output_type == "error"]

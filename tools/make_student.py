@@ -8,6 +8,10 @@ nbgrader markers) become one ``raise NotImplementedError(...)`` line that names 
 exercise, at the indentation of the BEGIN marker. Solution regions must sit inside a
 function body, so the notebook still runs to the end: its self-checks print
 "✗ … not done yet" instead of crashing. Outputs and execution counts are cleared.
+Two things an instructor needs and a learner must not see are left out: nbgrader's
+graded test cells (their ``assert`` would stop a learner's Run All at the first
+unfinished exercise; the ✓/✗ line already says how the learner did) and the answers to
+the recall questions (each a ``<details>`` block whose summary says "Answer").
 
 A learner's work is never lost: ``student/.manifest.json`` records a hash of every file
 this script wrote. A student notebook whose contents no longer match (or that the
@@ -109,9 +113,26 @@ def strip_solutions(source: str, where: str = "cell") -> tuple[str, int]:
     return "\n".join(out), regions
 
 
+# A recall question's answer: <details><summary>Answer</summary> … </details>.
+ANSWER_BLOCK = re.compile(r"\n?<details>\s*<summary>\s*(?:<b>)?\s*Answer\b.*?</details>[ \t]*\n?",
+                          re.S | re.I)
+
+
+def is_graded_test(cell) -> bool:
+    """An nbgrader test cell (graded, not a solution): it asserts on the self-check."""
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return meta.get("grade") is True and meta.get("solution") is False
+
+
+def strip_answers(markdown: str) -> str:
+    """The markdown without the collapsed answers to its recall questions."""
+    return ANSWER_BLOCK.sub("\n", markdown).rstrip() + ("\n" if markdown.endswith("\n") else "")
+
+
 def student_notebook(nb: nbformat.NotebookNode, name: str) -> tuple[nbformat.NotebookNode, int]:
     """Return the student version of a notebook (a new object) and its number of exercises."""
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))  # deep copy
+    nb.cells = [cell for cell in nb.cells if not is_graded_test(cell)]
     total = 0
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
@@ -119,6 +140,8 @@ def student_notebook(nb: nbformat.NotebookNode, name: str) -> tuple[nbformat.Not
             total += n
         elif BEGIN in cell.source:
             raise SolutionMarkerError(f"{name}, cell {index}: solution markers belong in code cells")
+        elif cell.cell_type == "markdown":
+            cell.source = strip_answers(cell.source)
     return _notebooks.clear_outputs(nb), total
 
 
