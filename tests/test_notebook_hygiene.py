@@ -256,7 +256,7 @@ def test_prose_number_check_can_fail():
 
 # --- One way to import: every notebook imports each bnutils name from its concept module ---
 
-BNUTILS_IMPORT = re.compile(r"^from (bnutils(?:\.\w+)*) import \(?([^)]*?)\)?\s*$", re.M | re.S)
+BNUTILS_IMPORT = re.compile(r"from (bnutils(?:\.\w+)*) import \(?([^)]*?)\)?\s*\Z", re.S)
 
 
 def _bnutils_imports(source: str) -> list[tuple[str, list[str]]]:
@@ -265,9 +265,18 @@ def _bnutils_imports(source: str) -> list[tuple[str, list[str]]]:
     for statement in re.findall(r"^from bnutils[^\n(]*(?:\([^)]*\)|[^\n]*)", source, re.M):
         m = BNUTILS_IMPORT.match(statement)
         assert m, f"cannot read the import {statement!r}"
-        names = [n.split(" as ")[0].strip() for n in m.group(2).replace("\n", " ").split(",")]
-        found.append((m.group(1), [n for n in names if n and not n.startswith("#")]))
+        body = re.sub(r"#[^\n]*", "", m.group(2))       # comments inside the parentheses
+        names = [n.split(" as ")[0].strip() for n in body.replace("\n", " ").split(",")]
+        found.append((m.group(1), [n for n in names if n]))
     return found
+
+
+def test_import_reader_sees_every_name():
+    source = ("from bnutils.layers import (\n    Linear,\n    ReLU,  # why\n)\n"
+              "from bnutils import BatchNorm, Linear as L\nfrom bnutils.checks import forward as check\n")
+    assert _bnutils_imports(source) == [("bnutils.layers", ["Linear", "ReLU"]),
+                                        ("bnutils", ["BatchNorm", "Linear"]),
+                                        ("bnutils.checks", ["forward"])]
 
 
 def test_names_are_imported_from_their_concept_module(notebook):
