@@ -303,3 +303,21 @@ def test_names_are_imported_from_their_concept_module(notebook):
                 assert home == module_name or not home.startswith("bnutils"), (
                     f"{path.name}: cell {i} imports {name} from {module_name}; "
                     f"import it from its concept module {home}")
+
+
+def test_course_map_times_follow_the_estimate_rule():
+    """The README's "time to work through" is tools/time_estimate.py's number (CONTRIBUTING's
+    rule: words, exercises, figures), not a guess."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import time_estimate
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for link in course_map_links():
+        row = next(line for line in readme.splitlines() if f"]({link})" in line)
+        stated = int(re.search(r"\|\s*(\d+) min\s*\|\s*$", row).group(1))
+        nb = nbformat.read(ROOT / link, as_version=4)
+        assert stated == time_estimate.minutes(nb), (
+            f"README says {stated} min for {link}; the rule gives {time_estimate.minutes(nb)} "
+            f"({time_estimate.counts(nb)}): run python tools/time_estimate.py and update the map")
