@@ -169,7 +169,7 @@ NAMES_SOMETHING = re.compile(
 # Constants stated in prose that no cell sets or prints (defaults of other libraries, figures
 # quoted from papers), with the reason. Keep it short: a measurement never belongs here.
 PROSE_NUMBER_ALLOWLIST: dict[str, dict[str, str]] = {
-    "00_start_here.ipynb": {"3.10": "the oldest supported Python"},
+    "00_start_here.ipynb": {"3.10": "the oldest supported Python", "4.0": "the licence, CC BY 4.0"},
 }
 
 
