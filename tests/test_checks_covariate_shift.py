@@ -100,3 +100,13 @@ def test_checks_never_raise(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and all(line.startswith("✗") for line in lines)
     assert "ZeroDivisionError" in lines[1]
+
+
+def test_passing_lines_fit_a_90_character_output():
+    """Issue 19: a verdict line longer than the output area breaks mid-token; and the
+    source notes are "a blog post", never "the seed"."""
+    for c, fn in [(check.compounding_factor, compounding_factor),
+                  (check.most_saturated_layer, most_saturated_layer)]:
+        result = c.evaluate(fn)
+        assert result.passed and len(result.message) <= 90, result.message
+        assert "seed" not in result.message

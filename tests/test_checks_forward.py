@@ -200,3 +200,12 @@ def test_checks_print_one_line(capsys):
     assert check.bn_forward(make_forward()) is None
     line = capsys.readouterr().out
     assert line.startswith("✓ Exercise 3.2") and line.count("\n") == 1
+
+
+def test_passing_lines_fit_a_90_character_output():
+    """Issue 19: a verdict line longer than the output area breaks mid-token."""
+    for c, fn in [(check.bn_by_hand, by_hand_solution), (check.bn_forward, make_forward()),
+                  (check.bn_forward_spatial, make_forward(axes=(0, 2, 3))),
+                  (check.output_stats, stats_solution)]:
+        result = c.evaluate(fn)
+        assert result.passed and len(result.message) <= 90, result.message

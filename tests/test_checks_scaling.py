@@ -193,6 +193,9 @@ def test_fastest_lr_stub():
     (lambda H: 2 / np.linalg.eigvalsh(H)[0], "diverges"),
     (lambda H: 1.02 * 2 / np.linalg.eigvalsh(H)[-1], "diverges: it must stay below"),
     (lambda H: 0.3 * fastest_lr(H), "steps, the best fixed rate only"),
+    # issue 14: in 2-D these equal 2/(λ_min + λ_max); the 3-D problem tells them apart
+    (lambda H: 2 / np.trace(H), "2/trace(H) is the best rate only with two features"),
+    (lambda H: 1 / np.linalg.eigvalsh(H).mean(), "1/mean(λ) is the best rate only with two"),
     (lambda H: -0.1, "positive number"),
     (lambda H: None, "returned None"),
 ])
@@ -206,3 +209,26 @@ def test_checks_never_raise(capsys):
         c(object())
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3 and all(line.startswith("✗") for line in lines)
+
+
+def test_fastest_lr_has_a_problem_where_two_feature_formulas_are_slow():
+    X, y = check._lr_problem_3d()
+    H = check.scaling.mse_hessian(X)
+    assert np.allclose(np.linalg.eigvalsh(H), [1.0, 50.0, 100.0])
+    steps = {name: check.scaling.gradient_descent(X, y, lr=lr, max_steps=20_000).steps
+             for name, lr in [("best", fastest_lr(H)), ("2/trace", 2 / np.trace(H)),
+                              ("1/mean", 1 / np.linalg.eigvalsh(H).mean())]}
+    assert steps["2/trace"] > 1.3 * steps["best"] and steps["1/mean"] > 1.3 * steps["best"], steps
+
+
+
+def test_passing_lines_fit_a_90_character_output():
+    """Issue 19: a verdict line longer than the output area breaks mid-token."""
+    def condition(X):
+        ev = np.linalg.eigvalsh(2.0 / X.shape[0] * X.T @ X)
+        return ev[-1] / ev[0]
+
+    for c, fn in [(check.scale_features, scale_features), (check.condition_number, condition),
+                  (check.fastest_lr, fastest_lr)]:
+        result = c.evaluate(fn)
+        assert result.passed and len(result.message) <= 90, result.message

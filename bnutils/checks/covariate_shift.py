@@ -36,8 +36,7 @@ def compounding_factor(student_fn):
                 (1.0 + 100.0 * rate) ** n,
             "you returned rate·n": rate * n,
         })
-    return ("(1 + rate)^n: 1.01^9 = 1.0937 (a 9.4 % change, not the seed's 9.3 %), "
-            "1.01^365 = 37.78, 0.99^9 = 0.9135")
+    return "1.01^9 = 1.0937 and 1.01^365 = 37.78"
 
 
 def saturation_cases():
@@ -112,4 +111,4 @@ def most_saturated_layer(student_fn):
                      if 0 <= got < len(fractions) else
                      f"you returned {got}, but there are only {len(fractions)} layers "
                      f"(indices 0 to {len(fractions) - 1})")
-    return "found the saturated layer in all three networks (|a| > threshold, counted per layer)"
+    return "right in all three networks"
