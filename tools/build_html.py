@@ -9,7 +9,11 @@ Every notebook in ``notebooks/`` is executed afresh, in a temporary copy of that
 page, ``site/NN_name.html``; ``site/index.html`` shows the course map, read from the table
 under the "Course map" heading of README.md (one source for both). Every page has
 previous / course map / next links at its top and bottom. Figures are inlined in the
-pages.
+pages, each with the alt text its cell's metadata gives it (``tools/figure_alt.py``). Each
+page links a copy of its notebook (``site/NN_name.ipynb``) for download and says how to run
+it. The solution regions of exercise cells (between ``### BEGIN SOLUTION`` and
+``### END SOLUTION``) are collapsed behind a "show solution" control; the self-check's
+output below stays visible.
 
 The site works offline, as a reader without a network may open it:
 
@@ -46,6 +50,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is a folder of scripts
 import _notebooks  # noqa: E402
+import figure_alt  # noqa: E402
 from _notebooks import ROOT, WIDGET_STATE, WIDGET_VIEW, NotebookError, discover  # noqa: E402
 
 README = ROOT / "README.md"
@@ -54,6 +59,14 @@ TEMPLATE_NAME = "bn"
 MANIFEST = ".build.json"
 MATHJAX_DIR = "mathjax"
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
+SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
+SHOW_SOLUTION = "show solution"
+WIDGET_FIGURE_ALT = "Figure drawn by the widget in its initial state"     # when the cell gives none
+RUN_NOTE = ("To run it: in a clone of the course repository, <code>make lab</code> installs what "
+            "you need and opens JupyterLab; or open the downloaded file in JupyterLab in a Python "
+            "environment with the course's <code>bnutils</code> package installed "
+            "(<code>pip install .</code> in the clone).")
+DOWNLOAD_MARK = "<!-- bn-download -->"     # where the template puts the download line
 SITE_NOTE = ("Static edition: every notebook was run when this site was built. Widgets show "
              "their initial state; to move the sliders and do the exercises, run the "
              "notebooks in JupyterLab (<code>make lab</code>).")
@@ -101,6 +114,7 @@ def source_hashes(sources: list[Path]) -> dict[str, str]:
         deps["README.md"] = _digest(README)
     deps["tools/build_html.py"] = _digest(Path(__file__).resolve())
     deps["tools/_notebooks.py"] = _digest(Path(_notebooks.__file__).resolve())
+    deps["tools/figure_alt.py"] = _digest(Path(figure_alt.__file__).resolve())
     for folder in (TEMPLATE_DIR, ROOT / "bnutils"):
         for p in sorted(folder.rglob("*")):
             if p.is_file() and "__pycache__" not in p.parts:
@@ -167,8 +181,9 @@ def _fmt(value, spec: str | None) -> str:
     return re.sub(r"e([+-])0+(\d)", r"e\1\2", text)           # d3 writes 1e-5, Python 1e-05
 
 
-def _output_html(out: dict) -> str:
-    """One stored output of an Output widget, as HTML (figures as inline PNG/SVG)."""
+def _output_html(out: dict, alt: str | None = None) -> str:
+    """One stored output of an Output widget, as HTML (figures as inline PNG/SVG, ``alt`` as
+    the PNG's alt text)."""
     kind = out.get("output_type")
     if kind == "stream":
         text = out.get("text", "")
@@ -184,7 +199,7 @@ def _output_html(out: dict) -> str:
         meta = out.get("metadata", {}).get("image/png", {})
         size = "".join(f' {k}="{int(meta[k])}"' for k in ("width", "height") if k in meta)
         return (f'<img class="bn-widget-figure" src="data:image/png;base64,{png.strip()}"{size} '
-                'alt="Figure drawn by the widget in its initial state">')
+                f'alt="{html.escape(alt or WIDGET_FIGURE_ALT)}">')
     if "image/svg+xml" in data:
         svg = data["image/svg+xml"]
         return "".join(svg) if isinstance(svg, list) else svg
@@ -205,8 +220,9 @@ def _control(label: str, body: str) -> str:
     return f'<div class="bn-control">{label_html}{body}</div>'
 
 
-def widget_html(state: dict, model_id: str, depth: int = 0) -> str:
-    """Static HTML for widget ``model_id`` and its children, from the stored widget state."""
+def widget_html(state: dict, model_id: str, depth: int = 0, alt: str | None = None) -> str:
+    """Static HTML for widget ``model_id`` and its children, from the stored widget state
+    (``alt``: the alt text of the figure its output shows)."""
     entry = state.get(model_id)
     if entry is None or depth > 20:
         return ""
@@ -214,13 +230,13 @@ def widget_html(state: dict, model_id: str, depth: int = 0) -> str:
     s = entry.get("state", {})
     desc = s.get("description", "") or ""
     if name in ("VBoxModel", "HBoxModel", "BoxModel", "GridBoxModel", "AccordionModel", "TabModel"):
-        kids = "".join(widget_html(state, ref[len("IPY_MODEL_"):], depth + 1)
+        kids = "".join(widget_html(state, ref[len("IPY_MODEL_"):], depth + 1, alt)
                        for ref in s.get("children", []) if _model(state, ref) is not None)
         direction = "row" if name == "HBoxModel" else "column"
         return f'<div class="bn-box bn-box-{direction}">{kids}</div>'
     if name == "OutputModel":
         return ('<div class="bn-widget-output">'
-                + "".join(_output_html(o) for o in s.get("outputs", [])) + "</div>")
+                + "".join(_output_html(o, alt) for o in s.get("outputs", [])) + "</div>")
     if name in ("FloatSliderModel", "IntSliderModel", "FloatLogSliderModel"):
         value = s.get("value", 0)
         position = value
@@ -271,8 +287,9 @@ SNAPSHOT_NOTE = ("Interactive widget, shown here in its initial state (the slide
 def staticize_widgets(nb) -> int:
     """Replace every widget view in ``nb`` by a static HTML snapshot (in place).
 
-    Returns the number of widget views replaced. Drops ``metadata.widgets`` afterwards,
-    so that no page asks for a widget renderer from a CDN.
+    Returns the number of widget views replaced. The snapshot's figure gets the alt text
+    ``figure_alt.attach_alt_text`` put on the view (the cell's metadata). Drops
+    ``metadata.widgets`` afterwards, so that no page asks for a widget renderer from a CDN.
     """
     import nbformat
 
@@ -285,7 +302,8 @@ def staticize_widgets(nb) -> int:
             view = out.get("data", {}).get(WIDGET_VIEW)
             if not isinstance(view, dict):
                 continue
-            body = widget_html(state, view.get("model_id", "")) if state else ""
+            alt = out.get("metadata", {}).get(figure_alt.KEY)
+            body = widget_html(state, view.get("model_id", ""), alt=alt) if state else ""
             note = SNAPSHOT_NOTE if body else NO_STATE_NOTE
             snippet = (f'<div class="bn-widget"><p class="bn-widget-note">{note}</p>{body}</div>')
             cell.outputs[i] = nbformat.v4.new_output(
@@ -343,6 +361,61 @@ def nav_html(prev: Page | None, nxt: Page | None) -> str:
     return f'<nav class="bn-nav" aria-label="Course navigation">{"".join(parts)}</nav>'
 
 
+def _line_text(line: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", line)).strip()
+
+
+def collapse_solutions(page_html: str) -> tuple[str, int]:
+    """Put each solution region of the page's code cells behind a closed "show solution" control.
+
+    The lines between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` (markers dropped) move
+    into a ``<details>`` element after the code before them; the code after them and the
+    cell's outputs (the self-check's verdict) stay visible. A region without its END
+    marker is left as it is. Returns (html, number of regions collapsed).
+    """
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(page_html, features="html.parser")
+    count = 0
+    for pre in soup.select(".jp-CodeCell .jp-InputArea pre"):
+        inner = pre.decode_contents()
+        if SOLUTION_BEGIN not in inner:
+            continue
+        parts, current, inside = [], [], False
+        for line in inner.split("\n"):       # pygments closes every span at the end of a line
+            text = _line_text(line)
+            if text == SOLUTION_BEGIN and not inside:
+                parts.append(("code", current))
+                current, inside = [], True
+            elif text == SOLUTION_END and inside:
+                parts.append(("solution", current))
+                current, inside = [], False
+            else:
+                current.append(line)
+        if inside:
+            continue
+        parts.append(("code", current))
+        pieces = []
+        for kind, lines in parts:
+            body = "\n".join(lines)
+            if kind == "solution":
+                n = len(lines)
+                pieces.append(f'<details class="bn-solution"><summary>{SHOW_SOLUTION} ({n} line'
+                              f'{"s" * (n != 1)})</summary><pre>{body}</pre></details>')
+                count += 1
+            elif any(_line_text(line) for line in lines):
+                pieces.append(f"<pre>{body}</pre>")
+        pre.replace_with(BeautifulSoup("".join(pieces), features="html.parser"))
+    return (str(soup) if count else page_html), count
+
+
+def download_html(page: Page) -> str:
+    """The line under the site note: download this page's notebook, and how to run it."""
+    name = html.escape(page.source.name)
+    return (f'<p class="bn-download"><a href="{name}" download>Download this notebook '
+            f'({name})</a>. {RUN_NOTE}</p>')
+
+
 def _exporter():
     from nbconvert import HTMLExporter
 
@@ -358,11 +431,16 @@ def _exporter():
 
 
 def render_page(nb, page: Page, prev: Page | None, nxt: Page | None, pages: dict[str, Page]) -> str:
-    """One notebook page: nbconvert's lab template plus the course navigation."""
+    """One notebook page: nbconvert's lab template plus the course navigation, the download
+    link, figures with their alt text and the solutions collapsed."""
     nb.metadata["title"] = page.title
+    figure_alt.attach_alt_text(nb)
     body, _ = _exporter().from_notebook_node(
-        nb, resources={"bn_nav": nav_html(prev, nxt), "bn_site_note": SITE_NOTE})
-    return _rewrite_links(body, pages)
+        nb, resources={"bn_nav": nav_html(prev, nxt), "bn_site_note": SITE_NOTE,
+                       "bn_download": DOWNLOAD_MARK})
+    body, _ = collapse_solutions(body)
+    # after the links to notebooks became links to pages: this one is the .ipynb itself
+    return _rewrite_links(body, pages).replace(DOWNLOAD_MARK, download_html(page), 1)
 
 
 # --------------------------------------------------------------------------- index
@@ -518,14 +596,16 @@ def build(out: Path, sources: list[Path] | None = None, jobs: int = 2, timeout: 
         for k, page in enumerate(order):
             nb = nbs[page.source.name]
             try:
+                figure_alt.attach_alt_text(nb)          # before the widget views are replaced
                 widgets[page.source.name] = staticize_widgets(nb)
                 text = render_page(nb, page, order[k - 1] if k else None,
                                    order[k + 1] if k + 1 < len(order) else None, pages)
             except BuildError as err:
                 raise BuildError(f"{page.source.name}: {err}") from None
-            site_files = {p.filename for p in order} | {"index.html"}
+            site_files = {p.filename for p in order} | {p.source.name for p in order} | {"index.html"}
             text = _unlink_outside(text, site_files, log, page.filename)
             (staging / page.filename).write_text(text, encoding="utf-8")
+            shutil.copyfile(page.source, staging / page.source.name)      # the download
             log(f"wrote     {page.filename}")
         (staging / "index.html").write_text(index_html(pages, log), encoding="utf-8")
         _copy_mathjax(staging / MATHJAX_DIR)

@@ -8,6 +8,7 @@ are in test_static_site.py.
 
 from __future__ import annotations
 
+import html as html_module
 import importlib.util
 import json
 import sys
@@ -192,3 +193,116 @@ def test_build_without_execution_and_staleness(bh, tmp_path):
     (tmp_path / "precious" / "notes.txt").write_text("keep me", encoding="utf-8")
     with pytest.raises(bh.BuildError, match="not a site built by this script"):
         bh.build(tmp_path / "precious", sources, execute=False, log=lambda msg: None)
+
+
+# --------------------------------------------------------------------------- alt text, solutions, download
+
+def _figure_notebook(alt=None):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("plt.show()")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": PNG, "text/plain": "<Figure>"})]
+    if alt is not None:
+        cell.metadata["alt"] = alt
+    bare = nbformat.v4.new_code_cell("plt.show()")
+    bare.outputs = [nbformat.v4.new_output("display_data", data={"image/png": PNG, "text/plain": "<Figure>"})]
+    nb.cells = [nbformat.v4.new_markdown_cell("# 05 · Training\n\nText."), cell, bare]
+    return nb
+
+
+def _render(bh, nb, name="05_training"):
+    page = bh.Page(Path(f"/x/{name}.ipynb"), name[:2], name)
+    return bh.render_page(nb, page, None, None, {page.number: page})
+
+
+def _imgs(page_html):
+    from bs4 import BeautifulSoup
+
+    return [img.get("alt") for img in BeautifulSoup(page_html, "html.parser").select("main img, body img")]
+
+
+ALT = 'Test accuracy against the learning rate: "BN" stays near 1 & the plain network <falls> at 3'
+
+
+def test_figures_carry_their_cells_alt_text(bh):
+    alts = _imgs(_render(bh, _figure_notebook(ALT)))
+    assert alts == [ALT, "No description has been provided for this image"]     # escaped, then parsed back
+
+
+def test_widget_snapshot_figure_carries_its_cells_alt_text(bh):
+    nb = _notebook_with_widget(STATE)
+    nb.cells[1].metadata["alt"] = ALT
+    assert bh.figure_alt.attach_alt_text(nb) == 1
+    bh.staticize_widgets(nb)
+    assert f'alt="{html_module.escape(ALT)}"' in nb.cells[1].outputs[0]["data"]["text/html"]
+    nb = _notebook_with_widget(STATE)                          # no alt text: the generic one
+    bh.staticize_widgets(nb)
+    assert f'alt="{bh.WIDGET_FIGURE_ALT}"' in nb.cells[1].outputs[0]["data"]["text/html"]
+
+
+EXERCISE = '''def bn_mean(x):
+    """Exercise 3.2 - the batch mean."""
+    ### BEGIN SOLUTION
+    total = x.sum(axis=0)
+    return total / len(x)
+    ### END SOLUTION
+
+
+check.bn_mean(bn_mean)'''
+
+
+def _exercise_notebook(source=EXERCISE):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(source)
+    verdict = "✓ Exercise 3.2 · the mean is right\n"
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=verdict)]
+    note = nbformat.v4.new_markdown_cell("Write it between `### BEGIN SOLUTION` and `### END SOLUTION`.")
+    nb.cells = [nbformat.v4.new_markdown_cell("# 03 · Forward\n"), note, cell]
+    return nb
+
+
+def test_solutions_are_collapsed_and_the_verdict_stays_visible(bh):
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(_render(bh, _exercise_notebook(), "03_forward"), "html.parser")
+    (details,) = soup.select("details.bn-solution")
+    assert not details.has_attr("open")
+    assert details.summary.get_text() == "show solution (2 lines)"
+    hidden = details.pre.get_text()
+    assert "total = x.sum(axis=0)" in hidden and "return total / len(x)" in hidden
+    assert "SOLUTION" not in hidden
+    cell = details.find_parent(class_="jp-CodeCell")
+    visible = "".join(p.get_text() for p in cell.select(".jp-InputArea pre") if not p.find_parent("details"))
+    assert 'def bn_mean(x):' in visible and "check.bn_mean(bn_mean)" in visible
+    assert "total" not in visible and "### BEGIN SOLUTION" not in visible
+    verdict = cell.select_one(".jp-OutputArea").get_text()
+    assert "✓ Exercise 3.2" in verdict                          # outside the <details>
+    assert "### BEGIN SOLUTION" in soup.select(".jp-MarkdownCell")[1].get_text()    # prose untouched
+
+
+def test_a_solution_region_without_its_end_marker_is_left_alone(bh):
+    page = _render(bh, _exercise_notebook(EXERCISE.replace("    ### END SOLUTION\n", "")), "03_forward")
+    assert "<details" not in page and "total" in page
+
+
+def test_collapse_solutions_counts_every_region(bh):
+    two = EXERCISE + "\n\n\ndef other():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n"
+    page = bh.render_page(_exercise_notebook(two), bh.Page(Path("/x/03_f.ipynb"), "03", "t"), None, None, {})
+    assert page.count('<details class="bn-solution">') == 2 and "show solution (1 line)" in page
+    assert bh.collapse_solutions("<p>### BEGIN SOLUTION</p>") == ("<p>### BEGIN SOLUTION</p>", 0)
+
+
+def test_each_page_links_its_notebook_for_download_and_says_how_to_run_it(bh, tmp_path):
+    pytest.importorskip("jupyter_server_mathjax",
+                        reason="the site's MathJax comes from jupyter-server-mathjax")
+    sources = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))[:2]
+    if len(sources) < 2:
+        pytest.skip("needs two notebooks")
+    out = tmp_path / "site"
+    logged = []
+    bh.build(out, sources, execute=False, log=logged.append)
+    for src in sources:
+        assert (out / src.name).read_bytes() == src.read_bytes()
+        page = (out / src.with_suffix(".html").name).read_text(encoding="utf-8")
+        assert f'<a href="{src.name}" download>' in page
+        assert "make lab" in page.split('class="bn-download"')[1].split("</p>")[0]
+    assert not any(src.name in msg for msg in logged for src in sources if "outside the site" in msg)
