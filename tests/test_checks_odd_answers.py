@@ -66,6 +66,26 @@ def _spatial_backward(dout, x_hat, gamma, inv_std):
     return dx, dgamma, dbeta
 
 
+def _project_out(v, x_hat):
+    return v - v.mean(axis=0) - (v * x_hat).sum(axis=0) / (x_hat**2).sum(axis=0) * x_hat
+
+
+def _scaled_gradient(X, W, dout, a):
+    from bnutils.batchnorm import batchnorm_backward, batchnorm_forward
+
+    _, cache = batchnorm_forward(X @ W, np.ones(W.shape[1]), np.zeros(W.shape[1]))
+    return X.T @ batchnorm_backward(dout, cache)[0] / a
+
+
+def _ln_backward(dout, cache):
+    x_hat, gamma, inv = cache.x_hat, cache.gamma, cache.inv_std
+    d = x_hat.shape[1]
+    g = dout * gamma
+    dx = inv / d * (d * g - g.sum(axis=1, keepdims=True)
+                    - x_hat * (g * x_hat).sum(axis=1, keepdims=True))
+    return dx, (dout * x_hat).sum(axis=0), dout.sum(axis=0)
+
+
 def _groupnorm(x, gamma, beta, G, eps):
     N, C, H, W = x.shape
     g = x.reshape(N, G, C // G, H, W)
@@ -129,6 +149,9 @@ REFERENCES = {
     "backward.bn_backward": _backward,
     "backward.fixed_backward": _backward,
     "backward.dgamma_dbeta": lambda dout, x_hat: ((dout * x_hat).sum(axis=0), dout.sum(axis=0)),
+    "backward.project_out": _project_out,
+    "backward.scaled_gradient": _scaled_gradient,
+    "backward.ln_backward": _ln_backward,
     "inference.update_running": inference._reference_update_running,
     "inference.fold_linear_bn": inference._reference_fold,
     "inference.predict": inference._reference_predict,

@@ -1,4 +1,4 @@
-"""Notebook 07's explorer: the batch size and the normalization drive the batch-mates panels."""
+"""Notebook 09's explorer: the batch size and the normalization drive the batch-mates panels."""
 
 import matplotlib
 

@@ -4,6 +4,9 @@ Each check compares the learner's gradients with ``bnutils.batchnorm_backward`` 
 tested against finite differences) and, when they differ, names the known mistake the
 answer reproduces: a missing term (the path through the mean or through the variance),
 γ or 1/sqrt(σ² + ε) forgotten, sums over the wrong axis, dγ and dβ swapped, ...
+Exercises 4.4-4.6 put the backward pass to work: projecting out the null space of
+BN's Jacobian (span{1, x_hat}), the scale-invariance identity dW(aW) = dW(W)/a, and
+LayerNorm's backward pass (the same formula with the sums over each sample).
 
 Introduced in notebook 04.
 """
@@ -14,6 +17,7 @@ import numpy as np
 
 from ..batchnorm import batchnorm_backward, batchnorm_forward
 from ..gradcheck import rel_error
+from ..normalization import layernorm_backward, layernorm_forward
 from ._core import (
     Failed,
     as_answer_array,
@@ -26,7 +30,8 @@ from ._core import (
     self_check,
 )
 
-__all__ = ["bn_backward", "dgamma_dbeta", "fixed_backward"]
+__all__ = ["bn_backward", "dgamma_dbeta", "fixed_backward", "ln_backward", "project_out",
+           "scaled_gradient"]
 
 
 def _cases():
@@ -79,6 +84,12 @@ def _dx_mistakes(dout, cache):
             no_eps / m * (m * dout - dbeta - x_hat * dgamma),
         "dx: the two sums need the factor 1/m (the mean and the variance average over m "
         "samples)": gamma * inv * (dout - dbeta - x_hat * dgamma),
+        "dx: the factor in front is γ·inv_std/m; you dropped the 1/m":
+            gamma * inv * (m * dout - dbeta - x_hat * dgamma),
+        "dx: use m, not m − 1: BN's mean and variance average over all m samples "
+        "(the biased variance)": gamma * inv / (m - 1) * ((m - 1) * dout - dbeta - x_hat * dgamma),
+        "dx: use m, not m − 1, in the factor in front: γ·inv_std/m":
+            gamma * inv / (m - 1) * (m * dout - dbeta - x_hat * dgamma),
     }
 
 
@@ -136,9 +147,9 @@ def _check_full_backward(student_fn, extra_mistakes=None):
     return worst
 
 
-# ----------------------------------------------------------------------------- 4.1
+# ----------------------------------------------------------------------------- 4.2
 
-@self_check("Exercise 4.1 · compact BN backward")
+@self_check("Exercise 4.2 · compact BN backward")
 def bn_backward(student_fn):
     """Check ``student_fn(dout, cache) -> (dx, dgamma, dbeta)`` on two batches."""
     worst = _check_full_backward(student_fn)
@@ -146,9 +157,9 @@ def bn_backward(student_fn):
             f"(max rel. error {fmt_err(worst)})")
 
 
-# ----------------------------------------------------------------------------- 4.2
+# ----------------------------------------------------------------------------- 4.1
 
-@self_check("Exercise 4.2 · dgamma and dbeta")
+@self_check("Exercise 4.1 · dgamma and dbeta")
 def dgamma_dbeta(student_fn):
     """Check ``student_fn(dout, x_hat) -> (dgamma, dbeta)``."""
     for dout, cache in _caches():
@@ -183,6 +194,8 @@ def _broken_mistakes(dout, cache):
             dx_hat * inv + dmean / m - dvar * 2.0 * xmu / m,
         "now the path through μ is missing: keep the dmean / m term":
             dx_hat * inv + dvar * 2.0 * xmu / m,
+        "the path through σ² lost its factor 2: ∂σ²/∂x_i = 2(x_i - μ)/m":
+            dx_hat * inv + dmean / m + dvar * xmu / m,
     }
 
 
@@ -192,3 +205,166 @@ def fixed_backward(student_fn):
     worst = _check_full_backward(student_fn, _broken_mistakes)
     return (f"repaired: all three gradients match bnutils.batchnorm_backward "
             f"(max rel. error {fmt_err(worst)})")
+
+
+# ----------------------------------------------------------------------------- 4.4
+
+def _projection_cases():
+    """(v, x_hat) pairs: a large ε (so Σ x_hat² is visibly below m) and a small one, N ≠ D."""
+    rng = np.random.default_rng(44)
+    for shape, eps in (((6, 3), 0.5), ((9, 2), 1e-5)):
+        x = rng.normal([1.0, -2.0, 5.0][:shape[1]], [0.8, 1.0, 2.0][:shape[1]], size=shape)
+        _, cache = batchnorm_forward(x, np.ones(shape[1]), np.zeros(shape[1]), eps)
+        yield rng.normal(size=shape), np.array(cache.x_hat), cache
+
+
+def _project_out(v, x_hat):
+    """v without its components along (1, ..., 1) and along x_hat, per feature (column)."""
+    along_x_hat = (v * x_hat).sum(axis=0) / (x_hat**2).sum(axis=0)
+    return v - v.mean(axis=0) - along_x_hat * x_hat
+
+
+def _projection_mistakes(v, x_hat):
+    m = v.shape[0]
+    mean, coef = v.mean(axis=0), (v * x_hat).sum(axis=0) / (x_hat**2).sum(axis=0)
+    row_mean = v.mean(axis=1, keepdims=True)
+    row_coef = (v * x_hat).sum(axis=1, keepdims=True) / (x_hat**2).sum(axis=1, keepdims=True)
+    return {
+        "you removed the component along (1, …, 1) but not the one along x_hat":
+            v - mean,
+        "you removed the component along x_hat but not the mean (the direction (1, …, 1))":
+            v - coef * x_hat,
+        "divide v·x_hat by Σ x_hat² (= |x_hat|²), not by m: with ε > 0 they differ, "
+        "Σ x_hat² = m·σ²/(σ² + ε)":
+            v - mean - (v * x_hat).sum(axis=0) / m * x_hat,
+        "you returned the part of v in the null space; return v minus that part":
+            mean + coef * x_hat + 0 * v,
+        "project each feature (column) separately: the sums run over the batch, axis=0":
+            v - row_mean - row_coef * x_hat,
+    }
+
+
+@self_check("Exercise 4.4 · the null space of BN's Jacobian")
+def project_out(student_fn):
+    """Check ``student_fn(v, x_hat) -> v`` without its components along 1 and x_hat."""
+    worst_dx = 0.0
+    for v, x_hat, cache in _projection_cases():
+        got = as_answer_array(call_learner(student_fn, v, x_hat, names=("v", "x_hat")), "p",
+                              shape=v.shape)
+        compare(got, _project_out(v, x_hat),
+                "p is not v without its components along (1, …, 1) and x_hat (max error "
+                "{err}): per feature, subtract mean(v) and (Σ v·x_hat / Σ x_hat²)·x_hat",
+                rtol=1e-9, atol=1e-12, mistakes=lambda v=v, x_hat=x_hat: _projection_mistakes(v, x_hat))
+        if cache.eps < 1e-3:    # BN's dx is γ/σ times this projection, up to the ε-term
+            dx = batchnorm_backward(v, cache)[0]
+            worst_dx = max(worst_dx, rel_error(cache.inv_std * got, dx))
+    return (f"removes span{{1, x_hat}} per feature; inv_std · p(dout) is BN's dx up to "
+            f"the ε-term ({fmt_err(worst_dx)})")
+
+
+# ----------------------------------------------------------------------------- 4.5
+
+def _bn_weight_grad(X, W, dout):
+    _, cache = batchnorm_forward(X @ W, np.ones(W.shape[1]), np.zeros(W.shape[1]))
+    return X.T @ batchnorm_backward(dout, cache)[0]
+
+
+def _scaling_cases():
+    rng = np.random.default_rng(45)
+    X = rng.normal(size=(16, 5))
+    W = rng.normal(size=(5, 3))
+    dout = rng.normal(size=(16, 3))
+    for a in (10.0, 0.5, 3.0):
+        yield X, W, dout, a
+
+
+@self_check("Exercise 4.5 · the scale-invariance identity")
+def scaled_gradient(student_fn):
+    """Check ``student_fn(X, W, dout, a) -> dL/dW at a·W`` for L = Σ BN(X W)·dout."""
+    worst_cos = 0.0
+    for X, W, dout, a in _scaling_cases():
+        got = as_answer_array(call_learner(student_fn, X, W, dout, a, names=("X", "W", "dout")),
+                              "dW", shape=W.shape)
+        at_W = _bn_weight_grad(X, W, dout)
+        want = _bn_weight_grad(X, a * W, dout)
+        compare(got, want, "dW is not the gradient at a·W (max error {err}); compute dW at W "
+                           "(dz from batchnorm_backward, then dW = X.T @ dz) and divide by a",
+                rtol=1e-3, atol=1e-9, mistakes={
+                    "that is the gradient at W itself: BN's output ignores the scale of W, "
+                    "but its gradient does not; at a·W it is 1/a of it": at_W,
+                    "the gradient at a·W is dW/a, not dW·a (the larger the weights, the "
+                    "smaller the gradient)": at_W * a,
+                    "1/a² is how the *effective learning rate* scales; the gradient itself "
+                    "scales like 1/a": at_W / a**2,
+                }, diagnose_rtol=1e-3)
+        cos = np.abs((W * got).sum(axis=0)) / (np.linalg.norm(W, axis=0) * np.linalg.norm(got, axis=0))
+        worst_cos = max(worst_cos, float(cos.max()))
+    return f"dW(a·W) = dW(W)/a, orthogonal to W's columns (|cos| {fmt_err(worst_cos)})"
+
+
+# ----------------------------------------------------------------------------- 4.6
+
+def _ln_cases():
+    rng = np.random.default_rng(46)
+    for shape, eps in (((5, 4), 0.05), ((3, 7), 1e-5)):
+        x = rng.normal(2.0, 3.0, size=shape)
+        gamma = rng.uniform(0.5, 2.0, size=shape[1])
+        _, cache = layernorm_forward(x, gamma, np.zeros(shape[1]), eps)
+        yield rng.normal(size=shape), cache
+
+
+def _ln_mistakes(dout, cache):
+    x_hat, gamma, inv = cache.x_hat, cache.gamma, cache.inv_std
+    n, d = x_hat.shape
+    g = dout * gamma
+
+    def rows(mean_term=True, var_term=True, m=d, use_gamma=True):
+        gg = g if use_gamma else dout
+        inner = m * gg
+        if mean_term:
+            inner = inner - gg.sum(axis=1, keepdims=True)
+        if var_term:
+            inner = inner - x_hat * (gg * x_hat).sum(axis=1, keepdims=True)
+        return inv / m * inner
+
+    return {
+        "you used BN's sums over the batch (axis 0); LayerNorm normalizes each sample, so the "
+        "sums run over its D features (axis=1, keepdims=True)":
+            gamma * inv / n * (n * dout - dout.sum(axis=0) - x_hat * (dout * x_hat).sum(axis=0)),
+        "γ varies along a row (one value per feature), so it cannot be pulled out of the row "
+        "sums as in BN: apply it first, dx_hat = γ·dout, then use dx_hat in the sums":
+            gamma * inv / d * (d * dout - dout.sum(axis=1, keepdims=True)
+                               - x_hat * (dout * x_hat).sum(axis=1, keepdims=True)),
+        "dx is missing the term through the sample's mean: subtract Σ_j γ_j·dout_j per row":
+            rows(mean_term=False),
+        "dx is missing the term through the sample's variance: subtract x_hat · Σ_j "
+        "γ_j·dout_j·x_hat_j per row": rows(var_term=False),
+        "the statistics average over the D features of a sample: use 1/D, not 1/N":
+            rows(m=n) if n != d else rows(m=d + 1),
+        "dx: you forgot γ (dx_hat = γ·dout, with γ of shape (D,))": rows(use_gamma=False),
+        "dx: you forgot the factor inv_std (cache.inv_std, one per sample, shape (N, 1))":
+            rows() / inv,
+    }
+
+
+@self_check("Exercise 4.6 · LayerNorm's backward pass")
+def ln_backward(student_fn):
+    """Check ``student_fn(dout, cache) -> (dx, dgamma, dbeta)`` against layernorm_backward."""
+    worst = 0.0
+    for dout, cache in _ln_cases():
+        dx, dgamma, dbeta = _gradients(call_learner(student_fn, dout, cache, names=("dout",)),
+                                       ("dx", "dgamma", "dbeta"),
+                                       "return the three gradients as a tuple: dx, dgamma, dbeta")
+        for name, got in (("dbeta", dbeta), ("dgamma", dgamma)):
+            hint = _param_grad_hint(name, got, dout, cache.x_hat)
+            if hint:
+                raise Failed(hint)
+        if dx.shape != dout.shape:
+            raise Failed(f"dx must have the shape of x, {dout.shape}; got {dx.shape}")
+        want = layernorm_backward(dout, cache)[0]
+        worst = max(worst, compare(
+            dx, want, "dx differs from bnutils.normalization.layernorm_backward (max rel. error "
+                      "{err}); write BN's formula with the sums over axis=1",
+            rtol=2e-7, atol=1e-15, mistakes=lambda dout=dout, cache=cache: _ln_mistakes(dout, cache),
+            error=rel_error))
+    return f"dx, dgamma, dbeta match layernorm_backward (max rel. error {fmt_err(worst)})"

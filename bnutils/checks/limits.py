@@ -104,9 +104,14 @@ def batch_of_two(student_fn, measured=None):
                "none": ": nothing in it depends on the batch-mates",
                "bn": ""}[name]
         raise Failed(f"{_LABELS[name]} survives too (the sweep measured {drop(name)}){why}")
-    kept = " and ".join(_LABELS[n] for n in NORM_NAMES if n in expected)
-    gone = " and ".join(_LABELS[n] for n in NORM_NAMES if n not in expected) or "none"
-    return f"{kept} survive; {gone} collapses - as the sweep measured"
+    def listing(names):
+        names = [_LABELS[n] for n in NORM_NAMES if n in names]
+        return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
+
+    gone = set(NORM_NAMES) - expected
+    verb = "survives" if len(expected) == 1 else "survive"
+    return (f"{listing(expected) or 'none'} {verb}; {listing(gone) or 'none'} "
+            f"{'collapses' if len(gone) <= 1 else 'collapse'} - as the sweep measured")
 
 
 # ----------------------------------------------------------------------------- 9.2
