@@ -52,6 +52,15 @@ def test_by_hand_passes_exact_and_rounded():
     assert check.bn_by_hand.evaluate(rounded).passed
 
 
+def test_by_hand_two_decimals_get_a_rounding_hint():
+    """Issue 19: a two-decimal answer was told to check its method."""
+    two = lambda: ([5, 20], [2, 66.67], [[-0.41, 2.39], [-0.41, 3.0], [3.83, 3.61]])
+    assert_fails_with(check.bn_by_hand, two, "three decimals")
+    wrong_method = _by_hand_with(out=make_forward(ddof=1)(check.BY_HAND_BATCH, check.BY_HAND_GAMMA,
+                                                          check.BY_HAND_BETA))
+    assert_fails_with(check.bn_by_hand, wrong_method, "ddof=1")
+
+
 def test_by_hand_stub():
     assert_fails_with(check.bn_by_hand, stub, "not done yet")
 

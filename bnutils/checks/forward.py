@@ -135,6 +135,14 @@ def bn_by_hand(student_fn):
             raise Failed("you gave 3 means, one per row: BN takes one mean per feature "
                          "(column), over the 3 samples of the batch")
         raise Failed(f"mean must hold 2 numbers, one per feature (column); got shape {mean.shape}")
+    want = (x.mean(axis=0), x.var(axis=0), _bn(x, BY_HAND_GAMMA, BY_HAND_BETA, 1e-5)[1])
+    rtols = (1e-5, 1e-3, 1e-5)
+    given = (mean, var, out)
+    # Right to two decimals but not to three: a rounding matter, not a method error.
+    if all(a.shape == w.shape and is_close(a, w, rtol=r, atol=6e-3)
+           for a, w, r in zip(given, want, rtols, strict=True)) and not all(
+            is_close(a, w, rtol=r, atol=tol) for a, w, r in zip(given, want, rtols, strict=True)):
+        raise Failed("rounded too coarsely: give three decimals (2.388, not 2.39)")
     if not is_close(mean, x.mean(axis=0), rtol=1e-5, atol=tol):
         raise Failed("mean is off: add up each column's three values and divide by 3")
     if var.shape != (2,):
