@@ -1,6 +1,6 @@
 """Every data set of the course: small tables from the study notes, seeded synthetic sets, digits.
 
-* ``placement_table``, ``seed_example_5x3`` — the tiny tables that common study notes and
+* ``placement_table``, ``example_5x3`` — the tiny tables that common study notes and
   blog posts use (notebooks 01 and 03);
 * ``make_cohort`` — a synthetic cohort of students like the placement table (notebook 01),
   and ``scaled_problem``, the least-squares problem of notebook 01's explorer built from it;
@@ -32,7 +32,7 @@ __all__ = [
     "make_wave_data",
     "placement_table",
     "scaled_problem",
-    "seed_example_5x3",
+    "example_5x3",
     "wave_boundary",
 ]
 
@@ -60,12 +60,12 @@ def placement_table():
     return X, placed, ("cgpa", "iq")
 
 
-def seed_example_5x3():
+def example_5x3():
     """The 5×3 integer batch of common study notes: ``[[1, 2, 3], [4, 5, 6], …, [13, 14, 15]]``.
 
     Examples
     --------
-    >>> seed_example_5x3()[-1]
+    >>> example_5x3()[-1]
     array([13, 14, 15])
 
     Introduced in notebook 03.

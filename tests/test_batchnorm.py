@@ -24,7 +24,7 @@ from bnutils import (
     update_running_stats,
 )
 from bnutils.batchnorm import BatchNorm, batchnorm_inference_backward
-from bnutils.data import seed_example_5x3
+from bnutils.data import example_5x3
 
 SHAPES = [(6, 3), (4, 5), (3, 2, 3, 2), (2, 3, 2, 4)]
 SHAPE_IDS = ["2d-6x3", "2d-4x5", "4d-3x2x3x2", "4d-2x3x2x4"]
@@ -148,7 +148,7 @@ def test_identity_is_recoverable(shape):
 def test_seed_example_integer_batch():
     # The seeds' 5x3 integer table: each column is 3k + (1, 4, 7, 10, 13), so every
     # column normalizes to the same values and the output is float64.
-    x = seed_example_5x3()
+    x = example_5x3()
     out, cache = batchnorm_forward(x, np.ones(3), np.zeros(3), eps=1e-12)
     assert out.dtype == np.float64
     col = np.array([-2, -1, 0, 1, 2]) / np.sqrt(2.0)

@@ -14,7 +14,7 @@ from bnutils.data import (
     make_wave_data,
     placement_table,
     scaled_problem,
-    seed_example_5x3,
+    example_5x3,
     wave_boundary,
 )
 
@@ -22,7 +22,7 @@ from bnutils.data import (
 def test_small_tables():
     X, placed, columns = placement_table()
     assert X.shape == (4, 2) and placed.shape == (4,) and columns == ("cgpa", "iq")
-    assert seed_example_5x3().shape == (5, 3)
+    assert example_5x3().shape == (5, 3)
 
 
 # ----------------------------------------------------------------------------- make_cohort (notebook 01)

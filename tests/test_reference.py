@@ -62,7 +62,7 @@ def test_backward_matches_finite_differences(backward):
     assert rel_error(dbeta, numerical_gradient(loss_b, beta)) < 1e-6
 
 
-def test_seed_example_5x3():
+def test_example_5x3():
     out, cache = batchnorm_forward_loops(np.arange(1, 16).reshape(5, 3), np.ones(3), np.zeros(3))
     np.testing.assert_allclose(cache.mean, [7.0, 8.0, 9.0])
     np.testing.assert_allclose(cache.var, [18.0, 18.0, 18.0])
