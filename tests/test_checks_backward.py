@@ -6,8 +6,8 @@ from check_helpers import assert_fails_with, stub  # tests/check_helpers.py
 
 from bnutils import batchnorm_backward, batchnorm_backward_staged
 from bnutils.batchnorm import batchnorm_forward
-from bnutils.normalization import layernorm_backward
 from bnutils.checks import backward as check
+from bnutils.normalization import layernorm_backward
 from bnutils.reference import batchnorm_backward_loops, batchnorm_backward_naive
 
 
@@ -222,7 +222,7 @@ def project_with_lstsq(v, x_hat):
 def test_project_out_passes(solution):
     result = check.project_out.evaluate(solution)
     assert result.passed, result.message
-    assert "inv_std · p(dout) is BN's dx" in result.message
+    assert "span{1, x_hat} removed; inv_std·p(dout) = BN's dx" in result.message
 
 
 @pytest.mark.parametrize(("fn", "fragment"), [
@@ -275,7 +275,7 @@ def scaled_directly(X, W, dout, a):
 def test_scaled_gradient_passes(solution):
     result = check.scaled_gradient.evaluate(solution)
     assert result.passed, result.message
-    assert "orthogonal" in result.message
+    assert "⊥ W" in result.message
 
 
 @pytest.mark.parametrize(("fn", "fragment"), [
@@ -363,3 +363,12 @@ def test_ln_backward_float32_passes():
     def f32(dout, cache):
         return tuple(np.asarray(g, dtype=np.float32) for g in ln_solution(dout, cache))
     assert check.ln_backward.evaluate(f32).passed
+
+
+def test_passing_lines_fit_a_90_character_output():
+    solutions = {check.dgamma_dbeta: dgamma_dbeta_solution, check.bn_backward: batchnorm_backward,
+                 check.fixed_backward: batchnorm_backward, check.project_out: project_solution,
+                 check.scaled_gradient: scaled_solution, check.ln_backward: ln_solution}
+    for chk, solution in solutions.items():
+        result = chk.evaluate(solution)
+        assert result.passed and len(result.message) <= 90, result.message

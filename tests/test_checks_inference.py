@@ -222,3 +222,11 @@ def test_train_mode_predictions_really_differ_on_the_check_model():
     model, X = check._trained_model()
     expected = check._reference_predict(model, X)
     assert not np.array_equal(predict_frozen_train_mode(model.train(), X), expected)
+
+
+def test_passing_lines_fit_a_90_character_output():
+    for chk, solution in ((check.update_running, check._reference_update_running),
+                          (check.fold_linear_bn, check._reference_fold),
+                          (check.predict, check._reference_predict)):
+        result = chk.evaluate(solution)
+        assert result.passed and len(result.message) <= 90, result.message

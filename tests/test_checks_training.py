@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from check_helpers import verdict_count  # tests/check_helpers.py
 
 from bnutils.batchnorm import BatchNorm
 from bnutils.checks import training as check
@@ -124,7 +125,7 @@ def test_add_batchnorm_names_the_mistake(fn, hint):
 def test_add_batchnorm_prints_one_line(capsys):
     check.add_batchnorm(check._reference_add_batchnorm)
     out = capsys.readouterr().out
-    assert out.count("\n") == 1 and out.startswith("✓")
+    assert verdict_count(out) == 1 and out.startswith("✓")
 
 
 # ----------------------------------------------------------------------------- Exercise 5.2
@@ -187,7 +188,7 @@ def returns_history(make_model, lrs, X, y, steps=100, batch_size=60):
 def test_largest_stable_lr_passes_reference():
     result = check.largest_stable_lr_check.evaluate(reference_lr)
     assert result.passed, result.message
-    assert "found 1 for the plain net and 3 with BN" in result.message
+    assert "plain net 1, BN 3" in result.message
 
 
 @pytest.mark.parametrize("fn, hint", [
@@ -246,3 +247,9 @@ def test_true_is_not_a_learning_rate():
     # True == 1.0, the plain net's answer: a bool must not pass for it.
     result = check.largest_stable_lr_check.evaluate(lambda make_model, lrs, *a, **k: True)
     assert not result.passed and "bool" in result.message, result.message
+
+
+def test_passing_lines_fit_a_90_character_output():
+    for result in (check.add_batchnorm.evaluate(check._reference_add_batchnorm),
+                   check.largest_stable_lr_check.evaluate(reference_lr)):
+        assert result.passed and len(result.message) <= 90, result.message

@@ -123,8 +123,7 @@ def add_batchnorm(student_fn):
         given_params = _parameters(given)
         _check_one_network(given, student_fn(list(given)), given_params)
     n_bn = sum(sum(isinstance(layer, Linear) for layer in given) - 1 for given in nets)
-    return (f"{n_bn} BatchNorm layers placed correctly in {len(nets)} test networks "
-            f"(Linear → BN → activation, none after the output layer)")
+    return f"{n_bn} BN layers, after each hidden Linear ({len(nets)} networks)"
 
 
 # ----------------------------------------------------------------------------- Exercise 5.2
@@ -222,5 +221,4 @@ def largest_stable_lr_check(student_fn):
                                  f"{sorted(lrs)} is {expected}; you returned {answer}")
         if lrs == _LRS:
             found[kind] = answer
-    return (f"found {found['plain']:g} for the plain net and {found['BN']:g} with BN "
-            f"(and None when nothing trains)")
+    return f"plain net {found['plain']:g}, BN {found['BN']:g}, None if nothing trains"
