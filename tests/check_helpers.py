@@ -15,3 +15,15 @@ def assert_fails_with(chk, fn, *fragments):
     for fragment in fragments:
         assert fragment in result.message, result.message
     return result
+
+
+def verdict_count(printed: str) -> int:
+    """How many verdicts a self-check printed: lines that start with ✓ or ✗.
+
+    A verdict longer than 90 characters is wrapped at spaces onto indented continuation
+    lines (bnutils.checks._core.wrap_verdict); those are part of the same verdict.
+    """
+    lines = printed.rstrip("\n").split("\n")
+    assert all(line.startswith(("✓ ", "✗ ", "  ")) for line in lines), printed
+    assert all(len(line) <= 90 for line in lines), printed
+    return sum(line.startswith(("✓ ", "✗ ")) for line in lines)

@@ -219,3 +219,22 @@ def test_call_learner_passes_copies_and_names_a_changed_input():
     assert y[1] == 1.0                                   # the check's own array is untouched
     with pytest.raises(Failed, match="changed one of its inputs in place; return new arrays"):
         call_learner(in_place, x, y, hint="return new arrays")
+
+
+def test_printed_verdicts_wrap_at_spaces_within_90_characters(capsys):
+    from bnutils.checks._core import Failed, self_check
+
+    hint = ("the gradient differs (max abs. error < 1e-12 expected, got 3.4e-02); subtract the "
+            "terms that the batch mean and the batch variance pass back to every sample")
+
+    @self_check("Exercise 9.9 · a long hint")
+    def check(fn):
+        raise Failed(hint)
+
+    check(lambda x: x)
+    lines = capsys.readouterr().out.rstrip("\n").split("\n")
+    assert len(lines) > 1 and all(len(line) <= 90 for line in lines)
+    assert lines[0].startswith("✗ Exercise 9.9") and all(line.startswith("  ") for line in lines[1:])
+    words = " ".join(line.strip() for line in lines).split()
+    assert words == f"✗ Exercise 9.9 · a long hint: {hint}".split()     # no word broken
+    assert "1e-12" in words and "3.4e-02);" in words

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from check_helpers import verdict_count  # tests/check_helpers.py
 
 from bnutils.checks import start
 
@@ -20,7 +21,7 @@ def test_reference_passes_and_prints_one_tick_line(capsys):
     assert result.passed and result.message.startswith("✓ Warm-up · standardize:")
     start.standardize(reference)
     out = capsys.readouterr().out
-    assert out.count("\n") == 1 and out.startswith("✓")
+    assert verdict_count(out) == 1 and out.startswith("✓")
 
 
 def test_stub_is_not_done_yet():

@@ -38,6 +38,7 @@ import functools
 import numbers
 import os
 import sysconfig
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -424,6 +425,19 @@ def _raised_by_learner(exc: BaseException, learner_codes: set) -> bool:
     return False
 
 
+VERDICT_WIDTH = 90
+
+
+def wrap_verdict(message: str, width: int = VERDICT_WIDTH) -> str:
+    """The verdict wrapped at spaces to ``width`` characters, continuation lines indented.
+
+    A narrow JupyterLab output area breaks long lines anywhere, even inside a number
+    ("< 1e-1" / "2)"); wrapping here keeps every number and name whole.
+    """
+    return textwrap.fill(message, width=width, subsequent_indent="  ",
+                         break_long_words=False, break_on_hyphens=False)
+
+
 def self_check(title: str):
     """Decorator: turn an evaluation function into a self-check that prints one line.
 
@@ -460,7 +474,7 @@ def self_check(title: str):
 
         @functools.wraps(evaluate_fn)
         def run(*args, **kwargs) -> None:
-            print(evaluate(*args, **kwargs).message)
+            print(wrap_verdict(evaluate(*args, **kwargs).message))
 
         run.evaluate = evaluate
         run.title = title
