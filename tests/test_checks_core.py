@@ -238,3 +238,38 @@ def test_printed_verdicts_wrap_at_spaces_within_90_characters(capsys):
     words = " ".join(line.strip() for line in lines).split()
     assert words == f"✗ Exercise 9.9 · a long hint: {hint}".split()     # no word broken
     assert "1e-12" in words and "3.4e-02);" in words
+
+
+def _notebook_function(source: str, **variables):
+    """A function defined as in a notebook cell (module ``__main__``), beside ``variables``."""
+    namespace = {"__name__": "__main__", "np": np, **variables}
+    exec(source, namespace)
+    return namespace["f"]
+
+
+@pytest.mark.parametrize("source, name", [
+    ("def f(x, gamma, beta, eps=1e-5):\n    xhat = (x - x.mean(0)) / np.sqrt(x.var(0) + eps)\n"
+     "    return gamma * x_hat + beta", "x_hat"),
+    ("def f(x, gamma, beta, eps=1e-5):\n    mean = x.sum(0) / m\n    var = ((x - mean)**2).sum(0) / m\n"
+     "    return gamma * (x - mean) / np.sqrt(var + eps) + beta", "m"),
+    ("def f(x, gamma, beta, eps=1e-5):\n    return [g for g in [gamma]][0] * (x - x.mean(0)) / "
+     "np.sqrt(x.var(0) + eps) + b0", "b0"),                  # read inside a comprehension too
+])
+def test_a_function_that_reads_notebook_variables_is_told_which(source, name):
+    from bnutils.checks import forward
+
+    fn = _notebook_function(source, x_hat=np.ones((4, 2)), m=4, b0=np.zeros(2))
+    result = forward.bn_forward.evaluate(fn)
+    assert not result.passed
+    assert f"reads `{name}` from the notebook, not from its arguments" in result.message
+    assert fn.__globals__[name] is not None            # the notebook's variable is untouched
+
+
+def test_modules_functions_and_a_correct_answer_are_not_affected():
+    from bnutils.checks import forward
+
+    fn = _notebook_function(
+        "def helper(v):\n    return v - v.mean(0)\n"
+        "def f(x, gamma, beta, eps=1e-5):\n    c = helper(x)\n"
+        "    return gamma * c / np.sqrt((c**2).mean(0) + eps) + beta", x_hat=np.ones((4, 2)))
+    assert forward.bn_forward.evaluate(fn).passed

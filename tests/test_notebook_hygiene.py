@@ -321,3 +321,27 @@ def test_course_map_times_follow_the_estimate_rule():
         assert stated == time_estimate.minutes(nb), (
             f"README says {stated} min for {link}; the rule gives {time_estimate.minutes(nb)} "
             f"({time_estimate.counts(nb)}): run python tools/time_estimate.py and update the map")
+
+
+def _exercise_functions(nb) -> set[str]:
+    cells = [c for c in nb.cells if c.cell_type == "code" and "### BEGIN SOLUTION" in c.source]
+    return {m.group(1) for cell in cells for m in re.finditer(r"^\s*def (\w+)\(", cell.source, re.M)}
+
+
+def test_every_solution_passes_its_self_check(notebook):
+    """In the instructor edition every check of an exercise function reads ✓: a change to a
+    check (or to bnutils) that fails a reference solution would otherwise be stored by
+    make refresh as a ✗ line, and strict nbval would then defend it."""
+    path, nb = notebook
+    exercises = _exercise_functions(nb)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        calls = [m.group(1) for m in re.finditer(r"\bcheck\.\w+\(\s*(\w+)", cell.source)
+                 if m.group(1) in exercises]
+        if not calls:
+            continue
+        text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+        passed = sum(line.startswith("✓") for line in text.splitlines())
+        assert passed >= len(calls), (
+            f"{path.name}: cell {i} checks {calls} but stores {passed} ✓ line(s):\n{text}")

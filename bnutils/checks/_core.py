@@ -34,11 +34,13 @@ Introduced in notebook 00.
 
 from __future__ import annotations
 
+import dis
 import functools
 import numbers
 import os
 import sysconfig
 import textwrap
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -379,6 +381,46 @@ def compare(actual, expected, message: str, *, rtol: float = 1e-9, atol: float =
     raise Failed(message)
 
 
+# ----------------------------------------------------------------------------- notebook globals
+
+def _global_names(code) -> set:
+    """Names a code object (and the functions, lambdas, comprehensions inside it) reads as globals."""
+    names = {ins.argval for ins in dis.get_instructions(code) if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return names
+
+
+def _is_data(value) -> bool:
+    """A notebook variable, not a tool: modules, functions, classes and other callables stay."""
+    return not (isinstance(value, types.ModuleType) or callable(value))
+
+
+def without_notebook_data(fn):
+    """``fn`` re-bound to its globals minus the notebook *data* it reads; and those names.
+
+    An exercise function must compute from its arguments. A learner who writes
+    ``xhat = ...`` but returns ``gamma * x_hat + beta`` silently reads the notebook's
+    ``x_hat`` (shape (4, 2)) and the check would blame the axis. Run on globals without
+    the notebook's arrays and numbers, the same code raises NameError naming ``x_hat``,
+    which the decorator turns into a message that names the variable. Modules (``np``),
+    functions and classes stay visible. Anything but a plain function is returned as is.
+    """
+    if not isinstance(fn, types.FunctionType):
+        return fn, frozenset()
+    read = {name for name in _global_names(fn.__code__)
+            if name in fn.__globals__ and _is_data(fn.__globals__[name])}
+    if not read or fn.__globals__.get("__name__") != "__main__":
+        return fn, frozenset()      # only a notebook's (or script's) own variables
+    namespace = {k: v for k, v in fn.__globals__.items() if k not in read}
+    isolated = types.FunctionType(fn.__code__, namespace, fn.__name__, fn.__defaults__, fn.__closure__)
+    isolated.__kwdefaults__ = fn.__kwdefaults__
+    isolated.__dict__.update(fn.__dict__)
+    isolated.__qualname__, isolated.__doc__ = fn.__qualname__, fn.__doc__
+    return isolated, frozenset(read)
+
+
 # ----------------------------------------------------------------------------- the decorator
 
 def _first_line(text: str) -> str:
@@ -453,6 +495,11 @@ def self_check(title: str):
             if args and not callable(args[0]):
                 return CheckResult(False, f"{FAIL} {title}: pass your function itself, e.g. "
                                           f"check(my_function) without (); got {describe(args[0])}")
+            hidden = frozenset()
+            if args:
+                isolated, hidden = without_notebook_data(args[0])
+                args = (isolated, *args[1:])
+                learner_codes |= _learner_code(isolated)
             try:
                 with np.errstate(all="ignore"):
                     message = evaluate_fn(*args, **kwargs)
@@ -462,6 +509,11 @@ def self_check(title: str):
             except Failed as failure:
                 return CheckResult(False, f"{FAIL} {title}: {_first_line(failure)}")
             except Exception as exc:  # a learner's bug must never crash the check
+                if isinstance(exc, NameError) and getattr(exc, "name", None) in hidden:
+                    return CheckResult(False, f"{FAIL} {title}: your function reads `{exc.name}` "
+                                              f"from the notebook, not from its arguments; compute "
+                                              f"it inside the function (the check calls it with "
+                                              f"other inputs)")
                 if _raised_by_learner(exc, learner_codes):
                     return CheckResult(False, f"{FAIL} {title}: your code raised "
                                               f"{type(exc).__name__}: {_first_line(exc)}")
