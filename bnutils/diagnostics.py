@@ -184,7 +184,7 @@ def layer_statistics(model, x, y, loss_fn=softmax_cross_entropy) -> list[LayerSt
     Examples
     --------
     >>> from bnutils.models import make_mlp
-    >>> model = make_mlp([4, 8, 8, 3], "tanh", init="xavier", rng=0)
+    >>> model = make_mlp([4, 8, 8, 3], "tanh", init="lecun", rng=0)
     >>> x = np.random.default_rng(0).standard_normal((16, 4))
     >>> stats = layer_statistics(model, x, np.zeros(16, dtype=int))
     >>> [s.depth for s in stats]

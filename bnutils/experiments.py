@@ -495,7 +495,7 @@ def figure1_run(data, norm: str | None, *, steps: int = 1200, lr: float = 0.1,
                 eval_every: int = 20, seed: int = 0, log_every: int | None = None) -> Figure1Run:
     """Train the 3×100 sigmoid network of Ioffe & Szegedy's Figure 1, recording a sigmoid input.
 
-    ``make_mlp([D, 100, 100, 100, K], "sigmoid", norm=norm, init="xavier")``, trained by
+    ``make_mlp([D, 100, 100, 100, K], "sigmoid", norm=norm, init="lecun")``, trained by
     SGD; the test accuracy is recorded every ``eval_every`` steps and the 15/50/85th
     percentiles of unit ``unit``'s input to the last hidden sigmoid every
     ``record_every`` steps, starting before the first update: a
@@ -521,14 +521,14 @@ def figure1_run(data, norm: str | None, *, steps: int = 1200, lr: float = 0.1,
         raise ValueError(f"norm must be None or 'bn', got {norm!r}")
     X_train, X_test, y_train, y_test = _check_data(data)
     probe_model = make_mlp([X_train.shape[1], 100, 100, 100, _num_classes(y_train, y_test)],
-                           "sigmoid", norm=norm, init="xavier", rng=seed)
+                           "sigmoid", norm=norm, init="lecun", rng=seed)
     # The whole test set in training mode with its own batch statistics (running
     # statistics untouched): what the sigmoid sees during training, on a fixed batch.
     recorder = PercentileRecorder(sigmoid_input_index(probe_model), unit, mode="batch_stats",
                                   x=X_test, every=record_every)
     recorder(0, probe_model)  # before training: make_mlp with the same seed builds the same net
     result = run_config(data, hidden=(100, 100, 100), activation="sigmoid", norm=norm,
-                        init="xavier", lr=lr, steps=steps, batch_size=batch_size, seed=seed,
+                        init="lecun", lr=lr, steps=steps, batch_size=batch_size, seed=seed,
                         eval_every=eval_every, callback=recorder, log_every=log_every)
     return Figure1Run(result, np.array(recorder.steps), recorder.values)
 

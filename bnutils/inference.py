@@ -373,7 +373,7 @@ def fold_sequential(model):
 
 @one_blas_thread
 def moving_vs_precise(data, checkpoints, *, momentum: float = 0.1, hidden=(100, 100, 100),
-                      activation: str = "sigmoid", init="xavier", lr: float = 0.5,
+                      activation: str = "sigmoid", init="lecun", lr: float = 0.5,
                       batch_size: int = 60, seed: int = 0) -> dict:
     """Test accuracy with the moving averages vs with precise statistics, during training.
 

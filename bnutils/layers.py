@@ -223,10 +223,12 @@ class Linear(Layer):
     in_features, out_features : int
     bias : bool, optional
         Whether the layer has a bias ``b`` (a bias right before BN is redundant).
-    init : {"he", "xavier"} or float, optional
-        Weight initialization: He (std √(2/in), for ReLU); "xavier", std √(1/in), for
-        sigmoid/tanh — Glorot's √(2/(in+out)) when in = out, also known as LeCun's
-        initialization; or a float: the standard deviation itself.
+    init : {"he", "lecun", "glorot"} or float, optional
+        Weight initialization, a Gaussian with standard deviation: "he" √(2/in) (He et al.
+        2015, for ReLU); "lecun" √(1/in) (LeCun et al. 1998, for tanh and sigmoid);
+        "glorot" √(2/(in+out)) (Glorot & Bengio 2010, often called Xavier initialization;
+        it equals LeCun's when in = out); or a float: the standard deviation itself.
+        "xavier" is refused as ambiguous: blog posts use it for both of the last two.
     rng : numpy.random.Generator or int, optional
         Source of the initial weights (seeded for reproducibility).
     dtype : numpy dtype, optional
@@ -254,9 +256,15 @@ class Linear(Layer):
         in_features = check_int(in_features, "in_features")
         out_features = check_int(out_features, "out_features")
         if isinstance(init, str):
-            stds = {"he": np.sqrt(2.0 / in_features), "xavier": np.sqrt(1.0 / in_features)}
+            stds = {"he": np.sqrt(2.0 / in_features), "lecun": np.sqrt(1.0 / in_features),
+                    "glorot": np.sqrt(2.0 / (in_features + out_features))}
+            if init == "xavier":
+                raise ValueError("init='xavier' is ambiguous: Glorot and Bengio's ('Xavier') std is "
+                                 "'glorot', sqrt(2 / (in + out)); the std sqrt(1 / in) is LeCun's, "
+                                 "'lecun'")
             if init not in stds:
-                raise ValueError(f"init must be 'he', 'xavier' or a positive float, got {init!r}")
+                raise ValueError(f"init must be 'he', 'lecun', 'glorot' or a positive float, "
+                                 f"got {init!r}")
             std = stds[init]
         else:
             std = check_positive(init, "init (the weight standard deviation)")

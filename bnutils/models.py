@@ -40,7 +40,7 @@ def make_mlp(sizes, activation: str = "relu", norm: str | None = None,
     bias : bool, optional
         Bias in the hidden Linear layers (redundant right before BN: β absorbs it).
         The output layer always has a bias.
-    init : {"he", "xavier"} or float, optional
+    init : {"he", "lecun", "glorot"} or float, optional
         Weight initialization of every Linear layer (see ``Linear``).
     num_groups : int, optional
         For ``norm="gn"``.

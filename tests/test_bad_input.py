@@ -251,8 +251,8 @@ CASES = [
      ["out_features must be ≥ 1", "got -1"]),
     ("Linear-float-out", lambda: Linear(3, 2.5), TypeError,
      ["out_features must be an integer", "got 2.5"]),
-    ("Linear-bad-init", lambda: Linear(3, 2, init="lecun"), ValueError,
-     ["init must be 'he', 'xavier' or a positive float", "got 'lecun'"]),
+    ("Linear-bad-init", lambda: Linear(3, 2, init="kaiming"), ValueError,
+     ["init must be 'he', 'lecun', 'glorot' or a positive float", "got 'kaiming'"]),
     ("Linear-negative-init", lambda: Linear(3, 2, init=-0.1), ValueError,
      ["must be > 0", "got -0.1"]),
     # ---- a layer fed the wrong width

@@ -72,7 +72,7 @@ def _loss_from(model, start, a, y):
 
 
 def test_layer_statistics_gradients_match_numerical_gradients():
-    model = make_mlp([5, 6, 6, 3], "tanh", init="xavier", rng=1)
+    model = make_mlp([5, 6, 6, 3], "tanh", init="lecun", rng=1)
     stats = layer_statistics(model, X, Y)
     assert [s.index for s in stats] == [1, 3] and [s.depth for s in stats] == [1, 2]
     # ∂L/∂W of each Linear feeding an activation, against centred differences
@@ -103,7 +103,7 @@ def test_layer_statistics_gradients_match_numerical_gradients():
 
 
 def test_layer_statistics_describe_the_outputs_and_leave_parameters_alone():
-    model = make_mlp([5, 16, 16, 3], "sigmoid", init="xavier", rng=2)
+    model = make_mlp([5, 16, 16, 3], "sigmoid", init="lecun", rng=2)
     before = params_copy(model)
     stats = layer_statistics(model, X, Y)
     for k, v in model.params().items():
@@ -117,7 +117,7 @@ def test_layer_statistics_describe_the_outputs_and_leave_parameters_alone():
 def test_large_weights_saturate_tanh_and_sigmoid_gradients_vanish():
     tanh_big = make_mlp([5] + [32] * 4 + [3], "tanh", init=3.0, rng=0)
     assert min(s.saturation for s in layer_statistics(tanh_big, X, Y)) > 0.3
-    sig = make_mlp([5] + [32] * 6 + [3], "sigmoid", init="xavier", rng=0)
+    sig = make_mlp([5] + [32] * 6 + [3], "sigmoid", init="lecun", rng=0)
     g = [s.grad_std for s in layer_statistics(sig, X, Y)]
     assert g[0] < g[-1] / 100          # vanishing toward the input
 
@@ -152,7 +152,7 @@ def test_perturbation_restores_weights_and_is_not_the_weights_own_direction():
 
 
 def test_perturbing_every_layer_changes_more_than_the_first_alone():
-    model = make_mlp([5] + [32] * 6 + [3], "tanh", init="xavier", rng=0)
+    model = make_mlp([5] + [32] * 6 + [3], "tanh", init="lecun", rng=0)
     linear = [i for i, layer in enumerate(model.layers) if isinstance(layer, Linear)]
     first = perturbation_propagation(model, X, 0.01)
     every = perturbation_propagation(model, X, 0.01, layers=linear)

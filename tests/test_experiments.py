@@ -208,7 +208,7 @@ def test_figure1_miniature_shows_the_papers_effects(data):
 def test_figure1_records_the_test_set_with_its_own_batch_statistics(data):
     """The percentiles are those of a batch_stats PercentileRecorder over the test set."""
     run = ex.figure1_run(data, "bn", steps=20, record_every=10, eval_every=20)
-    model = make_mlp([64, 100, 100, 100, 10], "sigmoid", norm="bn", init="xavier", rng=0)
+    model = make_mlp([64, 100, 100, 100, 10], "sigmoid", norm="bn", init="lecun", rng=0)
     rec = PercentileRecorder(ex.sigmoid_input_index(model), 0, mode="batch_stats", x=data[1])
     rec(0, model)
     np.testing.assert_array_equal(run.percentiles[0], rec.values[0])

@@ -118,7 +118,7 @@ def test_recalibrate_keeps_mode_and_improves_an_undertrained_moving_average():
     from bnutils.training import evaluate
 
     Xtr, Xte, ytr, yte = load_digits_split()
-    net = make_mlp([64, 50, 50, 10], "sigmoid", norm="bn", init="xavier", momentum=0.01, rng=0)
+    net = make_mlp([64, 50, 50, 10], "sigmoid", norm="bn", init="lecun", momentum=0.01, rng=0)
     train(net, Xtr, ytr, lr=0.5, steps=20, batch_size=60)
     net.eval()
     precise = recalibrate_batchnorm(net, Xtr, batch_size=60)

@@ -49,7 +49,10 @@ def test_linear_without_bias_and_init():
     assert repr(layer) == "Linear(3, 2, bias=False)"
     big = Linear(400, 300, rng=1).W
     assert big.std() == pytest.approx(np.sqrt(2 / 400), rel=0.02)                  # He
-    assert Linear(400, 300, init="xavier", rng=1).W.std() == pytest.approx(np.sqrt(1 / 400), rel=0.02)
+    assert Linear(400, 300, init="lecun", rng=1).W.std() == pytest.approx(np.sqrt(1 / 400), rel=0.02)
+    assert Linear(400, 300, init="glorot", rng=1).W.std() == pytest.approx(np.sqrt(2 / 700), rel=0.02)
+    with pytest.raises(ValueError, match="ambiguous.*'glorot'.*'lecun'"):
+        Linear(4, 3, init="xavier")
     assert Linear(400, 300, init=0.01, rng=1).W.std() == pytest.approx(0.01, rel=0.02)
     np.testing.assert_array_equal(Linear(3, 2, rng=5).W, Linear(3, 2, rng=5).W)     # seeded
     assert Linear(3, 2, dtype=np.float32).W.dtype == np.float32

@@ -66,7 +66,7 @@ def saturation_cases():
     # A real network: six tanh layers, the fourth with its weights scaled up 8 times.
     from ..models import make_mlp
 
-    model = make_mlp([20] + [64] * 6 + [3], "tanh", init="xavier", rng=7)
+    model = make_mlp([20] + [64] * 6 + [3], "tanh", init="lecun", rng=7)
     model.layers[6].W *= 8.0
     model.forward(rng.standard_normal((256, 20)))
     acts = [model.outputs[i] for i in range(1, 12, 2)]
