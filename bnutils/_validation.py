@@ -14,6 +14,10 @@ import numpy as np
 
 __all__ = [
     "Checked",
+    "as_generator",
+    "check_bool",
+    "check_learning_rate",
+    "check_model",
     "NonFiniteError",
     "as_float_array",
     "check_cache",
@@ -262,3 +266,43 @@ class Checked:
 
     def __set__(self, obj, value):
         setattr(obj, self.private, self.check(value, self.name))
+
+
+def as_generator(rng, name: str = "rng") -> np.random.Generator:
+    """``rng`` as a ``numpy.random.Generator``: a Generator itself, ``None`` (fresh entropy)
+    or a seed, an integer ≥ 0. Anything else raises an error naming ``name`` (NumPy's own
+    message, "SeedSequence expects int or sequence of ints", does not say which argument).
+
+    >>> as_generator(0).integers(10) == as_generator(0).integers(10)
+    True
+    """
+    if rng is None or isinstance(rng, np.random.Generator):
+        return np.random.default_rng(rng)
+    if isinstance(rng, (bool, np.bool_)) or not isinstance(rng, (int, np.integer)):
+        raise TypeError(f"{name} must be a numpy Generator, an integer seed ≥ 0 or None, "
+                        f"got {rng!r}")
+    if rng < 0:
+        raise ValueError(f"{name} must be a seed ≥ 0, got {rng}")
+    return np.random.default_rng(int(rng))
+
+
+def check_bool(value, name: str) -> bool:
+    """Return ``value`` as a ``bool``, or raise ``TypeError`` if it is not True or False."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_learning_rate(value, name: str = "lr") -> float:
+    """A learning rate: a finite real number ≥ 0 (0 leaves the weights unchanged)."""
+    value = _check_real_scalar(value, name)
+    if value < 0:
+        raise ValueError(f"{name} must be ≥ 0, got {value}")
+    return value
+
+
+def check_model(model, name: str = "model") -> None:
+    """Raise ``TypeError`` unless ``model`` is a layer (it has ``forward`` and ``backward``)."""
+    if not (hasattr(model, "forward") and hasattr(model, "backward")):
+        raise TypeError(f"{name} must be a layer with forward/backward (a Sequential, a "
+                        f"BatchNorm, ...), got {type(model).__name__}")

@@ -35,6 +35,7 @@ from ._validation import (
     Checked,
     NonFiniteError,
     as_float_array,
+    as_generator,
     check_cache,
     check_dout,
     check_finite,
@@ -426,7 +427,7 @@ class WeightNormLinear(Layer):
     def __init__(self, in_features: int, out_features: int, rng=None, dtype=np.float64):
         self.in_features = check_int(in_features, "in_features")
         self.out_features = check_int(out_features, "out_features")
-        rng = np.random.default_rng(rng)
+        rng = as_generator(rng)
         self.v = rng.standard_normal((self.in_features, self.out_features)).astype(dtype)
         self.g = np.full(self.out_features, np.sqrt(2.0), dtype)
         self.b = np.zeros(self.out_features, dtype)
@@ -509,7 +510,7 @@ class NoisyBatchNorm(BatchNorm):
             raise ValueError(f"scale must be ≥ 1 (the scale is drawn from [1/scale, scale]), "
                              f"got {scale}")
         self.shift, self.scale = float(shift), scale
-        self.rng = np.random.default_rng(rng)
+        self.rng = as_generator(rng)
         self.seed_from_train = rng is None     # train(seed=...) seeds it (see Layer)
         self.last_scale = np.ones(self.num_features)
         self.last_shift = np.zeros(self.num_features)

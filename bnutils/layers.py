@@ -19,7 +19,16 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ._validation import as_float_array, check_dout, check_finite, check_int, check_positive
+from ._validation import (
+    as_float_array,
+    as_generator,
+    check_bool,
+    check_dout,
+    check_finite,
+    check_int,
+    check_model,
+    check_positive,
+)
 
 __all__ = [
     "Layer",
@@ -146,6 +155,7 @@ def in_mode(model, training: bool):
 
     Introduced in notebook 05.
     """
+    training = check_bool(training, "training")
     modes = [(layer, getattr(layer, "training", True)) for layer in iter_layers(model)]
     if training:
         model.train()
@@ -181,6 +191,7 @@ def seed_random_layers(model, seed: int) -> int:
 
     Introduced in notebook 07.
     """
+    seed = check_int(seed, "seed", minimum=0)
     count = 0
     for i, layer in enumerate(iter_layers(model)):
         if getattr(layer, "seed_from_train", False):
@@ -206,9 +217,7 @@ def iter_layers(model):
 
     Introduced in notebook 06.
     """
-    if not (hasattr(model, "forward") and hasattr(model, "backward")):
-        raise TypeError(f"model must be a layer with forward/backward (a Sequential, a BatchNorm, "
-                        f"…), got {type(model).__name__}")
+    check_model(model)
     yield model
     children = getattr(model, "children", None)
     for child in (children() if children is not None else []):
@@ -268,7 +277,8 @@ class Linear(Layer):
             std = stds[init]
         else:
             std = check_positive(init, "init (the weight standard deviation)")
-        rng = np.random.default_rng(rng)
+        bias = check_bool(bias, "bias")
+        rng = as_generator(rng)
         self.in_features, self.out_features = in_features, out_features
         self.W = (rng.standard_normal((in_features, out_features)) * std).astype(dtype)
         self.b = np.zeros(out_features, dtype) if bias else None
@@ -479,7 +489,8 @@ def softmax_cross_entropy(logits, y):
                          f"got shape {y.shape}, dtype {y.dtype}")
     K = logits.shape[1]
     if y.size and (y.min() < 0 or y.max() >= K):
-        raise ValueError(f"labels must lie in 0..{K - 1}, got values from {y.min()} to {y.max()}")
+        raise ValueError(f"y (the labels) must lie in 0..{K - 1}, one per column of logits; got "
+                         f"values from {y.min()} to {y.max()}")
     check_finite(logits, "logits")
     shifted = logits - logits.max(axis=1, keepdims=True)       # stable log-softmax
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
@@ -513,6 +524,10 @@ def mse_loss(pred, target):
     target = as_float_array(target, "target")
     if pred.shape != target.shape:
         raise ValueError(f"pred and target must have the same shape, got {pred.shape} and {target.shape}")
+    if pred.size == 0:
+        raise ValueError(f"pred and target must not be empty, got shape {pred.shape}")
+    check_finite(pred, "pred")
+    check_finite(target, "target")
     diff = pred - target
     return float(np.mean(diff**2)), 2.0 * diff / diff.size
 
@@ -529,7 +544,11 @@ def accuracy(logits, y) -> float:
     """
     logits = as_float_array(logits, "logits")
     y = np.asarray(y)
-    if logits.ndim != 2 or logits.shape[0] == 0 or y.shape != (logits.shape[0],):
-        raise ValueError(f"accuracy needs logits of shape (N, K) with N ≥ 1 and N labels y of "
-                         f"shape (N,); got logits {logits.shape} and y {y.shape}")
+    if logits.ndim != 2 or 0 in logits.shape or y.shape != (logits.shape[0],):
+        raise ValueError(f"accuracy needs logits of shape (N, K) with N, K ≥ 1 and N labels y "
+                         f"of shape (N,); got logits {logits.shape} and y {y.shape}")
+    if y.dtype.kind not in "iu" or y.min() < 0 or y.max() >= logits.shape[1]:
+        raise ValueError(f"y must hold integer labels in 0..{logits.shape[1] - 1} (one per "
+                         f"column of logits); got dtype {y.dtype}, values {np.unique(y)[:5]}")
+    check_finite(logits, "logits")
     return float(np.mean(np.argmax(logits, axis=1) == y))

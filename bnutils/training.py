@@ -18,7 +18,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import NonFiniteError, as_float_array, check_finite, check_fraction, check_int
+from ._validation import (
+    NonFiniteError,
+    as_float_array,
+    as_generator,
+    check_finite,
+    check_fraction,
+    check_int,
+    check_learning_rate,
+    check_model,
+)
 from .layers import accuracy, seed_random_layers, softmax_cross_entropy
 
 __all__ = ["TrainingHistory", "evaluate", "minibatches", "one_blas_thread", "sgd_step", "train"]
@@ -105,7 +114,7 @@ def minibatches(n: int, batch_size: int, rng, drop_last: bool = True):
     """
     n = check_int(n, "n (the number of samples)")
     batch_size = check_int(batch_size, "batch_size", 1, maximum=n)
-    order = np.random.default_rng(rng).permutation(n)
+    order = as_generator(rng).permutation(n)
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         yield order[start:start + batch_size]
@@ -142,6 +151,8 @@ def sgd_step(model, lr: float, velocity: dict | None = None, sgd_momentum: float
 
     Introduced in notebook 05.
     """
+    check_model(model)
+    lr = check_learning_rate(lr)
     sgd_momentum = check_fraction(sgd_momentum, "sgd_momentum")
     if sgd_momentum and velocity is None:
         raise ValueError("sgd_momentum > 0 needs a velocity dict kept between steps "
@@ -174,6 +185,7 @@ def evaluate(model, X, y, batch_size: int = 1024) -> tuple[float, float]:
 
     Introduced in notebook 05.
     """
+    check_model(model)
     X = as_float_array(X, "X")
     check_finite(X, "X")
     batch_size = check_int(batch_size, "batch_size")
@@ -250,6 +262,8 @@ def train(model, X, y, *, lr: float, steps: int, batch_size: int = 64, sgd_momen
 
     Introduced in notebook 05.
     """
+    check_model(model)
+    lr = check_learning_rate(lr)
     steps = check_int(steps, "steps")
     sgd_momentum = check_fraction(sgd_momentum, "sgd_momentum")
     if log_every is not None:

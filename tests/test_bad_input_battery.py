@@ -1,0 +1,897 @@
+"""The bad-input battery (issue 17): every public callable of bnutils, fed generated bad input.
+
+Callables are discovered from every module's ``__all__`` (layer classes included), so a new
+function is covered automatically — or fails ``test_every_public_callable_has_a_spec`` with
+"add a spec". Each has a ``Spec`` in ``SPECS``: how to build valid keyword arguments; the
+battery then corrupts one argument per case (hypothesis picks which, how, and where):
+
+* **must be refused** — NaN/inf, empty, wrong ndim, mismatched shape, object/complex/string
+  dtype, NaN/inf/negative/string/bool numbers, 0/negative/float/bool/string counts, a
+  wrong type for any other argument: a ``ValueError``/``TypeError`` whose message names the
+  argument (unless the spec lists the corruption in ``accepts``: then the result only has
+  to be finite);
+* **equivalent** — a list, a read-only or non-contiguous array, integers, booleans, float16:
+  the result must equal the one for the same values as a clean float64 array (the
+  reference), or the call must refuse it clearly;
+* **magnitude** — the arrays scaled to ~1e15..1e150 or ~1e-15..1e-150: for a normalization
+  (``invariant``) the result must equal the unscaled one; for anything else it must be
+  finite, or the call must refuse it clearly.
+
+Always: no argument may be modified, and no exception may come from inside NumPy (an
+exception raised in a numpy frame, anything but ``ValueError``/``TypeError``, or a
+RuntimeWarning — warnings are errors here).
+
+Fast by default (a dozen cases per callable); ``BNUTILS_BATTERY=long`` runs 20× more.
+``pytest -s`` prints the counts.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import importlib
+import inspect
+import os
+import pkgutil
+import traceback
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+import bnutils
+
+LONG = os.environ.get("BNUTILS_BATTERY") == "long"
+EXAMPLES = 240 if LONG else 8
+
+# ----------------------------------------------------------------------------- what is covered
+# Whole modules left out, with the reason (their own tests cover them).
+EXCLUDED_MODULES = {
+    "bnutils.checks": "exercise self-checks: tests/test_checks_odd_answers.py feeds every check "
+                      "the same odd answers (NaN, inf, strings, bools, wrong shapes, ...)",
+    "bnutils.widgets": "interactive explorers: tests/test_widgets_*.py drive every control",
+    "bnutils.plots": "the course's figure style (no numbers in, none out)",
+    "bnutils.graphs": "diagrams drawn with matplotlib (fixed content)",
+}
+# Single names left out, with the reason.
+EXCLUDED = {
+    "layers.Layer": "abstract base class",
+    "training.one_blas_thread": "a decorator (no data in); tested in tests/test_training.py",
+    "timing.interleaved_medians": "measures wall-clock time (its output is not reproducible)",
+    "timing.timing_ladder": "measures wall-clock time (its output is not reproducible)",
+}
+# Record types: dataclasses of results, built by the library and validated where consumed
+# (e.g. check_cache refuses a wrong cache); they have no behaviour to feed bad input.
+RECORD_SUFFIXES = ("Cache", "Result", "Run", "History", "Stats", "ProbeHistory")
+
+
+def _discover() -> dict:
+    found = {}
+    for info in pkgutil.walk_packages(bnutils.__path__, prefix="bnutils."):
+        name = info.name
+        if name.split(".")[-1].startswith("_") or name.startswith(tuple(EXCLUDED_MODULES)):
+            continue
+        module = importlib.import_module(name)
+        for attr in getattr(module, "__all__", []):
+            obj = getattr(module, attr)
+            key = f"{name[len('bnutils.'):]}.{attr}"
+            if not callable(obj) or key in EXCLUDED or attr.startswith("plot_"):
+                continue     # plot_*: figures of numbers computed by a covered function
+            if inspect.isclass(obj) and dataclasses.is_dataclass(obj) \
+                    and attr.endswith(RECORD_SUFFIXES):
+                continue
+            found[key] = obj
+    return found
+
+
+CALLABLES = _discover()
+
+
+# ----------------------------------------------------------------------------- the spec table
+@dataclass
+class Spec:
+    """How to call one callable with valid arguments.
+
+    args : () -> dict
+        Fresh valid keyword arguments (deterministic: the reference call rebuilds them).
+    call : (callable, **args) -> result, optional
+        How to call it (default ``f(**args)``); layers run forward and backward.
+    corrupt : tuple of str, optional
+        The arguments to corrupt (default: every argument).
+    accepts : dict, optional
+        ``{argument: {corruption kinds}}`` that are legitimate input (e.g. an ``ndim``
+        change for an elementwise function); the result then only has to be finite.
+    invariant : tuple of str, optional
+        Arguments whose scale does not change the result (the normalized input).
+    examples : int, optional
+        Fewer cases for a slow callable (one that trains a network).
+    """
+
+    args: Callable[[], dict]
+    call: Callable | None = None
+    corrupt: tuple | None = None
+    accepts: dict = field(default_factory=dict)
+    invariant: tuple = ()
+    examples: int | None = None
+
+
+def R(seed=0):
+    return np.random.default_rng(seed)
+
+
+def X2(n=6, d=3, seed=0):
+    return R(seed).normal(1.0, 2.0, size=(n, d))
+
+
+def X4(seed=0):
+    return R(seed).normal(1.0, 2.0, size=(2, 3, 3, 3))
+
+
+def P(d=3, seed=1):
+    return R(seed).normal(1.0, 0.5, size=d)
+
+
+def Y(n=6, k=2):
+    return np.arange(n) % k
+
+
+def _mlp(norm="bn", sizes=(3, 4, 2), **kw):
+    from bnutils.models import make_mlp
+    return make_mlp(list(sizes), norm=norm, rng=0, **kw)
+
+
+def _data(n=24, d=3, k=2):
+    X = X2(n, d)
+    y = (X[:, 0] > 1.0).astype(int)
+    return (X, X2(n, d, seed=5), y, (X2(n, d, seed=5)[:, 0] > 1.0).astype(int))
+
+
+def _run_layer(layer, x):
+    out = layer.forward(x)
+    dx = layer.backward(np.ones_like(out))
+    return out, dx, layer.grads()
+
+
+def layer(**init_and_x):
+    """A layer spec: the class is built from the arguments but x, then forward and backward."""
+    def call(cls, x, **kw):
+        return _run_layer(cls(**kw), x)
+    return call
+
+
+
+
+def _bn_cache(x=None):
+    from bnutils.batchnorm import batchnorm_forward
+    return batchnorm_forward(X2() if x is None else x, P(), P(seed=2))[1]
+
+
+# Elementwise activations: any shape, and NaN in gives NaN out, as in NumPy (the next
+# Linear or normalization refuses it).
+ELEMENTWISE = {"x": {"ndim", "nan", "inf", "no_samples", "empty"}}
+# Per-sample functions: a batch of no samples (N = 0) gives an output of no samples.
+NO_SAMPLES = {"x": {"no_samples"}}
+
+
+def _specs():
+    from bnutils import batchnorm, bn_variants, conv, dropout, normalization
+    from bnutils.layers import Linear, ReLU, Sequential
+
+    x, x4, g, b = X2, X4, P, lambda d=3: P(d, seed=2)
+    rv = lambda d=3: np.abs(P(d, seed=3)) + 0.5                           # noqa: E731
+    layer_call = layer()
+    S = {
+        # ---- batchnorm
+        "batchnorm.batchnorm_forward": Spec(lambda: dict(x=x(), gamma=g(), beta=b(), eps=1e-5),
+                                            invariant=("x",)),
+        "batchnorm.batchnorm_backward": Spec(lambda: dict(dout=x(seed=3), cache=_bn_cache())),
+        "batchnorm.batchnorm_backward_staged": Spec(
+            lambda: dict(dout=x(seed=3), cache=_bn_cache())),
+        "batchnorm.batchnorm_inference": Spec(lambda: dict(
+            x=x(), gamma=g(), beta=b(), running_mean=P(seed=4), running_var=rv(), eps=1e-5),
+            accepts=NO_SAMPLES),
+        "batchnorm.batchnorm_inference_backward": Spec(lambda: dict(
+            dout=x(seed=3), x=x(), gamma=g(), running_mean=P(seed=4), running_var=rv(),
+            eps=1e-5)),
+        "batchnorm.update_running_stats": Spec(lambda: dict(
+            running_mean=P(seed=4), running_var=rv(), momentum=0.1, mean=P(seed=5),
+            var=rv(), count=6)),
+        "batchnorm.BatchNorm": Spec(lambda: dict(num_features=3, eps=1e-5, momentum=0.1,
+                                                 x=x()), layer_call, invariant=("x",)),
+        # ---- bn_variants
+        "bn_variants.batchrenorm_forward": Spec(lambda: dict(
+            x=x(), gamma=g(), beta=b(), running_mean=P(seed=4), running_var=rv(), r_max=3.0,
+            d_max=5.0, eps=1e-5)),
+        "bn_variants.batchrenorm_backward": Spec(lambda: dict(
+            dout=x(seed=3), cache=bn_variants.batchrenorm_forward(
+                x(), g(), b(), P(seed=4), rv())[1])),
+        "bn_variants.BatchRenorm": Spec(lambda: dict(num_features=3, r_max=3.0, d_max=5.0,
+                                                     eps=1e-5, momentum=0.1, x=x()),
+                                        layer_call),
+        "bn_variants.NoisyBatchNorm": Spec(lambda: dict(num_features=3, shift=1.0, scale=2.0,
+                                                        rng=0, eps=1e-5, momentum=0.1, x=x()),
+                                           layer_call),
+        "bn_variants.ShardedBatchNorm": Spec(lambda: dict(num_features=3, num_devices=2,
+                                                          sync=True, eps=1e-5, x=x()),
+                                             layer_call, invariant=("x",)),
+        "bn_variants.WeightNormLinear": Spec(lambda: dict(in_features=3, out_features=2, rng=0,
+                                                          x=x()), layer_call,
+            accepts=NO_SAMPLES),
+        "bn_variants.device_stats": Spec(lambda: dict(x_shards=[x(4), x(2, seed=1)])),
+        "bn_variants.merge_batch_stats": Spec(lambda: dict(
+            counts=np.array([4, 2]), means=np.stack([P(), P(seed=2)]),
+            m2s=np.stack([rv(), rv()]))),
+        "bn_variants.sharded_batchnorm_forward": Spec(lambda: dict(
+            x=x(), gamma=g(), beta=b(), num_devices=3, sync=False, eps=1e-5),
+            invariant=("x",)),
+        "bn_variants.sharded_batchnorm_backward": Spec(lambda: dict(
+            dout=x(seed=3), cache=bn_variants.sharded_batchnorm_forward(x(), g(), b(), 2)[1])),
+        "bn_variants.weightnorm_forward": Spec(lambda: dict(v=x(3, 2), g=P(2)),
+                                               invariant=("v",)),
+        "bn_variants.weightnorm_backward": Spec(lambda: dict(
+            dW=x(3, 2, seed=3), cache=bn_variants.weightnorm_forward(x(3, 2), P(2))[1])),
+        # ---- normalization
+        "normalization.layernorm_forward": Spec(lambda: dict(x=x(), gamma=g(), beta=b(),
+                                                             eps=1e-5), invariant=("x",),
+                                                accepts=NO_SAMPLES),
+        "normalization.layernorm_backward": Spec(lambda: dict(
+            dout=x(seed=3), cache=normalization.layernorm_forward(x(), g(), b())[1])),
+        "normalization.groupnorm_forward": Spec(lambda: dict(x=x4(), gamma=g(), beta=b(),
+                                                             num_groups=3, eps=1e-5),
+                                                invariant=("x",),
+            accepts=NO_SAMPLES),
+        "normalization.groupnorm_backward": Spec(lambda: dict(
+            dout=x4(seed=3), cache=normalization.groupnorm_forward(x4(), g(), b(), 3)[1])),
+        "normalization.instancenorm_forward": Spec(lambda: dict(x=x4(), gamma=g(), beta=b(),
+                                                                eps=1e-5), invariant=("x",),
+            accepts=NO_SAMPLES),
+        "normalization.instancenorm_backward": Spec(lambda: dict(
+            dout=x4(seed=3), cache=normalization.instancenorm_forward(x4(), g(), b())[1])),
+        "normalization.rmsnorm_forward": Spec(lambda: dict(x=x(), gamma=g(), eps=1e-8),
+                                              invariant=("x",), accepts=NO_SAMPLES),
+        "normalization.rmsnorm_backward": Spec(lambda: dict(
+            dout=x(seed=3), cache=normalization.rmsnorm_forward(x(), g())[1])),
+        "normalization.LayerNorm": Spec(lambda: dict(num_features=3, eps=1e-5, x=x()),
+                                        layer_call, invariant=("x",),
+            accepts=NO_SAMPLES),
+        "normalization.GroupNorm": Spec(lambda: dict(num_channels=3, num_groups=3, x=x4()),
+                                        layer_call, invariant=("x",),
+            accepts=NO_SAMPLES),
+        "normalization.InstanceNorm": Spec(lambda: dict(num_channels=3, x=x4()), layer_call,
+                                           invariant=("x",),
+            accepts=NO_SAMPLES),
+        "normalization.RMSNorm": Spec(lambda: dict(num_features=3, eps=1e-8, x=x()),
+                                      layer_call, invariant=("x",),
+            accepts=NO_SAMPLES),
+        # ---- layers
+        "layers.Linear": Spec(lambda: dict(in_features=3, out_features=2, bias=True, init=0.5,
+                                           rng=0, x=x()), layer_call,
+            accepts=NO_SAMPLES),
+        "layers.ReLU": Spec(lambda: dict(x=x()), layer_call, accepts=ELEMENTWISE),
+        "layers.Sigmoid": Spec(lambda: dict(x=x()), layer_call, accepts=ELEMENTWISE),
+        "layers.Tanh": Spec(lambda: dict(x=x()), layer_call, accepts=ELEMENTWISE),
+        "layers.Sequential": Spec(lambda: dict(x=x()), lambda cls, x: _run_layer(
+            cls(Linear(3, 3, rng=0), batchnorm.BatchNorm(3), ReLU()), x)),
+        "layers.accuracy": Spec(lambda: dict(logits=x(), y=np.arange(6) % 3)),
+        "layers.mse_loss": Spec(lambda: dict(pred=x(), target=x(seed=2)),
+                                accepts={"pred": {"ndim"}, "target": {"ndim"}}),
+        "layers.softmax_cross_entropy": Spec(lambda: dict(logits=x(), y=np.arange(6) % 3)),
+        "layers.in_mode": Spec(lambda: dict(model=_mlp(), training=False),
+                               lambda f, **kw: _enter(f(**kw))),
+        "layers.iter_layers": Spec(lambda: dict(model=_mlp()), lambda f, **kw: list(f(**kw))),
+        "layers.seed_random_layers": Spec(lambda: dict(model=_mlp(), seed=0)),
+        # ---- conv, residual
+        "conv.Conv2d": Spec(lambda: dict(in_channels=3, out_channels=2, kernel_size=3, rng=0,
+                                         x=x4()), layer_call),
+        "conv.Flatten": Spec(lambda: dict(x=x4()), layer_call),
+        "conv.GlobalAvgPool": Spec(lambda: dict(x=x4()), layer_call),
+        "conv.conv2d_forward": Spec(lambda: dict(x=x4(), W=R(3).normal(size=(2, 3, 3, 3)),
+                                                 b=P(2))),
+        "conv.conv2d_backward": Spec(lambda: dict(
+            dout=R(4).normal(size=(2, 2, 3, 3)),
+            cache=conv.conv2d_forward(x4(), R(3).normal(size=(2, 3, 3, 3)), P(2))[1])),
+        "conv.conv2d_loops": Spec(lambda: dict(x=x4(), W=R(3).normal(size=(2, 3, 3, 3)),
+                                               b=P(2))),
+        "conv.im2col": Spec(lambda: dict(x=x4(), kernel_size=3)),
+        "conv.col2im": Spec(lambda: dict(cols=conv.im2col(x4(), 3), x_shape=(2, 3, 3, 3),
+                                         kernel_size=3)),
+        "residual.Residual": Spec(lambda: dict(x=x()), lambda cls, x: _run_layer(
+            cls(Sequential(Linear(3, 3, rng=0), batchnorm.BatchNorm(3))), x)),
+        "residual.SkipInit": Spec(lambda: dict(alpha=0.5, x=x()), layer_call,
+                                  accepts={"x": {"ndim"}, "alpha": {"negative"}}),
+        "residual.gradient_norms": Spec(lambda: dict(model=_resnet(), x=x(6, 8), y=Y(6, 3))),
+        "residual.make_resnet": Spec(lambda: dict(depth=2, branch="bn", width=4,
+                                                  in_features=8, num_classes=3, rng=0)),
+        "residual.residual_block": Spec(lambda: dict(width=4, branch="bn", rng=0)),
+        "residual.stream_variances": Spec(lambda: dict(model=_resnet(), x=x(6, 8))),
+        # ---- dropout, finetuning
+        "dropout.Dropout": Spec(lambda: dict(p=0.5, rng=0, x=x()), layer_call,
+                                accepts={"x": {"ndim", "no_samples"}}),
+        "dropout.dropout_forward": Spec(lambda: dict(x=x(), p=0.5, rng=0),
+                                        accepts={"x": {"ndim", "empty"}}),
+        "dropout.dropout_backward": Spec(lambda: dict(
+            dout=x(seed=3), mask=dropout.dropout_forward(x(), 0.5, 0)[1], p=0.5)),
+        "dropout.dropout_variance": Spec(lambda: dict(mean=P(), var=rv(), p=0.5),
+                                         accepts={"mean": {"ndim", "negative"}}),
+        "finetuning.FrozenBatchNorm": Spec(lambda: dict(
+            running_mean=P(seed=4), running_var=rv(), gamma=g(), beta=b(), eps=1e-5, x=x()),
+            layer_call,
+            accepts=NO_SAMPLES),
+        "finetuning.adapt_batchnorm": Spec(lambda: dict(model=_mlp(), X_target=x())),
+        "finetuning.freeze_batchnorm": Spec(lambda: dict(model=_mlp())),
+        "finetuning.train_layers": Spec(lambda: dict(model=_mlp(), trainable=[0], X=x(12),
+                                                     y=Y(12), lr=0.1, steps=2, batch_size=4)),
+        # ---- scaling
+        "scaling.Scaler": Spec(lambda: dict(method="standard", X=x()),
+                               lambda cls, X, **kw: cls(**kw).fit(X).transform(X),
+                               invariant=("X",)),
+        "scaling.apply_scaler": Spec(lambda: dict(X=x(seed=2), stats=_stats())),
+        "scaling.invert_scaler": Spec(lambda: dict(X_scaled=x(seed=2), stats=_stats())),
+        "scaling.fit_scaler": Spec(lambda: dict(X=x(), method="standard"),
+                                   lambda f, **kw: dataclasses.astuple(f(**kw))),
+        "scaling.standardize": Spec(lambda: dict(X=x()), invariant=("X",)),
+        "scaling.min_max_rescale": Spec(lambda: dict(X=x()), invariant=("X",)),
+        "scaling.mean_normalize": Spec(lambda: dict(X=x()), invariant=("X",)),
+        "scaling.fit_whitening": Spec(lambda: dict(X=x(12), eps=1e-8)),
+        "scaling.mse_hessian": Spec(lambda: dict(X=x())),
+        "scaling.condition_number": Spec(lambda: dict(H=_spd())),
+        "scaling.best_fixed_lr": Spec(lambda: dict(H=_spd())),
+        "scaling.gradient_descent": Spec(lambda: dict(X=x(), y=P(6), lr=0.05, max_steps=20,
+                                                      tol=1e-6),
+                                         lambda f, **kw: dataclasses.astuple(f(**kw)),
+                                         accepts={"X": {"shape"}}),
+        # ---- folding, gradcheck, reference
+        "folding.fold_batchnorm": Spec(lambda: dict(
+            weight=x(4, 3), bias=P(), gamma=g(), beta=b(), running_mean=P(seed=4),
+            running_var=rv(), eps=1e-5)),
+        "gradcheck.numerical_gradient": Spec(lambda: dict(f=_sumsq, x=x(), h=1e-5)),
+        "gradcheck.rel_error": Spec(lambda: dict(a=x(), b=x(seed=2)),
+                                    accepts={"a": {"ndim"}, "b": {"ndim"}}),
+        "reference.batchnorm_forward_loops": Spec(lambda: dict(x=x(), gamma=g(), beta=b()),
+                                                  invariant=("x",)),
+        "reference.batchnorm_forward_naive": Spec(lambda: dict(x=x(), gamma=g(), beta=b()),
+                                                  invariant=("x",)),
+        "reference.batchnorm_backward_loops": Spec(
+            lambda: dict(dout=x(seed=3), cache=_bn_cache())),
+        "reference.batchnorm_backward_naive": Spec(
+            lambda: dict(dout=x(seed=3), cache=_bn_cache())),
+        "reference.normalization_jacobian": Spec(lambda: dict(x=P(4), eps=1e-5)),
+        "reference.numerical_jacobian": Spec(lambda: dict(f=np.tanh, x=P(4), h=1e-5)),
+        # ---- inference
+        "inference.batch_stats_forward": Spec(lambda: dict(model=_mlp(), X=x())),
+        "inference.batchnorm_layers": Spec(lambda: dict(model=_mlp())),
+        "inference.fold_sequential": Spec(lambda: dict(model=_mlp().eval())),
+        "inference.frozen_running_stats": Spec(lambda: dict(model=_mlp()),
+                                               lambda f, **kw: _enter(f(**kw))),
+        "inference.moving_vs_precise": Spec(lambda: dict(
+            data=_data(), checkpoints=[2, 4], hidden=(4,), batch_size=6)),
+        "inference.recalibrate_batchnorm": Spec(lambda: dict(model=_mlp(), X=x(12),
+                                                             batch_size=4)),
+        "inference.restore_running_stats": Spec(lambda: dict(saved=_saved())),
+        "inference.running_average": Spec(lambda: dict(values=P(5), momentum=0.1, init=0.0),
+                                          accepts={"values": {"ndim", "negative"},
+                                                   "init": {"negative"}}),
+        "inference.running_stat_layers": Spec(lambda: dict(model=_mlp())),
+        "inference.save_running_stats": Spec(lambda: dict(model=_mlp())),
+        # ---- training
+        "training.evaluate": Spec(lambda: dict(model=_mlp(), X=x(), y=Y(), batch_size=4)),
+        "training.minibatches": Spec(lambda: dict(n=10, batch_size=4, rng=0),
+                                     lambda f, **kw: list(f(**kw))),
+        "training.sgd_step": Spec(lambda: dict(model=_stepped(), lr=0.1)),
+        "training.train": Spec(lambda: dict(model=_mlp(), X=x(12), y=Y(12), lr=0.1, steps=2,
+                                            batch_size=4)),
+        # ---- models, data
+        "models.make_mlp": Spec(lambda: dict(sizes=[3, 4, 2], norm="bn", rng=0)),
+        "data.batch_mates_data": Spec(dict),
+        "data.placement_table": Spec(dict),
+        "data.example_5x3": Spec(dict),
+        "data.load_digits_split": Spec(lambda: dict(test_fraction=0.25, seed=0)),
+        "data.make_cohort": Spec(lambda: dict(n=20, seed=0, corr=0.3, cgpa_mean=7.5),
+                                 accepts={"corr": {"negative"}}),
+        "data.make_wave_data": Spec(lambda: dict(n=20, seed=0)),
+        "data.scaled_problem": Spec(lambda: dict(scale_ratio=10.0, n=20, seed=0)),
+        "data.wave_boundary": Spec(lambda: dict(x1=P(5)),
+                                   accepts={"x1": {"ndim", "negative", "empty"}}),
+        # ---- batches, diagnostics, experiments, landscape (tiny configurations)
+        "batches.active_per_step": Spec(lambda: dict(lengths=np.array([3, 5, 2]), max_steps=6)),
+        "batches.batch_mode_accuracy": Spec(lambda: dict(model=_mlp(), X=x(12), y=Y(12),
+                                                         batch_size=4)),
+        "batches.class_sorted_batches": Spec(lambda: dict(y=Y(12), batch_size=4,
+                                                          num_batches=2, seed=0)),
+        "batches.train_mode_spread": Spec(lambda: dict(model=_mlp(), X=x(12), sample=0,
+                                                       batch_sizes=(2, 4), num_batches=3)),
+        "batches.train_on_batches": Spec(lambda: dict(
+            model=_mlp(), X=x(12), y=Y(12), batches=[np.arange(4), np.arange(4, 8)], lr=0.1)),
+        "diagnostics.PercentileRecorder": Spec(
+            lambda: dict(layer=0, unit=1, mode="eval", x=x(), every=1),
+            lambda cls, **kw: _record(cls(**kw))),
+        "diagnostics.activation_indices": Spec(lambda: dict(model=_mlp())),
+        "diagnostics.format_layer_table": Spec(lambda: dict(stats=_layer_stats())),
+        "diagnostics.layer_statistics": Spec(lambda: dict(model=_mlp(), x=x(), y=Y())),
+        "diagnostics.perturbation_propagation": Spec(lambda: dict(model=_mlp(), x=x(),
+                                                                  rel_size=0.01, rng=0)),
+        "diagnostics.saturation_fraction": Spec(lambda: dict(out=np.tanh(x()),
+                                                             activation="tanh"),
+                                                accepts={"out": {"ndim"}}),
+        "experiments.figure1_run": Spec(lambda: dict(
+            data=_data(), norm="bn", steps=4, lr=0.1, batch_size=6, record_every=2,
+            eval_every=2), lambda f, **kw: f(**kw).percentiles),
+        "experiments.format_sweeps": Spec(lambda: dict(results={"lr": _sweep()})),
+        "experiments.gd_variants": Spec(lambda: dict(data=_data(), epochs=1, batch_size=6,
+                                                     hidden=(4,))),
+        "experiments.is_stable": Spec(lambda: dict(history=_history(), num_classes=2, last=2)),
+        "experiments.largest_stable_lr": Spec(lambda: dict(
+            make_model=_mlp, lrs=[0.1, 1.0], X=x(12), y=Y(12), steps=2, batch_size=4)),
+        "experiments.run_config": Spec(lambda: dict(data=_data(), hidden=(4,), steps=2,
+                                                    batch_size=6),
+                                       lambda f, **kw: f(**kw).final_loss),
+        "experiments.sigmoid_input_index": Spec(lambda: dict(model=_mlp(activation="sigmoid"))),
+        "experiments.swap_norm": Spec(lambda: dict(model=_mlp(), factory=_layernorm)),
+        "experiments.sweep": Spec(lambda: dict(data=_data(), param="lr", values=[0.1],
+                                               hidden=(4,), steps=2, batch_size=6)),
+        "experiments.train_models": Spec(lambda: dict(models={"a": _mlp()}, X=x(12), y=Y(12),
+                                                      lr=0.1, steps=2, batch_size=4)),
+        "landscape.landscape_probe": Spec(lambda: dict(model=_mlp(), X=x(), y=Y(),
+                                                       step_sizes=[0.1, 0.5])),
+        "landscape.loss_and_grads": Spec(lambda: dict(model=_mlp(), X=x(), y=Y())),
+        "landscape.train_with_probes": Spec(lambda: dict(
+            model=_mlp(), X=x(12), y=Y(12), lr=0.1, steps=2, batch_size=4,
+            step_sizes=[0.1], every=1), lambda f, **kw: f(**kw).loss_range),
+        # ---- scale invariance, timing
+        "scale_invariance.WeightDecay": Spec(
+            lambda: dict(lr=0.1, weight_decay=0.5),
+            lambda cls, **kw: _callback(cls(**kw))),
+        "scale_invariance.WeightNormRecorder": Spec(
+            lambda: dict(layers=[0], every=1), lambda cls, **kw: _callback(cls(**kw)).norms),
+        "scale_invariance.effective_learning_rates": Spec(lambda: dict(W=x(3, 2), lr=0.1)),
+        "scale_invariance.scale_invariant_layers": Spec(lambda: dict(model=_mlp())),
+        "timing.format_ladder": Spec(lambda: dict(result={
+            "shape": (8, 4), "median_ms": {"loops": 10.0, "optimized": 0.1},
+            "speedup_vs_loops": {"loops": 1.0, "optimized": 100.0},
+            "speedup_vs_previous": {"loops": 1.0, "optimized": 100.0}})),
+    }
+    return S
+
+
+def _record(recorder):
+    recorder(0, _mlp())
+    return recorder.values
+
+
+def _callback(callback):
+    net = _mlp()
+    callback(1, net)
+    return callback
+
+
+def _layer_stats():
+    from bnutils.diagnostics import layer_statistics
+    return layer_statistics(_mlp(), X2(), Y())
+
+
+@functools.cache
+def _sweep():
+    from bnutils.experiments import sweep
+    return sweep(_data(), "lr", [0.1], hidden=(4,), steps=2, batch_size=6)
+
+
+@functools.cache
+def _history():
+    from bnutils.training import train
+    return train(_mlp(), X2(12), Y(12), lr=0.1, steps=3, batch_size=4, X_test=X2(12),
+                 y_test=Y(12), eval_every=1)
+
+
+def _layernorm(d):
+    from bnutils.normalization import LayerNorm
+    return LayerNorm(d)
+
+
+def _enter(context):
+    with context as value:
+        return value
+
+
+def _resnet():
+    from bnutils.residual import make_resnet
+    return make_resnet(2, "bn", width=4, in_features=8, num_classes=3, rng=0)
+
+
+def _stats():
+    from bnutils.scaling import fit_scaler
+    return fit_scaler(X2())
+
+
+def _spd():
+    A = X2(6, 3)
+    return A.T @ A / 6
+
+
+def _sumsq(v):
+    return float(np.sum(v * v))
+
+
+def _saved():
+    from bnutils.inference import save_running_stats
+    return save_running_stats(_mlp())
+
+
+def _stepped():
+    net = _mlp()
+    net.forward(X2())
+    net.backward(np.ones((6, 2)))
+    return net
+
+
+SPECS = _specs()
+SLOW = ["experiments.is_stable", "experiments.gd_variants", "experiments.figure1_run",
+        "experiments.sweep", "experiments.largest_stable_lr", "experiments.train_models",
+        "experiments.run_config", "experiments.format_sweeps", "batches.train_on_batches",
+        "batches.train_mode_spread", "landscape.train_with_probes", "finetuning.train_layers",
+        "training.train", "inference.moving_vs_precise", "data.load_digits_split"]
+for _key in SLOW:                  # they train a network: 4 cases each by default
+    SPECS[_key].examples = 4
+
+# ----------------------------------------------------------------------------- known gaps
+# Problems the battery found in modules that issue 17's library work (H10) does not own:
+# {callable: {argument: "corruption kinds"}}. Each is reported to the module's owner; a
+# case listed here is counted as a known gap instead of failing. Remove an entry once it
+# is fixed (the battery then checks it again).
+KNOWN_GAPS = {
+    # batches.py (lead)
+    "batches.batch_mode_accuracy": {"y": "empty ndim strings"},
+    "batches.class_sorted_batches": {"seed": "int_negative", "y": "empty ndim strings"},
+    "batches.train_mode_spread": {"X": "inf nan", "batch_sizes": "wrong_type", "sample": "int_zero"},
+    "batches.train_on_batches": {"X": "empty inf nan", "batches": "empty huge nan", "y": "empty"},
+    # conv.py (H6)
+    "conv.Conv2d": {"rng": "int_float int_negative int_string"},
+    "conv.Flatten": {"x": "empty inf nan ndim"},
+    "conv.col2im": {"cols": "inf nan"},
+    "conv.conv2d_forward": {"W": "no_samples"},
+    "conv.conv2d_loops": {"W": "no_samples"},
+    # data.py (lead)
+    "data.load_digits_split": {"seed": "int_negative", "test_fraction": "num_string"},
+    "data.make_cohort": {"cgpa_mean": "num_bool num_string", "seed": "int_negative"},
+    "data.make_wave_data": {"seed": "int_negative"},
+    "data.scaled_problem": {"scale_ratio": "num_bool num_string", "seed": "int_negative"},
+    "data.wave_boundary": {"x1": "inf nan no_samples"},
+    # diagnostics.py (lead)
+    "diagnostics.PercentileRecorder": {"layer": "int_zero", "unit": "int_zero"},
+    "diagnostics.format_layer_table": {"stats": "wrong_type"},
+    "diagnostics.perturbation_propagation": {"rng": "int_float int_negative int_string"},
+    "diagnostics.saturation_fraction": {"out": "inf nan"},
+    # dropout.py (H7)
+    "dropout.Dropout": {"rng": "int_float int_negative int_string", "x": "empty"},
+    "dropout.dropout_forward": {"rng": "int_float int_negative int_string"},
+    "dropout.dropout_variance": {"mean": "empty no_samples"},
+    # experiments.py (lead)
+    "experiments.figure1_run": {"record_every": "int_negative"},
+    "experiments.format_sweeps": {"results": "wrong_type"},
+    "experiments.gd_variants": {"batch_size": "int_float int_negative", "epochs": "int_zero"},
+    "experiments.is_stable": {"last": "int_negative", "num_classes": "int_negative int_string"},
+    "experiments.largest_stable_lr": {"lrs": "wrong_type", "make_model": "wrong_type", "y": "strings"},
+    "experiments.run_config": {"hidden": "wrong_type"},
+    "experiments.sweep": {"hidden": "wrong_type", "values": "wrong_type"},
+    # finetuning.py (H7)
+    "finetuning.FrozenBatchNorm": {"eps": "num_bool num_string"},
+    "finetuning.adapt_batchnorm": {"X_target": "empty"},
+    "finetuning.train_layers": {"X": "no_samples", "y": "empty"},
+    # gradcheck.py (lead)
+    "gradcheck.numerical_gradient": {"f": "wrong_type", "x": "complex no_samples object"},
+    "gradcheck.rel_error": {"a": "complex inf nan object strings", "b": "complex inf nan object strings"},
+    # inference.py (lead)
+    "inference.moving_vs_precise": {"data": "wrong_type", "hidden": "wrong_type"},
+    "inference.recalibrate_batchnorm": {"X": "empty no_samples"},
+    "inference.restore_running_stats": {"saved": "wrong_type"},
+    "inference.running_average": {"init": "num_bool num_inf num_nan", "values": "nan"},
+    # landscape.py (lead)
+    "landscape.landscape_probe": {"step_sizes": "wrong_type"},
+    "landscape.loss_and_grads": {"model": "wrong_type"},
+    "landscape.train_with_probes": {"step_sizes": "wrong_type"},
+    # models.py (lead)
+    "models.make_mlp": {"rng": "int_float int_negative int_string"},
+    # reference.py (lead)
+    "reference.numerical_jacobian": {"f": "wrong_type", "x": "empty inf nan no_samples"},
+    # residual.py (H6)
+    "residual.SkipInit": {"alpha": "num_bool", "x": "empty"},
+    "residual.gradient_norms": {"model": "wrong_type"},
+    "residual.make_resnet": {"depth": "int_zero", "rng": "int_float int_negative int_string"},
+    "residual.residual_block": {"rng": "int_float int_negative int_string"},
+    # scale_invariance.py (H7)
+    "scale_invariance.WeightNormRecorder": {"layers": "wrong_type"},
+    "scale_invariance.effective_learning_rates": {"W": "complex empty inf nan object strings"},
+    # scaling.py (lead)
+    "scaling.gradient_descent": {"X": "huge"},
+    # timing.py (lead)
+    "timing.format_ladder": {"result": "wrong_type"},
+}
+
+
+def _known_gap(key, arg, kind) -> bool:
+    return kind in KNOWN_GAPS.get(key, {}).get(arg, "").split()
+
+
+# ----------------------------------------------------------------------------- corruptions
+MUST_RAISE = {"nan", "inf", "empty", "no_samples", "ndim", "shape", "object", "complex", "strings",
+              "num_nan", "num_inf", "negative", "num_string", "num_bool", "int_zero",
+              "int_negative", "int_float", "int_bool", "int_string", "wrong_type"}
+EQUIVALENT = {"list", "readonly", "noncontig", "ints", "bools", "float16"}
+MAGNITUDE = {"huge", "tiny"}
+
+
+def _kinds(value, arg="", partners=False) -> list:
+    if arg in ("seed", "rng") and isinstance(value, (int, np.integer)):
+        return ["int_negative", "int_float", "int_string"]      # 0 is a seed like any other
+    if isinstance(value, (bool, np.bool_)):
+        return ["int_string", "wrong_type"]
+    if isinstance(value, (int, np.integer)):
+        return ["int_zero", "int_negative", "int_float", "int_bool", "int_string"]
+    if isinstance(value, float):
+        return ["num_nan", "num_inf", "negative", "num_string", "num_bool"]
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        return ["nan", "inf", "empty", "no_samples", "ndim", "object", "complex", "strings", "list",
+                "readonly", "noncontig", "ints", "bools", "float16", "huge", "tiny"] \
+            + (["shape"] if partners else [])     # a shape mismatch needs a partner array
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iu":
+        return ["ndim", "empty", "strings", "list", "readonly", "noncontig", "float16"]
+    if isinstance(value, str):
+        return ["wrong_type"]
+    if isinstance(value, list) and value and all(isinstance(v, np.ndarray) for v in value):
+        return ["nan", "empty", "huge", "list", "readonly", "wrong_type"]
+    return ["wrong_type"]
+
+
+def _corrupt(value, kind, draw):
+    """``(new value, reference value or None)``: the reference is the clean float64 input
+    with the same values, for the equivalent corruptions."""
+    if isinstance(value, list) and kind != "wrong_type":         # a list of arrays (shards)
+        i = draw(st.integers(0, len(value) - 1))
+        new, ref = _corrupt(value[i], kind, draw)
+        return value[:i] + [new] + value[i + 1:], \
+            None if ref is None else value[:i] + [ref] + value[i + 1:]
+    a = value
+    if kind in ("nan", "inf"):
+        a = np.array(value, dtype=float)
+        index = tuple(draw(st.integers(0, n - 1)) for n in a.shape) if a.size else ()
+        if a.size:
+            a[index] = np.nan if kind == "nan" else draw(st.sampled_from([np.inf, -np.inf]))
+        return a, None
+    if kind == "empty":                      # no features (or, 1-D, no values at all)
+        return np.take(a, [], axis=1 if a.ndim >= 2 else 0) if a.ndim else np.array([]), None
+    if kind == "no_samples":                 # a batch of N = 0
+        return a[:0], None
+    if kind == "ndim":
+        return (a[..., None] if draw(st.booleans()) or a.ndim < 2 else a.reshape(-1)), None
+    if kind == "shape":                      # one feature/channel fewer (or twice as many)
+        axis = 1 if a.ndim >= 2 else 0
+        return (np.delete(a, 0, axis=axis) if a.shape[axis] > 1
+                else np.concatenate([a, a], axis=axis)), None
+    if kind == "object":
+        return a.astype(object), None
+    if kind == "complex":
+        return a + 1j, None
+    if kind == "strings":
+        return a.astype(str), None
+    if kind == "list":
+        return a.tolist(), a
+    if kind == "readonly":
+        r = a.copy()
+        r.flags.writeable = False
+        return r, a
+    if kind == "noncontig":
+        r = np.repeat(a, 2, axis=-1)[..., ::2]
+        return r, a
+    if kind == "ints":
+        r = np.round(a).astype(np.int64)
+        return r, r.astype(float)
+    if kind == "bools":
+        r = a > np.median(a) if a.size else a.astype(bool)
+        return r, r.astype(float)
+    if kind == "float16":
+        r = a.astype(np.float16)
+        return r, r.astype(float)
+    if kind in ("huge", "tiny"):
+        e = draw(st.integers(15, 150))
+        return a * 10.0 ** (e if kind == "huge" else -e), None
+    if kind == "num_nan":
+        return float("nan"), None
+    if kind == "num_inf":
+        return draw(st.sampled_from([float("inf"), float("-inf")])), None
+    if kind == "negative":
+        return -abs(value) - 1.5, None
+    if kind in ("num_string", "int_string"):
+        return str(value), None
+    if kind in ("num_bool", "int_bool"):
+        return True, None
+    if kind == "int_zero":
+        return 0, None
+    if kind == "int_negative":
+        return -3, None
+    if kind == "int_float":
+        return float(value) + 0.5, None
+    if kind == "wrong_type":
+        return ("not a valid value" if not isinstance(value, str) else 12345), None
+    raise AssertionError(kind)
+
+
+# ----------------------------------------------------------------------------- checking a result
+COUNTS = Counter()
+PROBLEMS: list = []
+
+
+def _call(f, spec, args):
+    call = spec.call or (lambda fn, **kw: fn(**kw))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        return call(f, **args)
+
+
+def _arrays_in(value):
+    if isinstance(value, np.ndarray):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _arrays_in(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _arrays_in(v)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            yield from _arrays_in(getattr(value, f.name))
+
+
+def _finite(result) -> bool:
+    for a in _arrays_in(result):
+        if a.dtype.kind in "fc" and not np.all(np.isfinite(a)):
+            return False
+    if isinstance(result, float) and not np.isfinite(result):
+        return False
+    return True
+
+
+def _same(a, b, rtol=1e-7) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape:
+            return False
+        if a.dtype.kind not in "fciub" or b.dtype.kind not in "fciub":
+            return bool(np.all(a == b))
+        scale = max(1.0, float(np.max(np.abs(b), initial=0.0))) if b.size else 1.0
+        return bool(np.allclose(a, b, rtol=rtol, atol=rtol * scale, equal_nan=True))
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(u, v, rtol) for u, v in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k], rtol) for k in a)
+    if dataclasses.is_dataclass(a) and dataclasses.is_dataclass(b):
+        return all(_same(getattr(a, f.name), getattr(b, f.name), rtol)
+                   for f in dataclasses.fields(a))
+    if isinstance(a, float) and isinstance(b, float):
+        return bool(np.isclose(a, b, rtol=rtol, atol=rtol, equal_nan=True))
+    if isinstance(a, (int, str, bool, type(None))):
+        return a == b
+    return True                     # layers, models, figures: not compared
+
+
+def _raised_in_numpy(exc) -> bool:
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and f"{os.sep}numpy{os.sep}" in frames[-1].filename
+
+
+def _problem(key, arg, kind, what):
+    if _known_gap(key, arg, kind):
+        COUNTS["known gaps (other owners)"] += 1
+        return None
+    COUNTS[what.split(" (")[0].split(":")[0]] += 1
+    PROBLEMS.append(f"{key}({arg}: {kind}): {what}")
+    return f"{key}: corrupting {arg!r} with {kind!r} gave {what}"
+
+
+def check_case(key, arg, kind, draw):
+    f, spec = CALLABLES[key], SPECS[key]
+    args = spec.args()
+    args[arg], ref_value = _corrupt(args[arg], kind, draw)
+    before = copy.deepcopy(args)
+    COUNTS["cases"] += 1
+    try:
+        result = _call(f, spec, args)
+        exc = None
+    except Exception as e:          # noqa: BLE001 - every exception is examined below
+        exc = e
+    for name in args:               # never a mutated input
+        for new, old in zip(_arrays_in(args[name]), _arrays_in(before[name])):
+            if new.shape != old.shape or not np.array_equal(new, old, equal_nan=new.dtype.kind in "fc"):
+                return _problem(key, arg, kind, f"a mutated argument {name!r}")
+    if exc is not None:
+        if not isinstance(exc, (ValueError, TypeError)):
+            return _problem(key, arg, kind, f"{type(exc).__name__}: {exc}")
+        if _raised_in_numpy(exc):
+            return _problem(key, arg, kind, f"an error from inside NumPy: {exc}")
+        # the message names the argument (a shape mismatch may name either partner)
+        names = list(args) if kind == "shape" else [arg]
+        if not any(n.lower() in str(exc).lower() for n in names):
+            return _problem(key, arg, kind, f"an error that does not name {arg!r}: {exc}")
+        COUNTS["clear errors"] += 1
+        return None
+    accepted = kind in spec.accepts.get(arg, ())
+    if kind in MUST_RAISE and not accepted:
+        return _problem(key, arg, kind, "a silent answer (no error)")
+    if kind in EQUIVALENT:
+        reference_args = spec.args()
+        reference_args[arg] = ref_value
+        if not _same(result, _call(f, spec, reference_args)):
+            return _problem(key, arg, kind, "a silent wrong answer (differs from the "
+                                            "result on the same values as float64)")
+    elif kind == "huge" and arg in spec.invariant:
+        # the output (the first value returned) is invariant; caches and gradients scale
+        first = (lambda r: r[0] if isinstance(r, tuple) else r)
+        # (to 1e-4: ε in sqrt(var + ε) makes it invariant only up to ~ε / var)
+        if not _same(first(result), first(_call(f, spec, spec.args())), rtol=1e-4):
+            return _problem(key, arg, kind, "a silent wrong answer (a normalization changed "
+                                            "with the scale of its input)")
+    elif kind not in ("nan", "inf", "num_nan", "num_inf") and not _finite(result):
+        return _problem(key, arg, kind, "a silent wrong answer (non-finite from finite input)")
+    COUNTS["answers checked"] += 1
+    return None
+
+
+# ----------------------------------------------------------------------------- the tests
+def test_every_public_callable_has_a_spec():
+    missing = sorted(set(CALLABLES) - set(SPECS))
+    assert not missing, f"add a spec to SPECS in {__file__} for: {missing}"
+    stale = sorted(set(SPECS) - set(CALLABLES))
+    assert not stale, f"SPECS names callables that are gone or excluded: {stale}"
+
+
+@pytest.mark.parametrize("key", sorted(SPECS))
+def test_valid_arguments_work(key):
+    """The spec itself is right: the clean call succeeds, twice with the same result."""
+    f, spec = CALLABLES[key], SPECS[key]
+    assert _same(_call(f, spec, spec.args()), _call(f, spec, spec.args()))
+
+
+@pytest.mark.parametrize("key", sorted(SPECS))
+def test_bad_input_battery(key):
+    spec = SPECS[key]
+    corruptible = [a for a in (spec.corrupt or spec.args()) if a in spec.args()]
+    if not corruptible:
+        COUNTS["callables"] += 1
+        return
+
+    @settings(max_examples=EXAMPLES if spec.examples is None or LONG else spec.examples,
+              deadline=None, database=None, derandomize=not LONG,
+              phases=[Phase.generate] if not LONG else list(Phase),
+              suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def run(data):
+        arg = data.draw(st.sampled_from(corruptible), label="argument")
+        args = spec.args()
+        partners = sum(isinstance(v, np.ndarray) for v in args.values()) > 1
+        kind = data.draw(st.sampled_from(_kinds(args[arg], arg, partners)), label="corruption")
+        failure = check_case(key, arg, kind, data.draw)
+        assert failure is None, failure
+
+    COUNTS["callables"] += 1
+    run()
+
+
+def test_zz_battery_counts():
+    """Print the counts (pytest -s); the per-callable tests above fail on any problem."""
+    silent = COUNTS["a silent answer"] + COUNTS["a silent wrong answer"]
+    print(f"\nbad-input battery: {COUNTS['callables']} callables, {COUNTS['cases']} cases, "
+          f"{COUNTS['clear errors']} clear errors, {COUNTS['answers checked']} answers "
+          f"checked (equal to the reference or finite), silent wrong answers {silent}, "
+          f"mutations {COUNTS['a mutated argument']}, other problems "
+          f"{len(PROBLEMS) - silent - COUNTS['a mutated argument']}; known gaps in other "
+          f"owners' modules: {COUNTS['known gaps (other owners)']} cases, "
+          f"{sum(len(v) for v in KNOWN_GAPS.values())} (callable, argument) pairs")
+    for p in sorted(set(PROBLEMS)):
+        print("  ", p)
+    if os.environ.get("BNUTILS_BATTERY_REPORT"):
+        with open(os.environ["BNUTILS_BATTERY_REPORT"], "w") as fh:
+            fh.write("\n".join(sorted(set(PROBLEMS))) + "\n")
