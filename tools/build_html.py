@@ -62,9 +62,8 @@ MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
 SHOW_SOLUTION = "show solution"
 WIDGET_FIGURE_ALT = "Figure drawn by the widget in its initial state"     # when the cell gives none
-RUN_NOTE = ("To run it: in a clone of the course repository, <code>make lab</code> installs what "
-            "you need and opens JupyterLab; or open the downloaded file in JupyterLab in a Python "
-            "environment with the course's <code>bnutils</code> package installed "
+RUN_NOTE = ("To run it, clone the course and type <code>make lab</code>, or open the file in "
+            "JupyterLab with the course's <code>bnutils</code> package installed "
             "(<code>pip install .</code> in the clone).")
 DOWNLOAD_MARK = "<!-- bn-download -->"     # where the template puts the download line
 SITE_NOTE = ("Static edition: every notebook was run when this site was built. Widgets show "

@@ -3,9 +3,11 @@
 Opens ``site/index.html`` from disk, as a reader would, with every request that leaves
 this machine blocked (and counted as a failure): the index shows README's course map
 and links to every notebook page; following each link gives a page with the notebook's
-title, every figure loaded (non-zero size), every formula typeset by MathJax, each
-widget as a snapshot with its figure, navigation at top and bottom, and nothing in the
-browser console. The previous/next links walk the course in order.
+title, every figure loaded (non-zero size) with its own alt text, every formula typeset
+by MathJax, each widget as a snapshot with its figure, every solution collapsed behind a
+"show solution" control that opens it, a download link to the page's notebook,
+navigation at top and bottom, and nothing in the browser console. The previous/next
+links walk the course in order.
 
 The site under test is ``site/`` if ``tools/build_html.py`` built it from the current
 sources (its ``.build.json`` says so); otherwise the test builds one in a temporary
@@ -65,7 +67,13 @@ def _notebook_facts(path: Path) -> dict:
                       for o in outputs),
         "widgets": sum(WIDGET_VIEW in o.get("data", {}) for o in outputs),
         "math": "$" in markdown,
+        "solutions": sum("".join(c["source"]).count("### BEGIN SOLUTION") for c in code),
     }
+
+
+#: alt texts that say nothing: nbconvert's placeholder and build_html's fallback for widgets
+PLACEHOLDER_ALTS = {"No description has been provided for this image",
+                    "Figure drawn by the widget in its initial state"}
 
 
 def _wait_for_mathjax(page) -> None:
@@ -91,6 +99,21 @@ def _check_page(page, title: str, facts: dict, name: str) -> dict:
     assert not bad, f"{name}: images {bad} did not load or have zero size"
     expected_images = facts["images"] + facts["widgets"]       # a snapshot shows its figure
     assert len(sizes) >= expected_images, f"{name}: {len(sizes)} images, expected {expected_images}"
+    alts = images.evaluate_all("imgs => imgs.map(i => i.getAttribute('alt'))")
+    no_alt = [k for k, alt in enumerate(alts) if not alt or alt.strip() in PLACEHOLDER_ALTS]
+    assert not no_alt, f"{name}: images {no_alt} have no alt text of their own (cell metadata 'alt')"
+
+    solutions = page.locator("details.bn-solution")
+    assert solutions.count() == facts["solutions"], f"{name}: {solutions.count()} collapsed solutions"
+    if solutions.count():
+        first = solutions.first
+        assert not first.locator("pre").is_visible(), f"{name}: a solution is shown before it is asked for"
+        first.locator("summary").click()
+        assert first.locator("pre").is_visible(), f"{name}: 'show solution' does not open the solution"
+    download = page.locator("p.bn-download a[download]")
+    notebook = Path(name).with_suffix(".ipynb").name
+    assert download.count() == 1 and download.get_attribute("href") == notebook, \
+        f"{name}: no download link to {notebook}"
 
     _wait_for_mathjax(page)
     n_math = page.locator('script[type^="math/tex"]').count()
