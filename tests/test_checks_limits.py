@@ -172,7 +172,7 @@ def merge_pairwise(counts, means, m2s):
 def test_merge_stats_passes(fn):
     result = check.merge_stats.evaluate(fn)
     assert result.passed, result.message
-    assert "16 samples on 3 unequal devices" in result.message
+    assert "whole-batch statistics, 3 devices" in result.message
 
 
 def _merge_with(mean=None, var=None):
@@ -317,3 +317,12 @@ def test_adabn_nan_statistics_fail():
         return adapted
 
     assert_fails_with(check.adabn, nan_stats, "NaN")
+
+
+def test_passing_lines_fit_90_characters(capsys):
+    check.batch_of_two(lambda: {"none", "ln", "gn"})
+    check.groupnorm_forward(gn_solution)
+    check.merge_stats(merge_solution)
+    check.adabn(adabn_solution)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and all(line.startswith("✓ ") and len(line) <= 90 for line in lines), lines

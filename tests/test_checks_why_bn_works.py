@@ -100,3 +100,10 @@ def _mutating(mean, var, p):
 ])
 def test_variance_shift_names_the_mistake(fn, fragment):
     assert_fails_with(check.variance_shift, fn, fragment)
+
+
+def test_passing_lines_fit_90_characters(capsys):
+    check.effective_lr(lambda W, lr: lr / np.sum(W**2, axis=0))
+    check.variance_shift(solution)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all(line.startswith("✓ ") and len(line) <= 90 for line in lines), lines

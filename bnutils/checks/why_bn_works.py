@@ -68,8 +68,7 @@ def effective_lr(student_fn):
                                    "eff_lr differs from lr / ‖W[:, j]‖² by up to {err}",
                                    rtol=1e-9, mistakes=lambda W=W, lr=lr: _lr_mistakes(W, lr),
                                    error=lambda a, e: float(np.max(np.abs(a - e) / np.abs(e)))))
-    return (f"lr / ‖W[:, j]‖² per unit, for a 6×4 and a 4×4 layer (max relative error "
-            f"{fmt_err(worst)})")
+    return f"lr / ‖W[:, j]‖² per unit (rel. error {fmt_err(worst)})"
 
 
 # ----------------------------------------------------------------------------- 7.2
@@ -116,5 +115,4 @@ def variance_shift(student_fn):
                                    "independent of a",
                                    rtol=1e-9, atol=1e-12,
                                    mistakes=lambda m=mean, v=var, p=p: _shift_mistakes(m, v, p)))
-    return (f"(var + mean²)/(1 - p) - mean² for p = 0.5 and 0.2, means from 0 to 2.5 "
-            f"(max error {fmt_err(worst)})")
+    return f"(var + mean²)/(1 - p) - mean² (error {fmt_err(worst)})"
