@@ -21,7 +21,8 @@ Always: no argument may be modified, and no exception may come from inside NumPy
 exception raised in a numpy frame, anything but ``ValueError``/``TypeError``, or a
 RuntimeWarning — warnings are errors here).
 
-Fast by default (a dozen cases per callable); ``BNUTILS_BATTERY=long`` runs 20× more.
+Fast by default (6 cases per callable, 2 for those that train a network);
+``BNUTILS_BATTERY=long`` runs 240 per callable, with hypothesis's shrinking.
 ``pytest -s`` prints the counts.
 """
 
@@ -48,7 +49,7 @@ from hypothesis import strategies as st
 import bnutils
 
 LONG = os.environ.get("BNUTILS_BATTERY") == "long"
-EXAMPLES = 240 if LONG else 8
+EXAMPLES = 240 if LONG else 6
 
 # ----------------------------------------------------------------------------- what is covered
 # Whole modules left out, with the reason (their own tests cover them).
@@ -535,8 +536,8 @@ SLOW = ["experiments.is_stable", "experiments.gd_variants", "experiments.figure1
         "experiments.run_config", "experiments.format_sweeps", "batches.train_on_batches",
         "batches.train_mode_spread", "landscape.train_with_probes", "finetuning.train_layers",
         "training.train", "inference.moving_vs_precise", "data.load_digits_split"]
-for _key in SLOW:                  # they train a network: 4 cases each by default
-    SPECS[_key].examples = 4
+for _key in SLOW:                  # they train a network: 2 cases each by default
+    SPECS[_key].examples = 2
 
 # ----------------------------------------------------------------------------- known gaps
 # Problems the battery found in modules that issue 17's library work (H10) does not own:
@@ -852,7 +853,9 @@ def test_every_public_callable_has_a_spec():
 def test_valid_arguments_work(key):
     """The spec itself is right: the clean call succeeds, twice with the same result."""
     f, spec = CALLABLES[key], SPECS[key]
-    assert _same(_call(f, spec, spec.args()), _call(f, spec, spec.args()))
+    result = _call(f, spec, spec.args())
+    if key not in SLOW:
+        assert _same(result, _call(f, spec, spec.args()))
 
 
 @pytest.mark.parametrize("key", sorted(SPECS))
