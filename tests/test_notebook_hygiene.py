@@ -345,3 +345,20 @@ def test_every_solution_passes_its_self_check(notebook):
         passed = sum(line.startswith("✓") for line in text.splitlines())
         assert passed >= len(calls), (
             f"{path.name}: cell {i} checks {calls} but stores {passed} ✓ line(s):\n{text}")
+
+
+def test_the_notebook_states_the_same_time_as_the_course_map(notebook):
+    """A notebook's "About N minutes" (near its top) is the course map's number."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import time_estimate
+
+    path, nb = notebook
+    top = " ".join(c.source for c in nb.cells[:3] if c.cell_type == "markdown")
+    stated = re.findall(r"About (\d+) minutes", top)
+    if path.name.startswith("00_") and not stated:
+        return                                  # the start page lists the map instead
+    assert stated, f"{path.name}: no 'About N minutes' near the top"
+    assert int(stated[0]) == time_estimate.minutes(nb), (
+        f"{path.name} says about {stated[0]} minutes; the rule gives {time_estimate.minutes(nb)}")
