@@ -250,3 +250,18 @@ def test_plot_figure1_tells_with_and_without_bn_apart_without_colour():
     plain, bn = fig.axes[0].lines
     assert plain.get_marker() != bn.get_marker() and plain.get_linestyle() != bn.get_linestyle()
     plt.close(fig)
+
+
+def test_plot_excess_loss_gives_each_curve_its_own_line_style():
+    from bnutils.scaling import gradient_descent
+    from bnutils.widgets.scaling import plot_excess_loss
+
+    X = np.random.default_rng(0).standard_normal((50, 2))
+    y = X @ [1.0, -2.0]
+    runs = {name: gradient_descent(X * s, y, lr=0.1) for name, s in (("a", 1.0), ("b", 0.5), ("c", 2.0))}
+    fig, ax = plt.subplots()
+    plot_excess_loss(ax, runs)
+    curves = ax.lines[:3]
+    assert len({str(line.get_linestyle()) for line in curves}) == 3
+    assert "--" not in {line.get_linestyle() for line in curves}      # the tolerance line's style
+    plt.close(fig)
