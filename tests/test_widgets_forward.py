@@ -97,27 +97,48 @@ def test_batch_slider_draws_a_different_batch():
 def test_figure_shows_the_numbers():
     w = fw.forward_explorer()
     controls(w)["batch size m"].value = 16
-    fig = plt.gcf()
+    fig = w.live.fig
     assert len(fig.axes) == 4
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles[0] == "1. A batch of m = 16 values of x"
     r = w.result
+    assert titles[0] == f"1. A batch of m = 16: μ_B = {r['batch_mean']:.2f}, σ_B = {r['batch_std']:.2f}"
     assert titles[1] == f"2. After BN: mean {r['out_mean']:.2f}, std {r['out_std']:.2f}"
+    assert titles[2] == (f"3. Mean sigmoid slope: {r['slope_raw']:.3f} without BN, "
+                         f"{r['slope_bn']:.3f} with")
     assert titles[3].endswith("at m = 16")
-    readout = fig.axes[0].texts[0].get_text()
-    assert f"μ_B = {r['batch_mean']:.2f}" in readout
-    assert f"σ_B = {r['batch_std']:.2f}" in readout
-    slopes = [t.get_text() for t in fig.axes[2].texts]
-    assert slopes == [f"σ(x), no BN: mean slope {r['slope_raw']:.3f}",
-                      f"σ(y), with BN: mean slope {r['slope_bn']:.3f}"]
     for ax in fig.axes:
         assert ax.get_xlabel() and ax.get_ylabel()
+    # the image the browser gets is the figure as it is now
+    assert w.live.png.startswith(b"\x89PNG")
+
+
+def test_static_figure_is_the_explorer_figure():
+    """The notebook's static figure (pyplot) and the explorer's show the same titles."""
+    w = fw.forward_explorer()
+    fw.plot_forward_state()
+    assert [ax.get_title() for ax in plt.gcf().axes] == [ax.get_title() for ax in w.live.fig.axes]
+
+
+def test_explorer_fits_a_laptop_screen():
+    """1366 x 768 with the file browser open: a figure of at most 900 x 500 px under
+    three rows of sliders (two columns)."""
+    w = fw.forward_explorer()
+    width, height = w.live.fig.canvas.get_width_height()
+    assert width <= 900 and height <= 500
+    rows = w.children[0]
+    assert [len(col.children) for col in rows.children] == [3, 2]
+
+
+def test_batch_size_steps_through_powers_of_two():
+    c = controls(fw.forward_explorer())["batch size m"]
+    assert list(c.options) == [(str(m), m) for m in fw.BATCH_SIZES] or list(c.options) == list(fw.BATCH_SIZES)
+    assert fw.BATCH_SIZES == (2, 4, 8, 16, 32, 64, 128, 256)
 
 
 def test_sliders_clamp_to_their_range():
     c = controls(fw.forward_explorer())
-    c["batch size m"].value = 1
-    assert c["batch size m"].value == 2
+    with pytest.raises(Exception, match="[Ii]nvalid selection"):  # only the listed sizes
+        c["batch size m"].value = 3
     c["γ (gamma)"].value = 10.0
     assert c["γ (gamma)"].value == 3.0
 
@@ -147,6 +168,6 @@ def test_values_beyond_the_axis_are_counted_not_lost():
     beyond = int(np.sum(np.abs(y) > 10))
     assert beyond > 0
     assert f"{beyond} value(s) beyond ±10" in ax_y.texts[0].get_text()
-    # they are drawn in the last bin: the histogram polygon reaches x = 10 with a bar
-    top = ax_y.collections[0].get_paths()[0].vertices
-    assert top[np.isclose(top[:, 0], 10.0), 1].max() >= 1
+    # they are drawn in the last bin: the histogram's last bar (up to x = 10) is not empty
+    bars = ax_y.patches[0].get_data()
+    assert bars.edges[-1] == 10.0 and bars.values[-1] >= 1

@@ -45,7 +45,7 @@ def test_batch_of_two_gives_plus_or_minus_one_with_bn():
     controls(w)["batch size"].value = 2
     assert w.result["at_pm1"] > 0.95
     assert np.allclose(np.abs(w.result["example_out"]), 1.0, atol=0.01)
-    assert "batch size 2" in plt.gcf().axes[0].get_title()
+    assert "batch size 2" in w.live.fig.axes[0].get_title()
 
 
 def test_bn_spread_shrinks_with_the_batch_and_centres_on_the_population_value():
@@ -64,7 +64,7 @@ def test_batch_independent_norms_do_not_care_about_the_batch_mates(norm):
         c["batch size"].value = m
         assert w.result["spread"] == 0.0
         assert w.result["mean"] == pytest.approx(w.result["reference"], abs=1e-12)
-    assert plt.gcf().axes[0].get_title().startswith(norm)
+    assert w.live.fig.axes[0].get_title().startswith(norm)
 
 
 def test_example_batch_is_really_normalized_with_bn():

@@ -70,12 +70,13 @@ def test_sliders_clamp_to_their_range():
 def test_the_figure_shows_contours_path_and_loss_curve():
     w = scaling_explorer()
     controls(w)["feature-scale ratio"].value = 2.0
-    fig = plt.gcf()
+    fig = w.live.fig
     ax_contour, ax_loss = fig.axes[:2]
     assert "ratio 2" in ax_contour.get_title()
     assert ax_contour.get_ylabel().startswith("$w_2$ (feature 2, std 2")
-    legend = [t.get_text() for t in ax_loss.get_legend().get_texts()]
-    assert legend == [f"lr 0.05: {w.result['summary']}"]
+    assert ax_loss.get_title() == f"Excess loss at lr 0.05: {w.result['summary']}"
+    controls(w)["learning rate"].value = 0.5
+    assert w.result["diverged"] and ax_loss.get_title() == "Excess loss at lr 0.5: diverged"
     assert ax_loss.get_yscale() == "log"
     # equal scales on both axes: data ratio equals the box aspect
     (x0, x1), (y0, y1) = ax_contour.get_xlim(), ax_contour.get_ylim()
@@ -109,7 +110,7 @@ def test_ratio_reads_the_same_on_the_slider_in_the_text_and_in_the_title(capsys)
     assert shown == "13.45"
     out = capsys.readouterr().out
     assert f"scale ratio {shown}," in out
-    assert f"ratio {shown}," in plt.gcf().axes[0].get_title()
+    assert f"ratio {shown}," in w.live.fig.axes[0].get_title()
 
 
 def test_printed_lines_fit_a_narrow_output_area(capsys):

@@ -34,7 +34,7 @@ def test_moving_the_sliders_moves_the_raw_sample_only():
     assert after["raw_mean"] < before["raw_mean"] - 7  # moved by about -8
     assert after["raw_std"] == pytest.approx(2 * before["raw_std"], rel=1e-6)
     assert (after["z_mean"], after["z_std"]) == (0.0, 1.0)
-    legend = [t.get_text() for t in plt.gcf().axes[0].get_legend().get_texts()]
+    legend = [t.get_text() for t in w.live.fig.axes[0].get_legend().get_texts()]
     assert legend[0].startswith(f"raw: mean {after['raw_mean']:.2f}")
 
 

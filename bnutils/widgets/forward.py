@@ -14,12 +14,12 @@ from __future__ import annotations
 import functools
 
 import ipywidgets as widgets
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
 from .._validation import check_int
 from ..plots import COLORS
+from .live import nice_limit
 
 __all__ = [
     "BATCH_SIZES",
@@ -41,11 +41,6 @@ BATCH_SIZES = (2, 4, 8, 16, 32, 64, 128, 256)
 DEFAULTS = {"gamma": 1.0, "beta": 0.0, "eps": 1e-5, "batch_size": 64, "batch": 0}
 #: Batches drawn per batch size to measure the spread of μ_B and σ_B.
 N_REPEATS = 400
-
-
-def _bars(ax, counts, edges, **kwargs):
-    """A filled histogram as one polygon (fill_between), cheaper to draw than stairs or bars."""
-    return ax.fill_between(edges, np.append(counts, counts[-1]), step="post", lw=0, **kwargs)
 
 
 def _sigmoid(z):
@@ -141,120 +136,180 @@ def forward_state(gamma=1.0, beta=0.0, eps=1e-5, batch_size=64, batch=0) -> dict
     return {k: (v if isinstance(v, int) else round(float(v), 4) + 0.0) for k, v in values.items()}
 
 
+#: Figure size (inches at 100 dpi): with the sliders in two columns the explorer fits a
+#: 1366 x 768 screen with JupyterLab's file browser open.
+FIGSIZE = (8.8, 4.9)
+_EDGES_X, _EDGES_Y, _EDGES_S = np.linspace(-8, 16, 33), np.linspace(-10, 10, 61), np.linspace(0, 1, 41)
+
+
+class _ForwardFigure:
+    """The explorer's four panels, built once; ``update`` moves what the sliders change."""
+
+    def __init__(self, live: bool):
+        from .live import LiveFigure
+
+        self.canvas = LiveFigure(FIGSIZE, live=live)
+        fig, dyn = self.canvas.fig, self.canvas.dynamic
+        grey, blue, black, red = COLORS["other"], COLORS["bn"], COLORS["theory"], COLORS["plain"]
+        (ax_x, ax_y), (ax_s, ax_n) = fig.subplots(2, 2)
+        self.axes = (ax_x, ax_y, ax_s, ax_n)
+        small = {"fontsize": 8, "va": "top"}
+        zeros = np.zeros(len(_EDGES_X) - 1)
+
+        # 1. before BN
+        self.bars_x = dyn(ax_x.stairs(zeros, _EDGES_X, fill=True, color=grey, alpha=0.7, lw=0))
+        self.grid = np.linspace(-8, 16, 120)
+        z = (self.grid - POPULATION_MEAN) / POPULATION_STD
+        self.pdf = np.exp(-0.5 * z**2) / (POPULATION_STD * np.sqrt(2 * np.pi)) * (_EDGES_X[1] - _EDGES_X[0])
+        self.pdf_line = dyn(ax_x.plot(self.grid, self.pdf, color=black, lw=1, ls=":")[0])
+        self.mean_x = dyn(ax_x.axvline(0.0, color=red, lw=1.5))
+        self.span_x = dyn(ax_x.axvspan(0.0, 1.0, color=red, alpha=0.1, lw=0))   # μ_B ± σ_B
+        ax_x.set(xlim=(-8, 16), xlabel="x (before BN)", ylabel="count")
+        # The numbers go into the titles, which nothing moving overlaps (LiveFigure keeps
+        # an unchanged title's image); a static text says what is what (no legends: a
+        # legend costs more than the rest of a panel).
+        self.title_x = dyn(ax_x.set_title(" "), over_static=True)
+        ax_x.text(0.02, 0.96, "red line: μ_B\nshaded: μ_B ± σ_B\ndotted: the population",
+                  transform=ax_x.transAxes, **small)
+
+        # 2. after BN
+        self.bars_y = dyn(ax_y.stairs(np.zeros(len(_EDGES_Y) - 1), _EDGES_Y, fill=True, color=blue,
+                                      alpha=0.7, lw=0))
+        self.mean_y = dyn(ax_y.axvline(0.0, color=black, lw=1.2))
+        ax_y.set(xlim=(-10, 10), xlabel="y = γ·x̂ + β (after BN)", ylabel="count")
+        self.title_y = dyn(ax_y.set_title(" "), over_static=True)
+        self.text_y = dyn(ax_y.text(0.02, 0.95, "", transform=ax_y.transAxes, **small))
+
+        # 3. after a sigmoid, with and without BN
+        empty = np.zeros(len(_EDGES_S) - 1)
+        self.bars_raw = dyn(ax_s.stairs(empty, _EDGES_S, fill=True, color=grey, alpha=0.45, lw=0))
+        self.bars_bn = dyn(ax_s.stairs(empty, _EDGES_S, fill=True, color=blue, alpha=0.6, lw=0))
+        ax_s.set(xlim=(0, 1), xlabel="sigmoid output", ylabel="count")
+        self.title_s = dyn(ax_s.set_title(" "), over_static=True)
+        ax_s.text(0.02, 0.96, "grey: σ(x), no BN", transform=ax_s.transAxes, color=grey, **small)
+        ax_s.text(0.02, 0.85, "blue: σ(y), with BN", transform=ax_s.transAxes, color=blue, **small)
+        ax_s.text(0.02, 0.74, "(the slope σ′ is at most 0.25)", transform=ax_s.transAxes, **small)
+
+        # 4. batch-to-batch noise of the statistics (static but for the marked batch size)
+        ms = np.array(BATCH_SIZES, dtype=float)
+        spread = _spread_grid()
+        mm = np.geomspace(2, 256, 50)
+        ax_n.loglog(mm, POPULATION_STD / np.sqrt(mm), color=red, lw=1)
+        ax_n.loglog(mm, POPULATION_STD / np.sqrt(2 * mm), color=blue, lw=1, ls="--")
+        ax_n.loglog(ms, spread[:, 0], "o", color=red, ms=3.5)
+        ax_n.loglog(ms, spread[:, 1], "s", color=blue, ms=3.5)
+        ax_n.text(3.2, 2.2, "μ_B: theory σ/√m", color=red, fontsize=8)
+        ax_n.text(2.1, 0.28, "σ_B: theory ≈ σ/√(2m) (dashed)", color=blue, fontsize=8)
+        ax_n.text(1.8, 0.115, "lines: theory, dots: measured on 400 batches", fontsize=7)
+        self.mark_m = dyn(ax_n.axvline(64, color=black, lw=1, ls=":"))
+        self.circle = dyn(ax_n.plot([64], [1.0], "o", color=black, ms=7, mfc="none")[0])
+        ax_n.set(xlabel="batch size m", ylabel="std across batches")
+        self.title_n = dyn(ax_n.set_title(" "), over_static=True)
+        ax_n.xaxis.set_major_locator(FixedLocator(list(BATCH_SIZES)))
+        ax_n.yaxis.set_major_locator(FixedLocator([0.1, 0.2, 0.5, 1.0, 2.0]))
+        for axis in (ax_n.xaxis, ax_n.yaxis):
+            axis.set_major_formatter(ScalarFormatter())
+            axis.set_minor_locator(NullLocator())
+        ax_n.set(xlim=(1.6, 320), ylim=(0.1, 3.0))
+        fig.suptitle("One feature through BN: move γ, β, ε and the batch size", fontsize=11)
+        # A fixed layout: tight_layout would measure every tick label on every redraw.
+        fig.subplots_adjust(left=0.07, right=0.985, bottom=0.1, top=0.88, wspace=0.2, hspace=0.55)
+
+    def update(self, state: dict, x, y, gamma, beta, eps) -> None:
+        ax_x, ax_y, ax_s, ax_n = self.axes
+        m = state["batch_size"]
+        counts, _ = np.histogram(np.clip(x, -8, 16), _EDGES_X)   # rare outliers go to the edge bins
+        self.bars_x.set_data(counts)
+        self.pdf_line.set_ydata(self.pdf * m)
+        # The y limits take a few round values (nice_limit), so that the drawn axes repeat.
+        ax_x.set_ylim(0, nice_limit(1.5 * max(counts.max(), self.pdf.max() * m, 1)))
+        mu, sd = state["batch_mean"], state["batch_std"]
+        self.mean_x.set_xdata([mu, mu])
+        self.span_x.set_bounds(mu - sd, 0, 2 * sd, 1)
+        self.title_x.set_text(f"1. A batch of m = {m}: μ_B = {mu:.2f}, σ_B = {sd:.2f}")
+
+        counts, _ = np.histogram(np.clip(y, -10, 10), _EDGES_Y)
+        self.bars_y.set_data(counts)
+        ax_y.set_ylim(0, nice_limit(1.4 * max(counts.max(), 1)))
+        self.mean_y.set_xdata([state["out_mean"]] * 2)
+        self.title_y.set_text(f"2. After BN: mean {state['out_mean']:.2f}, std {state['out_std']:.2f}")
+        off_axis = int(np.sum(np.abs(y) > 10))
+        note = f"{off_axis} value(s) beyond ±10,\nshown in the edge bin" if off_axis else ""
+        self.text_y.set_text(note.strip())
+        self.text_y.set_visible(bool(off_axis))
+
+        raw_counts = np.histogram(_sigmoid(x), _EDGES_S)[0]
+        bn_counts = np.histogram(_sigmoid(y), _EDGES_S)[0]
+        self.bars_raw.set_data(raw_counts)
+        self.bars_bn.set_data(bn_counts)
+        top = max(raw_counts[:12].max(), bn_counts[:12].max(), 1)     # bars under the text
+        ax_s.set_ylim(0, nice_limit(max(1.05 * max(raw_counts.max(), bn_counts.max()), 1.45 * top, 1)))
+        self.title_s.set_text(f"3. Mean sigmoid slope: {state['slope_raw']:.3f} without BN, "
+                              f"{state['slope_bn']:.3f} with")
+
+        self.mark_m.set_xdata([m, m])
+        self.circle.set_data([m], [state["spread_mean"]])
+        self.title_n.set_text(f"4. Noise of μ_B: ±{state['spread_mean']:.2f} at m = {m}")
+
+
+def _draw_forward(view: _ForwardFigure, gamma, beta, eps, batch_size, batch) -> dict:
+    state = forward_state(gamma, beta, eps, batch_size, batch)
+    x = batch_of_x(batch_size, batch)
+    x_hat = (x - x.mean()) / np.sqrt(x.var() + eps)
+    view.update(state, x, gamma * x_hat + beta, gamma, beta, eps)
+    view.canvas.show()
+    return state
+
+
 def plot_forward_state(gamma=1.0, beta=0.0, eps=1e-5, batch_size=64, batch=0) -> dict:
     """Draw the explorer's four panels for one setting and return ``forward_state(...)``.
 
     Panels: the batch of x before BN; y = γ·x_hat + β after BN; the sigmoid of both;
-    the batch-to-batch spread of μ_B and σ_B against the batch size (log-log).
+    the batch-to-batch spread of μ_B and σ_B against the batch size (log-log). The
+    figure is a pyplot figure, shown with ``plt.show()``.
 
     Introduced in notebook 03.
     """
-    state = forward_state(gamma, beta, eps, batch_size, batch)
-    x = batch_of_x(batch_size, batch)
-    x_hat = (x - x.mean()) / np.sqrt(x.var() + eps)
-    y = gamma * x_hat + beta
-    grey, blue, black = COLORS["other"], COLORS["bn"], COLORS["theory"]
-
-    fig, axes = plt.subplots(2, 2, figsize=(10, 6.6))
-    (ax_x, ax_y), (ax_s, ax_n) = axes
-
-    # 1. before BN
-    edges = np.linspace(-8, 16, 33)
-    counts, _ = np.histogram(np.clip(x, -8, 16), edges)      # rare outliers go to the edge bins
-    _bars(ax_x, counts, edges, color=grey, alpha=0.7)
-    grid = np.linspace(-8, 16, 200)
-    z = (grid - POPULATION_MEAN) / POPULATION_STD
-    pdf = np.exp(-0.5 * z**2) / (POPULATION_STD * np.sqrt(2 * np.pi))
-    ax_x.plot(grid, pdf * batch_size * (edges[1] - edges[0]), color=black, lw=1, ls=":")
-    ax_x.axvline(state["batch_mean"], color=COLORS["plain"], lw=1.5)
-    ax_x.fill_betweenx([0, 1], state["batch_mean"] - state["batch_std"],
-                       state["batch_mean"] + state["batch_std"], color=COLORS["plain"], alpha=0.1,
-                       lw=0, transform=ax_x.get_xaxis_transform())    # μ_B ± σ_B, full height
-    ax_x.set(xlim=(-8, 16), ylim=(0, 1.5 * max(counts.max(), 1)),
-             xlabel="x (before BN)", ylabel="count",
-             title=f"1. A batch of m = {batch_size} values of x")
-    # Text instead of legends throughout: a legend costs more than the rest of a panel.
-    ax_x.text(0.02, 0.96, f"μ_B = {state['batch_mean']:.2f} (red line)\n"
-              f"σ_B = {state['batch_std']:.2f} (shaded: μ_B ± σ_B)\n"
-              "dotted: the whole population", transform=ax_x.transAxes, va="top", fontsize=9)
-
-    # 2. after BN
-    edges = np.linspace(-10, 10, 61)
-    counts, _ = np.histogram(np.clip(y, -10, 10), edges)
-    _bars(ax_y, counts, edges, color=blue, alpha=0.7)
-    ax_y.axvline(state["out_mean"], color=black, lw=1.2)
-    ax_y.set(xlim=(-10, 10), ylim=(0, 1.4 * max(counts.max(), 1)),
-             xlabel="y = γ·x̂ + β (after BN)", ylabel="count",
-             title=f"2. After BN: mean {state['out_mean']:.2f}, std {state['out_std']:.2f}")
-    off_axis = int(np.sum(np.abs(y) > 10))
-    note = f"\n{off_axis} value(s) beyond ±10,\nshown in the edge bin" if off_axis else ""
-    ax_y.text(0.02, 0.95, f"γ = {gamma:.2f}, β = {beta:.2f}\nε = {eps:.0e}{note}",
-              transform=ax_y.transAxes, va="top", fontsize=9)
-
-    # 3. after a sigmoid, with and without BN
-    edges = np.linspace(0, 1, 41)
-    raw_counts, bn_counts = np.histogram(_sigmoid(x), edges)[0], np.histogram(_sigmoid(y), edges)[0]
-    _bars(ax_s, raw_counts, edges, color=grey, alpha=0.45)
-    _bars(ax_s, bn_counts, edges, color=blue, alpha=0.6)
-    top = max(raw_counts[:12].max(), bn_counts[:12].max(), 1)     # bars under the text
-    ax_s.set(xlim=(0, 1), ylim=(0, max(1.05 * max(raw_counts.max(), bn_counts.max()), 1.4 * top)),
-             xlabel="sigmoid output", ylabel="count",
-             title="3. After a sigmoid (slope σ′ is at most 0.25)")
-    ax_s.text(0.02, 0.96, f"σ(x), no BN: mean slope {state['slope_raw']:.3f}",
-              transform=ax_s.transAxes, va="top", fontsize=9, color=grey)
-    ax_s.text(0.02, 0.87, f"σ(y), with BN: mean slope {state['slope_bn']:.3f}",
-              transform=ax_s.transAxes, va="top", fontsize=9, color=blue)
-
-    # 4. batch-to-batch noise of the statistics
-    ms = np.array(BATCH_SIZES, dtype=float)
-    spread = _spread_grid()
-    mm = np.geomspace(2, 256, 50)
-    ax_n.loglog(mm, POPULATION_STD / np.sqrt(mm), color=COLORS["plain"], lw=1)
-    ax_n.loglog(mm, POPULATION_STD / np.sqrt(2 * mm), color=blue, lw=1, ls="--")
-    ax_n.loglog(ms, spread[:, 0], "o", color=COLORS["plain"], ms=4)
-    ax_n.loglog(ms, spread[:, 1], "s", color=blue, ms=4)
-    ax_n.text(3.2, 2.3, "μ_B: theory σ/√m", color=COLORS["plain"], fontsize=9)
-    ax_n.text(2.1, 0.3, "σ_B: theory ≈ σ/√(2m) (dashed)", color=blue, fontsize=9)
-    ax_n.text(1.8, 0.115, "lines: theory, dots: measured on 400 batches", fontsize=8)
-    ax_n.axvline(batch_size, color=black, lw=1, ls=":")
-    ax_n.plot([batch_size], [state["spread_mean"]], "o", color=black, ms=7, mfc="none")
-    ax_n.set(xlabel="batch size m", ylabel="std across batches",
-             title=f"4. Noise of μ_B: ±{state['spread_mean']:.2f} at m = {batch_size}")
-    ax_n.xaxis.set_major_locator(FixedLocator([2, 4, 8, 16, 32, 64, 128, 256]))
-    ax_n.yaxis.set_major_locator(FixedLocator([0.1, 0.2, 0.5, 1.0, 2.0]))
-    for axis in (ax_n.xaxis, ax_n.yaxis):
-        axis.set_major_formatter(ScalarFormatter())
-        axis.set_minor_locator(NullLocator())
-    ax_n.set(xlim=(1.6, 320), ylim=(0.1, 3.0))
-    fig.suptitle("One feature through BN: move γ, β, ε and the batch size", fontsize=12)
-    # A fixed layout: tight_layout would measure every tick label and triple the redraw time.
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.08, top=0.9, wspace=0.22, hspace=0.42)
-    plt.show()
-    return state
+    return _draw_forward(_ForwardFigure(live=False), gamma, beta, eps, batch_size, batch)
 
 
 def forward_explorer() -> widgets.interactive:
-    """Sliders for γ, β, ε, the batch size and the batch drawn, driving ``plot_forward_state``.
+    """Sliders for γ, β, ε, the batch size and the batch drawn, driving the four panels.
+
+    The batch size steps through the powers of two 2 … 256 (``BATCH_SIZES``), the values
+    the notebook's text and the noise panel use. The sliders sit in two columns so that
+    the explorer fits a laptop screen.
 
     Returns
     -------
     ipywidgets.interactive
-        ``w.result`` holds the dict of ``forward_state`` for the current sliders.
+        ``w.result`` holds the dict of ``forward_state`` for the current sliders;
+        ``w.live`` is the ``LiveFigure`` it redraws in place (``w.live.fig``, ``w.live.png``).
 
     Introduced in notebook 03.
     """
-    style = {"description_width": "initial"}
+    view = _ForwardFigure(live=True)
+
+    def update(gamma, beta, eps, batch_size, batch):
+        return _draw_forward(view, gamma, beta, eps, batch_size, batch)
+
+    style = {"description_width": "100px"}          # one width: the tracks start together
     common = {"style": style, "continuous_update": False}
-    return widgets.interactive(
-        plot_forward_state,
+    w = widgets.interactive(
+        update,
         gamma=widgets.FloatSlider(value=DEFAULTS["gamma"], min=-3.0, max=3.0, step=0.1,
                                   description="γ (gamma)", **common),
         beta=widgets.FloatSlider(value=DEFAULTS["beta"], min=-3.0, max=3.0, step=0.1,
                                  description="β (beta)", **common),
         eps=widgets.FloatLogSlider(value=DEFAULTS["eps"], base=10, min=-5, max=2, step=0.5,
                                    description="ε (eps)", readout_format=".0e", **common),
-        batch_size=widgets.IntSlider(value=DEFAULTS["batch_size"], min=2, max=256, step=1,
-                                     description="batch size m", **common),
+        batch_size=widgets.SelectionSlider(options=list(BATCH_SIZES), value=DEFAULTS["batch_size"],
+                                           description="batch size m", **common),
         batch=widgets.IntSlider(value=DEFAULTS["batch"], min=0, max=49, step=1,
                                 description="batch #", **common),
     )
+    sliders = list(w.kwargs_widgets)
+    w.children = (widgets.HBox([widgets.VBox(sliders[:3]), widgets.VBox(sliders[3:])]),
+                  *w.children[len(sliders):])
+    w.live = view.canvas
+    return w

@@ -13,8 +13,9 @@ Introduced in notebook 07.
 
 from __future__ import annotations
 
+import functools
+
 import ipywidgets as widgets
-import matplotlib.pyplot as plt
 import numpy as np
 
 from .._validation import check_int
@@ -22,6 +23,7 @@ from ..batchnorm import batchnorm_forward
 from ..data import batch_mates_data
 from ..normalization import groupnorm_forward, layernorm_forward
 from ..plots import COLORS
+from .live import nice_limit
 
 __all__ = ["BATCH_SIZES", "DEFAULTS", "NORMS", "batch_mates_explorer", "batch_mates_state",
            "plot_batch_mates"]
@@ -100,37 +102,86 @@ def batch_mates_state(norm: str = "BatchNorm", batch_size: int = 4) -> dict:
             "example_raw": example_raw, "example_out": example_out}
 
 
+#: Figure size (inches at 100 dpi).
+FIGSIZE = (10, 3.6)
+_EDGES = np.linspace(-3, 3, 49)
+
+
+class _BatchMatesFigure:
+    """The two panels, built once; ``update`` moves what the controls change."""
+
+    def __init__(self, live: bool):
+        from .live import LiveFigure
+
+        self.canvas = LiveFigure(FIGSIZE, live=live)
+        fig, dyn = self.canvas.fig, self.canvas.dynamic
+        self.ax_h, self.ax_b = ax_h, ax_b = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.4, 1]})
+        self.bars = dyn(ax_h.stairs(np.zeros(len(_EDGES) - 1), _EDGES, fill=True, alpha=0.8))
+        self.reference = dyn(ax_h.axvline(0.0, color="black", lw=2))
+        ax_h.set(xlim=(-3, 3), xlabel="normalized value of sample 0, feature 0",
+                 ylabel="number of batches")
+        self.title_h = dyn(ax_h.set_title(" "), over_static=True)
+        self.legend_h = None
+        self.mates = dyn(ax_b.scatter([], [], color=COLORS["other"], s=18, label="its batch-mates"))
+        self.sample0 = dyn(ax_b.scatter([], [], s=60, zorder=3, label="sample 0"))
+        ax_b.axhline(0.0, color="black", lw=0.6)
+        feature = batch_mates_data()[:, FEATURE]
+        ax_b.set(xlim=(feature.min() - 0.5, feature.max() + 0.5), ylim=(-4, 4),
+                 xlabel="raw value (feature 0)", ylabel="normalized value",
+                 title="One of those batches")
+        self.legend_b = None
+        self.norm = None
+        fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
+
+    def update(self, state: dict, norm: str, batch_size: int) -> None:
+        color = NORMS[norm]
+        counts, _ = np.histogram(state["values"], bins=_EDGES)
+        self.bars.set_data(counts)
+        self.bars.set_color(color)
+        self.reference.set_xdata([state["reference"]] * 2)
+        # A few round y limits, so that the drawn axes repeat (LiveFigure).
+        self.ax_h.set_ylim(0, nice_limit(1.45 * counts.max()))
+        self.title_h.set_text(f"{norm}, batch size {batch_size}: spread {state['spread']:.2f}")
+        raw, out = state["example_raw"], state["example_out"]
+        self.mates.set_offsets(np.column_stack([raw[1:], out[1:]]))
+        self.sample0.set_offsets(np.column_stack([raw[:1], out[:1]]))
+        self.sample0.set_color(color)
+        if norm != self.norm:
+            self._legends(norm, color)
+
+    def _legends(self, norm: str, color) -> None:
+        """The legends say what the colours are; they change only with the normalization,
+        so they are static artists (LiveFigure.static_key)."""
+        self.norm = self.canvas.static_key = norm
+        self.bars.set_label(f"in {N_BATCHES} random batches")
+        self.reference.set_label("with the statistics of all 512 samples" if norm == "BatchNorm"
+                                 else "its value (the same in every batch)")
+        for name, ax in (("legend_h", self.ax_h), ("legend_b", self.ax_b)):
+            old = getattr(self, name)
+            if old is not None:
+                old.remove()
+            setattr(self, name, ax.legend(loc="upper left", fontsize=8))
+
+
 def plot_batch_mates(norm: str = "BatchNorm", batch_size: int = 4) -> dict:
     """Draw the explorer's two panels for one setting and return ``batch_mates_state``.
 
     Introduced in notebook 07.
     """
     state = batch_mates_state(norm, batch_size)
-    color = NORMS[norm]
-    fig, (ax_h, ax_b) = plt.subplots(1, 2, figsize=(11, 3.8),
-                                     gridspec_kw={"width_ratios": [1.4, 1]})
-    counts, edges = np.histogram(state["values"], bins=48, range=(-3, 3))
-    ax_h.stairs(counts, edges, fill=True, color=color, alpha=0.8,
-                label=f"in {N_BATCHES} random batches of {batch_size}")
-    ax_h.axvline(state["reference"], color="black", lw=2,
-                 label="with the statistics of all 512 samples" if norm == "BatchNorm"
-                 else "its value (the same in every batch)")
-    ax_h.set(xlim=(-3, 3), ylim=(0, 1.45 * counts.max()),
-             xlabel="normalized value of sample 0, feature 0",
-             ylabel="number of batches",
-             title=f"{norm}, batch size {batch_size}: spread {state['spread']:.2f}")
-    ax_h.legend(loc="upper left", fontsize=8)
-    raw, out = state["example_raw"], state["example_out"]
-    ax_b.scatter(raw[1:], out[1:], color=COLORS["other"], s=18, label="its batch-mates")
-    ax_b.scatter(raw[:1], out[:1], color=color, s=60, zorder=3, label="sample 0")
-    ax_b.axhline(0.0, color="black", lw=0.6)
-    feature = batch_mates_data()[:, FEATURE]
-    ax_b.set(xlim=(feature.min() - 0.5, feature.max() + 0.5), ylim=(-4, 4),
-             xlabel="raw value (feature 0)", ylabel="normalized value",
-             title="One of those batches")
-    ax_b.legend(loc="upper left", fontsize=8)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
-    plt.show()
+    view = _BatchMatesFigure(live=False)
+    view.update(state, norm, batch_size)
+    view.canvas.show()
+    return state
+
+
+@functools.lru_cache(maxsize=len(NORMS) * len(BATCH_SIZES))
+def _cached_state(norm: str, batch_size: int) -> dict:
+    """``batch_mates_state``, kept for the few settings the explorer offers (read-only arrays)."""
+    state = batch_mates_state(norm, batch_size)
+    for value in state.values():
+        if isinstance(value, np.ndarray):
+            value.setflags(write=False)
     return state
 
 
@@ -140,16 +191,27 @@ def batch_mates_explorer() -> widgets.interactive:
     Returns
     -------
     ipywidgets.interactive
-        ``w.result`` is the ``batch_mates_state`` of the current setting.
+        ``w.result`` is the ``batch_mates_state`` of the current setting (a copy);
+        ``w.live`` is the ``LiveFigure`` it redraws in place.
 
     Introduced in notebook 07.
     """
-    style = {"description_width": "initial"}  # show the whole label, not "normaliza…"
-    return widgets.interactive(
-        plot_batch_mates,
+    view = _BatchMatesFigure(live=True)
+
+    def update(norm, batch_size):
+        state = dict(_cached_state(norm, batch_size))
+        view.update(state, norm, batch_size)
+        view.canvas.show()
+        return state
+
+    style = {"description_width": "90px"}  # the whole label, and one width for both controls
+    w = widgets.interactive(
+        update,
         norm=widgets.Dropdown(options=list(NORMS), value=DEFAULTS["norm"], description="normalization",
                               style=style),
         batch_size=widgets.SelectionSlider(options=list(BATCH_SIZES), value=DEFAULTS["batch_size"],
                                            description="batch size", continuous_update=False,
                                            style=style),
     )
+    w.live = view.canvas
+    return w

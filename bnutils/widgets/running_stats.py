@@ -13,6 +13,7 @@ Introduced in notebook 06.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -21,7 +22,7 @@ from .._validation import check_int
 from ..inference import running_average
 from ..plots import COLORS
 
-__all__ = ["plot_running_stats", "running_stats_explorer", "simulate_running_stats"]
+__all__ = ["BATCH_SIZES", "plot_running_stats", "running_stats_explorer", "simulate_running_stats"]
 
 MAX_BATCH = 128
 
@@ -100,79 +101,128 @@ def simulate_running_stats(momentum: float = 0.1, batch_size: int = 32, steps: i
     }
 
 
+#: The batch sizes of the explorer's slider (the powers of two up to MAX_BATCH).
+BATCH_SIZES = (2, 4, 8, 16, 32, 64, 128)
+#: Figure size (inches at 100 dpi).
+FIGSIZE = (10.0, 3.9)
+
+
+class _RunningStatsFigure:
+    """The two panels, built once; ``update`` moves what momentum and batch size change."""
+
+    def __init__(self, live: bool):
+        from .live import LiveFigure
+
+        self.canvas = LiveFigure(FIGSIZE, live=live)
+        fig, dyn = self.canvas.fig, self.canvas.dynamic
+        self.axes = fig.subplots(1, 2)
+        fig.subplots_adjust(left=0.07, right=0.98, bottom=0.26, top=0.80, wspace=0.2)
+        self.batch, self.running, self.pop, self.warmup, self.titles = [], [], [], [], []
+        for ax, name in zip(self.axes, ("mean", "variance")):
+            # The batch values change only with the batch size and the variance switch:
+            # static artists (LiveFigure.static_key), so moving the momentum redraws lines only.
+            self.batch.append(ax.plot([], [], ".", ms=2.5, color=COLORS["other"], alpha=0.5,
+                                      label="batch value")[0])
+            self.running.append(dyn(ax.plot([], [], color=COLORS["bn"], lw=1.8,
+                                            label="running value")[0]))
+            self.pop.append(ax.axhline(0.0, color=COLORS["theory"], ls="--", lw=1,
+                                       label="population value"))
+            self.warmup.append(dyn(ax.axvline(1.0, color=COLORS["plain"], ls=":", lw=1.2,
+                                              label="start value weighs < 5 %")))
+            ax.set_xlabel("training step (batches seen)")
+            ax.set_ylabel(name)
+            self.titles.append(dyn(ax.set_title(" "), over_static=True))
+        handles, labels = self.axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
+        self.suptitle = dyn(fig.suptitle(" "), over_static=True)
+
+    def update(self, sim: dict, momentum: float, batch_size: int, unbiased: bool) -> None:
+        step = sim["step"]
+        self.canvas.static_key = (batch_size, unbiased, len(step))   # what the batch dots show
+        panels = ((sim["batch_mean"], sim["running_mean"], sim["pop_mean"], 0.0),
+                  (sim["batch_var"], sim["running_var"], sim["pop_var"], 1.0))
+        for k, (batch, running, pop, start) in enumerate(panels):
+            ax = self.axes[k]
+            self.batch[k].set_data(step, batch)
+            self.running[k].set_data(step, running)
+            self.pop[k].set_ydata([pop, pop])
+            self.warmup[k].set_xdata([sim["warmup_steps"]] * 2)
+            self.warmup[k].set_visible(sim["warmup_steps"] <= step[-1])
+            ax.set_xlim(0, step[-1] + 1)
+            # Every batch value stays in view (percentiles clipped the largest batch variances).
+            lo, hi = float(np.min(batch)), float(np.max(batch))
+            pad = 0.05 * (hi - lo)
+            ax.set_ylim(min(lo, start, pop) - pad, max(hi, start, pop) + pad)
+        self.titles[0].set_text(f"running mean: {sim['final_mean']:.2f} at the end "
+                                f"(population {sim['pop_mean']:g})")
+        self.titles[1].set_text(f"running variance: {sim['final_var']:.2f} at the end "
+                                f"(population {sim['pop_var']:g})")
+        kind = "unbiased (ddof=1)" if unbiased else "biased (ddof=0)"
+        self.suptitle.set_text(f"momentum {momentum:.3g}, batch size {batch_size}, {kind} batch "
+                               f"variance; average batch variance / population = {sim['var_ratio']:.2f}")
+
+
 def plot_running_stats(sim: dict, momentum: float, batch_size: int, unbiased: bool = True):
     """Two panels: running mean and running variance against the step, for ``simulate_running_stats``.
 
     Returns
     -------
     matplotlib Figure
+        A pyplot figure (show it with ``plt.show()``).
 
     Introduced in notebook 06.
     """
-    import matplotlib.pyplot as plt
+    view = _RunningStatsFigure(live=False)
+    view.update(sim, momentum, batch_size, unbiased)
+    return view.canvas.fig
 
-    fig, axes = plt.subplots(1, 2, figsize=(10.0, 3.9))
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.26, top=0.80, wspace=0.2)
-    step = sim["step"]
-    panels = (("mean", sim["batch_mean"], sim["running_mean"], sim["pop_mean"], 0.0),
-              ("variance", sim["batch_var"], sim["running_var"], sim["pop_var"], 1.0))
-    for ax, (name, batch, running, pop, start) in zip(axes, panels):
-        ax.plot(step, batch, ".", ms=2.5, color=COLORS["other"], alpha=0.5, label="batch value")
-        ax.plot(step, running, color=COLORS["bn"], lw=1.8, label="running value")
-        ax.axhline(pop, color=COLORS["theory"], ls="--", lw=1, label="population value")
-        if sim["warmup_steps"] <= step[-1]:
-            ax.axvline(sim["warmup_steps"], color=COLORS["plain"], ls=":", lw=1.2,
-                       label="start value weighs < 5 %")
-        ax.set_xlim(0, step[-1] + 1)
-        # Every batch value stays in view (percentiles clipped the largest batch variances).
-        lo, hi = float(np.min(batch)), float(np.max(batch))
-        pad = 0.05 * (hi - lo)
-        ax.set_ylim(min(lo, start, pop) - pad, max(hi, start, pop) + pad)
-        ax.set_xlabel("training step (batches seen)")
-        ax.set_ylabel(name)
-    axes[0].set_title(f"running mean: {sim['final_mean']:.2f} at the end "
-                      f"(population {sim['pop_mean']:g})")
-    axes[1].set_title(f"running variance: {sim['final_var']:.2f} at the end "
-                      f"(population {sim['pop_var']:g})")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
-    kind = "unbiased (ddof=1)" if unbiased else "biased (ddof=0)"
-    fig.suptitle(f"momentum {momentum:.3g}, batch size {batch_size}, {kind} batch variance; "
-                 f"average batch variance / population = {sim['var_ratio']:.2f}")
-    return fig
+
+@functools.lru_cache(maxsize=64)
+def _simulation(momentum, batch_size, steps, pop_mean, pop_var, unbiased, seed) -> dict:
+    """``simulate_running_stats``, kept for the settings an explorer revisits (read-only arrays)."""
+    sim = simulate_running_stats(momentum, batch_size, steps, pop_mean, pop_var, unbiased, seed)
+    for value in sim.values():
+        if isinstance(value, np.ndarray):
+            value.setflags(write=False)
+    return sim
 
 
 def running_stats_explorer(steps: int = 300, pop_mean: float = 2.0, pop_var: float = 4.0,
                            seed: int = 0):
     """Sliders for momentum and batch size (and a biased/unbiased switch) over the running statistics.
 
+    The batch size steps through the powers of two 2 … 128 (``BATCH_SIZES``).
+
     Returns
     -------
     ipywidgets.interactive
         Controls "momentum", "batch size", "unbiased var"; ``w.result`` is the dict of
         numbers the figure shows (``final_mean``, ``final_var``, ``warmup_steps``,
-        ``mean_jitter``, ``var_ratio``).
+        ``mean_jitter``, ``var_ratio``); ``w.live`` is the ``LiveFigure`` it redraws.
 
     Introduced in notebook 06.
     """
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
+
+    view = _RunningStatsFigure(live=True)
 
     def show(momentum=0.1, batch_size=32, unbiased=True):
-        sim = simulate_running_stats(momentum, batch_size, steps, pop_mean, pop_var, unbiased, seed)
-        plot_running_stats(sim, momentum, batch_size, unbiased)
-        plt.show()
+        sim = _simulation(momentum, batch_size, steps, pop_mean, pop_var, unbiased, seed)
+        view.update(sim, momentum, batch_size, unbiased)
+        view.canvas.show()
         return {k: sim[k] for k in ("final_mean", "final_var", "warmup_steps", "mean_jitter",
                                     "var_ratio")}
 
     style = {"description_width": "90px"}
-    return widgets.interactive(
+    w = widgets.interactive(
         show,
         momentum=widgets.FloatLogSlider(value=0.1, base=10, min=-3, max=0, step=0.1,
                                         description="momentum", readout_format=".3f",
                                         continuous_update=False, style=style),
-        batch_size=widgets.IntSlider(value=32, min=2, max=MAX_BATCH, step=1,
-                                     description="batch size", continuous_update=False,
-                                     style=style),
+        batch_size=widgets.SelectionSlider(options=list(BATCH_SIZES), value=32,
+                                           description="batch size", continuous_update=False,
+                                           style=style),
         unbiased=widgets.Checkbox(value=True, description="unbiased var", style=style),
     )
+    w.live = view.canvas
+    return w

@@ -12,8 +12,9 @@ Introduced in notebook 01.
 
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ..data import scaled_problem
 from ..plots import COLORS, LINESTYLES
@@ -24,6 +25,7 @@ from ..scaling import (
     gradient_descent,
     mse_hessian,
 )
+from .live import nice_limit
 
 __all__ = ["plot_contours", "plot_excess_loss", "scaling_explorer", "show_descent"]
 
@@ -147,21 +149,130 @@ def plot_excess_loss(ax, results: dict, colors: dict | None = None):
     ax.legend(loc="upper right")
 
 
-def show_descent(scale_ratio: float = 4.0, lr: float = 0.05, max_steps: int = 5000,
-                 plot: bool = True) -> dict:
-    """Run GD on ``scaled_problem(scale_ratio)`` with rate ``lr``; draw and return the numbers.
+#: Figure size (inches at 100 dpi) of ``show_descent`` and the explorer.
+FIGSIZE = (10, 4.2)
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
-    Returns
-    -------
-    dict
-        ``scale_ratio``, ``lr``, ``kappa`` (condition number of the Hessian),
-        ``best_lr`` (``2/(λmax+λmin)``), ``max_stable_lr`` (``2/λmax``), ``steps``
-        (None if not converged), ``diverged`` and ``summary`` (the printed line).
 
-    Introduced in notebook 01.
+def _power_of_ten(y, _pos=None) -> str:
+    """Tick label 10ⁿ in plain text, for powers of ten ('' between them)."""
+    if y <= 0:
+        return ""
+    n = np.log10(y)
+    return "10" + str(int(round(n))).translate(_SUPERSCRIPT) if abs(n - round(n)) < 1e-9 else ""
+
+
+def _contour_window(X, result: DescentResult, box_aspect: float, pad: float = 0.08):
+    """The explorer's window: the starting contour's bounding box (with a margin), widened to
+    ``box_aspect``. It depends on the problem only, not on the learning rate: a stable run
+    never leaves the starting contour, so moving the rate keeps the drawn contours."""
+    H = mse_hessian(X)
+    gap0 = max(result.loss[0] - result.loss_star, 1e-12)
+    half = np.sqrt(2.0 * gap0 * np.diag(np.linalg.pinv(H))) * (1 + pad)
+    if half[1] < box_aspect * half[0]:
+        half[1] = box_aspect * half[0]
+    else:
+        half[0] = half[1] / box_aspect
+    return result.w_star - half, result.w_star + half
+
+
+class _DescentFigure:
+    """Loss contours with the GD path, and the excess loss against the step.
+
+    Built once; ``update`` redraws the contours only when the problem (the ratio)
+    changes, and moves the path and the loss curve for every learning rate.
     """
-    import matplotlib.pyplot as plt
 
+    BOX_ASPECT = 0.8
+
+    def __init__(self, live: bool):
+        from .live import LiveFigure
+
+        self.canvas = LiveFigure(FIGSIZE, live=live)
+        fig, dyn = self.canvas.fig, self.canvas.dynamic
+        self.ax1, self.ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.1, 1]})
+        fig.subplots_adjust(left=0.08, right=0.98, bottom=0.13, top=0.9, wspace=0.28)
+        self.ax1.set_box_aspect(self.BOX_ASPECT)
+        self.path = dyn(self.ax1.plot([], [], "-", color=PATH_COLOR, lw=1.0, label="GD path")[0])
+        self.dots = dyn(self.ax1.plot([], [], "o", color=PATH_COLOR, ms=2.5)[0])
+        self.start = dyn(self.ax1.plot([], [], "s", color="k", ms=6, label="start")[0])
+        self.minimum = dyn(self.ax1.plot([], [], "*", color="k", ms=12, label="minimum")[0])
+        self.ax1.legend(loc="lower right", frameon=True, framealpha=0.85, fontsize=8)
+        self.contours = []
+        self.ratio = None
+        self.curve = dyn(self.ax2.plot([], [], color=PATH_COLOR, lw=1.5)[0])
+        self.tol_line = self.ax2.axhline(1e-6, color="0.4", ls="--", lw=1)
+        # Centred just below the line: every curve stops at the step that crosses the
+        # tolerance, so the middle of the axes under the line is always clear.
+        self.tol_text = self.ax2.text(0.5, 1e-6, "tolerance", transform=self.ax2.get_yaxis_transform(),
+                                      va="top", ha="center", color="0.3", fontsize=8)
+        self.ax2.set_yscale("log")
+        # plain-text labels 10⁻⁶: mathtext ones make drawing the axis several times slower
+        self.ax2.yaxis.set_major_formatter(FuncFormatter(_power_of_ten))
+        # Whole steps only: a run that diverges after a few steps would get ticks at 0.5, 1.5 ...
+        self.ax2.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+        self.ax2.set_xlabel("gradient-descent step")
+        self.ax2.set_ylabel("excess loss (relative to start)")
+        # The run's verdict goes into the title (no legend: it costs more than the curve).
+        self.title2 = dyn(self.ax2.set_title(" "), over_static=True)
+
+    def _draw_problem(self, X, result: DescentResult, scale_ratio: float, kappa: float) -> None:
+        """Contours, start, minimum and labels: everything that depends on the ratio only."""
+        ax = self.ax1
+        for cs in self.contours:
+            cs.remove()
+        (x0, y0), (x1, y1) = _contour_window(X, result, self.BOX_ASPECT)
+        # The contours of a quadratic are ellipses: drawn exactly, as lines, instead of
+        # contouring a grid (smooth even when the valley is a few pixels high).
+        H = mse_hessian(X)
+        evals, evecs = np.linalg.eigh(H)
+        t = np.linspace(0, 2 * np.pi, 200)
+        circle = np.stack([np.cos(t), np.sin(t)])                        # (2, 200)
+        unit = evecs @ (circle / np.sqrt(np.maximum(evals, 1e-300))[:, None])
+        gap0 = max(result.loss[0] - result.loss_star, 1e-12)
+        levels = gap0 * np.geomspace(1e-3, 1.0, 10)
+        # coloured as contour(cmap="viridis_r") colours them: linear in the level
+        colors = matplotlib.colormaps["viridis_r"]((levels - levels[0]) / (levels[-1] - levels[0]))
+        self.contours = []
+        for level, color in zip(levels, colors):       # excess = 0.5 dᵀHd = level
+            d = np.sqrt(2 * level) * unit
+            self.contours += ax.plot(result.w_star[0] + d[0], result.w_star[1] + d[1],
+                                     color=color, lw=0.8)
+        d = np.sqrt(2 * gap0) * unit                   # the contour through the start, thick
+        self.contours += ax.plot(result.w_star[0] + d[0], result.w_star[1] + d[1], color="0.3",
+                                 lw=1.6)
+        self.start.set_data([result.path[0, 0]], [result.path[0, 1]])
+        self.minimum.set_data([result.w_star[0]], [result.w_star[1]])
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        ax.set_xlabel("$w_1$ (feature 1, std 1)")
+        ax.set_ylabel(f"$w_2$ (feature 2, std {scale_ratio:{RATIO_FORMAT}})")
+        ax.set_title(f"Loss contours and GD path, ratio {scale_ratio:{RATIO_FORMAT}}, "
+                     f"$\\kappa$ = {kappa:.0f}")
+        self.ratio = scale_ratio
+
+    def update(self, X, result: DescentResult, scale_ratio: float, lr: float, kappa: float,
+               max_markers: int = 60) -> None:
+        if scale_ratio != self.ratio:
+            self._draw_problem(X, result, scale_ratio, kappa)
+        self.canvas.static_key = scale_ratio          # the contours drawn
+        path = result.path
+        self.path.set_data(path[:, 0], path[:, 1])
+        k = min(len(path), max_markers)
+        self.dots.set_data(path[:k, 0], path[:k, 1])
+        gap0 = max(result.loss[0] - result.loss_star, 1e-300)
+        rel = np.maximum((result.loss - result.loss_star) / gap0, 1e-18)
+        self.curve.set_data(np.arange(len(rel)), rel)
+        verdict = "diverged" if result.diverged else result.summary()
+        self.title2.set_text(f"Excess loss at lr {lr:.3g}: {verdict}")
+        self.tol_line.set_ydata([result.tol, result.tol])
+        self.tol_text.set_y(result.tol)
+        # The step axis ends on a round number (nice_limit), so that the drawn axes repeat.
+        self.ax2.set_xlim(0, nice_limit(max(len(rel) - 1, 1)))
+        self.ax2.set_ylim(min(result.tol, 1.0) / 10, 1e2)
+
+
+def _descent_numbers(scale_ratio: float, lr: float, max_steps: int):
     X, y = scaled_problem(scale_ratio)
     H = mse_hessian(X)
     lam_max = float(np.linalg.eigvalsh(H)[-1])
@@ -181,18 +292,32 @@ def show_descent(scale_ratio: float = 4.0, lr: float = 0.05, max_steps: int = 50
     print(f"scale ratio {scale_ratio:{RATIO_FORMAT}}, condition number {numbers['kappa']:.1f}: "
           f"lr {lr:.3g} -> {result.summary()}")
     print(f"best fixed lr {numbers['best_lr']:.3g}, diverges above {numbers['max_stable_lr']:.3g}")
-    if plot:
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.2),
-                                       gridspec_kw={"width_ratios": [1.1, 1]})
-        plot_contours(ax1, X, y, result, names=("$w_1$ (feature 1, std 1)",
-                                                f"$w_2$ (feature 2, std {scale_ratio:{RATIO_FORMAT}})"))
-        ax1.set_title(f"Loss contours and GD path, ratio {scale_ratio:{RATIO_FORMAT}}, "
-                      f"$\\kappa$ = {numbers['kappa']:.0f}")
-        plot_excess_loss(ax2, {f"lr {lr:.3g}": result}, colors={f"lr {lr:.3g}": PATH_COLOR})
-        ax2.set_title("How fast the loss reaches its minimum")
-        fig.subplots_adjust(left=0.08, right=0.98, bottom=0.13, top=0.9, wspace=0.28)
-        plt.show()
+    return X, result, numbers
+
+
+def _show(view: _DescentFigure, scale_ratio: float, lr: float, max_steps: int) -> dict:
+    X, result, numbers = _descent_numbers(scale_ratio, lr, max_steps)
+    view.update(X, result, scale_ratio, lr, numbers["kappa"])
+    view.canvas.show()
     return numbers
+
+
+def show_descent(scale_ratio: float = 4.0, lr: float = 0.05, max_steps: int = 5000,
+                 plot: bool = True) -> dict:
+    """Run GD on ``scaled_problem(scale_ratio)`` with rate ``lr``; draw and return the numbers.
+
+    Returns
+    -------
+    dict
+        ``scale_ratio``, ``lr``, ``kappa`` (condition number of the Hessian),
+        ``best_lr`` (``2/(λmax+λmin)``), ``max_stable_lr`` (``2/λmax``), ``steps``
+        (None if not converged), ``diverged`` and ``summary`` (the printed line).
+
+    Introduced in notebook 01.
+    """
+    if not plot:
+        return _descent_numbers(scale_ratio, lr, max_steps)[2]
+    return _show(_DescentFigure(live=False), scale_ratio, lr, max_steps)
 
 
 def scaling_explorer(max_steps: int = 5000):
@@ -201,18 +326,21 @@ def scaling_explorer(max_steps: int = 5000):
     Returns
     -------
     ipywidgets.interactive
-        ``w.result`` is the dict returned by ``show_descent`` for the current sliders.
+        ``w.result`` is the dict returned by ``show_descent`` for the current sliders;
+        ``w.live`` is the ``bnutils.widgets.live.LiveFigure`` it redraws in place.
 
     Introduced in notebook 01.
     """
     import ipywidgets as widgets
 
-    def update(scale_ratio, lr):
-        return show_descent(scale_ratio, lr, max_steps=max_steps)
+    view = _DescentFigure(live=True)
 
-    style = {"description_width": "initial"}
-    layout = widgets.Layout(width="420px")
-    return widgets.interactive(
+    def update(scale_ratio, lr):
+        return _show(view, scale_ratio, lr, max_steps)
+
+    style = {"description_width": "130px"}        # one width: the tracks start together
+    layout = widgets.Layout(width="440px")
+    w = widgets.interactive(
         update,
         scale_ratio=widgets.FloatLogSlider(value=4.0, base=2, min=0, max=4, step=0.25,
                                            description="feature-scale ratio", style=style,
@@ -222,3 +350,5 @@ def scaling_explorer(max_steps: int = 5000):
                                   description="learning rate", readout_format=".3g",
                                   style=style, layout=layout, continuous_update=False),
     )
+    w.live = view.canvas
+    return w
