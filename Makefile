@@ -4,7 +4,8 @@
 #   the learner set  .[lab]             (make lab, make student)
 #   the full set     .[lab,test,grade]  (every other target; adds to the learner set)
 #
-#   make lab       open JupyterLab on notebooks/ (loopback only, with a token)
+#   make lab       open JupyterLab on the student edition in student/ (built on first use; edits kept)
+#   make lab EDITION=solutions   the instructor edition, in a working copy (build/solutions/)
 #   make test      ruff + unit tests + every notebook under strict nbval (what CI runs)
 #   make unit      ruff + unit tests only: no notebooks, no browser (CI on the other Pythons)
 #   make refresh   re-execute notebooks in place (NB=notebooks/03_*.ipynb for some)
@@ -12,8 +13,8 @@
 #   make student   build the student edition in student/ (FORCE=1 overwrites edited ones)
 #   make nbgrader  an nbgrader course in nbgrader/: each notebook a source and a release (NB= for some)
 #   make html      build the static HTML edition in site/ (open site/index.html; works offline)
-#   make bench     BN benchmark (table, goals, JSON + PNG) and course runtime (notebooks, widget redraws)
-#   make clean     remove caches and generated folders (not .venv: rm -rf .venv for that)
+#   make bench     BN benchmark, course runtime (notebooks, redraws) and widget latency in the browser
+#   make clean     remove caches and generated folders (not .venv, not your work in student/ and build/solutions/)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -64,8 +65,11 @@ $(FULL_STAMP): pyproject.toml
 	$(call install,$(FULL_EXTRAS))
 	@touch $@ $(LAB_STAMP)
 
+# make lab's edition: student (student/) or solutions (build/solutions/, see tools/lab.py).
+EDITION ?= student
+
 lab: $(LAB_STAMP)
-	$(PY) tools/lab.py
+	$(PY) tools/lab.py --edition $(EDITION)
 
 test: $(FULL_STAMP)
 	$(VENV)/bin/ruff check $(RUFF_PATHS)
@@ -98,8 +102,11 @@ html: $(FULL_STAMP)
 bench: $(FULL_STAMP)
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/run.py
 	$(PY) benchmarks/course_runtime.py
+	$(PY) benchmarks/widget_latency.py
 
 clean:
-	rm -rf student build site .pytest_cache .ruff_cache .hypothesis
+	rm -rf site .pytest_cache .ruff_cache .hypothesis
+	@# student/ and build/solutions/ hold a learner's or an instructor's edits: kept
+	test ! -d build || find build -mindepth 1 -maxdepth 1 ! -name solutions -exec rm -rf {} +
 	find . -path ./$(VENV) -prune -o \( -name __pycache__ -o -name .ipynb_checkpoints \) \
 	  -type d -print | xargs rm -rf

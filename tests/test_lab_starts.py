@@ -1,10 +1,15 @@
-"""`make lab` works: JupyterLab starts through tools/lab.py, answers only with its token, stops.
+"""`make lab` works: JupyterLab starts through tools/lab.py on an edition, answers only with
+its token, never changes the tracked notebooks, and stops by its PID.
 
 Starts the server exactly as `make lab` does (same script, same interpreter), only with
---no-browser and with Jupyter's config/runtime/settings folders moved to a temporary
-directory so that the test leaves nothing behind. Not a browser test: about 3-6 s.
+--no-browser, with the edition kept in a temporary folder (--edition-dir: a learner's
+student/ is never touched) and with Jupyter's config/runtime/settings folders moved to a
+temporary directory so that the test leaves nothing behind. Then saves a notebook through
+Jupyter's REST contents API, as JupyterLab's save and autosave do, and checks that the
+file in notebooks/ did not change. Not a browser test: about 5-15 s each.
 """
 
+import importlib.util
 import json
 import os
 import re
@@ -20,15 +25,29 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB_SCRIPT = ROOT / "tools" / "lab.py"
-URL_LINE = re.compile(r"(http://127\.0\.0\.1:(\d+))/lab\?token=([0-9A-Za-z_-]+)")
+URL_LINE = re.compile(r"^(http://127\.0\.0\.1:(\d+))/lab\?token=([0-9A-Za-z_-]+)$")
 
 
-def _get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+def _load_lab_tool():
+    spec = importlib.util.spec_from_file_location("bn_tools_lab_test", LAB_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _request(url: str, method: str = "GET", body=None, timeout: float = 5.0) -> tuple[int, bytes]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"} if data else {})
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as err:
         return err.code, err.read()
+
+
+def _get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    return _request(url, timeout=timeout)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -39,65 +58,168 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-@pytest.fixture
-def lab(tmp_path):
+def _git_status(path: Path) -> str:
+    return subprocess.run(["git", "status", "--porcelain", "--", str(path)], cwd=ROOT,
+                          capture_output=True, text=True, check=True).stdout
+
+
+def _start(tmp_path, *args):
     env = {k: v for k, v in os.environ.items() if k != "JUPYTER_TOKEN"}
     env.update(JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
                JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
                JUPYTER_DATA_DIR=str(tmp_path / "data"),
                JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"))
-    log_path = tmp_path / "lab.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, str(LAB_SCRIPT), "--no-browser"], cwd=ROOT,
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        yield proc, log_path
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+    out_path = tmp_path / "terminal.txt"
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen([sys.executable, str(LAB_SCRIPT), "--no-browser",
+                                 "--log", str(tmp_path / "lab.log"), *args],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return proc, out_path
 
 
-def test_lab_starts_with_a_token_on_loopback_and_stops_by_pid(lab):
-    proc, log_path = lab
-    deadline = time.monotonic() + 60
+def _wait_ready(proc, out_path, timeout=120):
+    """Wait until the printed address answers; returns (base, token, terminal lines)."""
+    deadline = time.monotonic() + timeout
     base = token = None
     while True:
-        log = log_path.read_text(errors="replace")
-        if base is None and (m := URL_LINE.search(log)):
-            base, token = m.group(1), m.group(3)
+        lines = out_path.read_text(errors="replace").splitlines()
+        if base is None:
+            for line in lines:
+                if m := URL_LINE.match(line.strip()):
+                    base, token = m.group(1), m.group(3)
         if base is not None:
             try:
                 status, body = _get(f"{base}/api/status?token={token}")
             except OSError:
                 status = None
             if status == 200:
-                break
+                return base, token, lines, json.loads(body)
         if proc.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"JupyterLab did not answer /api/status (exit code {proc.poll()}):\n{log}")
+            pytest.fail(f"JupyterLab did not answer /api/status (exit code {proc.poll()}):\n"
+                        + "\n".join(lines))
         time.sleep(0.2)
 
+
+def _stop_by_pid(proc, base, token):
+    # Stop it by its PID (tools/lab.py exec's into JupyterLab, so the PID is the server's).
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.wait(20)
+    assert not _pid_alive(proc.pid)
+    with pytest.raises(OSError):
+        _get(f"{base}/api/status?token={token}", timeout=1)
+
+
+@pytest.fixture
+def started():
+    procs = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def _save_through_the_contents_api(base, token, name, folder: Path):
+    """Save notebook ``name`` as JupyterLab does (PUT /api/contents) with one cell changed;
+    the file in ``folder`` changes, the one in notebooks/ does not."""
+    source = ROOT / "notebooks" / name
+    before_bytes, before_status = source.read_bytes(), _git_status(source)
+    status, body = _get(f"{base}/api/contents/{name}?content=1&token={token}")
+    assert status == 200, body
+    model = json.loads(body)
+    nb = model["content"]
+    nb["cells"][0]["source"] = "# edited in JupyterLab by tests/test_lab_starts.py\n" + "".join(
+        nb["cells"][0]["source"])
+    status, body = _request(f"{base}/api/contents/{name}?token={token}", "PUT",
+                            {"type": "notebook", "format": "json", "content": nb})
+    assert status == 200, body
+    assert "edited in JupyterLab" in (folder / name).read_text(encoding="utf-8")
+    assert source.read_bytes() == before_bytes, f"saving in the lab changed notebooks/{name}"
+    assert _git_status(source) == before_status
+
+
+def test_lab_opens_the_student_edition_with_a_token_on_loopback_and_stops_by_pid(tmp_path, started):
+    student = tmp_path / "student"
+    proc, out_path = _start(tmp_path, "--edition-dir", str(student))
+    started.append(proc)
+    base, token, lines, info = _wait_ready(proc, out_path)
+
     assert len(token) >= 32, "the generated token is too short to be a secret"
-    info = json.loads(body)
     assert "started" in info and "kernels" in info
+    # The terminal shows what opens and the address, last; the server's log goes to the file.
+    assert URL_LINE.match(lines[-1].strip()), lines
+    assert any("student edition" in line for line in lines), lines
+    assert not any("WARNING" in line or "Traceback" in line for line in lines), lines
+    assert (tmp_path / "lab.log").exists()
     # The server refuses without the token and with a wrong one.
     assert _get(f"{base}/api/status")[0] == 403
     assert _get(f"{base}/api/status?token=wrong{token}")[0] == 403
-    # It serves the notebooks folder of this repository.
+    # It serves the student edition, built on first use: every course notebook, as stubs.
     status, body = _get(f"{base}/api/contents?token={token}")
     assert status == 200
     names = {entry["name"] for entry in json.loads(body)["content"]}
-    assert names >= {p.name for p in (ROOT / "notebooks").glob("*.ipynb")}
+    course = {p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
+    assert names >= course
+    assert (student / ".manifest.json").exists()
+    with_exercise = [n for n in sorted(course)
+                     if "### BEGIN SOLUTION" in (ROOT / "notebooks" / n).read_text()]
+    assert with_exercise and "### BEGIN SOLUTION" not in (student / with_exercise[0]).read_text()
+    _save_through_the_contents_api(base, token, with_exercise[0], student)
     # The token is not on the command line (readable by every user through `ps`).
     cmdline = Path(f"/proc/{proc.pid}/cmdline")
     if cmdline.exists():
         argv = cmdline.read_bytes().split(b"\0")
         assert b"jupyterlab" in argv and not any(token.encode() in a for a in argv)
+    # JupyterLab's "Jupyter news?" question is answered by the course's default setting.
+    status, body = _get(f"{base}/lab/api/settings/@jupyterlab/apputils-extension:notification"
+                        f"?token={token}")
+    assert status == 200
+    schema = json.loads(body)["schema"]["properties"]       # defaults, with the overrides
+    assert schema["fetchNews"]["default"] == "false"
+    assert schema["checkForUpdates"]["default"] is False
+    _stop_by_pid(proc, base, token)
 
-    # Stop it by its PID (tools/lab.py exec's into JupyterLab, so the PID is the server's).
-    os.kill(proc.pid, signal.SIGTERM)
-    proc.wait(15)
-    assert not _pid_alive(proc.pid)
-    with pytest.raises(OSError):
-        _get(f"{base}/api/status?token={token}", timeout=1)
+
+def test_the_instructor_edition_opens_a_working_copy_and_saving_never_touches_notebooks(
+        tmp_path, started):
+    copy = tmp_path / "solutions"
+    proc, out_path = _start(tmp_path, "--edition", "solutions", "--edition-dir", str(copy))
+    started.append(proc)
+    base, token, lines, _ = _wait_ready(proc, out_path)
+    assert any("instructor edition" in line for line in lines), lines
+    name = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))[0]
+    _save_through_the_contents_api(base, token, name, copy)
+    _stop_by_pid(proc, base, token)
+
+
+def test_the_working_copy_is_refreshed_but_edits_are_kept(tmp_path):
+    lab = _load_lab_tool()
+    src, copy = tmp_path / "src", tmp_path / "copy"
+    src.mkdir()
+    (src / "01_a.ipynb").write_text("a1")
+    (src / "02_b.ipynb").write_text("b1")
+    messages = []
+    assert lab.sync_copy(sorted(src.iterdir()), copy, log=messages.append) == []
+    assert (copy / "01_a.ipynb").read_text() == "a1"
+    (copy / "01_a.ipynb").write_text("a1 with my notes")        # edited in the lab
+    (src / "01_a.ipynb").write_text("a2")                        # the course moves on
+    (src / "02_b.ipynb").write_text("b2")
+    kept = lab.sync_copy(sorted(src.iterdir()), copy, log=messages.append)
+    assert kept == [copy / "01_a.ipynb"]
+    assert (copy / "01_a.ipynb").read_text() == "a1 with my notes"
+    assert (copy / "02_b.ipynb").read_text() == "b2"              # not edited: refreshed
+    assert "01_a.ipynb" in messages[-1] and "Kept your edits" in messages[-1]
+    (copy / "01_a.ipynb").unlink()                               # delete to get the new one
+    assert lab.sync_copy(sorted(src.iterdir()), copy, log=messages.append) == []
+    assert (copy / "01_a.ipynb").read_text() == "a2"
+
+
+def test_the_news_question_is_off_by_default_setting():
+    lab = _load_lab_tool()
+    overrides = json.loads((lab.CONFIG_DIR / "labconfig" / "default_setting_overrides.json").read_text())
+    assert overrides["@jupyterlab/apputils-extension:notification"] == {
+        "fetchNews": "false", "checkForUpdates": False}
+    env = lab.lab_environment("t", {"JUPYTER_CONFIG_PATH": "/elsewhere", "MPLBACKEND": "Agg"})
+    assert env["JUPYTER_CONFIG_PATH"].split(os.pathsep) == [str(lab.CONFIG_DIR), "/elsewhere"]
+    assert "MPLBACKEND" not in env and env["JUPYTER_TOKEN"] == "t"
