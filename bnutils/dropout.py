@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_float_array, check_dout, check_finite
+from ._validation import as_float_array, as_generator, check_dout, check_finite
 from .layers import Layer
 
 __all__ = ["Dropout", "dropout_backward", "dropout_forward", "dropout_variance"]
@@ -28,6 +28,14 @@ def _check_rate(p) -> float:
     if not 0.0 <= p < 1.0:
         raise ValueError(f"p (the dropout rate) must lie in [0, 1), got {p}")
     return p
+
+
+def _check_input(x) -> np.ndarray:
+    x = as_float_array(x, "x")
+    if x.size == 0:
+        raise ValueError(f"x must hold at least one value, got shape {x.shape}")
+    check_finite(x, "x")
+    return x
 
 
 def dropout_forward(x, p: float, rng):
@@ -56,10 +64,9 @@ def dropout_forward(x, p: float, rng):
 
     Introduced in notebook 07.
     """
-    x = as_float_array(x, "x")
-    check_finite(x, "x")
+    x = _check_input(x)
     p = _check_rate(p)
-    mask = np.random.default_rng(rng).random(x.shape) >= p
+    mask = as_generator(rng, "rng").random(x.shape) >= p
     return x * mask / (1.0 - p), mask
 
 
@@ -103,6 +110,9 @@ def dropout_variance(mean, var, p: float):
     Introduced in notebook 07.
     """
     mean, var = as_float_array(mean, "mean"), as_float_array(var, "var")
+    for value, name in ((mean, "mean"), (var, "var")):
+        if value.size == 0:
+            raise ValueError(f"{name} must hold at least one value, got shape {value.shape}")
     check_finite(mean, "mean")
     check_finite(var, "var")
     if np.any(var < 0):
@@ -132,7 +142,7 @@ class Dropout(Layer):
 
     def __init__(self, p: float = 0.5, rng=None):
         self.p = _check_rate(p)
-        self.rng = np.random.default_rng(rng)
+        self.rng = as_generator(rng, "rng")
         self.training = True
         self._mask = None
         self._eval_shape = None
@@ -142,7 +152,7 @@ class Dropout(Layer):
         if self.training:
             out, self._mask = dropout_forward(x, self.p, self.rng)
             return out
-        x = as_float_array(x, "x")
+        x = _check_input(x)
         self._eval_shape = x.shape
         return x.copy()
 

@@ -20,7 +20,7 @@ import copy
 
 import numpy as np
 
-from ._validation import as_float_array, check_finite, check_int
+from ._validation import as_float_array, check_finite, check_int, check_positive
 from .batchnorm import BatchNorm, batchnorm_inference, batchnorm_inference_backward
 from .layers import Layer, Sequential, softmax_cross_entropy
 from .training import minibatches, one_blas_thread, sgd_step
@@ -64,7 +64,7 @@ class FrozenBatchNorm(Layer):
         if np.any(self.running_var < 0):
             raise ValueError("running_var must be ≥ 0 (it is a variance)")
         self.num_features = arrays[0].shape[0]
-        self.eps = float(eps)
+        self.eps = check_positive(eps, "eps")
         self.training = True
         self._x = None
 
@@ -161,8 +161,12 @@ def train_layers(model: Sequential, trainable, X, y, *, lr: float, steps: int,
                          f"{trainable}")
     steps = check_int(steps, "steps")
     X = as_float_array(X, "X")
+    if X.ndim != 2 or len(X) == 0:
+        raise ValueError(f"X must have shape (N, D) with N ≥ 1; got {X.shape}")
     check_finite(X, "X")
     y = np.asarray(y)
+    if y.shape != (len(X),):
+        raise ValueError(f"y must have shape ({len(X)},), one label per row of X; got {y.shape}")
     rng = np.random.default_rng(seed)
     losses: list = []
     while len(losses) < steps:

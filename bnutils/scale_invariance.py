@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_int, check_positive
+from ._validation import as_float_array, check_finite, check_int, check_positive
 from .batchnorm import BatchNorm
 from .layers import Linear, Sequential
 
@@ -73,9 +73,10 @@ def effective_learning_rates(W, lr: float) -> np.ndarray:
 
     Introduced in notebook 07.
     """
-    W = np.asarray(W, dtype=float)
-    if W.ndim != 2:
-        raise ValueError(f"W must have shape (D_in, D_out), got {W.shape}")
+    W = as_float_array(W, "W")
+    if W.ndim != 2 or W.size == 0:
+        raise ValueError(f"W must have shape (D_in, D_out) with D_in, D_out ≥ 1, got {W.shape}")
+    check_finite(W, "W")
     lr = check_positive(lr, "lr")
     return lr / np.sum(W**2, axis=0)
 
@@ -109,6 +110,9 @@ class WeightNormRecorder:
     """
 
     def __init__(self, layers, every: int = 1):
+        if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+            raise TypeError(f"layers must be a sequence of layer positions, e.g. [0, 3]; got "
+                            f"{layers!r}")
         self.layers = [check_int(i, "layer", minimum=0) for i in layers]
         if not self.layers:
             raise ValueError("layers must name at least one Linear layer")
