@@ -567,10 +567,6 @@ KNOWN_GAPS = {
     "diagnostics.format_layer_table": {"stats": "wrong_type"},
     "diagnostics.perturbation_propagation": {"rng": "int_float int_negative int_string"},
     "diagnostics.saturation_fraction": {"out": "inf nan"},
-    # dropout.py (H7)
-    "dropout.Dropout": {"rng": "int_float int_negative int_string", "x": "empty"},
-    "dropout.dropout_forward": {"rng": "int_float int_negative int_string"},
-    "dropout.dropout_variance": {"mean": "empty no_samples"},
     # experiments.py (lead)
     "experiments.figure1_run": {"record_every": "int_negative"},
     "experiments.format_sweeps": {"results": "wrong_type"},
@@ -580,9 +576,7 @@ KNOWN_GAPS = {
     "experiments.run_config": {"hidden": "wrong_type"},
     "experiments.sweep": {"hidden": "wrong_type", "values": "wrong_type"},
     # finetuning.py (H7)
-    "finetuning.FrozenBatchNorm": {"eps": "num_bool num_string"},
     "finetuning.adapt_batchnorm": {"X_target": "empty"},
-    "finetuning.train_layers": {"X": "no_samples", "y": "empty"},
     # gradcheck.py (lead)
     "gradcheck.numerical_gradient": {"f": "wrong_type", "x": "complex no_samples object"},
     "gradcheck.rel_error": {"a": "complex inf nan object strings", "b": "complex inf nan object strings"},
@@ -604,9 +598,6 @@ KNOWN_GAPS = {
     "residual.gradient_norms": {"model": "wrong_type"},
     "residual.make_resnet": {"depth": "int_zero", "rng": "int_float int_negative int_string"},
     "residual.residual_block": {"rng": "int_float int_negative int_string"},
-    # scale_invariance.py (H7)
-    "scale_invariance.WeightNormRecorder": {"layers": "wrong_type"},
-    "scale_invariance.effective_learning_rates": {"W": "complex empty inf nan object strings"},
     # scaling.py (lead)
     "scaling.gradient_descent": {"X": "huge"},
     # timing.py (lead)
