@@ -10,11 +10,11 @@ import pytest
 
 from bnutils.data import (
     batch_mates_data,
+    example_5x3,
     make_cohort,
     make_wave_data,
     placement_table,
     scaled_problem,
-    example_5x3,
     wave_boundary,
 )
 
