@@ -13,7 +13,8 @@ pages, each with the alt text its cell's metadata gives it (``tools/figure_alt.p
 page links a copy of its notebook (``site/NN_name.ipynb``) for download and says how to run
 it. The solution regions of exercise cells (between ``### BEGIN SOLUTION`` and
 ``### END SOLUTION``) are collapsed behind a "show solution" control; the self-check's
-output below stays visible.
+output below stays visible. nbgrader's graded test cells (for instructors who autograde)
+are left out of the pages.
 
 The site works offline, as a reader without a network may open it:
 
@@ -360,6 +361,20 @@ def nav_html(prev: Page | None, nxt: Page | None) -> str:
     return f'<nav class="bn-nav" aria-label="Course navigation">{"".join(parts)}</nav>'
 
 
+def is_graded_test(cell) -> bool:
+    """An nbgrader graded test cell (``grade`` true, ``solution`` false): for autograding only."""
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.get("cell_type") == "code" and meta.get("grade") is True and not meta.get("solution")
+
+
+def drop_graded_tests(nb) -> int:
+    """Remove nbgrader's graded test cells from ``nb`` (in place); return how many."""
+    kept = [cell for cell in nb.cells if not is_graded_test(cell)]
+    dropped = len(nb.cells) - len(kept)
+    nb.cells = kept
+    return dropped
+
+
 def _line_text(line: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", line)).strip()
 
@@ -431,8 +446,10 @@ def _exporter():
 
 def render_page(nb, page: Page, prev: Page | None, nxt: Page | None, pages: dict[str, Page]) -> str:
     """One notebook page: nbconvert's lab template plus the course navigation, the download
-    link, figures with their alt text and the solutions collapsed."""
+    link, figures with their alt text and the solutions collapsed (without nbgrader's graded
+    test cells)."""
     nb.metadata["title"] = page.title
+    drop_graded_tests(nb)
     figure_alt.attach_alt_text(nb)
     body, _ = _exporter().from_notebook_node(
         nb, resources={"bn_nav": nav_html(prev, nxt), "bn_site_note": SITE_NOTE,

@@ -306,3 +306,22 @@ def test_each_page_links_its_notebook_for_download_and_says_how_to_run_it(bh, tm
         assert f'<a href="{src.name}" download>' in page
         assert "make lab" in page.split('class="bn-download"')[1].split("</p>")[0]
     assert not any(src.name in msg for msg in logged for src in sources if "outside the site" in msg)
+
+
+def test_nbgrader_graded_test_cells_are_not_in_the_pages(bh):
+    nb = _exercise_notebook()
+    graded = nbformat.v4.new_code_cell(
+        "# Graded test (nbgrader; instructors only): the self-check above, as an assertion\n"
+        "assert check.bn_mean.evaluate(bn_mean).passed",
+        metadata={"nbgrader": {"grade": True, "solution": False, "locked": True, "points": 1,
+                               "grade_id": "test_bn_mean", "schema_version": 3}})
+    answer = nb.cells[2]
+    answer.metadata["nbgrader"] = {"grade": False, "solution": True, "locked": False,
+                                   "grade_id": "bn_mean", "schema_version": 3}
+    nb.cells.append(graded)
+    from bs4 import BeautifulSoup
+
+    text = BeautifulSoup(_render(bh, nb, "03_forward"), "html.parser").get_text()
+    assert "Graded test" not in text and "evaluate(bn_mean)" not in text
+    assert "check.bn_mean(bn_mean)" in text and "✓ Exercise 3.2" in text      # the exercise stays
+    assert bh.drop_graded_tests(nb) == 0 and len(nb.cells) == 3             # render_page dropped it
