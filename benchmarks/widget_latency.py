@@ -10,9 +10,10 @@ explorer, nothing else, so that the numbers do not depend on the rest of the not
 and no stored widget ids are involved. JupyterLab is started on that folder (through
 ``tools/lab.py``'s command line, on a free loopback port, in temporary Jupyter folders)
 and driven by headless Debian Chromium (``/usr/bin/chromium``) through Playwright:
-open the notebook, Run All, then for every control of the explorer press a key on it
-``--moves`` times (sliders: ArrowRight, then ArrowLeft back; a dropdown: ArrowDown /
-ArrowUp; a checkbox: Space). Each latency runs from the ``keydown`` event to the moment
+open the notebook, Run All, then for every control of the explorer move it ``--moves``
+times (sliders: ArrowRight, then ArrowLeft back; a checkbox: Space; a dropdown: the
+next option is selected). Each latency runs from the ``keydown`` (dropdown: ``input``)
+event to the moment
 the widget's new ``<img>`` is decoded (a ``MutationObserver`` on the widget's output
 area and ``img.decode()``), measured in the page with ``performance.now()``. One move
 at a time: the next key is pressed after the figure of the previous one is shown.
@@ -63,23 +64,26 @@ EXPLORERS = {
 WATCH_JS = """
 (widget) => {
   const out = widget.querySelector('.widget-output');
+  // every new <img> counts (after clear_output the figure is a new element, even when
+  // it looks the same: moving ε from 1e-5 to 3e-5 changes no pixel)
   const state = {t0: null, last: null, results: []};
   const current = () => {
     const imgs = out.querySelectorAll('img');
     return imgs.length ? imgs[imgs.length - 1] : null;
   };
-  state.last = current() ? current().src : null;
+  state.last = current();
   widget.addEventListener('keydown', () => { state.t0 = performance.now(); }, true);
+  // a dropdown is changed by selecting an option (no key): start at its input event
+  widget.addEventListener('input', () => { if (state.t0 === null) state.t0 = performance.now(); }, true);
   const seen = () => {
     const img = current();
-    if (state.t0 === null || !img || img.src === state.last) return;
-    state.last = img.src;
+    if (state.t0 === null || !img || img === state.last) return;
+    state.last = img;
     const t0 = state.t0; state.t0 = null;
     img.decode().then(() => state.results.push(performance.now() - t0),
                       () => state.results.push(performance.now() - t0));
   };
-  new MutationObserver(seen).observe(out, {childList: true, subtree: true, attributes: true,
-                                            attributeFilter: ['src']});
+  new MutationObserver(seen).observe(out, {childList: true, subtree: true});
   widget.__latency = state;
 }
 """
@@ -160,7 +164,8 @@ def _controls(widget):
     """(label, kind, locator to focus) for every control of an interactive widget."""
     found = []
     for box in widget.locator(".widget-slider, .widget-dropdown, .widget-checkbox").all():
-        label = box.locator(".widget-label").first.inner_text().strip() or "?"
+        # a checkbox's description is in its own label, next to an empty .widget-label
+        label = box.inner_text().replace("\u200b", "").strip().split("\n")[0] or "?"
         classes = box.get_attribute("class") or ""
         if "widget-slider" in classes:
             found.append((label, "slider", box.locator(".noUi-handle")))
@@ -174,12 +179,29 @@ def _controls(widget):
 def _keys(kind: str, moves: int) -> list[str]:
     if kind == "checkbox":
         return ["Space"] * moves
-    forward, back = ("ArrowRight", "ArrowLeft") if kind == "slider" else ("ArrowDown", "ArrowUp")
+    if kind == "dropdown":
+        return ["next option"] * moves
     half = moves // 2
-    return [forward] * (moves - half) + [back] * half
+    return ["ArrowRight"] * (moves - half) + ["ArrowLeft"] * half
 
 
-def measure_notebook(page, base, token, name, moves, timeout_ms=60_000) -> list[dict]:
+def _act(page, target, key: str) -> None:
+    if key == "next option":             # a dropdown: select the next option (wrapping)
+        n = target.evaluate("s => s.options.length")
+        index = target.evaluate("s => s.selectedIndex")
+        target.select_option(index=(index + 1) % n)
+    else:
+        if key in ("ArrowRight", "ArrowLeft"):   # at an end of the slider: go the other way
+            now, low, high = (target.get_attribute(f"aria-value{k}") for k in ("now", "min", "max"))
+            if now == high:
+                key = "ArrowLeft"
+            elif now == low:
+                key = "ArrowRight"
+        target.focus()
+        page.keyboard.press(key)
+
+
+def measure_notebook(page, base, token, name, moves, timeout_ms=20_000) -> list[dict]:
     from playwright.sync_api import expect
 
     page.goto(f"{base}/lab/workspaces/bench-{name.split('.')[0]}/tree/{urllib.parse.quote(name)}?reset&token={token}")
@@ -196,17 +218,19 @@ def measure_notebook(page, base, token, name, moves, timeout_ms=60_000) -> list[
     widget.evaluate(WATCH_JS)
     rows = []
     for label, kind, target in _controls(widget):
-        times = []
+        times, misses = [], 0
         for key in _keys(kind, moves):
             before = widget.evaluate("w => w.__latency.results.length")
-            target.focus()
-            page.keyboard.press(key)
+            _act(page, target, key)
             try:
                 page.wait_for_function(
                     "([w, n]) => w.__latency.results.length > n", arg=[widget.element_handle(), before],
                     timeout=timeout_ms)
             except Exception:            # no new image (e.g. the control was at its end)
                 widget.evaluate("w => { w.__latency.t0 = null; }")
+                misses += 1
+                if misses == 2:
+                    break
                 continue
             times.append(widget.evaluate("w => w.__latency.results[w.__latency.results.length - 1]"))
             expect(idle).to_be_visible(timeout=timeout_ms)

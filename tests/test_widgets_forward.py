@@ -102,7 +102,7 @@ def test_figure_shows_the_numbers():
     titles = [ax.get_title() for ax in fig.axes]
     r = w.result
     assert titles[0] == f"1. A batch of m = 16: μ_B = {r['batch_mean']:.2f}, σ_B = {r['batch_std']:.2f}"
-    assert titles[1] == f"2. After BN: mean {r['out_mean']:.2f}, std {r['out_std']:.2f}"
+    assert titles[1] == f"2. After BN (ε = 1e-05): mean {r['out_mean']:.2f}, std {r['out_std']:.2f}"
     assert titles[2] == (f"3. Mean sigmoid slope: {r['slope_raw']:.3f} without BN, "
                          f"{r['slope_bn']:.3f} with")
     assert titles[3].endswith("at m = 16")

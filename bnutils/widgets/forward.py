@@ -232,7 +232,8 @@ class _ForwardFigure:
         self.bars_y.set_data(counts)
         ax_y.set_ylim(0, nice_limit(1.4 * max(counts.max(), 1)))
         self.mean_y.set_xdata([state["out_mean"]] * 2)
-        self.title_y.set_text(f"2. After BN: mean {state['out_mean']:.2f}, std {state['out_std']:.2f}")
+        self.title_y.set_text(f"2. After BN (ε = {eps:.0e}): mean {state['out_mean']:.2f}, "
+                              f"std {state['out_std']:.2f}")
         off_axis = int(np.sum(np.abs(y) > 10))
         note = f"{off_axis} value(s) beyond ±10,\nshown in the edge bin" if off_axis else ""
         self.text_y.set_text(note.strip())

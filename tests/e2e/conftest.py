@@ -4,9 +4,12 @@
   browser download is neither used nor needed).
 * ``lab`` (per session): one JupyterLab server, shared by every test, on a free loopback
   port with a token (passed in the environment, as ``make lab`` does), in temporary
-  config/runtime/settings/workspace folders, serving *copies*: ``notebooks/`` (the course)
-  and ``student/`` (the student edition, built by tools/make_student.py). Nothing is
-  ever saved over the repository. The server is stopped by its PID.
+  config/runtime/settings/workspace folders, serving *copies*: ``notebooks/`` (the course,
+  with its stored outputs cleared) and ``student/`` (the student edition, built by
+  tools/make_student.py). Nothing is ever saved over the repository. The server is
+  stopped by its PID. The tests never depend on what a notebook has stored: no widget
+  model id (an autosave rewrites them; a stored view whose model is gone shows "model
+  not found"), no stored output: they run the copy and look at what it draws.
 * ``lab_page`` (per test): a browser page on that server, wrapped in ``LabPage`` (open a
   notebook, wait for its kernel, Run All, find sliders by their label, move them with the
   keyboard or the mouse). Kernels the test started are shut down afterwards.
@@ -248,6 +251,11 @@ def lab(tmp_path_factory):
     root = tmp / "root"
     shutil.copytree(NOTEBOOKS, root / "notebooks",
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    import nbformat
+
+    tidy = _load_tool("_notebooks")
+    for path in (root / "notebooks").glob("*.ipynb"):
+        nbformat.write(tidy.clear_outputs(nbformat.read(path, as_version=4)), path)
     made = subprocess.run([sys.executable, str(ROOT / "tools" / "make_student.py"),
                            "--out", str(root / "student")],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -383,16 +391,33 @@ def lab_page(lab, new_page):
         lab.shutdown_kernels()
 
 
+#: A code cell that shows an explorer: its last line calls a ``*_explorer(...)`` function.
+EXPLORER_CALL = re.compile(r"^\s*(?:display\()?\w*_explorer\(.*\)\)?\s*;?\s*$")
+
+
+def explorer_cells(path: Path) -> int:
+    """How many code cells of notebook ``path`` show an explorer, read from the sources
+    (not from stored outputs, which a save in JupyterLab rewrites)."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    count = 0
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        lines = [line for line in "".join(cell.get("source", "")).splitlines() if line.strip()]
+        if lines and EXPLORER_CALL.match(lines[-1]):
+            count += 1
+    return count
+
+
 def widget_notebooks() -> list[Path]:
-    """The course notebooks that show at least one widget (in their stored outputs)."""
-    found = []
-    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
-        nb = json.loads(path.read_text(encoding="utf-8"))
-        if any(WIDGET_VIEW in out.get("data", {})
-               for cell in nb.get("cells", []) if cell.get("cell_type") == "code"
-               for out in cell.get("outputs", [])):
-            found.append(path)
-    return found
+    """The course notebooks that show at least one explorer widget."""
+    return [path for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) if explorer_cells(path)]
+
+
+@pytest.fixture
+def explorers_shown(widget_notebook) -> int:
+    """How many explorers ``widget_notebook`` shows (from its sources)."""
+    return explorer_cells(widget_notebook)
 
 
 def pytest_generate_tests(metafunc):
