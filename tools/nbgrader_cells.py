@@ -180,11 +180,13 @@ def stamp(nb: nbformat.NotebookNode, name: str = "notebook") -> tuple[nbformat.N
     """Return a stamped copy of ``nb`` (the input is not modified) and its number of exercises."""
     nb = copy.deepcopy(nb)
     old_points = {}
+    old_cells = {}
     kept = []
     for cell in nb.cells:
         if is_generated_test_cell(cell):
             meta = cell.metadata["nbgrader"]
             old_points[meta.get("grade_id")] = (meta.get("points", DEFAULT_POINTS), cell.get("id"))
+            old_cells[meta.get("grade_id")] = cell
         else:
             kept.append(cell)
     exercises = find_exercises(kept, name)
@@ -203,6 +205,10 @@ def stamp(nb: nbformat.NotebookNode, name: str = "notebook") -> tuple[nbformat.N
         test = nbformat.v4.new_code_cell(source=graded_test_source(exercise),
                                          metadata={"nbgrader": graded_test_metadata(test_id, points)})
         test["id"] = cell_id
+        old = old_cells.get(test_id)
+        if old is not None and (old.source, old.metadata, old.get("id")) == (
+                test.source, test.metadata, cell_id):
+            test = old          # unchanged: keep its execution count (make refresh ran it)
         inserts.setdefault(exercise.check_cell_index, []).append(test)
     cells = []
     for index, cell in enumerate(kept):

@@ -14,7 +14,8 @@ Each notebook becomes one assignment, named after it, in nbgrader's layout::
 
 The source is the course notebook stamped by tools/nbgrader_cells.py (a no-op once
 notebooks/ are stamped); the release is what ``nbgrader generate_assignment`` makes of it:
-solutions replaced by stubs, outputs cleared, graded test cells locked. Grading then uses
+solutions replaced by stubs, outputs cleared, graded test cells locked; and then, as in
+the student edition, the recall questions' collapsed answers left out. Grading then uses
 nbgrader's own commands (README, "For instructors"). A source notebook you edited in the
 course (e.g. different points) is not overwritten unless ``--force``; the manifest
 ``source/.bn_manifest.json`` records what this script wrote. Needs nbgrader (the
@@ -35,6 +36,7 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is a folder of scripts
+import make_student  # noqa: E402
 import nbgrader_cells  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,6 +94,18 @@ def nbgrader_api(course: Path):
     return NbGraderAPI(coursedir=coursedir, config=config)
 
 
+def strip_recall_answers(release: Path) -> None:
+    """Leave the recall questions' answers out of a released notebook (learners get it).
+
+    Markdown cells carry no nbgrader checksum, so editing them keeps the release valid.
+    """
+    nb = nbformat.read(release, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = make_student.strip_answers(cell.source)
+    nbformat.write(nb, release)
+
+
 def generate(course: Path, assignments: list[str], log=print) -> list[str]:
     """Run ``nbgrader generate_assignment`` for each assignment; return those that failed."""
     api = nbgrader_api(course)
@@ -99,6 +113,7 @@ def generate(course: Path, assignments: list[str], log=print) -> list[str]:
     for name in assignments:
         result = api.generate_assignment(name)
         if result["success"]:
+            strip_recall_answers(course / "release" / name / f"{name}.ipynb")
             log(f"released {name} in {Path('release') / name}")
         else:
             failed.append(name)
