@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_int
+from ._validation import as_generator, check_int
 from .diagnostics import _check_sequential
 from .inference import frozen_running_stats
 from .layers import Sequential
@@ -64,7 +64,7 @@ def class_sorted_batches(y, batch_size: int, num_batches: int, seed: int = 0) ->
     num_batches = check_int(num_batches, "num_batches", minimum=1)
     order = np.argsort(y, kind="stable")
     chunks = [order[i:i + batch_size] for i in range(0, len(y) - batch_size + 1, batch_size)]
-    rng = np.random.default_rng(seed)
+    rng = as_generator(seed, "seed")
     batches = []
     while len(batches) < num_batches:
         batches += [chunks[i] for i in rng.permutation(len(chunks))]
@@ -166,7 +166,7 @@ def train_mode_spread(model: Sequential, X, sample: int = 0, batch_sizes=(2, 4, 
         layer = found[0]
     if min(batch_sizes) < 2 or max(batch_sizes) > len(X):
         raise ValueError(f"batch_sizes must lie in 2..{len(X)}, got {tuple(batch_sizes)}")
-    rng = np.random.default_rng(seed)
+    rng = as_generator(seed, "seed")
     others = np.delete(np.arange(len(X)), sample)
     was_training = model.training
     try:

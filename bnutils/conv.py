@@ -27,6 +27,7 @@ import numpy as np
 
 from ._validation import (
     as_float_array,
+    as_generator,
     check_cache,
     check_dout,
     check_finite,
@@ -374,7 +375,7 @@ class Conv2d(Layer):
             std = np.sqrt(2.0 / fan_in)
         else:
             std = check_positive(init, "init (the weight standard deviation)")
-        rng = np.random.default_rng(rng)
+        rng = as_generator(rng)
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         shape = (out_channels, in_channels, kernel_size, kernel_size)
         self.W = (rng.standard_normal(shape) * std).astype(dtype)

@@ -23,7 +23,7 @@ import functools
 import numpy as np
 
 from . import scaling
-from ._validation import as_float_array, check_int
+from ._validation import as_float_array, as_generator, check_int
 
 __all__ = [
     "batch_mates_data",
@@ -94,7 +94,7 @@ def load_digits_split(test_fraction: float = 0.25, seed: int = 0, standardize: b
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
     digits = load_digits()
     X, y = digits.data.astype(np.float64), digits.target.astype(np.int64)
-    order = np.random.default_rng(seed).permutation(len(X))
+    order = as_generator(seed, "seed").permutation(len(X))
     n_test = int(round(test_fraction * len(X)))
     test, tr = order[:n_test], order[n_test:]
     X_train, X_test = X[tr], X[test]
@@ -147,7 +147,7 @@ def make_cohort(n: int = 200, seed: int = 0, corr: float = 0.3, cgpa_mean: float
     corr = float(corr)
     if not -1.0 < corr < 1.0:
         raise ValueError(f"corr must lie strictly between -1 and 1, got {corr}")
-    rng = np.random.default_rng(seed)
+    rng = as_generator(seed, "seed")
     z1 = rng.standard_normal(n)
     z2 = corr * z1 + np.sqrt(1.0 - corr**2) * rng.standard_normal(n)
     cgpa = float(cgpa_mean) + 1.0 * z1
@@ -245,7 +245,7 @@ def make_wave_data(n: int, x1_range=(-3.0, -0.3), seed: int = 0):
     lo, hi = (float(v) for v in x1_range)
     if not lo < hi:
         raise ValueError(f"x1_range must be (low, high) with low < high, got {x1_range}")
-    rng = np.random.default_rng(seed)
+    rng = as_generator(seed, "seed")
     X = np.column_stack([rng.uniform(lo, hi, n), rng.uniform(-2.0, 2.0, n)])
     y = (X[:, 1] > wave_boundary(X[:, 0])).astype(np.int64)
     return X, y

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import as_float_array, check_int, check_positive
+from ._validation import as_float_array, as_generator, check_int, check_positive
 from .inference import batch_stats_forward
 from .layers import Linear, ReLU, Sequential, Sigmoid, Tanh, softmax_cross_entropy
 from .plots import COLORS
@@ -288,6 +288,7 @@ def perturbation_propagation(model, x, rel_size: float = 0.01, layers=None,
                 and isinstance(model.layers[i], Linear)):
             raise ValueError(f"layers must hold positions of Linear layers in the model; "
                              f"{i!r} is not one")
+    as_generator(rng)       # only to reject a bad rng with a message naming it
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
         # Not default_rng(rng): a model built with make_mlp(..., rng=rng) drew its weights
         # from that very stream, and the "random" direction would then be W itself.

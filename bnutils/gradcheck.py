@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ._validation import as_float_array, check_finite
+
 __all__ = ["numerical_gradient", "rel_error"]
 
 
@@ -42,7 +44,11 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float
     """
     if h <= 0:
         raise ValueError(f"h must be > 0, got {h}")
-    x = np.array(x, dtype=np.float64)  # our own copy
+    if not callable(f):
+        raise TypeError(f"f must be a function of x returning a scalar, got {type(f).__name__}")
+    x = np.array(as_float_array(x, "x", dtype=np.float64))  # our own copy
+    if x.size == 0:
+        raise ValueError(f"x must hold at least one value to differentiate at; got shape {x.shape}")
     grad = np.empty_like(x)
     for idx in np.ndindex(x.shape):
         plus = x.copy()
@@ -69,8 +75,11 @@ def rel_error(a: np.ndarray, b: np.ndarray) -> float:
 
     Introduced in notebook 04.
     """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+    # A NaN would make the result NaN, and `err > tol` is False for NaN: refuse it here.
+    a = as_float_array(a, "a", dtype=np.float64)
+    b = as_float_array(b, "b", dtype=np.float64)
+    check_finite(a, "a")
+    check_finite(b, "b")
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
     if a.size == 0:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ._validation import as_float_array, check_fraction, check_int
+from ._validation import as_float_array, check_finite, check_fraction, check_int
 from .batchnorm import BatchNorm
 from .folding import fold_batchnorm
 from .layers import Linear, Sequential, in_mode, iter_layers
@@ -73,7 +73,12 @@ def running_average(values, momentum: float, init: float = 0.0, convention: str 
         raise ValueError(f"convention must be 'pytorch' or 'keras', got {convention!r}")
     new_weight = momentum if convention == "pytorch" else 1.0 - momentum
     out = np.empty_like(values)
-    r = np.broadcast_to(as_float_array(init, "init"), values.shape[1:]).astype(values.dtype)
+    check_finite(values, "values")
+    if isinstance(init, (bool, np.bool_)):
+        raise TypeError(f"init must be a number or an array of numbers, got {init!r}")
+    init = as_float_array(init, "init")
+    check_finite(init, "init")
+    r = np.broadcast_to(init, values.shape[1:]).astype(values.dtype)
     for t, v in enumerate(values):
         r = (1.0 - new_weight) * r + new_weight * v
         out[t] = r

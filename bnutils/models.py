@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_int
+from ._validation import as_generator, check_int
 from .batchnorm import BatchNorm
 from .layers import Linear, ReLU, Sequential, Sigmoid, Tanh
 from .normalization import GroupNorm, LayerNorm
@@ -76,7 +76,7 @@ def make_mlp(sizes, activation: str = "relu", norm: str | None = None,
         raise ValueError(f"norm must be None, 'bn', 'ln' or 'gn', got {norm!r}")
     if norm_position not in ("before", "after"):
         raise ValueError(f"norm_position must be 'before' or 'after', got {norm_position!r}")
-    rng = np.random.default_rng(rng)
+    rng = as_generator(rng)
 
     def make_norm(width):
         if norm == "bn":

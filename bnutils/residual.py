@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_float_array, check_dout, check_finite, check_int, stat_axes
+from ._validation import as_float_array, as_generator, check_dout, check_finite, check_int, stat_axes
 from .batchnorm import BatchNorm
 from .conv import Conv2d
 from .layers import Layer, Linear, ReLU, Sequential, iter_layers, softmax_cross_entropy
@@ -195,7 +195,7 @@ def residual_block(width: int, branch: str = "bn", rng=None) -> Residual:
     """
     width = check_int(width, "width")
     branch = _check_branch(branch)
-    rng = np.random.default_rng(rng)
+    rng = as_generator(rng)
     normalized = branch.startswith("bn")
     linear = Linear(width, width, bias=not normalized, rng=rng)
     if branch == "none":
@@ -250,7 +250,7 @@ def make_resnet(depth: int, branch: str = "bn", width: int = 32, in_features: in
     in_features = check_int(in_features, "in_features")
     num_classes = check_int(num_classes, "num_classes")
     _check_branch(branch)
-    rng = np.random.default_rng(rng)
+    rng = as_generator(rng)
     stem = Linear(in_features, width, rng=rng)
     blocks = [residual_block(width, branch, rng) for _ in range(depth)]
     return Sequential(stem, *blocks, ReLU(), Linear(width, num_classes, rng=rng))

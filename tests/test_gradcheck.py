@@ -80,3 +80,28 @@ def test_gradcheck_catches_a_wrong_gradient():
     num = numerical_gradient(f, x)
     assert rel_error(right, num) < 1e-9
     assert rel_error(wrong, num) > 1e-2
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_rel_error_refuses_non_finite_input_naming_it(bad):
+    # NaN would come back as NaN, and `err > tol` is False for NaN: a silent pass.
+    ok = np.array([1.0, 2.0])
+    with pytest.raises(ValueError, match="^a contains 1 non-finite"):
+        rel_error(np.array([1.0, bad]), ok)
+    with pytest.raises(ValueError, match="^b contains 1 non-finite"):
+        rel_error(ok, np.array([bad, 2.0]))
+
+
+def test_rel_error_and_numerical_gradient_refuse_complex_object_and_strings():
+    for bad in (np.array([1.0 + 1j, 2.0]), np.array([1.0, 2.0], dtype=object), np.array(["1", "2"])):
+        with pytest.raises(TypeError, match="^a must be a numeric array"):
+            rel_error(bad, np.array([1.0, 2.0]))
+        with pytest.raises(TypeError, match="^x must be a numeric array"):
+            numerical_gradient(lambda v: float(np.sum(v)), bad)
+
+
+def test_numerical_gradient_refuses_an_empty_x_and_a_non_callable_f():
+    with pytest.raises(ValueError, match="^x must hold at least one value"):
+        numerical_gradient(lambda v: 0.0, np.zeros((0, 3)))
+    with pytest.raises(TypeError, match="^f must be a function"):
+        numerical_gradient("f", np.zeros(3))

@@ -327,3 +327,14 @@ def test_batch_stats_forward_leaves_every_variant_and_every_mode_as_it_was():
     for layer, state in saved:
         for name, value in state.items():
             np.testing.assert_array_equal(getattr(layer, name), value)
+
+
+def test_running_average_refuses_nan_values_and_a_bad_init():
+    from bnutils.inference import running_average
+    with pytest.raises(ValueError, match="^values contains 1 non-finite"):
+        running_average([1.0, np.nan], momentum=0.1)
+    for bad in (np.nan, np.inf):
+        with pytest.raises(ValueError, match="^init contains"):
+            running_average([1.0, 2.0], momentum=0.1, init=bad)
+    with pytest.raises(TypeError, match="^init must be a number"):
+        running_average([1.0, 2.0], momentum=0.1, init=True)

@@ -65,3 +65,10 @@ def test_make_mlp_gradient_of_a_whole_network():
 def test_make_mlp_refuses_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         make_mlp(**kwargs)
+
+
+@pytest.mark.parametrize("rng, error", [(-3, ValueError), (1.5, TypeError), ("0", TypeError)])
+def test_make_mlp_names_a_bad_rng(rng, error):
+    from bnutils.models import make_mlp
+    with pytest.raises(error, match="^rng must be"):
+        make_mlp([4, 3, 2], rng=rng)
