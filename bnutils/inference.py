@@ -293,6 +293,8 @@ def recalibrate_batchnorm(model, X, batch_size: int = 60, seed: int = 0):
     X = as_float_array(X, "X")
     if X.ndim != 2:
         raise ValueError(f"X must have shape (N, D_in); got {X.shape}")
+    if X.size == 0:
+        raise ValueError(f"X must hold at least one sample and one feature; got shape {X.shape}")
     # BN needs ≥ 2 samples per batch, and X has len(X).
     batch_size = check_int(batch_size, "batch_size", 2, maximum=len(X))
     new = copy.deepcopy(model)

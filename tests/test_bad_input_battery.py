@@ -576,7 +576,6 @@ KNOWN_GAPS = {
     "finetuning.adapt_batchnorm": {"X_target": "empty"},
     # inference.py (lead)
     "inference.moving_vs_precise": {"data": "wrong_type", "hidden": "wrong_type"},
-    "inference.recalibrate_batchnorm": {"X": "empty no_samples"},
     "inference.restore_running_stats": {"saved": "wrong_type"},
     # landscape.py (lead)
     "landscape.landscape_probe": {"step_sizes": "wrong_type"},

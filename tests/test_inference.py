@@ -338,3 +338,11 @@ def test_running_average_refuses_nan_values_and_a_bad_init():
             running_average([1.0, 2.0], momentum=0.1, init=bad)
     with pytest.raises(TypeError, match="^init must be a number"):
         running_average([1.0, 2.0], momentum=0.1, init=True)
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (8, 0)])
+def test_recalibrate_batchnorm_refuses_an_empty_X_naming_it(shape):
+    from bnutils.inference import recalibrate_batchnorm
+    from bnutils.models import make_mlp
+    with pytest.raises(ValueError, match="^X must hold at least one sample"):
+        recalibrate_batchnorm(make_mlp([3, 4, 2], norm="bn", rng=0), np.zeros(shape))
