@@ -275,8 +275,15 @@ def main(argv=None) -> int:
                 for name in names:
                     context = browser.new_context(viewport={"width": 1366, "height": 900})
                     page = context.new_page()
+                    page.set_default_timeout(180_000)     # a loaded machine answers late
                     try:
                         rows += measure_notebook(page, base, token, name, args.moves)
+                    except Exception as exc:              # report, and go on with the others
+                        rows.append({"notebook": name[len("latency_"):-len(".ipynb")],
+                                     "control": f"ERROR {type(exc).__name__}", "moves": 0,
+                                     "median_ms": None, "worst_ms": None, "all_ms": []})
+                        print(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+                              file=sys.stderr)
                     finally:
                         context.close()
                         for s in json.loads(urllib.request.urlopen(
