@@ -122,7 +122,7 @@ def draw_bn_graph():
     """Draw training-mode BN as a computational graph, one box per elementary operation.
 
     Each box shows the node's forward formula (black) and what its backward step
-    computes (red). Arrows run forward; gradients run against them. ``xmu`` feeds two
+    computes (orange). Arrows run forward; gradients run against them. ``xmu`` feeds two
     nodes, so its gradient is the sum of two contributions; Σ sums over the batch.
 
     Returns
@@ -134,13 +134,13 @@ def draw_bn_graph():
     fig, ax = plt.subplots(figsize=(12, 4.4))
     ax.axis("off")
     box_w, box_h = 2.7, 1.25
-    red = COLORS["plain"]
+    orange = COLORS["plain"]
     for (x0, y0), fwd, bwd in BN_GRAPH_NODES.values():
         ax.add_patch(FancyBboxPatch((x0 - box_w / 2, y0 - box_h / 2), box_w, box_h,
                                     boxstyle="round,pad=0.05,rounding_size=0.15",
                                     facecolor="white", edgecolor="#444444", lw=1.2))
         ax.text(x0, y0 + 0.27, fwd, ha="center", va="center", fontsize=9.5, fontweight="bold")
-        ax.text(x0, y0 - 0.22, bwd, ha="center", va="center", fontsize=8.5, color=red)
+        ax.text(x0, y0 - 0.22, bwd, ha="center", va="center", fontsize=8.5, color=orange)
 
     def anchor(name, toward):
         (x0, y0), _, _ = BN_GRAPH_NODES[name]
@@ -161,7 +161,7 @@ def draw_bn_graph():
     ax.annotate("", xy=(xo + box_w / 2 + 0.9, yo), xytext=(xo + box_w / 2, yo),
                 arrowprops={"arrowstyle": "-|>", "color": "#444444"})
     ax.text(xo + box_w / 2 + 1.0, yo, "loss\n(dout flows\nback in)", va="center", fontsize=8.5)
-    ax.text(-1.3, -1.6, "black: forward pass    red: backward pass (Σ = sum over the batch, "
+    ax.text(-1.3, -1.6, "black: forward pass    orange: backward pass (Σ = sum over the batch, "
             "m = batch size)", fontsize=9, color="#444444")
     ax.set(xlim=(-1.5, 18.6), ylim=(-1.9, 3.0))
     ax.set_title("Training-mode BN as a computational graph (one feature; the backward "
