@@ -273,3 +273,15 @@ def test_modules_functions_and_a_correct_answer_are_not_affected():
         "def f(x, gamma, beta, eps=1e-5):\n    c = helper(x)\n"
         "    return gamma * c / np.sqrt((c**2).mean(0) + eps) + beta", x_hat=np.ones((4, 2)))
     assert forward.bn_forward.evaluate(fn).passed
+
+
+def test_an_in_place_update_of_an_integer_input_is_named_not_shown_as_a_numpy_error():
+    from bnutils.checks import start
+
+    def standardize(x):
+        x -= x.mean()
+        return x / x.std()
+
+    result = start.standardize.evaluate(standardize)
+    assert not result.passed and "in place" in result.message and "x = x - ..." in result.message
+    assert "UFuncTypeError" not in result.message

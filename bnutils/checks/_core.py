@@ -514,6 +514,13 @@ def self_check(title: str):
                                               f"from the notebook, not from its arguments; compute "
                                               f"it inside the function (the check calls it with "
                                               f"other inputs)")
+                if _raised_by_learner(exc, learner_codes) and "Cannot cast ufunc" in str(exc) \
+                        and "output from" in str(exc):
+                    # x -= x.mean() on an integer array: NumPy cannot store floats in it.
+                    return CheckResult(False, f"{FAIL} {title}: your function changes its input "
+                                              f"in place (like x -= ...), and the input here holds "
+                                              f"integers, which cannot store the result; compute a "
+                                              f"new array instead (x = x - ...)")
                 if _raised_by_learner(exc, learner_codes):
                     return CheckResult(False, f"{FAIL} {title}: your code raised "
                                               f"{type(exc).__name__}: {_first_line(exc)}")
