@@ -90,7 +90,7 @@ def test_moving_controls_updates_result_and_figure():
     c["depth"].value = 10
     c["normalization"].value = "none"
     assert w.result["final_variance"] == pytest.approx(init_profile(10, "none")["final_variance"])
-    assert "none, 10 blocks" in plt.gcf().axes[0].get_title()
+    assert "none, 10 blocks" in w.live.fig.axes[0].get_title()
     c["depth"].value = 1000
     assert c["depth"].value == 64
 

@@ -142,6 +142,58 @@ def plot_init_profile(profile: dict, depth: int, branch: str, label: str | None 
     return fig
 
 
+class _InitProfileView:
+    """The explorer's figure, built once (``bnutils.widgets.live.LiveFigure``).
+
+    The axes are fixed per branch: blocks 0 to ``MAX_DEPTH`` and the variance range of the
+    deepest network of that branch, so that moving the depth redraws only the curve and
+    the title over a stored background (a fresh log-scale figure took ~100 ms to draw).
+    """
+
+    def __init__(self):
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+
+        from .live import LiveFigure
+
+        self.canvas = LiveFigure((6.4, 3.4))
+        fig = self.canvas.fig
+        ax = self.ax = fig.subplots()
+        fig.subplots_adjust(left=0.12, right=0.97, bottom=0.16, top=0.9)
+        self.theory = [ax.plot([], [], ls=":", color=COLORS["theory"], lw=1, label="doubling per block")[0],
+                       ax.plot([], [], ls="--", color=COLORS["theory"], lw=1, label="+1 per block")[0]]
+        self.curve = self.canvas.dynamic(ax.plot([], [], "-", lw=1.8)[0])
+        self.title = self.canvas.dynamic(ax.set_title("", fontsize=10), over_static=True)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, numticks=6))
+        ax.yaxis.set_major_formatter(FuncFormatter(_power_of_ten))
+        ax.yaxis.set_minor_locator(NullLocator())
+        ax.set_xlim(0, MAX_DEPTH)
+        ax.set_xlabel("residual block k")
+        ax.set_ylabel("variance of the stream (log scale)")
+        self.branch = None
+
+    def update(self, profile: dict, depth: int, branch: str, label: str, width: int, seed: int):
+        if branch != self.branch:        # new axes range, legend and colour: a new background
+            deepest = init_profile(MAX_DEPTH, branch, width, seed)["variances"]
+            v0 = deepest[0]
+            k = np.arange(MAX_DEPTH + 1)
+            self.theory[0].set_data(k, v0 * 2.0 ** k)
+            self.theory[1].set_data(k, v0 + k)
+            self.curve.set_color(_COLOR.get(branch, COLORS["other"]))
+            self.curve.set_label(label)
+            self.ax.set_ylim(0.5 * min(deepest.min(), v0), max(1e3, 4.0 * deepest.max()))
+            if self.ax.get_legend() is not None:
+                self.ax.get_legend().remove()
+            self.ax.legend(handles=[*self.theory, self.curve], loc="upper left", fontsize=8,
+                           frameon=True, framealpha=0.9, edgecolor="none")
+            self.canvas.static_key = self.branch = branch
+        self.curve.set_data(np.arange(depth + 1), profile["variances"])
+        self.title.set_text(f"{label}, {depth} blocks: variance {profile['final_variance']:.3g} "
+                            f"(×{profile['growth']:.3g}), input gradient ‖∂L/∂x‖ = "
+                            f"{profile['input_grad_norm']:.3g}")
+        self.canvas.show()
+
+
 def residual_init_explorer(width: int = 16, seed: int = 0):
     """A depth slider and a choice of branch over the residual network at initialization.
 
@@ -149,25 +201,28 @@ def residual_init_explorer(width: int = 16, seed: int = 0):
     -------
     ipywidgets.interactive
         Controls "depth" and "normalization"; ``w.result`` is the dict of numbers the
-        figure shows (``final_variance``, ``growth``, ``input_grad_norm``).
+        figure shows (``final_variance``, ``growth``, ``input_grad_norm``); ``w.live`` is
+        the ``bnutils.widgets.live.LiveFigure`` it redraws in place.
 
     Introduced in notebook 08.
     """
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
+
+    view = _InitProfileView()
 
     def show(depth=32, normalization="bn"):
         label = next(k for k, v in BRANCH_LABELS.items() if v == normalization)
         profile = init_profile(depth, normalization, width, seed)
-        plot_init_profile(profile, depth, normalization, label)
-        plt.show()
+        view.update(profile, depth, normalization, label, width, seed)
         return {k: profile[k] for k in ("final_variance", "growth", "input_grad_norm")}
 
     style = {"description_width": "initial"}
-    return widgets.interactive(
+    w = widgets.interactive(
         show,
         depth=widgets.IntSlider(value=32, min=1, max=MAX_DEPTH, step=1, description="depth",
                                 continuous_update=False, style=style),
         normalization=widgets.Dropdown(options=list(BRANCH_LABELS.items()), value="bn",
                                        description="normalization", style=style),
     )
+    w.live = view.canvas
+    return w
