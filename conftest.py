@@ -3,7 +3,7 @@
 `pytest` (see ``[tool.pytest.ini_options]`` in pyproject.toml) collects the unit tests in
 ``tests/`` and every cell of ``notebooks/*.ipynb`` (``--nbval``, strict: each cell's new
 output is compared with the stored one). This file adds what the measurements in
-``../shared/notes/notebook-testing.md`` (sections 2 and 7.2) showed strict nbval needs:
+the course's measurements of nbval (kept in CONTRIBUTING.md's determinism rules) showed strict nbval needs:
 
 * the sanitize file ``tests/nbval_sanitize.cfg`` by absolute path, so `pytest` works
   from any directory;

@@ -22,7 +22,7 @@ CI must run the browser tests (.ci/run installs chromium).
 
 Screenshots go to ``screenshots/`` (git-ignored) for a person to look at.
 
-Measured facts behind the waits (``../shared/notes/notebook-testing.md`` section 6): the
+Measured facts behind the waits (JupyterLab 4 in headless Chromium): the
 toolbar's idle indicator shows "idle" before a kernel is attached, so readiness is the
 status bar's "<kernel> | Idle" button; the news toast is switched off in the settings.
 """
