@@ -16,8 +16,13 @@ __all__ = [
     "Checked",
     "as_generator",
     "check_bool",
+    "check_labels",
     "check_learning_rate",
     "check_model",
+    "check_real",
+    "check_sequence",
+    "check_split",
+    "as_data_matrix",
     "NonFiniteError",
     "as_float_array",
     "check_cache",
@@ -306,3 +311,165 @@ def check_model(model, name: str = "model") -> None:
     if not (hasattr(model, "forward") and hasattr(model, "backward")):
         raise TypeError(f"{name} must be a layer with forward/backward (a Sequential, a "
                         f"BatchNorm, ...), got {type(model).__name__}")
+
+
+def check_real(value, name: str) -> float:
+    """Return ``value`` as a float, or raise if it is not a finite real number.
+
+    ``True``/``False`` and numeric strings such as ``"7.5"`` are refused (``float("7.5")``
+    would accept the string silently); Python and NumPy ints and floats, and 0-d arrays,
+    are accepted.
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not a real number (a string, a bool, None, ...).
+    ValueError
+        ``value`` is NaN or ±inf.
+
+    Examples
+    --------
+    >>> check_real(np.float32(0.5), "alpha")
+    0.5
+    >>> check_real("7.5", "cgpa_mean")
+    Traceback (most recent call last):
+    ...
+    TypeError: cgpa_mean must be a real number, got '7.5' of type str
+    """
+    return _check_real_scalar(value, name)
+
+
+def check_sequence(values, name: str, check, *, allow_empty: bool = False, **kwargs) -> list:
+    """Check every entry of a list-like ``values`` with ``check(entry, f"{name}[i]", **kwargs)``.
+
+    ``values`` must be a list, a tuple, a range or a 1-D array; a string is refused even
+    though it is iterable (``list("abc")`` would be three one-letter entries).
+
+    Parameters
+    ----------
+    values : sequence
+    name : str
+        The argument's name, for the messages (entries are named ``name[i]``).
+    check : callable
+        ``check(value, name, **kwargs) -> checked value``, e.g. ``check_int``.
+    allow_empty : bool, optional
+        Accept an empty sequence (refused by default).
+    **kwargs
+        Passed to ``check`` (e.g. ``minimum=2``).
+
+    Returns
+    -------
+    list
+        The checked entries, in order.
+
+    Raises
+    ------
+    TypeError
+        ``values`` is not a sequence, or an entry has the wrong type.
+    ValueError
+        ``values`` is empty (unless ``allow_empty``), or an entry is out of range.
+
+    Examples
+    --------
+    >>> check_sequence((100, np.int64(50)), "hidden", check_int)
+    [100, 50]
+    >>> check_sequence("abc", "hidden", check_int)
+    Traceback (most recent call last):
+    ...
+    TypeError: hidden must be a sequence (list, tuple or 1-D array), got 'abc' of type str
+    """
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1:
+            raise ValueError(f"{name} must be a 1-D sequence, got an array of shape {values.shape}")
+        values = list(values)
+    elif not isinstance(values, (list, tuple, range)):
+        raise TypeError(f"{name} must be a sequence (list, tuple or 1-D array), got {values!r} "
+                        f"of type {type(values).__name__}")
+    if not values and not allow_empty:
+        raise ValueError(f"{name} must not be empty")
+    return [check(v, f"{name}[{i}]", **kwargs) for i, v in enumerate(values)]
+
+
+def as_data_matrix(X, name: str = "X", min_rows: int = 1) -> np.ndarray:
+    """``X`` as a finite float array of shape ``(N, D)`` with ``N ≥ min_rows`` and ``D ≥ 1``.
+
+    The data given to a model: one row per sample. Converted by ``as_float_array``
+    (float32 stays float32, integers become float64); a new array only when converting.
+
+    Raises
+    ------
+    TypeError
+        ``X`` is not numeric.
+    ValueError
+        ``X`` is not 2-D, has too few rows or no columns, or holds NaN/inf.
+
+    Examples
+    --------
+    >>> as_data_matrix([[1, 2], [3, 4]]).dtype
+    dtype('float64')
+    >>> as_data_matrix(np.ones((3, 0)))
+    Traceback (most recent call last):
+    ...
+    ValueError: X must have shape (N, D) with N ≥ 1 rows and D ≥ 1 columns; got shape (3, 0)
+    """
+    X = as_float_array(X, name)
+    if X.ndim != 2 or X.shape[0] < min_rows or X.shape[1] < 1:
+        raise ValueError(f"{name} must have shape (N, D) with N ≥ {min_rows} rows and D ≥ 1 "
+                         f"columns; got shape {X.shape}")
+    check_finite(X, name)
+    return X
+
+
+def check_labels(y, n: int | None = None, name: str = "y") -> np.ndarray:
+    """``y`` as a 1-D array of integer class labels ≥ 0 (not converted): ``n`` of them, or,
+    without ``n``, at least one.
+
+    Raises
+    ------
+    ValueError
+        ``y`` does not have shape ``(n,)`` (or is not 1-D and non-empty), is not of an
+        integer dtype (floats, strings and booleans are refused), or holds a negative label.
+
+    Examples
+    --------
+    >>> check_labels([0, 2, 1], 3)
+    array([0, 2, 1])
+    >>> check_labels(np.array([0.0, 1.0]), 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: y must hold 2 integer class labels, shape (2,); got shape (2,), dtype float64
+    """
+    y = np.asarray(y)
+    if n is None:
+        if y.ndim != 1 or y.size == 0 or y.dtype.kind not in "iu":
+            raise ValueError(f"{name} must be a non-empty 1-D array of integer class labels; "
+                             f"got shape {y.shape}, dtype {y.dtype}")
+    elif y.shape != (n,) or y.dtype.kind not in "iu":
+        raise ValueError(f"{name} must hold {n} integer class labels, shape ({n},); got shape "
+                         f"{y.shape}, dtype {y.dtype}")
+    if y.size and y.min() < 0:
+        raise ValueError(f"{name} must hold class labels ≥ 0, got {y.min()}")
+    return y
+
+
+def check_split(data) -> tuple:
+    """The 4-tuple ``(X_train, X_test, y_train, y_test)`` of ``bnutils.data.load_digits_split``,
+    as arrays, with both X of shape (N, D) (the same D) and one label per row.
+
+    Raises
+    ------
+    TypeError
+        ``data`` is not a 4-tuple (or list).
+    ValueError
+        The shapes do not fit together.
+    """
+    if not (isinstance(data, (tuple, list)) and len(data) == 4):
+        raise TypeError("data must be the 4-tuple (X_train, X_test, y_train, y_test) "
+                        "returned by bnutils.data.load_digits_split()")
+    X_train, X_test, y_train, y_test = (np.asarray(a) for a in data)
+    if X_train.ndim != 2 or X_test.ndim != 2 or X_train.shape[1] != X_test.shape[1]:
+        raise ValueError(f"X_train and X_test must be (N, D) with the same D; got "
+                         f"{X_train.shape} and {X_test.shape}")
+    if len(y_train) != len(X_train) or len(y_test) != len(X_test):
+        raise ValueError("each X must have one label per row")
+    return X_train, X_test, y_train, y_test
