@@ -66,6 +66,8 @@ def _check_kernels(W, c_in: int, dtype) -> np.ndarray:
     if W.ndim != 4 or W.shape[2] != W.shape[3] or W.shape[2] not in KERNEL_SIZES:
         raise ValueError(f"W must hold square 1×1 or 3×3 kernels, shape (C_out, C_in, k, k) "
                          f"with k in {KERNEL_SIZES}; got shape {W.shape}")
+    if W.shape[0] == 0:
+        raise ValueError(f"W must hold at least one kernel (C_out ≥ 1); got shape {W.shape}")
     if W.shape[1] != c_in:
         raise ValueError(f"W has {W.shape[1]} input channels (shape {W.shape}) but x has "
                          f"{c_in} (x is (N, C_in, H, W))")
@@ -142,6 +144,14 @@ def col2im(cols, x_shape, kernel_size: int) -> np.ndarray:
     -------
     x : ndarray, shape (N, C, H, W)
 
+    Raises
+    ------
+    TypeError
+        ``cols`` is not numeric, or ``kernel_size`` / an entry of ``x_shape`` is not an int.
+    ValueError
+        ``cols`` holds NaN/inf or does not have the shape ``x_shape`` and ``kernel_size``
+        call for; ``kernel_size`` is not 1 or 3.
+
     Examples
     --------
     >>> x = np.ones((1, 1, 2, 2))
@@ -152,6 +162,7 @@ def col2im(cols, x_shape, kernel_size: int) -> np.ndarray:
     Introduced in notebook 08.
     """
     cols = as_float_array(cols, "cols")
+    check_finite(cols, "cols")
     k = check_int(kernel_size, "kernel_size")
     if k not in KERNEL_SIZES:
         raise ValueError(f"kernel_size must be 1 or 3, got {k}")
@@ -212,6 +223,15 @@ def conv2d_forward(x, W, b=None):
     -------
     out : ndarray, shape (N, C_out, H, W)
     cache : ConvCache
+
+    Raises
+    ------
+    TypeError
+        An array is not numeric.
+    ValueError
+        ``x`` is not a non-empty (N, C_in, H, W) batch; ``W`` holds no kernel (C_out = 0),
+        kernels that are not square 1×1 or 3×3, or a C_in other than x's; ``b`` does not
+        have shape (C_out,); any of them holds NaN/inf.
 
     Examples
     --------
@@ -294,6 +314,15 @@ def conv2d_loops(x, W, b=None) -> np.ndarray:
     Returns
     -------
     out : ndarray, shape (N, C_out, H, W)
+
+    Raises
+    ------
+    TypeError
+        An array is not numeric.
+    ValueError
+        ``x`` is not a non-empty (N, C_in, H, W) batch; ``W`` holds no kernel (C_out = 0),
+        kernels that are not square 1×1 or 3×3, or a C_in other than x's; ``b`` does not
+        have shape (C_out,); any of them holds NaN/inf.
 
     Examples
     --------
@@ -445,6 +474,10 @@ class GlobalAvgPool(Layer):
 class Flatten(Layer):
     """Flatten everything but the batch axis: (N, d1, d2, ...) → (N, d1·d2·...).
 
+    ``forward`` raises ``ValueError`` for an ``x`` with fewer than 2 axes, no samples, no
+    values per sample, or NaN/inf (like the other layers of a convolutional network,
+    which refuse non-finite input), and ``TypeError`` for a non-numeric ``x``.
+
     Examples
     --------
     >>> Flatten().forward(np.zeros((2, 3, 4, 4))).shape
@@ -459,9 +492,10 @@ class Flatten(Layer):
     def forward(self, x):
         self._shape = None
         x = as_float_array(x, "x")
-        if x.ndim < 2 or x.shape[0] == 0:
-            raise ValueError(f"x must be a non-empty batch, shape (N, ...) with at least 2 axes; "
-                             f"got shape {x.shape}")
+        if x.ndim < 2 or x.size == 0:
+            raise ValueError(f"x must be a non-empty batch, shape (N, ...) with at least 2 axes "
+                             f"and at least one value per sample; got shape {x.shape}")
+        check_finite(x, "x")
         self._shape = x.shape
         return x.reshape(x.shape[0], -1).copy()
 

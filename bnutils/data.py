@@ -23,7 +23,7 @@ import functools
 import numpy as np
 
 from . import scaling
-from ._validation import as_float_array, as_generator, check_int
+from ._validation import as_float_array, as_generator, check_finite, check_int, check_positive, check_real
 
 __all__ = [
     "batch_mates_data",
@@ -80,16 +80,30 @@ def load_digits_split(test_fraction: float = 0.25, seed: int = 0, standardize: b
     by the mean and std of the *training* split only (constant pixels keep std 1), so
     no test statistics leak into training.
 
+    Parameters
+    ----------
+    test_fraction : float in (0, 1), optional
+    seed : int ≥ 0, optional
+    standardize : bool, optional
+
     Returns
     -------
     X_train : ndarray, shape (N_train, 64)
     X_test : ndarray, shape (N_test, 64)
     y_train, y_test : ndarray of int
 
+    Raises
+    ------
+    TypeError
+        ``test_fraction`` is not a real number (e.g. the string ``"0.25"`` or a bool).
+    ValueError
+        ``test_fraction`` is not strictly between 0 and 1.
+
     Introduced in notebook 05.
     """
     from sklearn.datasets import load_digits
 
+    test_fraction = check_real(test_fraction, "test_fraction")
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
     digits = load_digits()
@@ -124,9 +138,18 @@ def make_cohort(n: int = 200, seed: int = 0, corr: float = 0.3, cgpa_mean: float
     n : int, optional
     seed : int, optional
     corr : float in (-1, 1), optional
-    cgpa_mean : float, optional
+    cgpa_mean : float in [0, 10], optional
         Centre of the cgpa distribution: 7.5 for the general population, higher for a
         cohort from a strong college (the placement rule stays the same).
+
+    Raises
+    ------
+    TypeError
+        ``n`` is not an integer, or ``corr`` / ``cgpa_mean`` is not a real number (a
+        string such as ``"7.5"`` or a bool is refused).
+    ValueError
+        ``n < 1``, ``corr`` outside (-1, 1), or ``cgpa_mean`` outside the 10-point scale
+        [0, 10] (or not finite).
 
     Returns
     -------
@@ -144,13 +167,16 @@ def make_cohort(n: int = 200, seed: int = 0, corr: float = 0.3, cgpa_mean: float
     Introduced in notebook 01.
     """
     n = check_int(n, "n", minimum=1)
-    corr = float(corr)
+    corr = check_real(corr, "corr")
+    cgpa_mean = check_real(cgpa_mean, "cgpa_mean")
+    if not 0.0 <= cgpa_mean <= 10.0:
+        raise ValueError(f"cgpa_mean must lie on the 10-point scale [0, 10], got {cgpa_mean}")
     if not -1.0 < corr < 1.0:
         raise ValueError(f"corr must lie strictly between -1 and 1, got {corr}")
     rng = as_generator(seed, "seed")
     z1 = rng.standard_normal(n)
     z2 = corr * z1 + np.sqrt(1.0 - corr**2) * rng.standard_normal(n)
-    cgpa = float(cgpa_mean) + 1.0 * z1
+    cgpa = cgpa_mean + 1.0 * z1
     iq = 100.0 + 15.0 * z2
     X = np.column_stack([cgpa, iq])
     score = 5.0 * cgpa + 0.3 * iq + rng.normal(0.0, 3.0, n)
@@ -174,6 +200,13 @@ def scaled_problem(scale_ratio: float, n: int = 200, seed: int = 0):
     y : ndarray, shape (n,)
         The centred aptitude score.
 
+    Raises
+    ------
+    TypeError
+        ``scale_ratio`` is not a real number (a string or a bool is refused).
+    ValueError
+        ``scale_ratio`` is not a finite number > 0.
+
     Examples
     --------
     >>> X, y = scaled_problem(4.0)
@@ -182,9 +215,7 @@ def scaled_problem(scale_ratio: float, n: int = 200, seed: int = 0):
 
     Introduced in notebook 01.
     """
-    scale_ratio = float(scale_ratio)
-    if not np.isfinite(scale_ratio) or scale_ratio <= 0:
-        raise ValueError(f"scale_ratio must be a finite number > 0, got {scale_ratio}")
+    scale_ratio = check_positive(scale_ratio, "scale_ratio")
     X, score, _ = make_cohort(n, seed=seed)
     Z = scaling.standardize(X)
     return Z * np.array([1.0, scale_ratio]), score - score.mean()
@@ -204,6 +235,13 @@ def wave_boundary(x1):
     -------
     ndarray, the shape of ``x1``
 
+    Raises
+    ------
+    TypeError
+        ``x1`` is not numeric.
+    ValueError
+        ``x1`` holds NaN or ±inf (the boundary is defined on the real line only).
+
     Examples
     --------
     >>> wave_boundary([0.0])
@@ -211,7 +249,9 @@ def wave_boundary(x1):
 
     Introduced in notebook 02.
     """
-    return np.sin(1.5 * as_float_array(x1, "x1"))
+    x1 = as_float_array(x1, "x1")
+    check_finite(x1, "x1")
+    return np.sin(1.5 * x1)
 
 
 def make_wave_data(n: int, x1_range=(-3.0, -0.3), seed: int = 0):

@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import as_float_array, as_generator, check_int, check_positive
+from ._validation import (
+    NonFiniteError,
+    as_float_array,
+    as_generator,
+    check_finite,
+    check_int,
+    check_positive,
+)
 from .inference import batch_stats_forward
 from .layers import Linear, ReLU, Sequential, Sigmoid, Tanh, softmax_cross_entropy
 from .plots import COLORS
@@ -54,6 +61,8 @@ SATURATION = {
     "sigmoid": "a < 0.01 or a > 0.99",
     "relu": "a = 0",
 }
+#: The values each activation can output (``saturation_fraction`` refuses anything else).
+_OUTPUT_RANGE = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0), "relu": (0.0, np.inf)}
 
 
 def _check_sequential(model):
@@ -101,10 +110,33 @@ def saturation_fraction(out, activation: str = "tanh") -> float:
     -------
     float in [0, 1]
 
+    Raises
+    ------
+    TypeError
+        ``out`` is not numeric.
+    ValueError
+        ``activation`` is unknown; ``out`` is empty; ``out`` holds NaN (a NaN entry is
+        neither saturated nor unsaturated, and counting it as either would be a silent
+        wrong answer); or ``out`` holds values that ``activation`` cannot output (outside
+        [-1, 1] for tanh, outside [0, 1] for sigmoid, below 0 for relu; so ±inf is refused
+        for tanh and sigmoid, while +inf is a possible relu output, not saturated). The
+        last catches the activation's *input* passed by mistake.
+
+    Notes
+    -----
+    Within the course the NaN case does not arise from a diverged network:
+    ``layer_statistics`` computes the loss first, and ``softmax_cross_entropy`` refuses
+    non-finite logits; ``bnutils.training.train`` stops at the first non-finite loss,
+    before any callback sees the model.
+
     Examples
     --------
     >>> saturation_fraction(np.tanh([0.0, 1.0, 3.0, -4.0]))
     0.5
+    >>> saturation_fraction([0.5, 1.5], "sigmoid")
+    Traceback (most recent call last):
+    ...
+    ValueError: out is not a sigmoid output: sigmoid's values lie in [0, 1], got values from 0.5 to 1.5
 
     Introduced in notebook 02.
     """
@@ -113,6 +145,14 @@ def saturation_fraction(out, activation: str = "tanh") -> float:
     a = as_float_array(out, "out")
     if a.size == 0:
         raise ValueError("out is empty")
+    nan = np.isnan(a)
+    if nan.any():
+        raise NonFiniteError(f"out contains {int(nan.sum())} NaN value(s): a NaN is neither "
+                             f"saturated nor unsaturated")
+    low, high = _OUTPUT_RANGE[activation]
+    if a.min() < low or a.max() > high:
+        raise ValueError(f"out is not a {activation} output: {activation}'s values lie in "
+                         f"[{low:g}, {high:g}], got values from {a.min():g} to {a.max():g}")
     if activation == "tanh":
         flat = np.abs(a) > 0.99
     elif activation == "sigmoid":
@@ -224,6 +264,11 @@ def layer_statistics(model, x, y, loss_fn=softmax_cross_entropy) -> list[LayerSt
 def format_layer_table(stats: Sequence[LayerStats]) -> str:
     """A fixed-width table of ``layer_statistics`` results, deterministic to print.
 
+    Raises
+    ------
+    TypeError
+        ``stats`` is not a sequence of ``LayerStats``.
+
     Examples
     --------
     >>> print(format_layer_table([]).splitlines()[0])
@@ -231,6 +276,14 @@ def format_layer_table(stats: Sequence[LayerStats]) -> str:
 
     Introduced in notebook 02.
     """
+    if isinstance(stats, (str, bytes)) or not hasattr(stats, "__iter__"):
+        raise TypeError(f"stats must be the list of LayerStats returned by layer_statistics, "
+                        f"got {type(stats).__name__}")
+    stats = list(stats)
+    for i, s in enumerate(stats):
+        if not isinstance(s, LayerStats):
+            raise TypeError(f"stats[{i}] must be a LayerStats (from layer_statistics), got "
+                            f"{type(s).__name__}")
     lines = ["layer    mean    std  saturated  grad std (∂L/∂a)  |∂L/∂W|"]
     for s in stats:
         lines.append(f"{s.depth:5d}  {round(s.mean, 3) + 0.0:6.3f}  {s.std:5.3f}  "
@@ -365,7 +418,21 @@ class PercentileRecorder:
     steps : list of int
         Steps at which a record was taken.
     values : ndarray, shape (len(steps), len(q))
-        The percentiles at those steps (a new array at each access).
+        The percentiles at those steps (a new array at each access). A row is NaN where
+        the recorded values were not all finite, or where the fixed batch ``x`` overflowed
+        inside the network so that a layer refused it (a diverging run: the weights are
+        still finite but huge); the record is honest about it instead of stopping the run,
+        and ``train`` decides whether the run diverged.
+
+    Raises
+    ------
+    TypeError
+        ``layer``, ``unit`` or ``every`` is not an integer; ``x`` is not numeric.
+    ValueError
+        ``layer`` or ``unit`` < 0, ``every`` < 1, an unknown ``mode``, ``x`` given to mode
+        "step" or missing for the others, ``x`` of the wrong shape or with NaN/inf,
+        percentiles outside 0-100. When recording: ``layer`` or ``unit`` out of range for
+        the model.
 
     Examples
     --------
@@ -401,6 +468,7 @@ class PercentileRecorder:
             if self.x.ndim != 2 or len(self.x) < minimum:
                 raise ValueError(f"x must have shape (N, D_in) with N ≥ {minimum} for mode "
                                  f"{mode!r}; got {self.x.shape}")
+            check_finite(self.x, "x")    # so that NaN/inf in a record comes from the network
         q = tuple(float(v) for v in q)
         if not q or any(not 0 <= v <= 100 for v in q):
             raise ValueError(f"q must hold percentiles between 0 and 100, got {q}")
@@ -438,12 +506,21 @@ class PercentileRecorder:
         _check_sequential(model)
         if self.layer >= len(model):
             raise ValueError(f"layer {self.layer} is out of range for a model of {len(model)} layers")
-        out = self._output(model)
-        if self.unit >= out.shape[1]:
+        try:
+            # A diverging run may overflow on the fixed batch: recorded as NaN below, so
+            # no overflow warning either.
+            with np.errstate(over="ignore", invalid="ignore"):
+                out = self._output(model)
+        except NonFiniteError:       # a layer refused an overflowed activation
+            out = None
+        if out is not None and self.unit >= out.shape[1]:
             raise ValueError(f"unit {self.unit} is out of range: layer {self.layer} has "
                              f"{out.shape[1]} units")
         self.steps.append(int(step))
-        self._rows.append(np.percentile(out[:, self.unit], self.q))
+        if out is None or not np.isfinite(out[:, self.unit]).all():
+            self._rows.append(np.full(len(self.q), np.nan))
+        else:
+            self._rows.append(np.percentile(out[:, self.unit], self.q))
 
     def __repr__(self):
         return (f"PercentileRecorder(layer={self.layer}, unit={self.unit}, mode={self.mode!r}, "

@@ -29,6 +29,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._validation import (
+    as_data_matrix,
+    check_int,
+    check_labels,
+    check_learning_rate,
+    check_sequence,
+    check_split,
+)
 from .batchnorm import BatchNorm
 from .diagnostics import PercentileRecorder, _check_sequential
 from .layers import Layer, Sequential, Sigmoid
@@ -62,17 +70,12 @@ NORM_LABELS = {None: "no normalization", "bn": "BatchNorm", "ln": "LayerNorm",
                "gn": "GroupNorm"}
 
 
-def _check_data(data):
-    if not (isinstance(data, (tuple, list)) and len(data) == 4):
-        raise TypeError("data must be the 4-tuple (X_train, X_test, y_train, y_test) "
-                        "returned by bnutils.data.load_digits_split()")
-    X_train, X_test, y_train, y_test = (np.asarray(a) for a in data)
-    if X_train.ndim != 2 or X_test.ndim != 2 or X_train.shape[1] != X_test.shape[1]:
-        raise ValueError(f"X_train and X_test must be (N, D) with the same D; got "
-                         f"{X_train.shape} and {X_test.shape}")
-    if len(y_train) != len(X_train) or len(y_test) != len(X_test):
-        raise ValueError("each X must have one label per row")
-    return X_train, X_test, y_train, y_test
+_check_data = check_split      # the one check of a (X_train, X_test, y_train, y_test) tuple
+
+
+def _check_hidden(hidden) -> tuple:
+    """``hidden`` as a tuple of widths, each an int ≥ 1 (empty: no hidden layer)."""
+    return tuple(check_sequence(hidden, "hidden", check_int, allow_empty=True))
 
 
 def _num_classes(*ys) -> int:
@@ -148,6 +151,15 @@ def run_config(data, *, hidden: Sequence[int] = (100, 100, 100), activation: str
     -------
     RunResult
 
+    Raises
+    ------
+    TypeError
+        ``data`` is not the 4-tuple, or ``hidden`` is not a sequence of ints (e.g. a
+        string).
+    ValueError
+        The arrays of ``data`` do not fit together, or a width in ``hidden`` is < 1; and
+        whatever ``make_mlp`` and ``train`` refuse.
+
     Examples
     --------
     >>> from bnutils.data import load_digits_split
@@ -158,7 +170,8 @@ def run_config(data, *, hidden: Sequence[int] = (100, 100, 100), activation: str
     Introduced in notebook 05.
     """
     X_train, X_test, y_train, y_test = _check_data(data)
-    config = dict(hidden=tuple(hidden), activation=activation, norm=norm,
+    hidden = _check_hidden(hidden)
+    config = dict(hidden=hidden, activation=activation, norm=norm,
                   norm_position=norm_position, bias=bias, init=init, num_groups=num_groups,
                   lr=lr, steps=steps, batch_size=batch_size, seed=seed)
     sizes = [X_train.shape[1], *hidden, _num_classes(y_train, y_test)]
@@ -238,6 +251,15 @@ def sweep(data, param: str, values, *, seeds: Sequence[int] = (0,), **config) ->
     SweepResult
         ``accuracy``, ``loss``, ``diverged`` of shape (V, S).
 
+    Raises
+    ------
+    TypeError
+        ``values`` or ``seeds`` is not a sequence (a string is refused: it is not a list
+        of values); and whatever ``run_config`` refuses for a value or setting.
+    ValueError
+        ``param`` is not a setting of ``run_config``, a setting is unknown or given twice,
+        or ``values`` / ``seeds`` is empty.
+
     Examples
     --------
     >>> from bnutils.data import load_digits_split
@@ -262,9 +284,14 @@ def sweep(data, param: str, values, *, seeds: Sequence[int] = (0,), **config) ->
         raise ValueError(f"unknown run_config settings: {sorted(unknown)}")
     if param in config:
         raise ValueError(f"{param!r} is the swept setting; do not also pass it as a fixed setting")
+    for name, given in (("values", values), ("seeds", seeds)):
+        if isinstance(given, (str, bytes)) or not hasattr(given, "__iter__"):
+            raise TypeError(f"{name} must be a sequence (e.g. a list), got {given!r}")
     values, seeds = list(values), tuple(seeds)
     if not values or not seeds:
         raise ValueError("values and seeds must not be empty")
+    if "hidden" in config:
+        _check_hidden(config["hidden"])                   # at once, not at the first run
     shape = (len(values), len(seeds))
     acc, loss, div = np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=bool)
     for i, v in enumerate(values):
@@ -302,8 +329,18 @@ def format_sweeps(results: dict, value_format: str = "{:g}") -> str:
     -------
     str
 
+    Raises
+    ------
+    TypeError
+        ``results`` is not a dict, or one of its values is not a SweepResult.
+    ValueError
+        ``results`` is empty, or its sweeps vary different settings or values.
+
     Introduced in notebook 05.
     """
+    if not isinstance(results, dict):
+        raise TypeError(f"results must be a dict of label -> SweepResult, got "
+                        f"{type(results).__name__}")
     if not results:
         raise ValueError("results must contain at least one SweepResult")
     first = next(iter(results.values()))
@@ -398,10 +435,21 @@ def gd_variants(data, epochs: int = 3, batch_size: int = 32, lrs: dict | None = 
     dict of str -> RunResult
         Keys "batch", "stochastic", "mini-batch".
 
+    Raises
+    ------
+    TypeError
+        ``epochs`` or ``batch_size`` is not an integer; ``data`` or ``hidden`` has the
+        wrong type.
+    ValueError
+        ``epochs < 1``, or ``batch_size`` not in 1..N (N training samples).
+
     Introduced in notebook 05.
     """
     X_train = _check_data(data)[0]
     n = len(X_train)
+    epochs = check_int(epochs, "epochs")
+    batch_size = check_int(batch_size, "batch_size", maximum=n)
+    hidden = _check_hidden(hidden)
     lrs = {"batch": 0.5, "stochastic": 0.01, "mini-batch": 0.1, **(lrs or {})}
     sizes = {"batch": n, "stochastic": 1, "mini-batch": batch_size}
     return {name: run_config(data, hidden=hidden, lr=lrs[name], batch_size=bs,
@@ -515,11 +563,23 @@ def figure1_run(data, norm: str | None, *, steps: int = 1200, lr: float = 0.1,
     -------
     Figure1Run
 
+    Raises
+    ------
+    TypeError
+        ``unit``, ``record_every`` or ``eval_every`` is not an integer; ``data`` is not
+        the 4-tuple.
+    ValueError
+        ``norm`` is not None or "bn"; ``unit < 0``, ``unit`` ≥ 100 (the layer's width),
+        ``record_every < 1`` or ``eval_every < 1``.
+
     Introduced in notebook 05.
     """
     if norm not in (None, "bn"):
         raise ValueError(f"norm must be None or 'bn', got {norm!r}")
     X_train, X_test, y_train, y_test = _check_data(data)
+    unit = check_int(unit, "unit", minimum=0, maximum=99)
+    record_every = check_int(record_every, "record_every")
+    eval_every = check_int(eval_every, "eval_every")
     probe_model = make_mlp([X_train.shape[1], 100, 100, 100, _num_classes(y_train, y_test)],
                            "sigmoid", norm=norm, init="lecun", rng=seed)
     # The whole test set in training mode with its own batch statistics (running
@@ -586,6 +646,14 @@ def is_stable(history: TrainingHistory, num_classes: int, last: int = 10) -> boo
     outputs the uniform distribution over K classes has cross-entropy ``ln K``, so a run
     whose loss stays above it did not diverge but learned nothing.
 
+    Raises
+    ------
+    TypeError
+        ``history`` is not a TrainingHistory, or ``num_classes`` / ``last`` is not an
+        integer.
+    ValueError
+        ``num_classes < 1`` or ``last < 1``.
+
     Examples
     --------
     >>> h = TrainingHistory(steps=[1, 2], loss=[2.5, 1.0])
@@ -596,6 +664,8 @@ def is_stable(history: TrainingHistory, num_classes: int, last: int = 10) -> boo
     """
     if not isinstance(history, TrainingHistory):
         raise TypeError(f"history must be a TrainingHistory, got {type(history).__name__}")
+    num_classes = check_int(num_classes, "num_classes")
+    last = check_int(last, "last")
     if history.diverged or not history.loss:
         return False
     final = float(np.mean(history.loss[-last:]))
@@ -610,13 +680,37 @@ def largest_stable_lr(make_model: Callable, lrs, X, y, *, steps: int = 100,
     Every learning rate gets a new model from ``make_model()`` and ``steps`` steps of
     ``train(model, X, y, lr=lr, steps=steps, batch_size=batch_size, seed=seed)``.
 
+    Parameters
+    ----------
+    make_model : callable
+        ``make_model()`` returns a fresh model.
+    lrs : sequence of float ≥ 0
+    X : ndarray, shape (N, D)
+    y : ndarray of int, shape (N,)
+    steps, batch_size, seed : int, optional
+        Passed to ``train``.
+
     Returns
     -------
     float or None
         None if no learning rate is stable.
 
+    Raises
+    ------
+    TypeError
+        ``make_model`` is not callable, ``lrs`` is not a sequence of numbers.
+    ValueError
+        ``lrs`` is empty or holds a negative/non-finite rate, ``X`` is not a finite
+        (N, D) array, ``y`` not N integer labels.
+
     Introduced in notebook 05.
     """
+    if not callable(make_model):
+        raise TypeError(f"make_model must be callable (make_model() returns a fresh model), "
+                        f"got {make_model!r}")
+    check_sequence(lrs, "lrs", check_learning_rate)    # (the given values are returned as given)
+    X = as_data_matrix(X, "X")
+    y = check_labels(y, len(X))
     best = None
     num_classes = _num_classes(y)
     for lr in sorted(lrs):

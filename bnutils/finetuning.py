@@ -20,7 +20,7 @@ import copy
 
 import numpy as np
 
-from ._validation import as_float_array, check_finite, check_int, check_positive
+from ._validation import as_data_matrix, as_float_array, check_finite, check_int, check_positive
 from .batchnorm import BatchNorm, batchnorm_inference, batchnorm_inference_backward
 from .layers import Layer, Sequential, softmax_cross_entropy
 from .training import minibatches, one_blas_thread, sgd_step
@@ -202,6 +202,14 @@ def adapt_batchnorm(model: Sequential, X_target) -> Sequential:
     Sequential
         The adapted copy, in eval mode.
 
+    Raises
+    ------
+    TypeError
+        ``model`` is not a Sequential, or ``X_target`` is not numeric.
+    ValueError
+        ``X_target`` is not an (N, D_in) array with N ≥ 2 and D_in ≥ 1, holds NaN/inf, or
+        the model has no BatchNorm layer.
+
     Examples
     --------
     >>> net = Sequential(BatchNorm(1))
@@ -213,10 +221,7 @@ def adapt_batchnorm(model: Sequential, X_target) -> Sequential:
     """
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be a bnutils Sequential, got {type(model).__name__}")
-    x = as_float_array(X_target, "X_target")
-    check_finite(x, "X_target")
-    if x.ndim != 2 or len(x) < 2:
-        raise ValueError(f"X_target must have shape (N, D_in) with N ≥ 2; got {x.shape}")
+    x = as_data_matrix(X_target, "X_target", min_rows=2)
     new = copy.deepcopy(model).eval()
     found = False
     for layer in new.layers:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ._validation import as_float_array, check_finite, check_fraction, check_int
+from ._validation import as_float_array, check_finite, check_fraction, check_int, check_sequence, check_split
 from .batchnorm import BatchNorm
 from .folding import fold_batchnorm
 from .layers import Linear, Sequential, in_mode, iter_layers
@@ -163,6 +163,12 @@ def restore_running_stats(saved: list) -> None:
     saved : list of (Layer, dict)
         From ``save_running_stats``.
 
+    Raises
+    ------
+    TypeError
+        ``saved`` is not a list of ``(layer, dict)`` pairs (checked before anything is
+        restored).
+
     Examples
     --------
     >>> net = Sequential(Linear(1, 1, rng=0), BatchNorm(1))
@@ -174,6 +180,11 @@ def restore_running_stats(saved: list) -> None:
 
     Introduced in notebook 06.
     """
+    if not isinstance(saved, (list, tuple)) or not all(
+            isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[1], dict)
+            for entry in saved):
+        raise TypeError(f"saved must be the list of (layer, dict) pairs returned by "
+                        f"save_running_stats, got {type(saved).__name__}")
     for layer, state in saved:
         for name, value in state.items():
             setattr(layer, name, np.copy(value))
@@ -406,6 +417,15 @@ def moving_vs_precise(data, checkpoints, *, momentum: float = 0.1, hidden=(100, 
         ``steps`` (list of int), ``moving`` and ``precise`` (ndarrays of test accuracies,
         one per checkpoint) and ``model`` (the trained model).
 
+    Raises
+    ------
+    TypeError
+        ``data`` is not the 4-tuple, ``hidden`` not a sequence of ints, a checkpoint not
+        an int.
+    ValueError
+        The arrays of ``data`` do not fit together, a width or checkpoint is < 1, or there
+        is no checkpoint.
+
     Examples
     --------
     >>> rng = np.random.default_rng(0)
@@ -418,7 +438,8 @@ def moving_vs_precise(data, checkpoints, *, momentum: float = 0.1, hidden=(100, 
     """
     from .models import make_mlp
 
-    X_train, X_test, y_train, y_test = data
+    X_train, X_test, y_train, y_test = check_split(data)
+    hidden = check_sequence(hidden, "hidden", check_int, allow_empty=True)
     steps = sorted({check_int(s, "checkpoints (each a step number)") for s in checkpoints})
     if not steps:
         raise ValueError(f"checkpoints must name at least one step, got {list(checkpoints)}")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_int
+from ._validation import check_int, check_model, check_positive, check_sequence
 from .diagnostics import _check_sequential
 from .inference import frozen_running_stats
 from .layers import Sequential, softmax_cross_entropy
@@ -48,6 +48,14 @@ def loss_and_grads(model: Sequential, X, y):
     grads : dict of str -> ndarray
         Keyed like ``model.params()``; copies, so later backward passes leave them alone.
 
+    Raises
+    ------
+    TypeError
+        ``model`` is not a layer (no forward/backward).
+    ValueError
+        Whatever the model's layers and ``softmax_cross_entropy`` refuse in ``X`` and
+        ``y`` (non-finite values, wrong shapes, labels out of range).
+
     Examples
     --------
     >>> from bnutils.models import make_mlp
@@ -58,6 +66,7 @@ def loss_and_grads(model: Sequential, X, y):
 
     Introduced in notebook 07.
     """
+    check_model(model)
     logits = model.forward(X)
     loss, dlogits = softmax_cross_entropy(logits, y)
     model.backward(dlogits)
@@ -91,6 +100,13 @@ def landscape_probe(model: Sequential, X, y, step_sizes) -> dict:
     -------
     dict with float values ``loss_range``, ``grad_change``, ``beta``, ``grad_norm``
 
+    Raises
+    ------
+    TypeError
+        ``model`` is not a Sequential; ``step_sizes`` is not a sequence of numbers.
+    ValueError
+        ``step_sizes`` is empty or holds a step ≤ 0 or NaN/inf.
+
     Examples
     --------
     >>> from bnutils.models import make_mlp
@@ -103,9 +119,7 @@ def landscape_probe(model: Sequential, X, y, step_sizes) -> dict:
     Introduced in notebook 07.
     """
     _check_sequential(model)
-    step_sizes = np.asarray(step_sizes, dtype=float)
-    if step_sizes.ndim != 1 or step_sizes.size == 0 or np.any(step_sizes <= 0):
-        raise ValueError(f"step_sizes must be a non-empty 1-D list of numbers > 0, got {step_sizes}")
+    step_sizes = np.array(check_sequence(step_sizes, "step_sizes", check_positive))
     params = model.params()
     saved = {k: v.copy() for k, v in params.items()}
     try:
@@ -175,6 +189,12 @@ def train_with_probes(model: Sequential, X, y, *, lr: float, steps: int, batch_s
     -------
     ProbeHistory
 
+    Raises
+    ------
+    TypeError, ValueError
+        As ``landscape_probe`` for ``step_sizes`` (checked before training starts), as
+        ``train`` for the rest; ``every`` must be an int ≥ 1.
+
     Examples
     --------
     >>> from bnutils.models import make_mlp
@@ -187,6 +207,7 @@ def train_with_probes(model: Sequential, X, y, *, lr: float, steps: int, batch_s
     Introduced in notebook 07.
     """
     every = check_int(every, "every", minimum=1)
+    check_sequence(step_sizes, "step_sizes", check_positive)    # now, not at the first probe
     rng = np.random.default_rng(seed + 12345)     # a stream apart from train()'s shuffling
     records = []
 

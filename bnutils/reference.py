@@ -309,6 +309,13 @@ def numerical_jacobian(f: Callable[[np.ndarray], np.ndarray], x, h: float = 1e-5
     -------
     J : ndarray, shape (M, N), float64
 
+    Raises
+    ------
+    TypeError
+        ``f`` is not callable, or ``x`` is not numeric.
+    ValueError
+        ``x`` is not 1-D, is empty, or holds NaN/inf; ``h`` is not a finite number > 0.
+
     Examples
     --------
     >>> J = numerical_jacobian(lambda v: np.array([v[0] * v[1], v[1]]), [2.0, 3.0])
@@ -318,8 +325,13 @@ def numerical_jacobian(f: Callable[[np.ndarray], np.ndarray], x, h: float = 1e-5
 
     Introduced in notebook 04.
     """
+    if not callable(f):
+        raise TypeError(f"f must be a function of one array, got {f!r}")
     x = as_float_array(x, "x", dtype=np.float64)
     check_ndim(x, "x", (1,), "(N,)")
+    if x.size == 0:
+        raise ValueError("x must hold at least one value, got an empty array")
+    check_finite(x, "x")
     h = check_positive(h, "h")
     columns = []
     for k in range(x.shape[0]):

@@ -16,7 +16,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_float_array, as_generator, check_dout, check_finite, check_int, stat_axes
+from ._validation import (
+    as_float_array,
+    as_generator,
+    check_dout,
+    check_finite,
+    check_int,
+    check_model,
+    check_real,
+    stat_axes,
+)
 from .batchnorm import BatchNorm
 from .conv import Conv2d
 from .layers import Layer, Linear, ReLU, Sequential, iter_layers, softmax_cross_entropy
@@ -116,6 +125,14 @@ class SkipInit(Layer):
     alpha : float, optional
         The initial value.
 
+    Raises
+    ------
+    TypeError
+        ``alpha`` is not a real number (a bool or a string is refused); ``forward``'s ``x``
+        is not numeric.
+    ValueError
+        ``alpha`` is NaN/inf; ``forward``'s ``x`` is empty or holds NaN/inf.
+
     Attributes
     ----------
     alpha : ndarray, shape (1,)
@@ -137,17 +154,17 @@ class SkipInit(Layer):
     param_names = ("alpha",)
 
     def __init__(self, alpha: float = 0.0, dtype=np.float64):
-        alpha = as_float_array(alpha, "alpha")
-        if alpha.ndim != 0:
+        if isinstance(alpha, np.ndarray) and alpha.ndim != 0:
             raise ValueError(f"alpha must be a single number, got shape {alpha.shape}")
-        check_finite(alpha, "alpha")
-        self.alpha = np.array([float(alpha)], dtype=dtype)
+        self.alpha = np.array([check_real(alpha, "alpha")], dtype=dtype)
         self.dalpha = None
         self._x = None
 
     def forward(self, x):
         self._x = None
         x = as_float_array(x, "x")
+        if x.size == 0:
+            raise ValueError(f"x must hold at least one value, got shape {x.shape}")
         check_finite(x, "x")
         self._x = x
         return self.alpha[0] * x
@@ -322,6 +339,13 @@ def gradient_norms(model, x, y) -> tuple[np.ndarray, float]:
     input_norm : float
         ``‖∂loss/∂x‖``, the gradient that reaches the input.
 
+    Raises
+    ------
+    TypeError
+        ``model`` is not a layer (no forward/backward), or ``x`` is not numeric.
+    ValueError
+        Whatever the model's layers and ``softmax_cross_entropy`` refuse in ``x``, ``y``.
+
     Examples
     --------
     >>> rng = np.random.default_rng(0)
@@ -332,6 +356,7 @@ def gradient_norms(model, x, y) -> tuple[np.ndarray, float]:
 
     Introduced in notebook 08.
     """
+    check_model(model)
     x = as_float_array(x, "x")
     logits = model.forward(x)
     _, dlogits = softmax_cross_entropy(logits, y)

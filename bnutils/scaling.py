@@ -440,7 +440,9 @@ class DescentResult:
         Steps taken until ``loss - loss_star <= tol * (loss[0] - loss_star)``; None if
         that did not happen within ``max_steps`` (or the run diverged).
     diverged : bool
-        True if the loss grew beyond 1e6 times its initial gap (the run then stopped).
+        True if the loss grew beyond 1e6 times its initial gap (the run then stopped), or
+        beyond the largest float64; the path then ends at the last point whose loss is a
+        finite number.
     lr, tol : float
     max_steps : int
     """
@@ -492,6 +494,20 @@ def gradient_descent(X, y, lr: float, w0=None, max_steps: int = 10_000,
     Returns
     -------
     DescentResult
+        Every number in it is finite. A run that diverges stops at the first step whose
+        excess loss exceeds 1e6 times the starting one, or at the step before the first
+        whose loss overflows float64 (a huge ``X`` with a fixed ``lr``).
+
+    Raises
+    ------
+    TypeError
+        ``X``, ``y`` or ``w0`` is not numeric; ``lr``, ``tol`` or ``max_steps`` has the
+        wrong type.
+    ValueError
+        Shapes that do not fit, NaN/inf in the inputs, ``lr`` or ``tol`` ≤ 0,
+        ``max_steps < 1``; or ``X``, ``y`` (and ``w0``) so large that the problem itself
+        (``XᵀX/N``, ``Xᵀy/N``, the minimum loss or the starting loss) overflows float64:
+        rescale them.
 
     Examples
     --------
@@ -518,10 +534,16 @@ def gradient_descent(X, y, lr: float, w0=None, max_steps: int = 10_000,
         raise ValueError(f"w0 must have shape ({D},), got {w.shape}")
 
     # The quadratic in closed form: L(w) = wᵀAw - 2bᵀw + yᵀy/N with A = XᵀX/N, b = Xᵀy/N.
-    A = X.T @ X / N
-    b = X.T @ y / N
-    w_star = np.linalg.lstsq(X, y, rcond=None)[0]
-    loss_star = max(float(np.mean((X @ w_star - y) ** 2)), 0.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        A = X.T @ X / N
+        b = X.T @ y / N
+        w_star = np.linalg.lstsq(X, y, rcond=None)[0]
+        loss_star = max(float(np.mean((X @ w_star - y) ** 2)), 0.0)
+    if not (np.isfinite(A).all() and np.isfinite(b).all() and np.isfinite(w_star).all()
+            and np.isfinite(loss_star)):
+        raise ValueError(f"X and y are too large for gradient descent in float64: XᵀX/N, "
+                         f"Xᵀy/N or the minimum loss overflows (max |X| = {np.abs(X).max():.3g}, "
+                         f"max |y| = {np.abs(y).max():.3g}); rescale X and y")
 
     def losses_of(W):  # W: (T, D) -> (T,), vectorized over the points
         # L(w) = L* + (w - w*)ᵀ A (w - w*) exactly (the gradient vanishes at w*); this form
@@ -533,7 +555,12 @@ def gradient_descent(X, y, lr: float, w0=None, max_steps: int = 10_000,
     M = np.eye(D) - 2.0 * lr * A
     m = 2.0 * lr * b
     path = [w.copy()]
-    gap0 = float(losses_of(w[None])[0]) - loss_star
+    with np.errstate(over="ignore", invalid="ignore"):
+        gap0 = float(losses_of(w[None])[0]) - loss_star
+    if not np.isfinite(gap0):
+        raise ValueError(f"the loss at the starting point w0 overflows float64 "
+                         f"(max |X| = {np.abs(X).max():.3g}, max |w0| = {np.abs(w).max():.3g}); "
+                         f"rescale X or w0")
     steps, diverged = None, False
     if gap0 <= 1e-15 * max(1.0, abs(loss_star)):
         steps = 0
@@ -543,11 +570,11 @@ def gradient_descent(X, y, lr: float, w0=None, max_steps: int = 10_000,
         done, chunk = 0, 64
         while done < max_steps and steps is None and not diverged:
             block = []
-            for _ in range(min(chunk, max_steps - done)):
-                w = M @ w + m
-                block.append(w)
-            block = np.array(block)
-            with np.errstate(over="ignore", invalid="ignore"):
+            with np.errstate(over="ignore", invalid="ignore"):   # a diverging run may overflow
+                for _ in range(min(chunk, max_steps - done)):
+                    w = M @ w + m
+                    block.append(w)
+                block = np.array(block)
                 gaps = losses_of(block) - loss_star
             bad = ~np.isfinite(gaps) | (gaps > 1e6 * gap0)
             good = gaps <= tol * gap0
@@ -558,7 +585,9 @@ def gradient_descent(X, y, lr: float, w0=None, max_steps: int = 10_000,
                 path.extend(block[:first_good + 1])
             elif first_bad < len(block):
                 diverged = True
-                path.extend(block[:first_bad + 1])
+                # Keep the first bad step unless its loss overflowed: every number returned
+                # is finite (an inf loss would be a silent non-answer, not a measurement).
+                path.extend(block[:first_bad + int(np.isfinite(gaps[first_bad]))])
             else:
                 path.extend(block)
             done += len(block)

@@ -201,6 +201,21 @@ def timing_ladder(shape=(64, 256), rounds: int = 11, seed: int = 0, target_s: fl
 def format_ladder(result: dict) -> str:
     """A small text table of a ``timing_ladder`` result.
 
+    Parameters
+    ----------
+    result : dict
+        As returned by ``timing_ladder``: ``"shape"``, and ``"median_ms"``,
+        ``"speedup_vs_loops"``, ``"speedup_vs_previous"``, each a dict by version name.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    TypeError
+        ``result`` is not a dict with those keys.
+
     Examples
     --------
     >>> print(format_ladder({"shape": (8, 4), "median_ms": {"loops": 10.0, "optimized": 0.1},
@@ -213,6 +228,11 @@ def format_ladder(result: dict) -> str:
 
     Introduced in notebook 04.
     """
+    keys = ("shape", "median_ms", "speedup_vs_loops", "speedup_vs_previous")
+    if not isinstance(result, dict) or any(k not in result for k in keys):
+        raise TypeError(f"result must be the dict returned by timing_ladder (keys {keys}), got "
+                        f"{type(result).__name__}"
+                        + (f" with keys {sorted(result)}" if isinstance(result, dict) else ""))
     lines = [f"BN forward + backward, x of shape {tuple(result['shape'])}, float64 (median per call)",
              f"{'version':<11}{'time':>12}{'vs loops':>11}{'vs previous':>14}"]
     for name, ms in result["median_ms"].items():
