@@ -698,16 +698,17 @@ def largest_stable_lr(make_model: Callable, lrs, X, y, *, steps: int = 100,
     Raises
     ------
     TypeError
-        ``make_model`` is not callable, ``lrs`` is not a sequence of numbers.
+        ``make_model`` is not a function (a model itself is refused: every learning rate
+        needs a fresh one), ``lrs`` is not a sequence of numbers.
     ValueError
         ``lrs`` is empty or holds a negative/non-finite rate, ``X`` is not a finite
         (N, D) array, ``y`` not N integer labels.
 
     Introduced in notebook 05.
     """
-    if not callable(make_model):
-        raise TypeError(f"make_model must be callable (make_model() returns a fresh model), "
-                        f"got {make_model!r}")
+    if not callable(make_model) or hasattr(make_model, "forward"):   # (a model is callable too)
+        raise TypeError(f"make_model must be a function that builds a fresh model (e.g. "
+                        f"lambda: make_mlp(...)), got {type(make_model).__name__}")
     check_sequence(lrs, "lrs", check_learning_rate)    # (the given values are returned as given)
     X = as_data_matrix(X, "X")
     y = check_labels(y, len(X))
