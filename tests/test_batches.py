@@ -127,3 +127,44 @@ def test_active_per_step():
         active_per_step([1.5, 2.0])
     with pytest.raises(ValueError, match="max_steps"):
         active_per_step([2, 2], max_steps=0)
+
+
+# ----------------------------------------------------------------------------- bad input (issue 17)
+def test_train_on_batches_checks_every_batch_and_all_of_X_before_the_first_step():
+    net = _bn_net()
+    W0 = net[0].W.copy()
+    good, outside = np.arange(8), np.arange(40, 48)
+    X_nan = X_SMALL.copy()
+    X_nan[45, 2] = np.nan                   # in no batch: train() alone would never see it
+    with pytest.raises(ValueError, match="X contains 1 non-finite"):
+        train_on_batches(net, X_nan, Y_SMALL, [good], lr=0.1)
+    for bad, match in [(np.arange(8.0), "integer row indices"),     # float indices
+                       (np.array([], dtype=int), "non-empty"),
+                       (np.array([0, 48]), r"row indices in 0\.\.47, got values from 0 to 48")]:
+        with pytest.raises(ValueError, match=r"batches\[1\] must .*" + match):
+            train_on_batches(net, X_SMALL, Y_SMALL, [good, bad], lr=0.1)
+    with pytest.raises(TypeError, match="batches must be an iterable of index arrays"):
+        train_on_batches(net, X_SMALL, Y_SMALL, "0123", lr=0.1)
+    with pytest.raises(ValueError, match="y must hold 48 integer class labels"):
+        train_on_batches(net, X_SMALL, Y_SMALL[:40], [good], lr=0.1)
+    np.testing.assert_array_equal(net[0].W, W0)          # no step was taken by any of them
+    assert len(train_on_batches(net, X_SMALL, Y_SMALL, [good, outside], lr=0.1)) == 2
+
+
+def test_batch_helpers_refuse_labels_that_are_not_integer_class_labels():
+    net = _bn_net()
+    for bad in (Y_SMALL.astype(float), Y_SMALL.astype(str), Y_SMALL[:, None], Y_SMALL[:0]):
+        with pytest.raises(ValueError, match="y must"):
+            class_sorted_batches(bad, 4, 2)
+        with pytest.raises(ValueError, match="y must"):
+            batch_mode_accuracy(net, X_SMALL, bad, 16)
+
+
+def test_train_mode_spread_refuses_nan_in_x_and_a_string_of_batch_sizes():
+    net = _bn_net()
+    X_inf = X_SMALL.copy()
+    X_inf[7, 0] = np.inf                    # a batch-mate that may or may not be drawn
+    with pytest.raises(ValueError, match="X contains 1 non-finite"):
+        train_mode_spread(net, X_inf, batch_sizes=(2, 4), num_batches=3)
+    with pytest.raises(TypeError, match="batch_sizes must be a sequence"):
+        train_mode_spread(net, X_SMALL, batch_sizes="24", num_batches=3)

@@ -146,6 +146,16 @@ def test_inputs_never_mutated():
     (lambda: GlobalAvgPool().backward(np.ones((2, 3))), RuntimeError, "before forward"),
     (lambda: Flatten().forward(np.ones(3)), ValueError, "(N, ...)"),
     (lambda: Flatten().backward(np.ones((2, 3))), RuntimeError, "before forward"),
+    # issue 17: no kernel, non-finite columns, a Flatten of nothing or of NaN
+    (lambda: conv2d_forward(np.ones((2, 3, 4, 4)), np.ones((0, 3, 3, 3))), ValueError,
+     "W must hold at least one kernel"),
+    (lambda: conv2d_loops(np.ones((2, 3, 4, 4)), np.ones((0, 3, 3, 3))), ValueError,
+     "W must hold at least one kernel"),
+    (lambda: col2im(np.full((4, 9), np.inf), (1, 1, 2, 2), 3), ValueError, "cols contains 36"),
+    (lambda: Flatten().forward(np.ones((2, 0, 4, 4))), ValueError, "one value per sample"),
+    (lambda: Flatten().forward(np.ones((0, 3, 4, 4))), ValueError, "non-empty batch"),
+    (lambda: Flatten().forward(np.where(np.eye(4)[None] > 0, np.nan, 1.0)), ValueError,
+     "x contains 4 non-finite"),
 ])
 def test_bad_input_names_the_problem(call, err, fragment):
     with pytest.raises(err, match=None) as info:

@@ -89,6 +89,42 @@ def test_wave_boundary_is_the_documented_sine():
 
 
 # ------------------------------------------------------------------ batch-mates table (notebook 07)
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"cgpa_mean": "7.5"}, TypeError, "cgpa_mean must be a real number, got '7.5'"),
+    ({"cgpa_mean": True}, TypeError, "cgpa_mean must be a real number, got True"),
+    ({"cgpa_mean": -9.0}, ValueError, r"cgpa_mean must lie on the 10-point scale \[0, 10\]"),
+    ({"cgpa_mean": float("nan")}, ValueError, "cgpa_mean must be finite"),
+    ({"corr": "0.3"}, TypeError, "corr must be a real number"),     # float("0.3") accepted it
+])
+def test_make_cohort_refuses_strings_bools_and_off_scale_means(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        make_cohort(20, **kwargs)
+
+
+def test_make_cohort_gives_the_same_numbers_for_an_int_or_numpy_mean():
+    np.testing.assert_array_equal(make_cohort(20, cgpa_mean=9)[0],
+                                  make_cohort(20, cgpa_mean=np.float32(9.0))[0])
+
+
+def test_scaled_problem_and_the_digits_split_refuse_strings_and_bools():
+    with pytest.raises(TypeError, match="scale_ratio must be a real number, got '4'"):
+        scaled_problem("4")
+    with pytest.raises(TypeError, match="scale_ratio must be a real number, got True"):
+        scaled_problem(True)                     # before: ratio 1.0, silently
+    from bnutils.data import load_digits_split
+
+    with pytest.raises(TypeError, match="test_fraction must be a real number, got '0.25'"):
+        load_digits_split("0.25")
+
+
+def test_wave_boundary_refuses_nan_and_inf():
+    with pytest.raises(ValueError, match="x1 contains 1 non-finite"):
+        wave_boundary([0.0, np.nan])              # before: NaN out, silently
+    with pytest.raises(ValueError, match="x1 contains 1 non-finite"):
+        wave_boundary(np.array([np.inf]))          # before: a RuntimeWarning and NaN
+    assert wave_boundary(np.array([])).shape == (0,)
+
+
 def test_batch_mates_data_is_cached_read_only_and_fixed():
     data = batch_mates_data()
     assert data.shape == (512, 16)

@@ -1,6 +1,8 @@
 """bnutils.diagnostics: per-layer statistics (gradient-checked), saturation, perturbations,
 the percentile recorder in each of its modes (alone and as a train callback)."""
 
+import warnings
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -62,6 +64,37 @@ def test_saturation_fraction_bad_input():
         saturation_fraction([0.1], "gelu")
     with pytest.raises(ValueError, match="empty"):
         saturation_fraction([], "tanh")
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+def test_saturation_fraction_refuses_nan_rather_than_counting_it_as_unsaturated(activation):
+    # |NaN| > 0.99 is False: before, a NaN entry silently counted as "not saturated"
+    with pytest.raises(ValueError, match="out contains 1 NaN"):
+        saturation_fraction([0.995, 0.5, np.nan], activation)
+
+
+@pytest.mark.parametrize("activation, values", [
+    ("tanh", [0.5, np.inf]), ("tanh", [-np.inf, 0.0]), ("tanh", [0.2, 1.5]),
+    ("sigmoid", [0.5, np.inf]), ("sigmoid", [-0.1, 0.5]), ("sigmoid", [0.5, 1.01]),
+    ("relu", [1.0, -0.5]), ("relu", [-np.inf, 1.0]),
+])
+def test_saturation_fraction_refuses_values_the_activation_cannot_output(activation, values):
+    with pytest.raises(ValueError, match=f"out is not a {activation} output"):
+        saturation_fraction(np.array(values), activation)
+
+
+def test_saturation_fraction_catches_the_input_passed_instead_of_the_output():
+    pre = np.array([-3.0, 0.2, 2.5])
+    assert saturation_fraction(np.tanh(pre), "tanh") == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match=r"values lie in \[-1, 1\], got values from -3 to 2.5"):
+        saturation_fraction(pre, "tanh")
+
+
+def test_saturation_fraction_accepts_the_ends_of_the_range_and_relu_infinity():
+    assert saturation_fraction(np.array([-1.0, 1.0]), "tanh") == 1.0
+    assert saturation_fraction(np.array([0.0, 1.0]), "sigmoid") == 1.0
+    assert saturation_fraction(np.tanh(np.float32([30.0, 0.0])), "tanh") == 0.5     # float32
+    assert saturation_fraction(np.array([0.0, np.inf]), "relu") == 0.5    # an overflowed unit is active
 
 
 def _loss_from(model, start, a, y):
@@ -128,6 +161,10 @@ def test_format_layer_table():
     lines = text.splitlines()
     assert len(lines) == 3 and lines[0].startswith("layer") and lines[1].split()[0] == "1"
     assert "-0.000" not in text
+    with pytest.raises(TypeError, match="stats must be the list of LayerStats"):
+        format_layer_table("not a valid value")
+    with pytest.raises(TypeError, match=r"stats\[0\] must be a LayerStats"):
+        format_layer_table([{"depth": 1}])
 
 
 def test_perturbation_of_a_single_linear_layer_is_exact():
@@ -265,6 +302,8 @@ def test_percentile_recorder_as_train_callback_keeps_mode_and_bn_statistics():
     ({"layer": 0, "unit": 0, "mode": "eval"}, ValueError, "pass x"),
     ({"layer": 0, "unit": 0, "mode": "batch_stats", "x": X[:1]}, ValueError, "N ≥ 2"),
     ({"layer": 0, "unit": 0, "mode": "eval", "x": X[0]}, ValueError, "shape"),
+    ({"layer": 0, "unit": 0, "mode": "eval", "x": np.where(X > 2, np.inf, X)}, ValueError,
+     "x contains"),
 ])
 def test_percentile_recorder_bad_arguments(kwargs, err, match):
     with pytest.raises(err, match=match):
@@ -285,6 +324,30 @@ def test_percentile_recorder_out_of_range():
         PercentileRecorder(7, 0, mode="eval", x=X)(0, model)
     with pytest.raises(TypeError, match="Sequential"):
         PercentileRecorder(0, 0, mode="eval", x=X)(0, Linear(5, 3))
+
+
+@pytest.mark.parametrize("mode", ["step", "eval", "batch_stats"])
+def test_percentile_recorder_records_nan_when_a_diverging_run_overflows_instead_of_crashing(mode):
+    # lr = 1e30 makes the weights finite but huge: the fixed batch overflows inside the
+    # network at the next record (before: NonFiniteError from the callback, or inf/NaN
+    # percentiles with RuntimeWarnings). The record says NaN; train reports the divergence.
+    x = RNG.standard_normal((64, 4))
+    y = (x[:, 0] > 0).astype(int)
+    net = make_mlp([4, 16, 16, 2], "relu", norm="bn" if mode == "batch_stats" else None, rng=0)
+    rec = PercentileRecorder(2, 0, mode=mode, x=None if mode == "step" else x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        if mode != "step":
+            rec(0, net)
+        history = train(net, x, y, lr=1e30, steps=20, batch_size=16, callback=rec)
+    assert history.diverged
+    values = rec.values
+    assert len(values) == len(rec.steps) >= 2
+    assert np.isfinite(values[0]).all()                  # before the blow-up: real numbers
+    bad = ~np.isfinite(values).all(axis=1)
+    assert (np.isnan(values[bad])).all()                 # whole rows of NaN, never inf
+    if mode != "step":
+        assert bad[-1]                                   # the last record overflowed
 
 
 def test_plot_activation_histograms():

@@ -286,3 +286,71 @@ def test_train_models_returns_histories_by_label_and_passes_callbacks():
         ex.train_models({"a": _bn_net()}, X_SMALL, Y_SMALL, callbacks={"z": rec}, lr=0.1, steps=1)
     with pytest.raises(TypeError, match="non-empty dict"):
         ex.train_models([], X_SMALL, Y_SMALL, lr=0.1, steps=1)
+
+
+# ----------------------------------------------------------------------------- bad input (issue 17)
+def test_hidden_must_be_a_sequence_of_widths_and_is_named(data):
+    for call in (lambda h: ex.run_config(data, hidden=h, steps=1),
+                 lambda h: ex.sweep(data, "lr", [0.1], hidden=h, steps=1),
+                 lambda h: ex.gd_variants(data, hidden=h)):
+        with pytest.raises(TypeError, match="hidden must be a sequence"):
+            call("100")                      # list("100") would be three widths of 1 and 0
+        with pytest.raises(ValueError, match=r"hidden\[1\] must be ≥ 1, got 0"):
+            call((16, 0))
+
+
+def test_sweep_refuses_a_string_of_values(data):
+    with pytest.raises(TypeError, match="values must be a sequence"):
+        ex.sweep(data, "lr", "0.1", steps=1)
+    with pytest.raises(TypeError, match="seeds must be a sequence"):
+        ex.sweep(data, "lr", [0.1], seeds=0, steps=1)
+
+
+def test_gd_variants_and_figure1_name_their_own_counts(data):
+    with pytest.raises(ValueError, match="epochs must be ≥ 1, got 0"):
+        ex.gd_variants(data, epochs=0)
+    with pytest.raises(TypeError, match="batch_size must be an integer"):
+        ex.gd_variants(data, batch_size=32.5)
+    with pytest.raises(ValueError, match=r"batch_size must lie in 1\.\.1348"):
+        ex.gd_variants(data, batch_size=5000)     # n // 5000 = 0 updates per epoch
+    with pytest.raises(ValueError, match="record_every must be ≥ 1, got -3"):
+        ex.figure1_run(data, None, steps=2, record_every=-3)
+    with pytest.raises(ValueError, match=r"unit must lie in 0\.\.99, got 100"):
+        ex.figure1_run(data, None, steps=2, unit=100)
+
+
+def test_is_stable_checks_its_counts():
+    h = TrainingHistory(loss=[2.5, 0.4])
+    with pytest.raises(ValueError, match="last must be ≥ 1, got -3"):
+        ex.is_stable(h, 10, last=-3)     # loss[3:] of two values would be empty: NaN mean
+    with pytest.raises(ValueError, match="num_classes must be ≥ 1"):
+        ex.is_stable(h, -3)
+    with pytest.raises(TypeError, match="num_classes must be an integer"):
+        ex.is_stable(h, "10")
+
+
+def test_largest_stable_lr_checks_before_training_and_returns_the_value_as_given(data):
+    X, y = data[0][:120], data[2][:120]
+
+    def plain():
+        return make_mlp([64, 8, 10], "relu", rng=0)
+
+    with pytest.raises(TypeError, match="make_model must be a function .* got Sequential"):
+        ex.largest_stable_lr(plain(), [0.1], X, y, steps=2)     # the model, not its maker
+    with pytest.raises(TypeError, match="make_model must be a function .* got str"):
+        ex.largest_stable_lr("plain", [0.1], X, y, steps=2)
+    with pytest.raises(TypeError, match="lrs must be a sequence"):
+        ex.largest_stable_lr(plain, "0.1", X, y, steps=2)
+    with pytest.raises(ValueError, match=r"lrs\[1\] must be ≥ 0"):
+        ex.largest_stable_lr(plain, [0.1, -1.0], X, y, steps=2)
+    with pytest.raises(ValueError, match="y must hold 120 integer class labels"):
+        ex.largest_stable_lr(plain, [0.1], X, y.astype(str), steps=2)
+    # the given value comes back as given (a notebook prints it): 1, not 1.0
+    best = ex.largest_stable_lr(lambda: make_mlp([64, 32, 32, 10], "relu", rng=0), [1],
+                                data[0][:600], data[2][:600], steps=60)
+    assert best == 1 and type(best) is int
+
+
+def test_format_sweeps_refuses_anything_but_a_dict():
+    with pytest.raises(TypeError, match="results must be a dict of label -> SweepResult"):
+        ex.format_sweeps("not a valid value")

@@ -95,5 +95,7 @@ def test_adapt_batchnorm_refuses_bad_input():
         adapt_batchnorm(Sequential(Linear(5, 2)), X)
     with pytest.raises(ValueError, match="X_target"):
         adapt_batchnorm(_trained(), X[:1])
+    with pytest.raises(ValueError, match=r"X_target must have shape \(N, D\) .* D ≥ 1"):
+        adapt_batchnorm(_trained(), X[:, :0])      # before: the first Linear's message
     with pytest.raises(TypeError, match="Sequential"):
         adapt_batchnorm(BatchNorm(3), X)

@@ -276,6 +276,23 @@ def test_save_and_restore_running_stats_copy_and_can_restore_twice():
     np.testing.assert_array_equal(batchnorm_layers(net)[0].running_mean, 0.0)
 
 
+@pytest.mark.parametrize("saved", ["not a valid value", save_running_stats, [(None,)],
+                                   [(BatchNorm(2), "running_mean")]])
+def test_restore_running_stats_refuses_what_save_running_stats_did_not_return(saved):
+    with pytest.raises(TypeError, match="saved must be the list of"):
+        restore_running_stats(saved)
+
+
+def test_moving_vs_precise_checks_data_and_hidden_before_training():
+    X, y = np.ones((8, 3)), np.arange(8) % 2
+    with pytest.raises(TypeError, match="data must be the 4-tuple"):
+        moving_vs_precise((X, y), [2])          # before: "not enough values to unpack"
+    with pytest.raises(TypeError, match="hidden must be a sequence"):
+        moving_vs_precise((X, X, y, y), [2], hidden="100")
+    with pytest.raises(ValueError, match=r"hidden\[0\] must be ≥ 1"):
+        moving_vs_precise((X, X, y, y), [2], hidden=(0,))
+
+
 def test_running_stat_layers_refuses_what_is_not_a_layer():
     with pytest.raises(TypeError, match="model must be a layer"):
         running_stat_layers([BatchNorm(2)])

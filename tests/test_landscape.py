@@ -80,6 +80,21 @@ def test_landscape_probe_bad_input():
         landscape_probe(_bn_net(), X_SMALL, Y_SMALL, [0.1, -0.1])
     with pytest.raises(TypeError, match="Sequential"):
         landscape_probe(BatchNorm(4), X_SMALL, Y_SMALL, [0.1])
+    with pytest.raises(TypeError, match="step_sizes must be a sequence"):
+        landscape_probe(_bn_net(), X_SMALL, Y_SMALL, "0.1")
+    with pytest.raises(ValueError, match=r"step_sizes\[0\] must be finite"):
+        landscape_probe(_bn_net(), X_SMALL, Y_SMALL, [np.inf])
+    with pytest.raises(TypeError, match="model must be a layer"):
+        loss_and_grads("net", X_SMALL, Y_SMALL)
+
+
+def test_train_with_probes_checks_step_sizes_before_training():
+    net = _bn_net()
+    W0 = net[0].W.copy()
+    with pytest.raises(ValueError, match=r"step_sizes\[1\] must be > 0"):
+        train_with_probes(net, X_SMALL, Y_SMALL, lr=0.1, steps=8, batch_size=8,
+                          step_sizes=[0.1, -0.1], every=4)
+    np.testing.assert_array_equal(net[0].W, W0)   # before: it failed after 4 steps of training
 
 
 def test_train_with_probes_records_one_probe_per_every_steps():

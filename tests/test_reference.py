@@ -169,3 +169,9 @@ def test_bad_jacobian_input():
         normalization_jacobian([1.0])
     with pytest.raises(ValueError, match="h"):
         numerical_jacobian(lambda v: v, [1.0], h=0.0)
+    with pytest.raises(TypeError, match="f must be a function"):
+        numerical_jacobian("tanh", [1.0])
+    with pytest.raises(ValueError, match="x must hold at least one value"):
+        numerical_jacobian(np.tanh, [])           # before: NumPy's "need at least one array"
+    with pytest.raises(ValueError, match="x contains 1 non-finite"):
+        numerical_jacobian(np.tanh, [0.5, np.nan])   # before: a column of NaN, silently

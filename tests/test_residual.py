@@ -239,6 +239,12 @@ def test_inputs_never_mutated():
     (lambda: make_resnet(-1), ValueError, "depth"),
     (lambda: make_resnet(True), TypeError, "depth"),
     (lambda: make_resnet(2, "bn", width=0), ValueError, "width"),
+    # issue 17: True is not α = 1; an empty x; a model that is not a layer
+    (lambda: SkipInit(True), TypeError, "alpha must be a real number, got True"),
+    (lambda: SkipInit("0.5"), TypeError, "alpha must be a real number, got '0.5'"),
+    (lambda: SkipInit(0.5).forward(np.ones((4, 0))), ValueError, "x must hold at least one value"),
+    (lambda: gradient_norms("resnet", np.ones((2, 64)), np.zeros(2, dtype=int)), TypeError,
+     "model must be a layer"),
 ])
 def test_bad_input_names_the_problem(call, err, fragment):
     with pytest.raises(err) as info:

@@ -1,5 +1,7 @@
 """bnutils.scaling: the scalers against scikit-learn, whitening, the quadratic and GD."""
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression
@@ -191,6 +193,40 @@ def test_too_large_a_rate_diverges_and_too_small_does_not_converge():
     assert not slow.diverged and slow.steps is None
     assert slow.summary() == "did not converge in 50 steps"
     assert len(slow.path) == 51
+
+
+def test_a_diverging_run_keeps_its_first_bad_step_when_its_loss_is_finite():
+    X, score, _ = make_cohort(100, seed=1)
+    Z, y = standardize(X), score - score.mean()
+    lam_max = np.linalg.eigvalsh(mse_hessian(Z))[-1]
+    bad = gradient_descent(Z, y, lr=2.2 / lam_max)
+    gap0 = bad.loss[0] - bad.loss_star
+    assert bad.loss[-1] - bad.loss_star > 1e6 * gap0 >= bad.loss[-2] - bad.loss_star
+    assert np.isfinite(bad.loss).all() and np.isfinite(bad.path).all()
+
+
+@pytest.mark.parametrize("exponent", [15, 80, 150])
+def test_huge_features_diverge_with_finite_numbers_only(exponent):
+    # With X ~ 10^e the Hessian is ~10^2e: lr = 0.05 diverges at once, and the first
+    # step's loss overflows float64 for e ≳ 77. Before: RuntimeWarnings and inf in
+    # the returned losses; now the path stops at the last point with a finite loss.
+    X = RNG.normal(1.0, 2.0, size=(6, 3)) * 10.0 ** exponent
+    y = RNG.normal(size=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        result = gradient_descent(X, y, lr=0.05, max_steps=20)
+    assert result.diverged and result.summary() == "diverged (lr = 0.05)"
+    assert np.isfinite(result.path).all() and np.isfinite(result.loss).all()
+    np.testing.assert_allclose(result.loss, np.mean((result.path @ X.T - y) ** 2, axis=1),
+                               rtol=1e-6)
+
+
+def test_a_problem_too_large_for_float64_is_refused_by_name():
+    X = np.eye(3) * 1e200                   # XᵀX/N = 3.3e399: overflows
+    with pytest.raises(ValueError, match="X and y are too large .* rescale X and y"):
+        gradient_descent(X, np.ones(3), lr=0.1)
+    with pytest.raises(ValueError, match="the loss at the starting point w0 overflows"):
+        gradient_descent(np.eye(3) * 1e100, np.ones(3), lr=0.1, w0=np.full(3, 1e200))
 
 
 def test_raw_features_condition_far_worse_than_standardized():

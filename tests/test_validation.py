@@ -7,9 +7,15 @@ import numpy as np
 import pytest
 
 from bnutils._validation import (
+    as_data_matrix,
     check_cache,
     check_dout,
     check_int,
+    check_labels,
+    check_learning_rate,
+    check_real,
+    check_sequence,
+    check_split,
     per_channel,
     read_only,
     stat_axes,
@@ -81,3 +87,80 @@ def test_check_int_with_a_maximum_names_the_range():
     for bad in (1, 6):
         with pytest.raises(ValueError, match=rf"batch_size must lie in 2\.\.5, got {bad}"):
             check_int(bad, "batch_size", 2, maximum=5)
+
+
+# ----------------------------------------------------------------------------- issue 17's new helpers
+@pytest.mark.parametrize("value", [0.5, 3, np.float32(0.5), np.int64(-2), np.array(1.5)])
+def test_check_real_accepts_python_and_numpy_numbers(value):
+    result = check_real(value, "alpha")
+    assert type(result) is float and result == float(value)
+
+
+@pytest.mark.parametrize("value, error, message", [
+    ("7.5", TypeError, "cgpa_mean must be a real number, got '7.5'"),
+    (True, TypeError, "cgpa_mean must be a real number, got True"),
+    (None, TypeError, "cgpa_mean must be a real number"),
+    (float("nan"), ValueError, "cgpa_mean must be finite"),
+    (-np.inf, ValueError, "cgpa_mean must be finite"),
+])
+def test_check_real_refuses_strings_bools_and_non_finite_numbers(value, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        check_real(value, "cgpa_mean")
+
+
+def test_check_sequence_checks_every_entry_and_names_it():
+    assert check_sequence((4, np.int64(8)), "hidden", check_int) == [4, 8]
+    assert check_sequence(np.array([2, 3]), "batch_sizes", check_int, minimum=2) == [2, 3]
+    assert check_sequence(range(1, 3), "hidden", check_int) == [1, 2]
+    assert check_sequence((), "hidden", check_int, allow_empty=True) == []
+    with pytest.raises(TypeError, match=r"hidden must be a sequence .* got 'abc' of type str"):
+        check_sequence("abc", "hidden", check_int)       # a string: not three entries
+    with pytest.raises(TypeError, match=r"hidden must be a sequence"):
+        check_sequence(100, "hidden", check_int)
+    with pytest.raises(ValueError, match="hidden must not be empty"):
+        check_sequence([], "hidden", check_int)
+    with pytest.raises(ValueError, match=r"hidden\[1\] must be ≥ 1, got 0"):
+        check_sequence([4, 0], "hidden", check_int)
+    with pytest.raises(TypeError, match=r"lrs\[0\] must be a real number, got 'x'"):
+        check_sequence(["x"], "lrs", check_learning_rate)
+    with pytest.raises(ValueError, match="1-D"):
+        check_sequence(np.ones((2, 2)), "lrs", check_learning_rate)
+
+
+def test_as_data_matrix_converts_like_as_float_array_and_refuses_bad_shapes_and_values():
+    X32 = np.ones((3, 2), dtype=np.float32)
+    assert as_data_matrix(X32) is X32                        # no copy, float32 kept
+    assert as_data_matrix([[1, 2]]).dtype == np.float64
+    for bad in (np.ones(3), np.ones((0, 2)), np.ones((3, 0)), np.ones((2, 2, 1))):
+        with pytest.raises(ValueError, match=r"X_target must have shape \(N, D\)"):
+            as_data_matrix(bad, "X_target")
+    with pytest.raises(ValueError, match="N ≥ 2 rows"):
+        as_data_matrix(np.ones((1, 2)), "X", min_rows=2)
+    with pytest.raises(ValueError, match="X contains 1 non-finite"):
+        as_data_matrix([[1.0, np.nan]])
+    with pytest.raises(TypeError, match="X must be a numeric array"):
+        as_data_matrix([["a", "b"]])
+
+
+def test_check_labels_wants_non_negative_integer_labels_of_the_right_length():
+    y = np.array([0, 2, 1])
+    assert check_labels(y, 3) is y and check_labels(y) is y
+    for bad in (np.array([0.0, 1.0, 1.0]), np.array(["0", "1", "1"]), np.array([True, False, True]),
+                np.array([0, 1]), np.zeros((3, 1), dtype=int)):
+        with pytest.raises(ValueError, match="y must hold 3 integer class labels"):
+            check_labels(bad, 3)
+    with pytest.raises(ValueError, match="y must be a non-empty 1-D array"):
+        check_labels(np.array([], dtype=int))
+    with pytest.raises(ValueError, match="class labels ≥ 0, got -1"):
+        check_labels([0, -1], 2)
+
+
+def test_check_split_accepts_the_4_tuple_only():
+    X, y = np.ones((4, 2)), np.zeros(4, dtype=int)
+    assert all(a is b for a, b in zip(check_split((X, X, y, y)), (X, X, y, y)))
+    with pytest.raises(TypeError, match="data must be the 4-tuple"):
+        check_split("not a valid value")
+    with pytest.raises(ValueError, match="same D"):
+        check_split((X, np.ones((4, 3)), y, y))
+    with pytest.raises(ValueError, match="one label per row"):
+        check_split((X, X, y[:3], y))
