@@ -12,7 +12,9 @@ and no stored widget ids are involved. JupyterLab is started on that folder (thr
 and driven by headless Debian Chromium (``/usr/bin/chromium``) through Playwright:
 open the notebook, Run All, then for every control of the explorer move it ``--moves``
 times (sliders: ArrowRight, then ArrowLeft back; a checkbox: Space; a dropdown: the
-next option is selected). Each latency runs from the ``keydown`` (dropdown: ``input``)
+next option is selected), ``--pause`` seconds apart (default 0.5 s: a learner looks at
+each figure; explorers use such pauses to draw ahead, see ``bnutils.widgets.live``;
+``--pause 0`` times moves made back to back). Each latency runs from the ``keydown`` (dropdown: ``input``)
 event to the moment
 the widget's new ``<img>`` is decoded (a ``MutationObserver`` on the widget's output
 area and ``img.decode()``), measured in the page with ``performance.now()``. One move
@@ -201,7 +203,7 @@ def _act(page, target, key: str) -> None:
         page.keyboard.press(key)
 
 
-def measure_notebook(page, base, token, name, moves, timeout_ms=20_000) -> list[dict]:
+def measure_notebook(page, base, token, name, moves, pause_s=0.0, timeout_ms=20_000) -> list[dict]:
     from playwright.sync_api import expect
 
     page.goto(f"{base}/lab/workspaces/bench-{name.split('.')[0]}/tree/{urllib.parse.quote(name)}?reset&token={token}")
@@ -234,6 +236,8 @@ def measure_notebook(page, base, token, name, moves, timeout_ms=20_000) -> list[
                 continue
             times.append(widget.evaluate("w => w.__latency.results[w.__latency.results.length - 1]"))
             expect(idle).to_be_visible(timeout=timeout_ms)
+            if pause_s:                  # a learner looks at the new figure before moving on
+                page.wait_for_timeout(pause_s * 1000)
         rows.append({"notebook": name[len("latency_"):-len(".ipynb")], "control": label,
                      "moves": len(times),
                      "median_ms": round(statistics.median(times), 1) if times else None,
@@ -248,6 +252,9 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="*", default=[], help="notebook numbers, e.g. 01 03")
     p.add_argument("--bnutils", type=Path, default=None,
                    help="a folder holding another bnutils/ to time (put first on the kernel's path)")
+    p.add_argument("--pause", type=float, default=0.5,
+                   help="seconds between a new figure and the next move (default 0.5, a learner "
+                        "looking at it; 0 = moves back to back, a key held down)")
     p.add_argument("--out", type=Path, default=HERE / "results")
     p.add_argument("--label", default="", help="a name for this run in the JSON file")
     p.add_argument("--strict", action="store_true", help="exit 1 if a control misses a goal")
@@ -277,7 +284,7 @@ def main(argv=None) -> int:
                     page = context.new_page()
                     page.set_default_timeout(180_000)     # a loaded machine answers late
                     try:
-                        rows += measure_notebook(page, base, token, name, args.moves)
+                        rows += measure_notebook(page, base, token, name, args.moves, args.pause)
                     except Exception as exc:              # report, and go on with the others
                         rows.append({"notebook": name[len("latency_"):-len(".ipynb")],
                                      "control": f"ERROR {type(exc).__name__}", "moves": 0,
@@ -296,8 +303,9 @@ def main(argv=None) -> int:
             stop(proc)
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"Widget latency in JupyterLab + headless Chromium: keypress -> new figure decoded "
-          f"({args.moves} moves per control; load average {load:.1f} at the start, {load_end:.1f} "
-          f"at the end, {os.cpu_count()} CPUs){' [' + args.label + ']' if args.label else ''}")
+          f"({args.moves} moves per control, {args.pause:g} s apart; load average {load:.1f} at "
+          f"the start, {load_end:.1f} at the end, {os.cpu_count()} CPUs)"
+          f"{' [' + args.label + ']' if args.label else ''}")
     print(f"{'notebook':<9}{'control':<22}{'median':>9}{'worst':>9}  goal: median <= "
           f"{GOAL_MEDIAN_MS} ms, worst <= {GOAL_WORST_MS} ms")
     missed = []
@@ -313,7 +321,7 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / "widget_latency.json"
     out.write_text(json.dumps({"label": args.label, "load_start": load, "load_end": load_end,
-                               "moves": args.moves, "rows": rows}, indent=1) + "\n")
+                               "moves": args.moves, "pause_s": args.pause, "rows": rows}, indent=1) + "\n")
     print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     return 1 if args.strict and missed else 0
 

@@ -75,6 +75,73 @@ def test_a_redrawn_figure_equals_one_drawn_afresh(case):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
+def test_drawing_ahead_changes_no_image(case):
+    """With the backgrounds an idle kernel draws ahead between moves (``finish_warm``
+    after every move), every image is pixel for pixel the one of an explorer that never
+    drew ahead, and each explorer but 00's (whose limits never change) prepares something."""
+    make, detour, target = CASES[case]
+    warmed, plain = make(), make()
+    prepared = 0
+    for name, value in detour + target:
+        prepared += warmed.live.finish_warm()
+        _set(warmed, [(name, value)])
+        _set(plain, [(name, value)])
+        a, b = _pixels(warmed.live.png), _pixels(plain.live.png)
+        differ = int((a != b).any(axis=-1).sum())
+        assert differ == 0, f"after {name} = {value}: {differ} pixels differ"
+    assert (prepared > 0) == (case != "00")
+    assert warmed.result == plain.result or case == "09"
+
+
+def test_a_prepared_batch_size_draws_no_axes():
+    """After drawing ahead, moving to a neighbouring batch size copies stored backgrounds
+    instead of drawing any axes (what made the first visit of a batch size slow)."""
+    w = forward_explorer()
+    calls = []
+    for ax in w.live.fig.axes:
+        original = ax.draw
+        ax.draw = (lambda orig, a: (lambda renderer: (calls.append(a), orig(renderer))))(original, ax)
+    assert w.live.finish_warm() == 2                  # batch sizes 32 and 128
+    calls.clear()
+    controls(w)["batch size m"].value = 128
+    assert calls == []
+    controls(w)["γ (gamma)"].value = 0.3              # taller bars in panel 2: drawn
+    assert calls
+    assert w.live.finish_warm() == 2                  # 32 and 128 again, at this γ
+
+
+def test_warming_waits_for_the_learner_in_a_kernel(monkeypatch):
+    """In a kernel's event loop, drawing ahead starts ``WARM_AFTER_S`` after the last
+    image and pauses while the controls keep moving; outside a kernel it only queues."""
+    import asyncio
+
+    import IPython.display
+
+    from bnutils.widgets import live
+
+    w = forward_explorer()                            # no kernel: queued, not drawn
+    assert w.live.warmed == 0 and len(w.live._warm_queue) == 2
+    monkeypatch.setattr(live, "_kernel_shell", lambda: object())
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: None)
+
+    async def learner():
+        w = forward_explorer()
+        gamma = controls(w)["γ (gamma)"]
+        for k in range(8):                            # moving every 0.1 s: nothing ahead
+            gamma.value = 1.0 + 0.1 * (k % 2)
+            await asyncio.sleep(0.1)
+        assert w.live.warmed == 0
+        for _ in range(100):                          # then idle: batch sizes 32 and 128
+            await asyncio.sleep(0.05)
+            if w.live.warmed == 2:
+                break
+        assert w.live.warmed == 2
+        assert w.live._warm_handle is None            # and nothing left scheduled
+
+    asyncio.run(learner())
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
 def test_the_live_image_is_the_static_figure(case):
     """The explorer's image matches the pyplot figure a notebook shows for the same
     setting (the static figure before the widget): at most a few pixels differ, where a

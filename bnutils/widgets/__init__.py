@@ -35,7 +35,7 @@ def _png_of_pyplot_figures() -> int:
     return total
 
 
-def redraw_ms(w, name: str, values) -> list[float]:
+def redraw_ms(w, name: str, values, warm: bool = False) -> list[float]:
     """Wall time in milliseconds of each redraw after setting control ``name`` to each of ``values``.
 
     A redraw is what a learner waits for in the kernel: the callback **and** drawing the
@@ -44,13 +44,20 @@ def redraw_ms(w, name: str, values) -> list[float]:
     way the inline backend does (``bbox_inches="tight"``). Figures are closed afterwards.
     Setting the value is the same path as a slider move in the browser.
 
+    ``warm=True`` first draws what the explorer prepares between moves in an idle kernel
+    (``LiveFigure.finish_warm``, untimed): the wait of a learner who pauses between
+    moves. ``warm=False`` (default) times moves made back to back.
+
     Introduced in notebook 00.
     """
     import matplotlib.pyplot as plt
 
     control = controls(w)[name]
+    live = getattr(w, "live", None)
     times = []
     for v in values:
+        if warm and live is not None:
+            live.finish_warm()
         t0 = time.perf_counter()
         control.value = v
         _png_of_pyplot_figures()
@@ -59,9 +66,9 @@ def redraw_ms(w, name: str, values) -> list[float]:
     return times
 
 
-def median_redraw_ms(w, name: str, values) -> float:
-    """Median of ``redraw_ms(w, name, values)``: callback plus drawing the PNG, in ms.
+def median_redraw_ms(w, name: str, values, warm: bool = False) -> float:
+    """Median of ``redraw_ms(w, name, values, warm)``: callback plus drawing the PNG, in ms.
 
     Introduced in notebook 00.
     """
-    return float(np.median(redraw_ms(w, name, values)))
+    return float(np.median(redraw_ms(w, name, values, warm)))

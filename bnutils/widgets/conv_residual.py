@@ -191,7 +191,6 @@ class _InitProfileView:
         self.title.set_text(f"{label}, {depth} blocks: variance {profile['final_variance']:.3g} "
                             f"(×{profile['growth']:.3g}), input gradient ‖∂L/∂x‖ = "
                             f"{profile['input_grad_norm']:.3g}")
-        self.canvas.show()
 
 
 def residual_init_explorer(width: int = 16, seed: int = 0):
@@ -210,10 +209,18 @@ def residual_init_explorer(width: int = 16, seed: int = 0):
 
     view = _InitProfileView()
 
-    def show(depth=32, normalization="bn"):
+    def set_curve(depth, normalization):
         label = next(k for k, v in BRANCH_LABELS.items() if v == normalization)
         profile = init_profile(depth, normalization, width, seed)
         view.update(profile, depth, normalization, label, width, seed)
+        return profile
+
+    def show(depth=32, normalization="bn"):
+        profile = set_curve(depth, normalization)
+        view.canvas.show()
+        # Another branch redraws the axes (its own range and legend): prepare the others.
+        view.canvas.warm(lambda b: set_curve(depth, b),
+                         [b for b in BRANCH_LABELS.values() if b != normalization])
         return {k: profile[k] for k in ("final_variance", "growth", "input_grad_norm")}
 
     style = {"description_width": "initial"}

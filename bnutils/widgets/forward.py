@@ -19,7 +19,7 @@ from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
 from .._validation import check_int
 from ..plots import COLORS
-from .live import nice_limit
+from .live import neighbours, nice_limit
 
 __all__ = [
     "BATCH_SIZES",
@@ -83,6 +83,8 @@ def spread_of_batch_stats(batch_size: int, repeats: int = N_REPEATS, seed: int =
     >>> s_mean, s_std = spread_of_batch_stats(100, repeats=2000)
     >>> bool(abs(s_mean - POPULATION_STD / 10) < 0.03)
     True
+
+    Introduced in notebook 03.
     """
     rng = np.random.default_rng([int(batch_size), int(seed), 7])
     xs = rng.normal(POPULATION_MEAN, POPULATION_STD, size=(int(repeats), int(batch_size)))
@@ -253,11 +255,17 @@ class _ForwardFigure:
         self.title_n.set_text(f"4. Noise of μ_B: ±{state['spread_mean']:.2f} at m = {m}")
 
 
-def _draw_forward(view: _ForwardFigure, gamma, beta, eps, batch_size, batch) -> dict:
+def _set_forward(view: _ForwardFigure, gamma, beta, eps, batch_size, batch) -> dict:
+    """Set the panels for one setting of the sliders (not shown); returns ``forward_state``."""
     state = forward_state(gamma, beta, eps, batch_size, batch)
     x = batch_of_x(batch_size, batch)
     x_hat = (x - x.mean()) / np.sqrt(x.var() + eps)
     view.update(state, x, gamma * x_hat + beta, gamma, beta, eps)
+    return state
+
+
+def _draw_forward(view: _ForwardFigure, gamma, beta, eps, batch_size, batch) -> dict:
+    state = _set_forward(view, gamma, beta, eps, batch_size, batch)
     view.canvas.show()
     return state
 
@@ -292,7 +300,12 @@ def forward_explorer() -> widgets.interactive:
     view = _ForwardFigure(live=True)
 
     def update(gamma, beta, eps, batch_size, batch):
-        return _draw_forward(view, gamma, beta, eps, batch_size, batch)
+        state = _draw_forward(view, gamma, beta, eps, batch_size, batch)
+        # A new batch size redraws three panels' axes (new limits): prepare the next
+        # batch size on either side.
+        view.canvas.warm(lambda m: _set_forward(view, gamma, beta, eps, m, batch),
+                         neighbours(BATCH_SIZES, batch_size))
+        return state
 
     style = {"description_width": "100px"}          # one width: the tracks start together
     common = {"style": style, "continuous_update": False}

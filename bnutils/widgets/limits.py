@@ -23,7 +23,7 @@ from ..batchnorm import batchnorm_forward
 from ..data import batch_mates_data
 from ..normalization import groupnorm_forward, layernorm_forward
 from ..plots import COLORS
-from .live import nice_limit
+from .live import neighbours, nice_limit
 
 __all__ = ["BATCH_SIZES", "DEFAULTS", "NORMS", "batch_mates_explorer", "batch_mates_state",
            "plot_batch_mates"]
@@ -166,7 +166,7 @@ class _BatchMatesFigure:
 def plot_batch_mates(norm: str = "BatchNorm", batch_size: int = 4) -> dict:
     """Draw the explorer's two panels for one setting and return ``batch_mates_state``.
 
-    Introduced in notebook 07.
+    Introduced in notebook 09.
     """
     state = batch_mates_state(norm, batch_size)
     view = _BatchMatesFigure(live=False)
@@ -194,14 +194,23 @@ def batch_mates_explorer() -> widgets.interactive:
         ``w.result`` is the ``batch_mates_state`` of the current setting (a copy);
         ``w.live`` is the ``LiveFigure`` it redraws in place.
 
-    Introduced in notebook 07.
+    Introduced in notebook 09.
     """
     view = _BatchMatesFigure(live=True)
 
-    def update(norm, batch_size):
+    def set_panels(norm, batch_size):
         state = dict(_cached_state(norm, batch_size))
         view.update(state, norm, batch_size)
+        return state
+
+    def update(norm, batch_size):
+        state = set_panels(norm, batch_size)
         view.canvas.show()
+        # A new batch size (new y limits) or normalization (new legends) redraws axes:
+        # prepare the next batch size on either side and the other normalizations.
+        view.canvas.warm(lambda s: set_panels(*s),
+                         [(norm, m) for m in neighbours(BATCH_SIZES, batch_size)]
+                         + [(n, batch_size) for n in NORMS if n != norm])
         return state
 
     style = {"description_width": "90px"}  # the whole label, and one width for both controls

@@ -21,6 +21,7 @@ import numpy as np
 from .._validation import check_int
 from ..inference import running_average
 from ..plots import COLORS
+from .live import neighbours
 
 __all__ = ["BATCH_SIZES", "plot_running_stats", "running_stats_explorer", "simulate_running_stats"]
 
@@ -105,6 +106,8 @@ def simulate_running_stats(momentum: float = 0.1, batch_size: int = 32, steps: i
 BATCH_SIZES = (2, 4, 8, 16, 32, 64, 128)
 #: Figure size (inches at 100 dpi).
 FIGSIZE = (10.0, 3.9)
+#: The explorer's starting momentum (PyTorch's default).
+DEFAULT_MOMENTUM = 0.1
 
 
 class _RunningStatsFigure:
@@ -206,17 +209,28 @@ def running_stats_explorer(steps: int = 300, pop_mean: float = 2.0, pop_var: flo
 
     view = _RunningStatsFigure(live=True)
 
-    def show(momentum=0.1, batch_size=32, unbiased=True):
+    def set_panels(momentum, batch_size, unbiased):
         sim = _simulation(momentum, batch_size, steps, pop_mean, pop_var, unbiased, seed)
         view.update(sim, momentum, batch_size, unbiased)
+        return sim
+
+    def show(momentum=DEFAULT_MOMENTUM, batch_size=32, unbiased=True):
+        sim = set_panels(momentum, batch_size, unbiased)
         view.canvas.show()
+        # A new batch size or variance switch redraws both axes (new batch dots, new
+        # limits): prepare the next batch size on either side and the other switch
+        # position. The backgrounds do not depend on the momentum, so they are drawn
+        # from the default momentum's simulations (kept by _simulation's cache).
+        view.canvas.warm(lambda s: set_panels(DEFAULT_MOMENTUM, *s),
+                         [(m, unbiased) for m in neighbours(BATCH_SIZES, batch_size)]
+                         + [(batch_size, not unbiased)])
         return {k: sim[k] for k in ("final_mean", "final_var", "warmup_steps", "mean_jitter",
                                     "var_ratio")}
 
     style = {"description_width": "90px"}
     w = widgets.interactive(
         show,
-        momentum=widgets.FloatLogSlider(value=0.1, base=10, min=-3, max=0, step=0.1,
+        momentum=widgets.FloatLogSlider(value=DEFAULT_MOMENTUM, base=10, min=-3, max=0, step=0.1,
                                         description="momentum", readout_format=".3f",
                                         continuous_update=False, style=style),
         batch_size=widgets.SelectionSlider(options=list(BATCH_SIZES), value=32,

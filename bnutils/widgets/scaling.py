@@ -272,6 +272,12 @@ class _DescentFigure:
         self.ax2.set_ylim(min(result.tol, 1.0) / 10, 1e2)
 
 
+#: The ratio slider's steps, in powers of two: 1, 2^0.25, ..., 2^4 = 16.
+RATIO_STEP, RATIO_MAX = 0.25, 4
+#: The learning-rate slider's steps, in powers of ten: 10^-3, 10^-2.95, ..., 1.
+LR_STEP, LR_MIN = 0.05, -3
+
+
 def _descent_numbers(scale_ratio: float, lr: float, max_steps: int):
     X, y = scaled_problem(scale_ratio)
     H = mse_hessian(X)
@@ -287,17 +293,27 @@ def _descent_numbers(scale_ratio: float, lr: float, max_steps: int):
         "diverged": result.diverged,
         "summary": result.summary(),
     }
-    # Two lines of at most ~70 characters: a narrow output area wraps them at spaces
-    # instead of breaking a number in two.
-    print(f"scale ratio {scale_ratio:{RATIO_FORMAT}}, condition number {numbers['kappa']:.1f}: "
-          f"lr {lr:.3g} -> {result.summary()}")
-    print(f"best fixed lr {numbers['best_lr']:.3g}, diverges above {numbers['max_stable_lr']:.3g}")
     return X, result, numbers
 
 
-def _show(view: _DescentFigure, scale_ratio: float, lr: float, max_steps: int) -> dict:
+def _print_numbers(numbers: dict) -> None:
+    # Two lines of at most ~70 characters: a narrow output area wraps them at spaces
+    # instead of breaking a number in two.
+    print(f"scale ratio {numbers['scale_ratio']:{RATIO_FORMAT}}, condition number "
+          f"{numbers['kappa']:.1f}: lr {numbers['lr']:.3g} -> {numbers['summary']}")
+    print(f"best fixed lr {numbers['best_lr']:.3g}, diverges above {numbers['max_stable_lr']:.3g}")
+
+
+def _set_descent(view: _DescentFigure, scale_ratio: float, lr: float, max_steps: int) -> dict:
+    """Set both panels for one setting (not shown); returns the numbers."""
     X, result, numbers = _descent_numbers(scale_ratio, lr, max_steps)
     view.update(X, result, scale_ratio, lr, numbers["kappa"])
+    return numbers
+
+
+def _show(view: _DescentFigure, scale_ratio: float, lr: float, max_steps: int) -> dict:
+    numbers = _set_descent(view, scale_ratio, lr, max_steps)
+    _print_numbers(numbers)
     view.canvas.show()
     return numbers
 
@@ -316,7 +332,9 @@ def show_descent(scale_ratio: float = 4.0, lr: float = 0.05, max_steps: int = 50
     Introduced in notebook 01.
     """
     if not plot:
-        return _descent_numbers(scale_ratio, lr, max_steps)[2]
+        numbers = _descent_numbers(scale_ratio, lr, max_steps)[2]
+        _print_numbers(numbers)
+        return numbers
     return _show(_DescentFigure(live=False), scale_ratio, lr, max_steps)
 
 
@@ -336,17 +354,26 @@ def scaling_explorer(max_steps: int = 5000):
     view = _DescentFigure(live=True)
 
     def update(scale_ratio, lr):
-        return _show(view, scale_ratio, lr, max_steps)
+        numbers = _show(view, scale_ratio, lr, max_steps)
+        # A new ratio redraws both axes (new contours and step axis), a new learning rate
+        # the step axis: prepare the next ratio and learning rate on either side.
+        k = round(np.log2(scale_ratio) / RATIO_STEP)
+        ratios = [2.0 ** (j * RATIO_STEP) for j in (k - 1, k + 1) if 0 <= j * RATIO_STEP <= RATIO_MAX]
+        i = round(np.log10(lr) / LR_STEP)
+        lrs = [10.0 ** (j * LR_STEP) for j in (i - 1, i + 1) if LR_MIN <= j * LR_STEP <= 0]
+        view.canvas.warm(lambda s: _set_descent(view, *s, max_steps),
+                         [(r, lr) for r in ratios] + [(scale_ratio, a) for a in lrs])
+        return numbers
 
     style = {"description_width": "130px"}        # one width: the tracks start together
     layout = widgets.Layout(width="440px")
     w = widgets.interactive(
         update,
-        scale_ratio=widgets.FloatLogSlider(value=4.0, base=2, min=0, max=4, step=0.25,
+        scale_ratio=widgets.FloatLogSlider(value=4.0, base=2, min=0, max=RATIO_MAX, step=RATIO_STEP,
                                            description="feature-scale ratio", style=style,
                                            readout_format=RATIO_FORMAT,
                                            layout=layout, continuous_update=False),
-        lr=widgets.FloatLogSlider(value=0.05, base=10, min=-3, max=0, step=0.05,
+        lr=widgets.FloatLogSlider(value=0.05, base=10, min=LR_MIN, max=0, step=LR_STEP,
                                   description="learning rate", readout_format=".3g",
                                   style=style, layout=layout, continuous_update=False),
     )
