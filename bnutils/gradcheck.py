@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._validation import as_float_array, check_finite
+from ._validation import as_float_array, check_finite, check_positive
 
 __all__ = ["numerical_gradient", "rel_error"]
 
@@ -26,8 +26,8 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float
     f : callable
         Maps an array shaped like ``x`` to a scalar (e.g. ``lambda x: np.sum(out(x) * dout)``).
     x : ndarray, any shape
-        The point at which to differentiate; computed in float64.
-    h : float, optional
+        The point at which to differentiate, finite; computed in float64.
+    h : float > 0, optional
         The step. 1e-5 balances truncation error (~h²) against round-off (~1e-16/h).
 
     Returns
@@ -42,13 +42,13 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float
 
     Introduced in notebook 04.
     """
-    if h <= 0:
-        raise ValueError(f"h must be > 0, got {h}")
+    h = check_positive(h, "h")          # a finite number > 0 (h = NaN/inf: every entry NaN)
     if not callable(f):
         raise TypeError(f"f must be a function of x returning a scalar, got {type(f).__name__}")
     x = np.array(as_float_array(x, "x", dtype=np.float64))  # our own copy
     if x.size == 0:
         raise ValueError(f"x must hold at least one value to differentiate at; got shape {x.shape}")
+    check_finite(x, "x")                # at NaN/inf, f(x + h) - f(x - h) is NaN: no gradient
     grad = np.empty_like(x)
     for idx in np.ndindex(x.shape):
         plus = x.copy()

@@ -105,3 +105,31 @@ def test_numerical_gradient_refuses_an_empty_x_and_a_non_callable_f():
         numerical_gradient(lambda v: 0.0, np.zeros((0, 3)))
     with pytest.raises(TypeError, match="^f must be a function"):
         numerical_gradient("f", np.zeros(3))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_numerical_gradient_refuses_non_finite_x_naming_it(bad):
+    """At NaN/inf every difference f(x + h) - f(x - h) is NaN: an error, not NaN gradients."""
+    x = np.array([[1.0, 2.0], [3.0, 4.0]])
+    x[1, 0] = bad
+    with pytest.raises(ValueError, match=r"^x contains 1 non-finite value\(s\)"):
+        numerical_gradient(lambda v: float(np.sum(v**2)), x)
+
+
+@pytest.mark.parametrize(("h", "error", "message"), [
+    (np.nan, ValueError, "^h must be finite"), (np.inf, ValueError, "^h must be finite"),
+    (0.0, ValueError, "^h must be > 0"), (-1e-5, ValueError, "^h must be > 0"),
+    (True, TypeError, "^h must be a real number"), ("1e-5", TypeError, "^h must be a real number"),
+    (None, TypeError, "^h must be a real number")])
+def test_numerical_gradient_refuses_a_bad_step_naming_h(h, error, message):
+    with pytest.raises(error, match=message):
+        numerical_gradient(lambda v: float(np.sum(v**2)), np.ones(3), h=h)
+
+
+def test_numerical_gradient_takes_any_shape_and_numpy_steps():
+    """Any shape is a point to differentiate at (f decides): an extra axis, or a 0-d x."""
+    x = np.array([[0.5], [-1.0], [2.0]])                              # (3, 1)
+    np.testing.assert_allclose(numerical_gradient(lambda v: float(np.sum(v**2)), x), 2 * x,
+                               rtol=1e-9)
+    assert numerical_gradient(lambda v: float(v**2), np.array(1.5), h=np.float64(1e-4)) \
+        == pytest.approx(3.0, rel=1e-9)
