@@ -28,6 +28,7 @@ __all__ = [
     "check_cache",
     "check_dout",
     "check_finite",
+    "check_features",
     "check_fraction",
     "check_int",
     "check_ndim",
@@ -102,6 +103,23 @@ def check_finite(x: np.ndarray, name: str) -> None:
             f"{name} contains {int(bad.sum())} non-finite value(s) (NaN or inf); "
             f"the first is {x[first]} at index {first}"
         )
+
+
+def check_features(x: np.ndarray, name: str = "x") -> None:
+    """Raise ``ValueError`` if ``x`` (``(N, D)`` or ``(N, C, H, W)``) has no features or
+    channels on axis 1.
+
+    Checked before the per-feature parameters, so that an empty ``x`` is blamed rather
+    than a ``gamma`` that does not match its zero features.
+
+    >>> check_features(np.ones((4, 0)))
+    Traceback (most recent call last):
+    ...
+    ValueError: x must have at least one feature (axis 1); got shape (4, 0)
+    """
+    what = "feature" if x.ndim == 2 else "channel"
+    if x.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one {what} (axis 1); got shape {x.shape}")
 
 
 def check_param(value, name: str, size: int, what: str, dtype) -> np.ndarray:

@@ -42,6 +42,7 @@ from ._validation import (
     as_float_array,
     check_cache,
     check_dout,
+    check_features,
     check_finite,
     check_fraction,
     check_int,
@@ -123,9 +124,8 @@ def _prepare(x, gamma, beta, eps, check_x_finite=True, training=False, dtype=Non
     check_ndim(x, "x", (2, 4), _SHAPES)
     if check_x_finite:
         check_finite(x, "x")
+    check_features(x, "x")
     what = "feature" if x.ndim == 2 else "channel"
-    if x.shape[1] == 0:
-        raise ValueError(f"x must have at least one {what} (axis 1); got shape {x.shape}")
     count = x.size // x.shape[1]
     if training and count < 2:
         raise ValueError(

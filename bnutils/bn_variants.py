@@ -38,6 +38,7 @@ from ._validation import (
     as_generator,
     check_cache,
     check_dout,
+    check_features,
     check_finite,
     check_fraction,
     check_int,
@@ -160,6 +161,7 @@ def batchrenorm_forward(x, gamma, beta, running_mean, running_var, r_max: float 
     r_max, d_max = _check_r_max(r_max), _check_d_max(d_max)
     x = as_float_array(x, "x")
     check_ndim(x, "x", (2, 4), "(N, D) or (N, C, H, W)")
+    check_features(x, "x")                 # before gamma: an empty x is the mistake
     size, dtype, nd = x.shape[1], x.dtype, x.ndim
     what = "feature" if nd == 2 else "channel"
     gamma = check_param(gamma, "gamma", size, what, dtype)
@@ -691,6 +693,21 @@ class ShardedBatchNormCache:
             object.__setattr__(self, name, read_only(getattr(self, name)))
 
 
+# Below this |x| (divided by sqrt(N)) no sum of squares in device_stats or
+# merge_batch_stats can overflow float64: each is at most 8·N·max|x|².
+_PLAIN_LIMIT = math.sqrt(float(np.finfo(np.float64).max) / 8.0)
+
+
+def _sharded_stats(shards, sync: bool):
+    """The mean and biased variance, (K, D) float64, that each of the K devices uses."""
+    counts, means, m2s = device_stats(list(shards))                      # float64, (K, D)
+    if sync:                                   # one all-reduce: every device gets the same
+        mean, var = merge_batch_stats(counts, means, m2s)
+        K = len(shards)
+        return np.tile(mean, (K, 1)), np.tile(var, (K, 1))
+    return means, m2s / counts[:, None]        # each device keeps its own statistics
+
+
 def sharded_batchnorm_forward(x, gamma, beta, num_devices: int, sync: bool = False,
                               eps: float = 1e-5):
     """BN on a batch split evenly across ``num_devices`` simulated devices.
@@ -701,6 +718,9 @@ def sharded_batchnorm_forward(x, gamma, beta, num_devices: int, sync: bool = Fal
     combines them, and every device normalizes with the statistics of the whole batch
     (SyncBN): the result equals ``batchnorm_forward`` on the whole batch to within the
     rounding of the dtype (``tests/test_bn_variants.py`` checks it, also at mean 1e8).
+    Values too large to square (float64 beyond ~1e153) are handled as ``batchnorm_forward``
+    handles them: the statistics are taken on ``x`` divided by a power of two, and a
+    variance beyond the dtype's range raises a ``ValueError``.
 
     Parameters
     ----------
@@ -727,6 +747,7 @@ def sharded_batchnorm_forward(x, gamma, beta, num_devices: int, sync: bool = Fal
     """
     x = as_float_array(x, "x")
     check_ndim(x, "x", (2,), "(N, D)")
+    check_features(x, "x")
     check_finite(x, "x")
     D = x.shape[1]
     gamma = check_param(gamma, "gamma", D, "feature", x.dtype)
@@ -746,12 +767,17 @@ def sharded_batchnorm_forward(x, gamma, beta, num_devices: int, sync: bool = Fal
         raise ValueError(f"with per-device statistics every device needs at least 2 samples; "
                          f"{N} samples on {K} devices leaves {N // K}")
     shards = x.reshape(K, N // K, D)                                     # (K, N/K, D)
-    counts, means, m2s = device_stats(list(shards))                      # float64, (K, D)
-    if sync:                                   # one all-reduce: every device gets the same
-        mean, var = merge_batch_stats(counts, means, m2s)
-        mean, var = np.tile(mean, (K, 1)), np.tile(var, (K, 1))
-    else:                                      # each device keeps its own statistics
-        mean, var = means, m2s / counts[:, None]
+    if float(np.max(np.abs(x))) <= _PLAIN_LIMIT / math.sqrt(N):          # the common case
+        mean, var = _sharded_stats(shards, sync)                         # float64, (K, D)
+    else:
+        # The sums of squares in device_stats and the merge (at most 8·N·max|x|²) could
+        # overflow float64. Normalization does not depend on the scale of x, so, as
+        # batchnorm_forward does (bnutils._moments), take the statistics of x / 2**k, with
+        # 2**k ≥ max|x| per feature (exact: only exponents change), and scale them back.
+        _, k = np.frexp(np.max(np.abs(x), axis=0))                       # (D,)
+        mean_z, var_z = _sharded_stats(np.ldexp(shards, -k), sync)
+        with np.errstate(over="ignore"):       # a variance beyond float64 is inf: refused below
+            mean, var = np.ldexp(mean_z, k), np.ldexp(var_z, 2 * k)
     check_variance_fits(var, x.dtype)
     inv_std = 1.0 / np.sqrt(var + eps)                                   # (K, D), float64
     # Centre in x's dtype with the float64 mean split into a rounded part and the rest

@@ -573,3 +573,85 @@ def test_eval_mode_backward_and_grads_before_backward(make):
     layer.forward(x)
     assert layer.backward(np.ones((2, 3))).shape == (2, 3)
     assert set(layer.grads()) == set(layer.param_names)
+
+
+@pytest.mark.parametrize("shape", [(6, 0), (2, 0, 3, 3)])
+def test_batchrenorm_and_sharded_bn_name_an_empty_x(shape):
+    """x with no features is the mistake: the error names x, not gamma (whose (3,) only fails
+    to match the zero features)."""
+    p = np.ones(3)
+    with pytest.raises(ValueError, match=r"^x must have at least one (feature|channel) \(axis 1\)"):
+        batchrenorm_forward(np.zeros(shape), p, p, p, p)
+    if len(shape) == 2:
+        with pytest.raises(ValueError, match=r"^x must have at least one feature \(axis 1\)"):
+            sharded_batchnorm_forward(np.zeros(shape), p, p, 3)
+
+
+def _bn_or_error(fn):
+    try:
+        return fn()[0]
+    except ValueError as exc:
+        return exc
+
+
+@pytest.mark.parametrize(("dtype", "scale"), [
+    (np.float64, 1.0), (np.float64, 1e100), (np.float64, 1e153),
+    (np.float64, 8e153),     # squares overflow, the variance fits: device_stats raised here
+    (np.float64, 1e155), (np.float64, 1e300),                   # the variance is beyond float64
+    (np.float32, 1.0), (np.float32, 1e17), (np.float32, 1e20),  # ... beyond float32
+])
+@pytest.mark.parametrize("sync", [False, True])
+def test_sharded_bn_matches_batchnorm_forward_at_every_magnitude(dtype, scale, sync):
+    """Normalization does not depend on the scale of x: where batchnorm_forward gives an
+    answer (on the whole batch with sync, on each device's shard without), so does sharded
+    BN, the same one; where it raises a ValueError (a variance beyond the dtype), so does
+    sharded BN."""
+    x = (scale * np.random.default_rng(3).normal(0.5, 1.0, size=(16, 3))).astype(dtype)
+    one, zero = np.ones(3, dtype), np.zeros(3, dtype)
+    shards = [x] if sync else [x[:8], x[8:]]
+    expected = [_bn_or_error(lambda s=s: batchnorm_forward(s, one, zero)) for s in shards]
+    got = _bn_or_error(lambda: sharded_batchnorm_forward(x, one, zero, 2, sync=sync))
+    if any(isinstance(e, ValueError) for e in expected):
+        assert isinstance(got, ValueError) and "exceeds the largest" in str(got), got
+        return
+    assert not isinstance(got, Exception), got
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    assert got.dtype == dtype and np.isfinite(got).all()
+    assert np.abs(got - np.concatenate(expected)).max() < tol
+
+
+def test_sharded_bn_matches_batchnorm_where_one_outlier_overflows_the_squares():
+    """One value of 3e154 in a batch near 1e153: its square overflows float64, the batch
+    variance (≈ 3.3e307) does not; batchnorm_forward rescales (bnutils._moments), and so
+    must sharded BN, synchronized or not (it raised "too large to square")."""
+    x = np.random.default_rng(0).normal(size=(12, 3)) * 1e153
+    x[5, 1] = 3e154
+    one, zero = np.ones(3), np.zeros(3)
+    out, cache = sharded_batchnorm_forward(x, one, zero, 2, sync=True)
+    out_bn, cache_bn = batchnorm_forward(x, one, zero)
+    assert np.abs(out - out_bn).max() < 1e-12
+    np.testing.assert_allclose(cache.var[0], cache_bn.var, rtol=1e-12)
+    out, _ = sharded_batchnorm_forward(x, one, zero, 2)
+    assert np.abs(out[:6] - batchnorm_forward(x[:6], one, zero)[0]).max() < 1e-12
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("num_devices", "sync"), [(1, False), (3, False), (4, True), (2, True)])
+def test_sharded_bn_rescaled_statistics_are_the_plain_ones_bit_for_bit(monkeypatch, dtype,
+                                                                      num_devices, sync):
+    """The overflow-safe path divides by powers of two, which is exact: forced onto ordinary
+    inputs it returns the plain path's numbers exactly (so switching paths at the overflow
+    limit changes nothing)."""
+    import bnutils.bn_variants as bv
+
+    rng = np.random.default_rng(5)
+    for loc, scale in ((0.0, 1.0), (1e4, 1e-2), (-3.0, 1e3)):
+        x = rng.normal(loc, scale, size=(12, 3)).astype(dtype)
+        gamma, beta = rng.normal(1.0, 0.5, 3).astype(dtype), rng.normal(size=3).astype(dtype)
+        plain = sharded_batchnorm_forward(x, gamma, beta, num_devices, sync=sync)
+        with monkeypatch.context() as m:
+            m.setattr(bv, "_PLAIN_LIMIT", 0.0)
+            rescaled = sharded_batchnorm_forward(x, gamma, beta, num_devices, sync=sync)
+        assert np.array_equal(plain[0], rescaled[0])
+        for name in ("x_hat", "inv_std", "mean", "var"):
+            assert np.array_equal(getattr(plain[1], name), getattr(rescaled[1], name)), name

@@ -10,6 +10,7 @@ from bnutils._validation import (
     as_data_matrix,
     check_cache,
     check_dout,
+    check_features,
     check_int,
     check_labels,
     check_learning_rate,
@@ -164,3 +165,12 @@ def test_check_split_accepts_the_4_tuple_only():
         check_split((X, np.ones((4, 3)), y, y))
     with pytest.raises(ValueError, match="one label per row"):
         check_split((X, X, y[:3], y))
+
+
+def test_check_features_names_the_argument_and_the_empty_axis():
+    check_features(np.ones((0, 3)))                  # no samples is not its business
+    with pytest.raises(ValueError, match=r"^x must have at least one feature \(axis 1\); got "
+                                         r"shape \(4, 0\)$"):
+        check_features(np.ones((4, 0)))
+    with pytest.raises(ValueError, match=r"^x_test must have at least one channel"):
+        check_features(np.ones((2, 0, 3, 3)), "x_test")
