@@ -93,8 +93,9 @@ def dropout_variance(mean, var, p: float):
 
     Parameters
     ----------
-    mean, var : array_like, broadcastable
-        Mean and variance of dropout's input (per unit), ``var ≥ 0``.
+    mean, var : float or array_like of the same shape
+        Mean and variance of dropout's input (per unit), ``var ≥ 0``; either may be a
+        single number shared by every unit.
     p : float in [0, 1)
 
     Returns
@@ -113,6 +114,12 @@ def dropout_variance(mean, var, p: float):
     for value, name in ((mean, "mean"), (var, "var")):
         if value.size == 0:
             raise ValueError(f"{name} must hold at least one value, got shape {value.shape}")
+    # One mean and one variance per unit: the same shape, or one number shared by every
+    # unit. Broadcasting a (D, 1) var against a (D,) mean would give a (D, D) table.
+    if mean.shape != var.shape and mean.ndim and var.ndim:
+        raise ValueError(f"mean and var must have the same shape (one of each per unit), or "
+                         f"one of them must be a single number; got mean of shape "
+                         f"{mean.shape} and var of shape {var.shape}")
     check_finite(mean, "mean")
     check_finite(var, "var")
     if np.any(var < 0):

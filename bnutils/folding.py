@@ -27,7 +27,7 @@ def fold_batchnorm(weight, bias, gamma, beta, running_mean, running_var, eps: fl
 
     Parameters
     ----------
-    weight : array_like, shape (D_in, D)
+    weight : array_like, shape (D_in, D), D_in ≥ 1 and D ≥ 1
         For ``z = x @ weight + bias``.
     bias : array_like of shape (D,), or None
         None means a linear layer without bias (zeros).
@@ -51,9 +51,9 @@ def fold_batchnorm(weight, bias, gamma, beta, running_mean, running_var, eps: fl
     Introduced in notebook 06.
     """
     weight = as_float_array(weight, "weight")
-    if weight.ndim != 2:
-        raise ValueError(f"weight must have shape (D_in, D) for z = x @ weight + bias; "
-                         f"got shape {weight.shape}")
+    if weight.ndim != 2 or 0 in weight.shape:   # (checked before bias: its D comes from here)
+        raise ValueError(f"weight must have shape (D_in, D) with D_in ≥ 1 and D ≥ 1, for "
+                         f"z = x @ weight + bias; got shape {weight.shape}")
     check_finite(weight, "weight")
     D = weight.shape[1]
     dtype = weight.dtype

@@ -187,6 +187,9 @@ def evaluate(model, X, y, batch_size: int = 1024) -> tuple[float, float]:
     """
     check_model(model)
     X = as_float_array(X, "X")
+    if X.ndim == 0 or len(X) == 0:          # no samples: no accuracy to report
+        raise ValueError(f"X must hold at least one sample, shape (N, ...) with N ≥ 1; "
+                         f"got shape {X.shape}")
     check_finite(X, "X")
     batch_size = check_int(batch_size, "batch_size")
     was_training = getattr(model, "training", True)

@@ -71,3 +71,21 @@ def test_inputs_are_not_modified():
     assert np.array_equal(x, np.ones((3, 3)))
     with pytest.raises(ValueError, match="var"):
         dropout_variance(0.0, -1.0, 0.5)
+
+
+def test_variance_takes_one_mean_and_var_per_unit_or_a_shared_number():
+    mean, var = np.array([0.0, 1.0, 2.0]), np.array([1.0, 2.0, 0.5])
+    expected = (var + mean**2) / 0.5 - mean**2
+    np.testing.assert_allclose(dropout_variance(mean, var, 0.5), expected, rtol=1e-15)
+    np.testing.assert_allclose(dropout_variance(mean, 2.0, 0.5), (2.0 + mean**2) / 0.5 - mean**2,
+                               rtol=1e-15)
+    np.testing.assert_allclose(dropout_variance(1.0, var, 0.5), (var + 1.0) / 0.5 - 1.0, rtol=1e-15)
+
+
+@pytest.mark.parametrize(("mean_shape", "var_shape"), [((3,), (3, 1)), ((3, 1), (3,)),
+                                                       ((3,), (2,)), ((1,), (3,))])
+def test_variance_refuses_mean_and_var_of_different_shapes(mean_shape, var_shape):
+    """Broadcasting (3,) against (3, 1) would silently give a (3, 3) table of variances."""
+    with pytest.raises(ValueError, match=r"^mean and var must have the same shape .* got mean "
+                                         rf"of shape \({mean_shape[0]},"):
+        dropout_variance(np.ones(mean_shape), np.ones(var_shape), 0.5)

@@ -79,3 +79,13 @@ def test_fold_dtypes_and_inputs_unchanged():
     assert Wf.dtype == np.float64 and bf.dtype == np.float64
     Wf64, _ = fold_batchnorm(*make_params(seed=5)[1:])
     np.testing.assert_allclose(fold_batchnorm(*args32)[0], Wf64, rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(5, 0), (0, 4), (0, 0)])
+def test_fold_refuses_an_empty_weight_naming_weight(shape):
+    """A weight with no columns (or no rows) is the mistake: name it, not bias, whose shape
+    (4,) only fails to match the D = 0 read from the weight; no rows is no layer at all."""
+    _, _, b, gamma, beta, rm, rv = make_params()
+    with pytest.raises(ValueError, match=r"^weight must have shape \(D_in, D\) with D_in ≥ 1 "
+                                         rf"and D ≥ 1.*got shape \({shape[0]}, {shape[1]}\)"):
+        fold_batchnorm(np.zeros(shape), b, gamma, beta, rm, rv)

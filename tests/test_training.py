@@ -175,3 +175,12 @@ def test_evaluate_scores_a_blown_up_model_as_zero():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert evaluate(model, X, y) == (0.0, float("inf"))
+
+
+@pytest.mark.parametrize("X", [np.zeros((0, 3)), np.zeros((0, 3, 2, 2)), np.array(1.0)])
+def test_evaluate_refuses_an_X_without_samples_naming_X(X):
+    """No samples, no accuracy: a clear error instead of NumPy's "need at least one array
+    to concatenate" (or len() of a 0-d array)."""
+    model = Sequential(Linear(3, 2, rng=0))
+    with pytest.raises(ValueError, match=r"^X must hold at least one sample"):
+        evaluate(model, X, np.zeros(0, dtype=int))
