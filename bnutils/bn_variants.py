@@ -331,7 +331,9 @@ def weightnorm_forward(v, g):
     Parameters
     ----------
     v : array_like, shape (in_features, out_features)
-        Direction parameters; no column may be all zeros.
+        Direction parameters; no column may be all zeros. Values whose squares overflow
+        the dtype (float64 above ~1e154) or lose digits below its smallest normal number
+        (float64 below ~1e-155) raise a ``ValueError``: divide or multiply ``v`` by a constant.
     g : array_like, shape (out_features,)
         Length of each column.
 
@@ -352,10 +354,28 @@ def weightnorm_forward(v, g):
     check_ndim(v, "v", (2,), "(in_features, out_features)")
     check_finite(v, "v")
     g = check_param(g, "g", v.shape[1], "output unit", v.dtype)
-    norm = np.sqrt(np.sum(np.square(v), axis=0))
-    if np.any(norm == 0):
+    with np.errstate(over="ignore", under="ignore"):     # both are checked just below
+        sumsq = np.sum(np.square(v), axis=0)
+    norm = np.sqrt(sumsq)
+    if not np.isfinite(norm).all():          # v / inf would silently give W = 0
+        raise NonFiniteError(
+            f"v holds values too large to square in {v.dtype.name} (largest |v| = "
+            f"{float(np.max(np.abs(v))):.3g}), so its column norms overflow; divide v by a "
+            f"constant first (W = g · v / ‖v‖ does not depend on the scale of v)")
+    zeros = np.flatnonzero(~np.any(v, axis=0))
+    if zeros.size:
         raise ValueError(f"every column of v needs a non-zero norm; columns "
-                         f"{np.flatnonzero(norm == 0).tolist()} are all zeros")
+                         f"{zeros.tolist()} are all zeros")
+    # Squares below the smallest normal number keep only some of their digits (none below
+    # ~1e-162 in float64): W would be silently off (by 3% at |v| ~ 1e-161). Each is rounded
+    # by at most half the smallest subnormal; refuse where that could reach 100 ulps.
+    info = np.finfo(v.dtype)
+    tiny = np.flatnonzero(sumsq < v.shape[0] * float(info.smallest_subnormal) / (200 * float(info.eps)))
+    if tiny.size:
+        raise ValueError(f"v holds values too small to square accurately in {v.dtype.name} in "
+                         f"columns {tiny.tolist()} (largest |v| there = "
+                         f"{float(np.max(np.abs(v[:, tiny]))):.3g}); multiply v by a constant "
+                         f"first (W = g · v / ‖v‖ does not depend on the scale of v)")
     w_hat = v / norm
     return w_hat * g, WeightNormCache(w_hat=w_hat, g=g.copy(), norm=norm)
 

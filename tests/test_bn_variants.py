@@ -655,3 +655,37 @@ def test_sharded_bn_rescaled_statistics_are_the_plain_ones_bit_for_bit(monkeypat
         assert np.array_equal(plain[0], rescaled[0])
         for name in ("x_hat", "inv_std", "mean", "var"):
             assert np.array_equal(getattr(plain[1], name), getattr(rescaled[1], name)), name
+
+
+@pytest.mark.parametrize(("dtype", "scale"), [(np.float64, 1e155), (np.float64, 1e300),
+                                              (np.float32, 1e20)])
+def test_weightnorm_refuses_a_v_too_large_to_square(dtype, scale):
+    """‖v‖ overflowed to inf and W = g · v / inf came out 0 everywhere, with only a warning."""
+    v = (scale * np.random.default_rng(0).normal(size=(3, 2))).astype(dtype)
+    with pytest.raises(ValueError, match=rf"^v holds values too large to square in "
+                                         rf"{np.dtype(dtype).name}"):
+        weightnorm_forward(v, np.ones(2, dtype))
+
+
+@pytest.mark.parametrize(("dtype", "scale"), [(np.float64, 1e-161), (np.float64, 1e-170),
+                                              (np.float32, 1e-22)])
+def test_weightnorm_refuses_a_v_too_small_to_square(dtype, scale):
+    """Squares in the subnormal range lose digits: W was off by 3% at 1e-161 (and by 6% in
+    float32 at 1e-22), and at 1e-170 the message said the columns were all zeros."""
+    v = (np.random.default_rng(0).normal(size=(3, 2)) * scale).astype(dtype)
+    with pytest.raises(ValueError, match=r"^v holds values too small to square accurately"):
+        weightnorm_forward(v, np.ones(2, dtype))
+    v[:, 1] = 0.0                                   # a column of zeros is named as such
+    with pytest.raises(ValueError, match=r"columns \[1\] are all zeros"):
+        weightnorm_forward(v, np.ones(2, dtype))
+
+
+@pytest.mark.parametrize(("dtype", "scales", "tol"), [
+    (np.float64, (1e-150, 1e-100, 1e100, 1e150), 1e-15),
+    (np.float32, (1e-18, 1e-10, 1e10, 1e18), 1e-6)])
+def test_weightnorm_is_scale_invariant_up_to_the_limits(dtype, scales, tol):
+    v = np.random.default_rng(1).normal(size=(4, 3)).astype(dtype)
+    g = np.array([0.5, 1.0, 2.0], dtype)
+    W, _ = weightnorm_forward(v, g)
+    for scale in scales:
+        assert np.abs(weightnorm_forward(v * dtype(scale), g)[0] - W).max() <= tol
