@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_float_array, as_generator, check_dout, check_finite
+from ._validation import NonFiniteError, as_float_array, as_generator, check_dout, check_finite
 from .layers import Layer
 
 __all__ = ["Dropout", "dropout_backward", "dropout_forward", "dropout_variance"]
@@ -125,7 +125,15 @@ def dropout_variance(mean, var, p: float):
     if np.any(var < 0):
         raise ValueError("var must be ≥ 0 (it is a variance)")
     q = 1.0 - _check_rate(p)
-    return (var + mean**2) / q - mean**2
+    with np.errstate(over="ignore", invalid="ignore"):    # checked just below
+        train_var = (var + mean**2) / q - mean**2
+    if not np.isfinite(train_var).all():     # mean² (or var / q) beyond the dtype: inf or NaN
+        raise NonFiniteError(
+            f"mean or var is too large for the variance to fit in {train_var.dtype.name} "
+            f"(largest |mean| = {float(np.max(np.abs(mean))):.3g}, largest var = "
+            f"{float(np.max(var)):.3g}); divide the input by a constant c first (the variance "
+            f"scales with c²)" + (", or use float64" if train_var.dtype == np.float32 else ""))
+    return train_var
 
 
 class Dropout(Layer):

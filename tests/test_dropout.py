@@ -89,3 +89,12 @@ def test_variance_refuses_mean_and_var_of_different_shapes(mean_shape, var_shape
     with pytest.raises(ValueError, match=r"^mean and var must have the same shape .* got mean "
                                          rf"of shape \({mean_shape[0]},"):
         dropout_variance(np.ones(mean_shape), np.ones(var_shape), 0.5)
+
+
+@pytest.mark.parametrize(("mean", "var", "dtype"), [(3e19, 1.0, np.float32), (1e160, 1.0, np.float64),
+                                                    (1.0, 1e308, np.float64)])
+def test_variance_refuses_a_result_beyond_the_dtype_naming_mean_and_var(mean, var, dtype):
+    """mean² overflowed: inf or NaN (inf - inf) came back with only a RuntimeWarning."""
+    with pytest.raises(ValueError, match=r"^mean or var is too large for the variance to fit in "
+                                         rf"{np.dtype(dtype).name}"):
+        dropout_variance(np.array([mean], dtype), np.array([var], dtype), 0.5)
