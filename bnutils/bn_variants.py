@@ -685,8 +685,10 @@ def merge_batch_stats(counts, means, m2s):
     with np.errstate(over="ignore"):                                     # checked below
         var = (m2s.sum(axis=0) + np.sum(n * np.square(means - mean), axis=0)) / total
     if not np.isfinite(var).all():
-        raise NonFiniteError("the merged variance overflows float64: the device statistics are "
-                         "too large; divide the batch by a constant first")
+        raise NonFiniteError(f"the merged variance overflows float64: the device statistics "
+                             f"means (largest |mean| {float(np.max(np.abs(means))):.3g}) and "
+                             f"m2s (largest {float(np.max(m2s)):.3g}) are too large; divide "
+                             f"the batch by a constant first")
     return mean, var
 
 

@@ -5,6 +5,7 @@ Introduced in notebook 04.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -58,7 +59,11 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float
         fp, fm = f(plus), f(minus)
         if np.ndim(fp) != 0 or np.ndim(fm) != 0:
             raise ValueError("f must return a scalar; wrap it, e.g. lambda x: np.sum(g(x) * dout)")
-        grad[idx] = (float(fp) - float(fm)) / (2.0 * h)
+        fp, fm = float(fp), float(fm)
+        if not (math.isfinite(fp) and math.isfinite(fm)):     # the difference would be NaN
+            raise ValueError(f"f returned a non-finite value ({fp} at x{list(idx)} + h, {fm} at "
+                             f"x{list(idx)} - h): there is no gradient to estimate")
+        grad[idx] = (fp - fm) / (2.0 * h)
     return grad
 
 

@@ -689,3 +689,9 @@ def test_weightnorm_is_scale_invariant_up_to_the_limits(dtype, scales, tol):
     W, _ = weightnorm_forward(v, g)
     for scale in scales:
         assert np.abs(weightnorm_forward(v * dtype(scale), g)[0] - W).max() <= tol
+
+
+def test_merge_batch_stats_names_means_and_m2s_when_the_merged_variance_overflows():
+    with pytest.raises(ValueError, match=r"^the merged variance overflows float64: the device "
+                                         r"statistics means .* and m2s .* are too large"):
+        merge_batch_stats([2, 2], [[1e300], [-1e300]], [[1.0], [1.0]])

@@ -133,3 +133,12 @@ def test_numerical_gradient_takes_any_shape_and_numpy_steps():
                                rtol=1e-9)
     assert numerical_gradient(lambda v: float(v**2), np.array(1.5), h=np.float64(1e-4)) \
         == pytest.approx(3.0, rel=1e-9)
+
+
+def test_numerical_gradient_refuses_an_f_that_returns_inf_or_nan_near_x():
+    """f(x ± h) = inf (an overflow) or NaN (log of a negative step) made that entry NaN."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        with pytest.raises(ValueError, match=r"^f returned a non-finite value \(inf at x\[0\] \+ h"):
+            numerical_gradient(lambda v: float(np.sum(v * v)), np.array([1e200, 1.0]))
+        with pytest.raises(ValueError, match=r"nan at x\[0\] - h\): there is no gradient"):
+            numerical_gradient(lambda v: float(np.log(v[0])), np.array([0.0, 1.0]))
