@@ -65,7 +65,7 @@ def class_sorted_batches(y, batch_size: int, num_batches: int, seed: int = 0) ->
     >>> [sorted(np.array([1, 0, 1, 0, 1, 0])[b].tolist()) for b in batches]
     [[0, 0, 0], [1, 1, 1]]
 
-    Introduced in notebook 07.
+    Introduced in notebook 09.
     """
     y = check_labels(y)
     batch_size = check_int(batch_size, "batch_size", minimum=1, maximum=len(y))
@@ -127,7 +127,7 @@ def train_on_batches(model, X, y, batches, *, lr: float) -> list:
     >>> len(train_on_batches(make_mlp([2, 4, 2]), X, y, [np.arange(3), np.arange(3, 6)], lr=0.1))
     2
 
-    Introduced in notebook 07.
+    Introduced in notebook 09.
     """
     X = as_data_matrix(X, "X")
     y = check_labels(y, len(X))
@@ -194,7 +194,7 @@ def train_mode_spread(model: Sequential, X, sample: int = 0, batch_sizes=(2, 4, 
     >>> res["train"][8].shape, res["eval"].shape
     ((5, 4), (4,))
 
-    Introduced in notebook 07.
+    Introduced in notebook 09.
     """
     _check_sequential(model)
     X = as_data_matrix(X, "X")
@@ -265,7 +265,7 @@ def batch_mode_accuracy(model: Sequential, X, y, batch_size: int, order=None) ->
     >>> 0.0 <= batch_mode_accuracy(net, X, y, batch_size=5) <= 1.0
     True
 
-    Introduced in notebook 07.
+    Introduced in notebook 09.
     """
     _check_sequential(model)
     X = as_data_matrix(X, "X")
@@ -312,7 +312,7 @@ def active_per_step(lengths, max_steps: int | None = None) -> np.ndarray:
     >>> active_per_step([3, 1, 2, 5]).tolist()
     [4, 3, 2, 1, 1]
 
-    Introduced in notebook 07.
+    Introduced in notebook 09.
     """
     lengths = np.asarray(lengths)
     if lengths.ndim != 1 or lengths.size == 0 or lengths.dtype.kind not in "iu" or lengths.min() < 1:

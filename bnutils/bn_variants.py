@@ -156,7 +156,7 @@ def batchrenorm_forward(x, gamma, beta, running_mean, running_var, r_max: float 
     >>> np.round(out.ravel(), 4)                          # = (x - 0) / 2, the eval-mode output
     array([0.5, 1.5])
 
-    Introduced in notebook 07.
+    Introduced in notebook 09.
     """
     r_max, d_max = _check_r_max(r_max), _check_d_max(d_max)
     x = as_float_array(x, "x")
@@ -250,7 +250,7 @@ class BatchRenorm(Layer):
     >>> layer.forward(np.array([[1.0, 2.0], [3.0, 6.0]])).shape
     (2, 2)
 
-    Introduced in notebook 07.
+    Introduced in notebook 09.
     """
 
     param_names = ("gamma", "beta")
@@ -348,7 +348,7 @@ def weightnorm_forward(v, g):
     >>> W.ravel()
     array([6., 8.])
 
-    Introduced in notebook 07.
+    Introduced in notebook 09.
     """
     v = as_float_array(v, "v")
     check_ndim(v, "v", (2,), "(in_features, out_features)")
@@ -405,7 +405,7 @@ def weightnorm_backward(dW, cache: WeightNormCache):
     (array([[0.],
            [0.]]), array([5.]))
 
-    Introduced in notebook 07.
+    Introduced in notebook 09.
     """
     check_cache(cache, WeightNormCache, "weightnorm_forward")
     dW = as_float_array(dW, "dW", dtype=cache.w_hat.dtype)

@@ -99,7 +99,7 @@ def load_digits_split(test_fraction: float = 0.25, seed: int = 0, standardize: b
     ValueError
         ``test_fraction`` is not strictly between 0 and 1.
 
-    Introduced in notebook 05.
+    Introduced in notebook 01.
     """
     from sklearn.datasets import load_digits
 

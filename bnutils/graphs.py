@@ -198,7 +198,7 @@ def normalization_set(norm_fn: Callable, shape=(4, 6, 2, 2), index=(1, 2, 0, 0),
     >>> mask.sum(axis=(0, 2, 3)).tolist()        # all of channel 1, over N, H, W
     [0, 4, 0]
 
-    Introduced in notebook 07.
+    Introduced in notebook 09.
     """
     if len(shape) != 4 or len(index) != 4:
         raise ValueError(f"shape and index must have 4 entries (N, C, H, W), got {shape} and {index}")
@@ -232,7 +232,7 @@ def plot_normalization_sets(masks: dict, captions: dict | None = None, title: st
     -------
     fig : matplotlib Figure
 
-    Introduced in notebook 07.
+    Introduced in notebook 09.
     """
     from matplotlib.colors import LightSource
 

@@ -205,7 +205,7 @@ def frozen_running_stats(model):
     >>> bn.running_mean
     array([0.])
 
-    Introduced in notebook 06.
+    Introduced in notebook 07.
     """
     saved = save_running_stats(model)
     try:
@@ -243,7 +243,7 @@ def batch_stats_forward(model, X):
     >>> net[1].running_mean
     array([0.])
 
-    Introduced in notebook 06.
+    Introduced in notebook 05.
     """
     # Every layer's own mode comes back (a model may hold a layer frozen in eval mode).
     with in_mode(model, True), frozen_running_stats(model):

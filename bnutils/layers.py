@@ -255,7 +255,7 @@ class Linear(Layer):
     >>> layer.forward(np.ones((4, 3))).shape
     (4, 2)
 
-    Introduced in notebook 02.
+    Introduced in notebook 01.
     """
 
     param_names = ("W", "b")
@@ -321,7 +321,7 @@ class ReLU(Layer):
     >>> relu.backward(np.array([[5.0, 5.0]]))
     array([[0., 5.]])
 
-    Introduced in notebook 02.
+    Introduced in notebook 05.
     """
 
     def forward(self, x):
@@ -410,7 +410,7 @@ class Sequential(Layer):
     >>> len(net.outputs)
     4
 
-    Introduced in notebook 02.
+    Introduced in notebook 01.
     """
 
     def __init__(self, *layers: Layer):
@@ -477,7 +477,7 @@ def softmax_cross_entropy(logits, y):
     >>> round(loss, 6) == round(float(np.log(4)), 6)
     True
 
-    Introduced in notebook 02.
+    Introduced in notebook 05.
     """
     logits = as_float_array(logits, "logits")
     y = np.asarray(y)
@@ -540,7 +540,7 @@ def accuracy(logits, y) -> float:
     >>> accuracy(np.array([[2.0, 1.0], [0.0, 3.0]]), np.array([0, 0]))
     0.5
 
-    Introduced in notebook 05.
+    Introduced in notebook 06.
     """
     logits = as_float_array(logits, "logits")
     y = np.asarray(y)

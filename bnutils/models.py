@@ -64,7 +64,7 @@ def make_mlp(sizes, activation: str = "relu", norm: str | None = None,
       Linear(8, 3, bias=True)
     )
 
-    Introduced in notebook 05.
+    Introduced in notebook 02.
     """
     sizes = [check_int(s, "every entry of sizes") for s in sizes]
     if len(sizes) < 2:

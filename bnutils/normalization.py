@@ -146,7 +146,7 @@ def layernorm_forward(x, gamma, beta, eps: float = 1e-5):
     >>> np.round(out, 4)
     array([[-1.,  1.]])
 
-    Introduced in notebook 07.
+    Introduced in notebook 09.
     """
     x = as_float_array(x, "x")
     check_ndim(x, "x", (2,), "(N, D)")
@@ -288,7 +288,7 @@ def groupnorm_forward(x, gamma, beta, num_groups: int, eps: float = 1e-5):
     >>> np.round(out, 4)
     array([[-1.,  1., -1.,  1.]])
 
-    Introduced in notebook 07.
+    Introduced in notebook 09.
     """
     x = as_float_array(x, "x")
     check_ndim(x, "x", (2, 4), "(N, C) or (N, C, H, W)")
@@ -434,7 +434,7 @@ def instancenorm_forward(x, gamma, beta, eps: float = 1e-5):
     array([[-1.,  1.],
            [-1.,  1.]])
 
-    Introduced in notebook 07.
+    Introduced in notebook 06.
     """
     x = as_float_array(x, "x")
     check_ndim(x, "x", (4,), "(N, C, H, W)")
@@ -470,7 +470,7 @@ def instancenorm_backward(dout, cache: GroupNormCache):
     >>> bool(np.abs(dx).max() < 1e-12)     # a constant upstream gradient is absorbed by the mean
     True
 
-    Introduced in notebook 07.
+    Introduced in notebook 09.
     """
     check_cache(cache, GroupNormCache, "instancenorm_forward")
     if cache.x_hat.ndim != 4 or cache.num_groups != cache.x_hat.shape[1]:
@@ -567,7 +567,7 @@ def rmsnorm_forward(x, gamma, eps: float = 1e-8):
     >>> np.round(out * np.sqrt(12.5), 4)                 # rms of (3, 4) is sqrt(12.5)
     array([[3., 4.]])
 
-    Introduced in notebook 07.
+    Introduced in notebook 09.
     """
     x = as_float_array(x, "x")
     check_ndim(x, "x", (2,), "(N, D)")
@@ -603,7 +603,7 @@ def rmsnorm_backward(dout, cache: RMSNormCache):
     >>> np.round(dx, 6) + 0.0                # moving along x itself does not change x / rms(x)
     array([[0., 0.]])
 
-    Introduced in notebook 07.
+    Introduced in notebook 09.
     """
     check_cache(cache, RMSNormCache, "rmsnorm_forward")
     dout = check_dout(dout, cache.x_hat.shape, cache.x_hat.dtype)

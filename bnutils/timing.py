@@ -73,7 +73,7 @@ def interleaved_medians(funcs: dict, rounds: int = 11, target_s: float = 0.01,
     >>> len(res["sum"]["samples_s"])
     3
 
-    Introduced in notebook 04.
+    Introduced in notebook 05.
     """
     if not funcs:
         raise ValueError("funcs must name at least one function to time")

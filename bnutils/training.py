@@ -110,7 +110,7 @@ def minibatches(n: int, batch_size: int, rng, drop_last: bool = True):
     >>> [b.tolist() for b in minibatches(5, 2, np.random.default_rng(0))]
     [[2, 4], [3, 0]]
 
-    Introduced in notebook 05.
+    Introduced in notebook 09.
     """
     n = check_int(n, "n (the number of samples)")
     batch_size = check_int(batch_size, "batch_size", 1, maximum=n)
@@ -183,7 +183,7 @@ def evaluate(model, X, y, batch_size: int = 1024) -> tuple[float, float]:
     >>> 0.0 <= acc <= 1.0 and loss > 0
     True
 
-    Introduced in notebook 05.
+    Introduced in notebook 01.
     """
     check_model(model)
     X = as_float_array(X, "X")
@@ -263,7 +263,7 @@ def train(model, X, y, *, lr: float, steps: int, batch_size: int = 64, sgd_momen
     >>> len(history.loss), history.loss[-1] < history.loss[0], history.final_accuracy > 0.9
     (40, True, True)
 
-    Introduced in notebook 05.
+    Introduced in notebook 01.
     """
     check_model(model)
     lr = check_learning_rate(lr)

@@ -305,6 +305,36 @@ def test_names_are_imported_from_their_concept_module(notebook):
                     f"import it from its concept module {home}")
 
 
+def _first_imports() -> dict:
+    """``{(module, name): first notebook number importing it}`` over the whole course."""
+    first = {}
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                for module_name, names in _bnutils_imports(cell.source):
+                    for name in names:
+                        first.setdefault((module_name, name), path.name[:2])
+    return first
+
+
+def test_introduced_in_names_the_first_notebook_that_imports_it():
+    """CONTRIBUTING: every bnutils function or class a notebook imports says "Introduced in
+    notebook NN." with NN the first notebook that imports it (a learner reading bnutils
+    finds where it is taught)."""
+    import importlib
+
+    wrong = []
+    for (module_name, name), first in sorted(_first_imports().items()):
+        obj = getattr(importlib.import_module(module_name), name, None)
+        if not (inspect.isfunction(obj) or inspect.isclass(obj)):
+            continue                                   # modules, constants
+        said = re.findall(r"Introduced in notebook (\d\d)\b", inspect.getdoc(obj) or "")
+        if said != [first]:
+            wrong.append(f"{module_name}.{name}: says {said or 'nothing'}, first imported in {first}")
+    assert not wrong, "\n".join(wrong)
+
+
 def test_course_map_times_follow_the_estimate_rule():
     """The README's "time to work through" is tools/time_estimate.py's number (CONTRIBUTING's
     rule: words, exercises, figures), not a guess."""

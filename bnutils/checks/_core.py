@@ -86,6 +86,8 @@ def fmt_err(err: float) -> str:
 
     Tiny errors are shown as a bound ("< 1e-12") because their last digits depend on the
     CPU; larger ones with two significant digits.
+
+    Introduced in notebook 08 (the self-checks print their errors with it from notebook 00 on).
     """
     err = float(err)
     for bound in (1e-12, 1e-9, 1e-6):
