@@ -12,9 +12,10 @@ and no stored widget ids are involved. JupyterLab is started on that folder (thr
 and driven by headless Debian Chromium (``/usr/bin/chromium``) through Playwright:
 open the notebook, Run All, then for every control of the explorer move it ``--moves``
 times (sliders: ArrowRight, then ArrowLeft back; a checkbox: Space; a dropdown: the
-next option is selected), ``--pause`` seconds apart (default 0.5 s: a learner looks at
-each figure; explorers use such pauses to draw ahead, see ``bnutils.widgets.live``;
-``--pause 0`` times moves made back to back). Each latency runs from the ``keydown`` (dropdown: ``input``)
+next option is selected), each ``--pause`` seconds after the figure before it is shown
+(default 0.5 s: a learner looks at each figure, the first one included; explorers use
+such pauses to draw ahead, see ``bnutils.widgets.live``; ``--pause 0`` times moves made
+back to back). Each latency runs from the ``keydown`` (dropdown: ``input``)
 event to the moment
 the widget's new ``<img>`` is decoded (a ``MutationObserver`` on the widget's output
 area and ``img.decode()``), measured in the page with ``performance.now()``. One move
@@ -222,6 +223,8 @@ def measure_notebook(page, base, token, name, moves, pause_s=0.0, timeout_ms=20_
     for label, kind, target in _controls(widget):
         times, misses = [], 0
         for key in _keys(kind, moves):
+            if pause_s:                  # a learner looks at the figure before moving
+                page.wait_for_timeout(pause_s * 1000)
             before = widget.evaluate("w => w.__latency.results.length")
             _act(page, target, key)
             try:
@@ -236,8 +239,6 @@ def measure_notebook(page, base, token, name, moves, pause_s=0.0, timeout_ms=20_
                 continue
             times.append(widget.evaluate("w => w.__latency.results[w.__latency.results.length - 1]"))
             expect(idle).to_be_visible(timeout=timeout_ms)
-            if pause_s:                  # a learner looks at the new figure before moving on
-                page.wait_for_timeout(pause_s * 1000)
         rows.append({"notebook": name[len("latency_"):-len(".ipynb")], "control": label,
                      "moves": len(times),
                      "median_ms": round(statistics.median(times), 1) if times else None,
