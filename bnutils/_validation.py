@@ -32,6 +32,7 @@ __all__ = [
     "check_fraction",
     "check_int",
     "check_ndim",
+    "check_no_overflow",
     "check_param",
     "check_positive",
     "check_running_stats",
@@ -103,6 +104,31 @@ def check_finite(x: np.ndarray, name: str) -> None:
             f"{name} contains {int(bad.sum())} non-finite value(s) (NaN or inf); "
             f"the first is {x[first]} at index {first}"
         )
+
+
+def check_no_overflow(result, what: str, **inputs) -> None:
+    """Raise ``NonFiniteError`` if ``result``, computed from finite ``inputs``, overflowed.
+
+    For a result that is too large for its dtype (inf, or NaN from inf - inf): the message
+    names every input (``name=array`` keywords) with its largest magnitude and says
+    ``what`` to do, e.g. ``"its squares overflow float64; divide x by a constant first"``.
+    Call it after computing ``result`` under ``np.errstate(over="ignore",
+    invalid="ignore")``, so that no RuntimeWarning escapes first.
+
+    Examples
+    --------
+    >>> check_no_overflow(np.array([np.inf]), "its squares overflow float64", x=[1e200])
+    Traceback (most recent call last):
+    ...
+    bnutils._validation.NonFiniteError: x is too large (largest |x| = 1e+200): its squares overflow float64
+    """
+    if np.isfinite(result).all():
+        return
+    names = " and ".join(inputs)
+    sizes = ", ".join(f"largest |{name}| = {float(np.max(np.abs(value), initial=0.0)):.3g}"
+                      for name, value in inputs.items())
+    verb = "are" if len(inputs) > 1 else "is"
+    raise NonFiniteError(f"{names} {verb} too large ({sizes}): {what}")
 
 
 def check_features(x: np.ndarray, name: str = "x") -> None:

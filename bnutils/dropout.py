@@ -13,6 +13,8 @@ Introduced in notebook 07.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._validation import NonFiniteError, as_float_array, as_generator, check_dout, check_finite
@@ -124,10 +126,15 @@ def dropout_variance(mean, var, p: float):
     check_finite(var, "var")
     if np.any(var < 0):
         raise ValueError("var must be ≥ 0 (it is a variance)")
-    q = 1.0 - _check_rate(p)
+    p = _check_rate(p)
+    q = 1.0 - p
     with np.errstate(over="ignore", invalid="ignore"):    # checked just below
         train_var = (var + mean**2) / q - mean**2
-    if not np.isfinite(train_var).all():     # mean² (or var / q) beyond the dtype: inf or NaN
+        if not np.isfinite(train_var).all():
+            # mean² overflowed, but the answer may still fit: the same variance written
+            # var / q + mean² · p / q without squaring mean alone (exactly var when p = 0).
+            train_var = var / q + (mean * math.sqrt(p / q)) ** 2
+    if not np.isfinite(train_var).all():     # the variance itself is beyond the dtype
         raise NonFiniteError(
             f"mean or var is too large for the variance to fit in {train_var.dtype.name} "
             f"(largest |mean| = {float(np.max(np.abs(mean))):.3g}, largest var = "

@@ -20,7 +20,14 @@ import copy
 
 import numpy as np
 
-from ._validation import as_data_matrix, as_float_array, check_finite, check_int, check_positive
+from ._validation import (
+    as_data_matrix,
+    as_float_array,
+    check_finite,
+    check_int,
+    check_no_overflow,
+    check_positive,
+)
 from .batchnorm import BatchNorm, batchnorm_inference, batchnorm_inference_backward
 from .layers import Layer, Sequential, softmax_cross_entropy
 from .training import minibatches, one_blas_thread, sgd_step
@@ -224,12 +231,22 @@ def adapt_batchnorm(model: Sequential, X_target) -> Sequential:
     x = as_data_matrix(X_target, "X_target", min_rows=2)
     new = copy.deepcopy(model).eval()
     found = False
-    for layer in new.layers:
+    for i, layer in enumerate(new.layers):
         if isinstance(layer, BatchNorm):
-            layer.running_mean = x.mean(axis=0)
-            layer.running_var = x.var(axis=0, ddof=1)
+            with np.errstate(over="ignore", invalid="ignore"):    # checked just below
+                mean, var = x.mean(axis=0), x.var(axis=0, ddof=1)
+            # A variance beyond the dtype would be stored as inf and make the layer's
+            # output silently beta.
+            check_no_overflow(var, f"the variance of the activations arriving at layer {i} "
+                                   f"({type(layer).__name__}) overflows {var.dtype.name}; "
+                                   f"divide X_target by a constant first", X_target=X_target)
+            layer.running_mean, layer.running_var = mean, var
             found = True
-        x = layer.forward(x)
+        with np.errstate(over="ignore", invalid="ignore"):        # checked just below
+            x = layer.forward(x)
+        check_no_overflow(x, f"the output of layer {i} ({type(layer).__name__}) overflows "
+                             f"{x.dtype.name}; divide X_target by a constant first",
+                          X_target=X_target)
     if not found:
         raise ValueError("model has no BatchNorm layer to adapt")
     return new

@@ -27,6 +27,7 @@ from ._validation import (
     check_finite,
     check_int,
     check_model,
+    check_no_overflow,
     check_positive,
 )
 
@@ -528,8 +529,13 @@ def mse_loss(pred, target):
         raise ValueError(f"pred and target must not be empty, got shape {pred.shape}")
     check_finite(pred, "pred")
     check_finite(target, "target")
-    diff = pred - target
-    return float(np.mean(diff**2)), 2.0 * diff / diff.size
+    with np.errstate(over="ignore", invalid="ignore"):        # checked just below
+        diff = pred - target
+        loss = np.mean(diff**2)
+    check_no_overflow(loss, f"the squared error (pred - target)² overflows {diff.dtype.name}; "
+                            f"divide both by a constant c first (the loss scales with c²)",
+                      pred=pred, target=target)
+    return float(loss), 2.0 * diff / diff.size
 
 
 def accuracy(logits, y) -> float:

@@ -31,6 +31,7 @@ from ._validation import (
     check_dout,
     check_finite,
     check_ndim,
+    check_no_overflow,
     check_positive,
     per_channel,
     stat_axes,
@@ -45,6 +46,14 @@ __all__ = [
     "normalization_jacobian",
     "numerical_jacobian",
 ]
+
+
+# The textbook formulas square x - mean; beyond ~1e154 (float64) or ~1e19 (float32) the
+# squares overflow and the output would silently come out as beta.
+_TOO_LARGE = ("its squares overflow {dtype} in the textbook variance formula; divide x by a "
+              "constant first (the output does not depend on its scale), or use "
+              "bnutils.batchnorm.batchnorm_forward, which computes the statistics of inputs "
+              "too large to square")
 
 
 def _prepare_2d(x, gamma, beta, eps):
@@ -95,14 +104,16 @@ def batchnorm_forward_loops(x, gamma, beta, eps: float = 1e-5):
     x_hat = np.empty((n, d))
     mean, var, inv_std = np.empty(d), np.empty(d), np.empty(d)
     for j in range(d):
-        total = 0.0
-        for i in range(n):
-            total += x[i, j]
-        mu = total / n                                  # μ_B
-        total = 0.0
-        for i in range(n):
-            total += (x[i, j] - mu) ** 2
-        sigma2 = total / n                              # σ²_B (biased)
+        with np.errstate(over="ignore", invalid="ignore"):   # checked just below
+            total = 0.0
+            for i in range(n):
+                total += x[i, j]
+            mu = total / n                              # μ_B
+            total = 0.0
+            for i in range(n):
+                total += (x[i, j] - mu) ** 2
+            sigma2 = total / n                          # σ²_B (biased)
+        check_no_overflow(sigma2, _TOO_LARGE.format(dtype="float64"), x=x)
         inv = 1.0 / (sigma2 + eps) ** 0.5               # 1 / sqrt(σ²_B + ε)
         for i in range(n):
             x_hat[i, j] = (x[i, j] - mu) * inv
@@ -201,8 +212,10 @@ def batchnorm_forward_naive(x, gamma, beta, eps: float = 1e-5):
     x, gamma, beta, eps = _prepare(x, gamma, beta, eps, training=True)
     axes = stat_axes(x.ndim)
     g, b = per_channel(gamma, x.ndim), per_channel(beta, x.ndim)
-    mean = x.mean(axis=axes, keepdims=True)                  # (1, D) or (1, C, 1, 1)
-    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)   # biased
+    with np.errstate(over="ignore", invalid="ignore"):        # checked just below
+        mean = x.mean(axis=axes, keepdims=True)               # (1, D) or (1, C, 1, 1)
+        var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)   # biased
+    check_no_overflow(var, _TOO_LARGE.format(dtype=x.dtype.name), x=x)
     x_hat = (x - mean) / np.sqrt(var + eps)                  # shape like x
     out = g * x_hat + b
     mean, var = mean.ravel(), var.ravel()
@@ -287,7 +300,11 @@ def normalization_jacobian(x, eps: float = 1e-5) -> np.ndarray:
         raise ValueError(f"x needs at least 2 values, got shape {x.shape}")
     eps = check_positive(eps, "eps")
     n = x.shape[0]
-    inv_std = 1.0 / np.sqrt(x.var() + eps)
+    with np.errstate(over="ignore", invalid="ignore"):        # checked just below
+        var = x.var()
+    check_no_overflow(var, "its squares overflow float64; divide x by a constant c first "
+                           "(J scales with 1/c)", x=x)
+    inv_std = 1.0 / np.sqrt(var + eps)
     x_hat = (x - x.mean()) * inv_std
     return inv_std * (np.eye(n) - np.ones((n, n)) / n - np.outer(x_hat, x_hat) / n)
 

@@ -19,7 +19,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_float_array, check_finite, check_int, check_positive
+from ._validation import (
+    NonFiniteError,
+    as_float_array,
+    check_finite,
+    check_int,
+    check_positive,
+)
 from .batchnorm import BatchNorm
 from .layers import Linear, Sequential
 
@@ -78,7 +84,28 @@ def effective_learning_rates(W, lr: float) -> np.ndarray:
         raise ValueError(f"W must have shape (D_in, D_out) with D_in, D_out ≥ 1, got {W.shape}")
     check_finite(W, "W")
     lr = check_positive(lr, "lr")
-    return lr / np.sum(W**2, axis=0)
+    zeros = np.flatnonzero(~np.any(W, axis=0))
+    if zeros.size:
+        raise ValueError(f"every column of W needs a non-zero norm (lr / ‖w‖² would be "
+                         f"infinite); columns {zeros.tolist()} are all zeros")
+    with np.errstate(over="ignore", under="ignore"):          # checked just below
+        sumsq = np.sum(W**2, axis=0)
+    if np.isfinite(sumsq).all() and sumsq.min() >= np.finfo(sumsq.dtype).tiny:
+        return lr / sumsq
+    # The squares overflowed (|w| above ~1e154 in float64) or lost digits below the smallest
+    # normal number: compute on each column divided by a power of two 2**k (exact), then
+    # lr / ‖w‖² = lr / ‖w / 2**k‖² · 2**(-2k).
+    _, k = np.frexp(np.max(np.abs(W), axis=0))
+    scaled = np.ldexp(W, -k)
+    with np.errstate(over="ignore", under="ignore"):          # checked just below
+        rates = np.ldexp(lr / np.sum(scaled**2, axis=0), -2 * k)
+    if not np.isfinite(rates).all():
+        raise NonFiniteError(
+            f"W is too small (smallest column norm about "
+            f"{float(np.min(np.ldexp(np.sqrt(np.sum(scaled**2, axis=0)), k))):.3g}): "
+            f"lr / ‖w‖² overflows {rates.dtype.name}; multiply W by a constant c first "
+            f"(the rates scale with 1/c²)")
+    return rates
 
 
 class WeightNormRecorder:

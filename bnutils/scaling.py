@@ -30,7 +30,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._moments import scaled_moments
-from ._validation import as_float_array, check_finite, check_int, check_positive
+from ._validation import (
+    as_float_array,
+    check_finite,
+    check_int,
+    check_no_overflow,
+    check_positive,
+)
 
 __all__ = [
     "METHODS",
@@ -331,9 +337,12 @@ def fit_whitening(X, eps: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:
     """
     X = _as_2d(X)
     eps = check_positive(eps, "eps")
-    mean = X.mean(axis=0)
-    Xc = X - mean
-    C = Xc.T @ Xc / X.shape[0]
+    with np.errstate(over="ignore", invalid="ignore"):        # checked just below
+        mean = X.mean(axis=0)
+        Xc = X - mean
+        C = Xc.T @ Xc / X.shape[0]
+    check_no_overflow(C, f"its covariance overflows {C.dtype.name}; divide X by a constant c "
+                         f"first (the mean scales with c, W with 1/c)", X=X)
     evals, evecs = np.linalg.eigh(C)
     W = evecs @ np.diag(1.0 / np.sqrt(np.clip(evals, 0.0, None) + eps)) @ evecs.T
     return mean, W
@@ -369,7 +378,11 @@ def mse_hessian(X) -> np.ndarray:
     Introduced in notebook 01.
     """
     X = _as_2d(X)
-    return 2.0 / X.shape[0] * (X.T @ X)
+    with np.errstate(over="ignore", invalid="ignore"):        # checked just below
+        H = 2.0 / X.shape[0] * (X.T @ X)
+    check_no_overflow(H, f"XᵀX overflows {H.dtype.name}; divide X by a constant c first "
+                         f"(the Hessian scales with c²)", X=X)
+    return H
 
 
 def condition_number(H) -> float:

@@ -98,3 +98,18 @@ def test_variance_refuses_a_result_beyond_the_dtype_naming_mean_and_var(mean, va
     with pytest.raises(ValueError, match=r"^mean or var is too large for the variance to fit in "
                                          rf"{np.dtype(dtype).name}"):
         dropout_variance(np.array([mean], dtype), np.array([var], dtype), 0.5)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize(("mean", "dtype"), [(1e160, np.float64), (3e19, np.float32)])
+def test_variance_without_dropout_is_var_even_when_mean_squared_overflows(mean, dtype):
+    """p = 0: the true answer is var, but mean² overflowed and the call raised."""
+    out = dropout_variance(np.array([mean, 1.0], dtype), np.array([2.0, 3.0], dtype), 0.0)
+    assert out.dtype == dtype and out.tolist() == [2.0, 3.0]
+
+
+@pytest.mark.filterwarnings("error")
+def test_variance_with_a_tiny_rate_and_a_huge_mean_is_computed():
+    """var / q + mean² · p / q fits although mean² alone does not."""
+    out = dropout_variance(np.array([1e160]), np.array([2.0]), 1e-30)
+    np.testing.assert_allclose(out, [1e290], rtol=1e-14)

@@ -99,3 +99,24 @@ def test_adapt_batchnorm_refuses_bad_input():
         adapt_batchnorm(_trained(), X[:, :0])      # before: the first Linear's message
     with pytest.raises(TypeError, match="Sequential"):
         adapt_batchnorm(BatchNorm(3), X)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize(("scale", "dtype"), [(1e160, np.float64), (1e20, np.float32)])
+def test_adapt_batchnorm_refuses_an_X_target_whose_variance_overflows(scale, dtype):
+    """The variance overflowed: running_var became inf and the layer's output silently beta."""
+    net = Sequential(BatchNorm(3))
+    X = (np.random.default_rng(0).normal(size=(8, 3)) * scale).astype(dtype)
+    with pytest.raises(ValueError, match=r"^X_target is too large .*the variance of the "
+                                         rf"activations arriving at layer 0 \(BatchNorm\) "
+                                         rf"overflows {np.dtype(dtype).name}"):
+        adapt_batchnorm(net, X)
+
+
+@pytest.mark.filterwarnings("error")
+def test_adapt_batchnorm_refuses_an_X_target_that_overflows_a_layer():
+    net = Sequential(Linear(2, 2, rng=0), BatchNorm(2))
+    net[0].W = np.full((2, 2), 1e300)
+    with pytest.raises(ValueError, match=r"^X_target is too large .*the output of layer 0 "
+                                         r"\(Linear\) overflows float64"):
+        adapt_batchnorm(net, np.full((4, 2), 1e10) * np.arange(1, 5)[:, None])

@@ -266,3 +266,23 @@ def test_in_mode_sets_the_mode_and_restores_each_layers_own_even_after_an_error(
         assert not any(layer.training for layer in iter_layers(net))
         raise RuntimeError
     assert net.training and not frozen.training
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize(("pred_scale", "target_scale", "dtype"), [
+    (1e160, 1.0, np.float64), (1.0, 1e160, np.float64), (1e300, -1e300, np.float64),
+    (1e20, 1.0, np.float32)])
+def test_mse_loss_refuses_an_overflowing_loss_naming_pred_and_target(pred_scale, target_scale,
+                                                                     dtype):
+    """(pred - target)² overflowed: the loss came back inf with only a RuntimeWarning."""
+    pred = (np.array([1.0, 2.0, 3.0]) * pred_scale).astype(dtype)
+    target = (np.array([3.0, 1.0, 2.0]) * target_scale).astype(dtype)
+    with pytest.raises(ValueError, match=r"^pred and target are too large \(largest \|pred\| = "
+                                         rf".*\): the squared error .* overflows "
+                                         rf"{np.dtype(dtype).name}"):
+        mse_loss(pred, target)
+
+
+def test_mse_loss_large_but_representable_is_unchanged():
+    loss, dpred = mse_loss(np.array([1e150, 0.0]), np.array([0.0, 0.0]))
+    assert loss == 1e150**2 / 2 and dpred.tolist() == [1e150, 0.0]

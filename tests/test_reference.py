@@ -175,3 +175,34 @@ def test_bad_jacobian_input():
         numerical_jacobian(np.tanh, [])           # before: NumPy's "need at least one array"
     with pytest.raises(ValueError, match="x contains 1 non-finite"):
         numerical_jacobian(np.tanh, [0.5, np.nan])   # before: a column of NaN, silently
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("forward", [batchnorm_forward_naive, batchnorm_forward_loops])
+@pytest.mark.parametrize(("scale", "dtype"), [(1e160, np.float64), (1e300, np.float64),
+                                              (1e20, np.float32)])
+def test_textbook_forwards_refuse_x_whose_squares_overflow(forward, scale, dtype):
+    """The squares of x - mean overflowed: the output silently came out as beta (with only
+    a RuntimeWarning). The loops compute in float64, so float32 input there is fine."""
+    x = (np.random.default_rng(0).normal(1.0, 2.0, (6, 3)) * scale).astype(dtype)
+    if forward is batchnorm_forward_loops and dtype == np.float32:
+        out, _ = forward(x, np.ones(3), np.zeros(3))
+        expected, _ = batchnorm_forward(x.astype(np.float64), np.ones(3), np.zeros(3))
+        np.testing.assert_allclose(out, expected, atol=1e-12)
+        return
+    with pytest.raises(ValueError, match=rf"^x is too large \(largest \|x\| = .*\): its squares "
+                                         rf"overflow {np.dtype(dtype).name} .*batchnorm_forward"):
+        forward(x, np.ones(3), np.zeros(3))
+
+
+@pytest.mark.filterwarnings("error")
+def test_naive_forward_refuses_a_huge_4d_x():
+    x = np.random.default_rng(0).normal(size=(2, 3, 2, 2)).astype(np.float32) * 1e20
+    with pytest.raises(ValueError, match=r"^x is too large .*overflow float32"):
+        batchnorm_forward_naive(x, np.ones(3), np.zeros(3))
+
+
+@pytest.mark.filterwarnings("error")
+def test_normalization_jacobian_refuses_x_whose_squares_overflow():
+    with pytest.raises(ValueError, match=r"^x is too large .*overflow float64"):
+        normalization_jacobian(np.array([1.0, 2.0, 4.0]) * 1e160)

@@ -93,3 +93,40 @@ def test_recorder_refuses_a_non_linear_layer():
     rec = WeightNormRecorder([1])
     with pytest.raises(TypeError, match="not a Linear"):
         rec(0, make_mlp([3, 4, 2], norm="bn"))
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize(("scale", "dtype"), [(1e100, np.float64), (1e160, np.float64),
+                                              (1e20, np.float32)])
+def test_effective_learning_rates_of_a_huge_W_are_computed_right(scale, dtype):
+    """‖w‖² overflowed: the rates came back 0 with a RuntimeWarning; lr / ‖w‖² is computed
+    on W / 2**k instead (to the dtype's precision, subnormals included)."""
+    W = np.array([[3.0, 0.5], [4.0, 1.0]])
+    rates = effective_learning_rates((W * scale).astype(dtype), lr=0.1)
+    expected = np.longdouble(0.1) / np.sum(np.longdouble(W * scale) ** 2, axis=0)
+    assert rates.dtype == dtype
+    np.testing.assert_allclose(rates.astype(np.longdouble), expected,
+                               rtol=10 * np.finfo(dtype).eps, atol=np.finfo(dtype).smallest_subnormal)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize(("scale", "dtype"), [(1e-155, np.float64), (1e-200, np.float64),
+                                              (1e-20, np.float32)])
+def test_effective_learning_rates_refuse_a_W_too_small(scale, dtype):
+    """lr / ‖w‖² beyond the dtype: it was inf (divide by zero) with a RuntimeWarning."""
+    W = (np.array([[3.0, 0.5], [4.0, 1.0]]) * scale).astype(dtype)
+    with pytest.raises(ValueError, match=rf"^W is too small .*overflows {np.dtype(dtype).name}"):
+        effective_learning_rates(W, lr=0.1)
+
+
+@pytest.mark.filterwarnings("error")
+def test_effective_learning_rates_refuse_a_zero_column():
+    with pytest.raises(ValueError, match=r"columns \[1\] are all zeros"):
+        effective_learning_rates(np.array([[1.0, 0.0], [2.0, 0.0]]), lr=0.1)
+
+
+def test_effective_learning_rates_tiny_but_representable():
+    """Squares below the smallest normal number (subnormal) lose digits: rescaled too."""
+    W = np.array([[3.0], [4.0]]) * 1e-160
+    rates = effective_learning_rates(W, lr=1e-20)
+    np.testing.assert_allclose(rates, 1e-20 / 25 / 1e-160 / 1e-160, rtol=1e-14)

@@ -256,3 +256,12 @@ def test_gradient_descent_validates_its_arguments():
 def test_public_names_are_exported():
     for name in scaling.__all__:
         assert hasattr(scaling, name)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("f", [fit_whitening, mse_hessian])
+def test_whitening_and_hessian_refuse_an_X_whose_products_overflow(f):
+    """XᵀX overflowed in matmul (a RuntimeWarning, then inf or NaN out)."""
+    X = np.random.default_rng(0).normal(size=(12, 3)) * 1e160
+    with pytest.raises(ValueError, match=r"^X is too large \(largest \|X\| = .*overflows float64"):
+        f(X)
