@@ -14,6 +14,7 @@ from bnutils._validation import (
     check_int,
     check_labels,
     check_learning_rate,
+    check_no_overflow,
     check_real,
     check_sequence,
     check_split,
@@ -174,3 +175,11 @@ def test_check_features_names_the_argument_and_the_empty_axis():
         check_features(np.ones((4, 0)))
     with pytest.raises(ValueError, match=r"^x_test must have at least one channel"):
         check_features(np.ones((2, 0, 3, 3)), "x_test")
+
+
+def test_check_no_overflow_passes_finite_results_and_names_every_input():
+    check_no_overflow(np.array([1.0, 1e308]), "unused", x=np.array([1.0]))
+    with pytest.raises(ValueError, match=r"^pred and target are too large \(largest \|pred\| = "
+                                         r"1e\+300, largest \|target\| = 2\): it overflows$"):
+        check_no_overflow(np.array([1.0, np.nan]), "it overflows", pred=np.array([-1e300]),
+                          target=[2.0])
