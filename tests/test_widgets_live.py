@@ -122,14 +122,17 @@ def test_warming_waits_for_the_learner_in_a_kernel(monkeypatch):
     w = forward_explorer()                            # no kernel: queued, not drawn
     assert w.live.warmed == 0 and len(w.live._warm_queue) == 2
     monkeypatch.setattr(live, "_kernel_shell", lambda: object())
+    # a wide margin between the moves (0.05 s apart) and the idle time drawing ahead
+    # waits for, so that a loaded machine's late wake-ups cannot look like a pause
+    monkeypatch.setattr(live, "WARM_AFTER_S", 0.5)
     monkeypatch.setattr(IPython.display, "display", lambda *a, **k: None)
 
     async def learner():
         w = forward_explorer()
         gamma = controls(w)["γ (gamma)"]
-        for k in range(8):                            # moving every 0.1 s: nothing ahead
+        for k in range(12):                           # moving every 0.05 s: nothing ahead
             gamma.value = 1.0 + 0.1 * (k % 2)
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)
         assert w.live.warmed == 0
         for _ in range(100):                          # then idle: batch sizes 32 and 128
             await asyncio.sleep(0.05)

@@ -199,7 +199,7 @@ class LiveFigure:
         idle = time.perf_counter() - self._last_show
         if idle < WARM_AFTER_S:                      # the learner is still moving: wait
             self._schedule_warm(WARM_AFTER_S - idle)
-        elif self._warm_step():
+        elif self._warm_step() and self._warm_queue:
             self._schedule_warm(0.0)                 # the next one on a later turn
 
     def _warm_step(self, quiet: bool = True) -> bool:
