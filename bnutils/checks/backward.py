@@ -121,18 +121,26 @@ def _gradients(result, names, hint):
     return tuple(as_answer_array(v, n) for v, n in zip(values, names, strict=True))
 
 
+def _learner_gradients(student_fn, dout, cache):
+    """Run a full backward ``student_fn(dout, cache)``; its (dx, dgamma, dbeta), after the
+    checks every normalization's backward shares: dγ and dβ (a named mistake gets its
+    hint) and the shape of dx."""
+    dx, dgamma, dbeta = _gradients(call_learner(student_fn, dout, cache, names=("dout",)),
+                                   ("dx", "dgamma", "dbeta"),
+                                   "return the three gradients as a tuple: dx, dgamma, dbeta")
+    for name, got in (("dbeta", dbeta), ("dgamma", dgamma)):
+        hint = _param_grad_hint(name, got, dout, cache.x_hat)
+        if hint:
+            raise Failed(hint)
+    if dx.shape != dout.shape:
+        raise Failed(f"dx must have the shape of x, {dout.shape}; got {dx.shape}")
+    return dx, dgamma, dbeta
+
+
 def _check_full_backward(student_fn, extra_mistakes=None):
     worst = 0.0
     for dout, cache in _caches():
-        dx, dgamma, dbeta = _gradients(call_learner(student_fn, dout, cache, names=("dout",)),
-                                       ("dx", "dgamma", "dbeta"),
-                                       "return the three gradients as a tuple: dx, dgamma, dbeta")
-        for name, got in (("dbeta", dbeta), ("dgamma", dgamma)):
-            hint = _param_grad_hint(name, got, dout, cache.x_hat)
-            if hint:
-                raise Failed(hint)
-        if dx.shape != dout.shape:
-            raise Failed(f"dx must have the shape of x, {dout.shape}; got {dx.shape}")
+        dx, dgamma, dbeta = _learner_gradients(student_fn, dout, cache)
         want, _, _ = batchnorm_backward(dout, cache)
 
         def mistakes(dout=dout, cache=cache):
@@ -349,15 +357,7 @@ def ln_backward(student_fn):
     """Check ``student_fn(dout, cache) -> (dx, dgamma, dbeta)`` against layernorm_backward."""
     worst = 0.0
     for dout, cache in _ln_cases():
-        dx, dgamma, dbeta = _gradients(call_learner(student_fn, dout, cache, names=("dout",)),
-                                       ("dx", "dgamma", "dbeta"),
-                                       "return the three gradients as a tuple: dx, dgamma, dbeta")
-        for name, got in (("dbeta", dbeta), ("dgamma", dgamma)):
-            hint = _param_grad_hint(name, got, dout, cache.x_hat)
-            if hint:
-                raise Failed(hint)
-        if dx.shape != dout.shape:
-            raise Failed(f"dx must have the shape of x, {dout.shape}; got {dx.shape}")
+        dx, dgamma, dbeta = _learner_gradients(student_fn, dout, cache)
         want = layernorm_backward(dout, cache)[0]
         worst = max(worst, compare(
             dx, want, "dx differs from bnutils.normalization.layernorm_backward (max rel. error "
