@@ -123,19 +123,9 @@ def write_notebooks(folder: Path, only: list[str]) -> list[str]:
 def start_lab(tmp: Path, root: Path, bnutils_path: Path | None):
     lab = _load_tool("lab")
     token = "bench-" + os.urandom(16).hex()
-    env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "JUPYTER_TOKEN")}
-    env.update(JUPYTER_TOKEN=token, JUPYTER_PREFER_ENV_PATH="1",
-               JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
-               JUPYTERLAB_SETTINGS_DIR=str(tmp / "settings"),
-               JUPYTERLAB_WORKSPACES_DIR=str(tmp / "workspaces"))
+    env = lab.scratch_environment(token, tmp)
     if bnutils_path is not None:         # another copy of the package first on the kernel's path
         env["PYTHONPATH"] = os.pathsep.join([str(bnutils_path), env.get("PYTHONPATH", "")]).strip(os.pathsep)
-    settings = tmp / "settings" / "@jupyterlab"
-    for rel, content in {"apputils-extension/notification.jupyterlab-settings":
-                         {"fetchNews": "false", "checkForUpdates": False},
-                         "notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"}}.items():
-        (settings / rel).parent.mkdir(parents=True, exist_ok=True)
-        (settings / rel).write_text(json.dumps(content))
     port = lab.free_port()
     log = open(tmp / "lab.log", "wb")
     proc = subprocess.Popen(lab.lab_command(port, root, open_browser=False), cwd=root, env=env,

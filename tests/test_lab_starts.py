@@ -223,3 +223,20 @@ def test_the_news_question_is_off_by_default_setting():
     env = lab.lab_environment("t", {"JUPYTER_CONFIG_PATH": "/elsewhere", "MPLBACKEND": "Agg"})
     assert env["JUPYTER_CONFIG_PATH"].split(os.pathsep) == [str(lab.CONFIG_DIR), "/elsewhere"]
     assert "MPLBACKEND" not in env and env["JUPYTER_TOKEN"] == "t"
+
+
+def test_a_scratch_server_keeps_every_jupyter_folder_under_its_own_directory(tmp_path):
+    """The browser tests' and the latency benchmark's servers: nothing of the user's
+    JupyterLab applies or changes, and notebooks render quietly and in full."""
+    lab = _load_lab_tool()
+    env = lab.scratch_environment("t", tmp_path, {"MPLBACKEND": "Agg", "JUPYTER_TOKEN": "x",
+                                                  "HOME": "/home/someone"})
+    assert env["JUPYTER_TOKEN"] == "t" and "MPLBACKEND" not in env and env["HOME"] == "/home/someone"
+    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTERLAB_SETTINGS_DIR",
+                 "JUPYTERLAB_WORKSPACES_DIR"):
+        assert Path(env[name]).parent == tmp_path
+    settings = Path(env["JUPYTERLAB_SETTINGS_DIR"]) / "@jupyterlab"
+    assert json.loads((settings / "apputils-extension/notification.jupyterlab-settings")
+                      .read_text())["fetchNews"] == "false"
+    assert json.loads((settings / "notebook-extension/tracker.jupyterlab-settings")
+                      .read_text()) == {"windowingMode": "none"}

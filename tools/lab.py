@@ -89,6 +89,33 @@ def lab_environment(token: str, environ=None) -> dict:
     return env
 
 
+def scratch_environment(token: str, tmp: Path, environ=None) -> dict:
+    """The environment of a throw-away server (the browser tests, the latency benchmark).
+
+    The token, this Python's kernels first, no MPLBACKEND; every Jupyter folder (config,
+    runtime, user settings, workspaces) under ``tmp``, so that nothing of the user's
+    JupyterLab applies or changes; and user settings for a quiet, fully rendered
+    notebook: no "get notified about Jupyter news?" toast, every cell rendered (no
+    virtual scrolling), so that every output is in the page.
+    """
+    env = {k: v for k, v in (os.environ if environ is None else environ).items()
+           if k not in ("MPLBACKEND", "JUPYTER_TOKEN")}
+    env.update(JUPYTER_TOKEN=token, JUPYTER_PREFER_ENV_PATH="1",
+               JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+               JUPYTERLAB_SETTINGS_DIR=str(tmp / "settings"),
+               JUPYTERLAB_WORKSPACES_DIR=str(tmp / "workspaces"))
+    settings = {
+        "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
+            {"fetchNews": "false", "checkForUpdates": False},
+        "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+    }
+    for rel, content in settings.items():
+        path = tmp / "settings" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(content), encoding="utf-8")
+    return env
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

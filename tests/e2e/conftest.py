@@ -155,21 +155,6 @@ def _load_tool(name: str):
     return module
 
 
-def _write_settings(settings: Path) -> None:
-    """JupyterLab user settings for a quiet, fully rendered notebook."""
-    files = {
-        # No "get notified about Jupyter news?" toast over the notebook.
-        "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
-            {"fetchNews": "false", "checkForUpdates": False},
-        # Render every cell (no virtual scrolling), so that every output is in the DOM.
-        "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-    }
-    for rel, content in files.items():
-        path = settings / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(content), encoding="utf-8")
-
-
 class LabServer:
     """A running JupyterLab server (see the ``lab`` fixture)."""
 
@@ -201,12 +186,7 @@ class LabServer:
 def _start_lab(tmp: Path, root: Path):
     lab_tool = _load_tool("lab")
     token = "e2e-" + os.urandom(16).hex()
-    env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "JUPYTER_TOKEN")}
-    env.update(JUPYTER_TOKEN=token, JUPYTER_PREFER_ENV_PATH="1",
-               JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
-               JUPYTERLAB_SETTINGS_DIR=str(tmp / "settings"),
-               JUPYTERLAB_WORKSPACES_DIR=str(tmp / "workspaces"))
-    _write_settings(tmp / "settings")
+    env = lab_tool.scratch_environment(token, tmp)
     last_log = ""
     for attempt in range(3):               # a free port can be taken before the server binds it
         port = lab_tool.free_port()
