@@ -10,8 +10,9 @@ import pytest
 
 from bnutils.checks import _core
 from bnutils.checks._core import (
+    ACCEPTED_PRECISION,
+    ROUNDING,
     Failed,
-    answer_rtol,
     as_answer_array,
     as_answer_index,
     as_answer_number,
@@ -92,9 +93,12 @@ def test_indices():
 
 
 def test_tuples():
+    """A tuple and a list are the same answer (issue 25: three checks refused a list); an
+    array stacks values of one shape, where the check says so."""
     assert as_answer_tuple((1, 2), 2, "return a, b") == (1, 2)
-    assert as_answer_tuple([1, 2], 2, "return a, b", allow_list=True) == (1, 2)
-    for value, got in [([1, 2], "a list of 2 values"), ((1,), "a tuple of 1 value"),
+    assert as_answer_tuple([1, 2], 2, "return a, b") == (1, 2)
+    assert as_answer_tuple(np.array([1.0, 2.0]), 2, "return a, b", stacked=True) == (1.0, 2.0)
+    for value, got in [((1,), "a tuple of 1 value"), ([1, 2, 3], "a list of 3 values"),
                        (None, "None"), (np.zeros(2), "an array of shape (2,)")]:
         with pytest.raises(Failed) as info:
             as_answer_tuple(value, 2, "return a, b")
@@ -103,23 +107,34 @@ def test_tuples():
 
 # --------------------------------------------------------------------------- tolerances
 
-def test_answer_rtol_widens_only_lower_precision():
-    assert answer_rtol(np.float64(1), 1e-9) == 1e-9
-    assert answer_rtol(np.longdouble(1), 1e-9) == 1e-9
-    assert answer_rtol(np.float32(1), 1e-9) == pytest.approx(np.sqrt(np.finfo(np.float32).eps) / 4)
-    assert answer_rtol(np.float16(1), 1e-9) == pytest.approx(np.sqrt(np.finfo(np.float16).eps) / 4)
-    assert answer_rtol(np.float32(1), 1e-2) == 1e-2      # never tighter than the check's own
-
-
-def test_is_close_is_dtype_aware_and_never_true_for_nan():
+def test_the_tolerance_comes_from_the_exercise_never_from_the_answer():
+    """Issue 25: a wrong answer ×1.003 returned as float16, or ×1.00005 as float32, passed
+    because the answer's own dtype widened the tolerance."""
     right = np.array([37.78343433, 1e-3, -2.0])
     assert is_close(right, right, rtol=1e-12)
-    assert is_close(right.astype(np.float32), right, rtol=1e-9, atol=0.0)
-    assert is_close(right.astype(np.float16), right, rtol=1e-9)
-    assert not is_close(right * (1 + 1e-6), right, rtol=1e-9)          # float64 stays strict
-    assert not is_close(right.astype(np.float32) * np.float32(1.01), right, rtol=1e-9)
+    for wrong in ((right * 1.003).astype(np.float16), (right * 1.00005).astype(np.float32)):
+        assert not is_close(wrong, right, rtol=1e-9)
+        assert not is_close(wrong, right, rtol=1e-9, precision=ACCEPTED_PRECISION)
+    # a float32 rounding of the right answer is right where the exercise accepts float32:
+    # within ROUNDING units of float32 of the scale (default max|expected|)
+    assert is_close(right.astype(np.float32), right, rtol=1e-9, precision=ACCEPTED_PRECISION)
+    assert not is_close(right.astype(np.float32), right, rtol=1e-9)      # float64 work: exact
+    eps32 = np.finfo(np.float32).eps
+    assert is_close(right + 0.9 * ROUNDING * eps32 * 40, right, precision=np.float32)
+    assert not is_close(right + 1.1 * ROUNDING * eps32 * 40, right, precision=np.float32)
+    # an elementwise scale: the small element's tolerance is its own
+    assert not is_close(right + [0, 1e-5, 0], right, precision=np.float32, scale=np.abs(right))
+    assert not is_close(right.astype(np.float16), right, rtol=1e-9, precision=np.float32)
     assert not is_close(np.full(3, np.nan), right, rtol=1e300, atol=1e300)
     assert not is_close(right[:2], right)
+
+
+def test_a_float16_answer_is_told_so():
+    right = np.array([1.0, 2.0, 3.0]) / 3.0
+    with pytest.raises(Failed, match="your answer is float16, which keeps only about 3 "
+                                     "significant digits"):
+        compare(right.astype(np.float16), right, "off by {err}")
+    assert compare(right.astype(np.float32), right, "off") < 1e-7
 
 
 def test_diagnose_ignores_non_finite_candidates_and_non_numbers():
@@ -194,14 +209,16 @@ def test_library_dirs_cover_bnutils_and_numpy():
     assert not any(__file__.startswith(d) for d in _core._LIBRARY_DIRS)
 
 
-def test_precision_widens_for_low_precision_inputs():
+def test_precision_none_is_exact_float64_work():
     right = np.array([1.0, 2.0, 3.0], dtype=np.float32) / np.float32(3.0)
     exact = np.array([1.0, 2.0, 3.0]) / 3.0
     as_list = right.tolist()                       # float64 values with float32 errors
     assert not is_close(as_list, exact, rtol=1e-9)
     assert is_close(as_list, exact, rtol=1e-9, precision=np.float32)
     assert not is_close(np.asarray(as_list) * 1.01, exact, rtol=1e-9, precision=np.float32)
-    assert compare(np.asarray(as_list), exact, "off", precision=np.float32) < 1e-7
+    assert compare(np.asarray(as_list), exact, "off") < 1e-7
+    with pytest.raises(Failed, match="^off$"):
+        compare(np.asarray(as_list), exact, "off", precision=None)
 
 
 def test_call_learner_passes_copies_and_names_a_changed_input():
