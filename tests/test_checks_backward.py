@@ -431,7 +431,8 @@ def test_ln_backward_float32_passes():
 
 def test_passing_lines_fit_a_90_character_output():
     solutions = {check.dgamma_dbeta: dgamma_dbeta_solution, check.bn_backward: make_backward(),
-                 check.fixed_backward: lambda d, c: broken(d, c, "right"), check.project_out: project_solution,
+                 check.fixed_backward: lambda d, c: broken(d, c, "right"),
+                 check.project_out: project_solution,
                  check.scaled_gradient: scaled_solution, check.ln_backward: ln_solution}
     for chk, solution in solutions.items():
         result = chk.evaluate(solution)

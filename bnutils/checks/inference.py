@@ -219,10 +219,10 @@ def predict(student_fn):
     one and a fresh one)."""
     fresh = fresh_rng()
     while True:          # a fresh model whose predictions are not all one class
-        model, X = _trained_model(fresh)
-        if len(set(_reference_predict(model, X).tolist())) > 1:
+        fresh_case = _trained_model(fresh)
+        if len(set(_reference_predict(*fresh_case).tolist())) > 1:
             break
-    for model, X in (_trained_model(), (model, X)):
+    for model, X in (_trained_model(), fresh_case):
         _check_predict(student_fn, model, X)
     return "eval-mode labels, batch of one OK, mode restored"
 

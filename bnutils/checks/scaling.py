@@ -27,6 +27,7 @@ from ._core import (
     diagnose,
     fresh_rng,
     is_close,
+    low_precision_hint,
     self_check,
 )
 
@@ -277,6 +278,9 @@ def fastest_lr(student_fn):
         ref = scaling.gradient_descent(X, y, lr=best, max_steps=20_000)
         kappa = scaling.condition_number(H)
         too_slow = mine.steps is None or mine.steps > 1.1 * ref.steps + 2
+        if (mine.diverged or too_slow) and low_precision_hint(lr):
+            raise Failed(f"at κ = {kappa:.3g} lr = {lr:.4g} is too far from the best rate: "
+                         f"{low_precision_hint(lr)}")
         if mine.diverged or too_slow:
             # Named only once the rate failed: a right rate in float16 lies within float16's
             # tolerance of 2/λ_max when κ is large.
