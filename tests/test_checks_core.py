@@ -302,3 +302,160 @@ def test_an_in_place_update_of_an_integer_input_is_named_not_shown_as_a_numpy_er
     result = start.standardize.evaluate(standardize)
     assert not result.passed and "in place" in result.message and "x = x - ..." in result.message
     assert "UFuncTypeError" not in result.message
+
+
+# --------------------------------------------------------------------------- the time limit (issue 25)
+
+@self_check("Demo · time", time_limit=0.2)
+def _timed_check(student_fn, calls=1):
+    for _ in range(calls):
+        student_fn()
+    return "returned"
+
+
+def _busy():
+    n = 0
+    while n >= 0:
+        n += 1
+
+
+@pytest.mark.parametrize("signals", [True, False], ids=["SIGALRM", "timer thread"])
+def test_a_slow_function_is_stopped_with_a_verdict(monkeypatch, signals):
+    """Issue 25: check.standardize(lambda x: time.sleep(10**6)) never answered. With SIGALRM
+    (Linux, macOS) a sleep is interrupted too; the timer thread (Windows) stops Python code."""
+    import time
+
+    monkeypatch.setattr(_core, "USE_SIGNALS", signals)
+    slow = [_busy] + ([lambda: time.sleep(3600)] if signals else [])
+    for fn in slow:
+        start = time.perf_counter()
+        result = _timed_check.evaluate(fn)
+        assert time.perf_counter() - start < 3.0
+        assert result.message == ("✗ Demo · time: your function was stopped after 0.2 s without "
+                                  "returning (an endless loop, or far more work than the "
+                                  "exercise needs?)")
+    assert _timed_check.evaluate(lambda: None).passed
+
+
+def test_the_limit_counts_only_the_learners_time_and_adds_up():
+    import time
+
+    @self_check("Demo · own work", time_limit=0.3)
+    def slow_check(student_fn):
+        time.sleep(0.5)                  # the check's own work does not count
+        student_fn()
+        return "fine"
+
+    assert slow_check.evaluate(lambda: None).passed
+    result = _timed_check.evaluate(lambda: time.sleep(0.08), calls=5)     # 0.4 s in all
+    assert not result.passed and "stopped after 0.2 s" in result.message
+
+
+def test_ctrl_c_during_the_learners_code_is_still_a_keyboard_interrupt(monkeypatch):
+    """In the timer-thread mode the check installs its own SIGINT handler: a real Ctrl+C
+    (or the kernel's interrupt button) must still interrupt, not become a verdict."""
+    import os
+    import signal
+
+    monkeypatch.setattr(_core, "USE_SIGNALS", False)
+
+    def interrupted():
+        os.kill(os.getpid(), signal.SIGINT)
+        _busy()
+
+    with pytest.raises(KeyboardInterrupt):
+        _timed_check.evaluate(interrupted)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_earlier_alarm_is_put_back():
+    import signal
+
+    fired = []
+    old = signal.signal(signal.SIGALRM, lambda *a: fired.append(1))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 30.0)
+        assert _timed_check.evaluate(lambda: None).passed
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 25.0 < remaining <= 30.0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0.0)
+        signal.signal(signal.SIGALRM, old)
+    assert not fired
+
+
+def test_in_another_thread_there_is_no_limit_but_a_verdict():
+    import threading
+
+    results = []
+    thread = threading.Thread(target=lambda: results.append(_timed_check.evaluate(lambda: None)))
+    thread.start()
+    thread.join()
+    assert results[0].passed
+
+
+def test_the_time_limit_stops_a_learner_inside_a_jupyter_kernel():
+    """A notebook cell runs in the kernel's main thread, so SIGALRM reaches it (Linux, macOS)."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    source = ("import time\n"
+              "from bnutils.checks import start as check\n"
+              "check.standardize.time_limit = 0.5\n"
+              "def standardize(x):\n"
+              "    time.sleep(3600)\n"
+              "t = time.perf_counter()\n"
+              "check.standardize(standardize)\n"
+              "print('returned within 5 s:', time.perf_counter() - t < 5)\n")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    nbclient.NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    text = "".join(o.get("text", "") for o in nb.cells[0].outputs)
+    assert "✗ Warm-up · standardize: your function was stopped after 0.5 s" in text, text
+    assert "returned within 5 s: True" in text, text
+
+
+# --------------------------------------------------------------------------- shortcuts (issue 25)
+
+def test_watch_calls_sees_a_function_however_it_is_reached():
+    from bnutils import batchnorm_forward as alias
+    from bnutils.batchnorm import BatchNorm, batchnorm_forward
+
+    x = np.random.default_rng(0).normal(size=(4, 2))
+    with _core.watch_calls({batchnorm_forward: "forward"}) as seen:
+        alias(x, np.ones(2), np.zeros(2))
+        BatchNorm(2).forward(x)                              # through a layer
+        (lambda: batchnorm_forward(x, np.ones(2), np.zeros(2)))()
+    assert seen.called() == ["forward"] and len(seen.calls) == 3
+    assert seen.calls[0][1]["x"] is x                        # the arguments as received
+    with _core.watch_calls({batchnorm_forward: "forward"}) as none:
+        x.mean()
+    assert not none
+
+
+def test_watch_calls_keeps_an_earlier_profiler_running():
+    import sys
+
+    events = []
+    sys.setprofile(lambda frame, event, arg: events.append(event))
+    try:
+        with _core.watch_calls({}):
+            abs(-1)
+        assert sys.getprofile() is not None
+    finally:
+        sys.setprofile(None)
+    assert events
+
+
+def test_python_loops_names_the_functions_with_a_loop():
+    namespace = {"__name__": "__main__", "np": np}
+    exec("def helper(v):\n    return [a for a in v]\n"
+         "def f(x):\n    return helper(x)\n"
+         "def g(x):\n    with np.errstate(all='ignore'):\n        try:\n            return x * 2\n"
+         "        except ValueError:\n            return None\n", namespace)
+    assert _core.python_loops(namespace["f"]) == ["helper"]     # a notebook helper it calls
+    assert _core.python_loops(namespace["g"]) == []
+    from bnutils.reference import batchnorm_backward_loops
+    assert _core.python_loops(batchnorm_backward_loops) == []   # library code is not the learner's
+
+
+def test_fresh_inputs_differ_from_call_to_call():
+    assert _core.fresh_rng().random() != _core.fresh_rng().random()

@@ -690,12 +690,20 @@ def _alarm(seconds: float, clock: _Clock):
         yield                       # no way to interrupt another thread: no limit
         return
 
+    expired = threading.Event()       # set once the time is up (the thread's signal)
+    old_handler = None
+
     def stop(signum, frame):
-        if clock.active:
-            clock.fired = True
-            raise _Stopped
-        if signum == getattr(signal, "SIGINT", None):
-            raise KeyboardInterrupt   # not ours: what Ctrl+C / the kernel's interrupt does
+        if signum == getattr(signal, "SIGALRM", None) or expired.is_set():
+            if clock.active:
+                clock.fired = True
+                raise _Stopped
+            return
+        # not ours (Ctrl+C, the kernel's interrupt button): what the handler before us does
+        if callable(old_handler):
+            old_handler(signum, frame)
+        else:
+            raise KeyboardInterrupt
 
     if USE_SIGNALS:
         old_handler = signal.signal(signal.SIGALRM, stop)
@@ -719,6 +727,7 @@ def _alarm(seconds: float, clock: _Clock):
     def watchdog():
         if done.wait(seconds):
             return
+        expired.set()
         while not done.is_set():
             _thread.interrupt_main()
             done.wait(_REPEAT)

@@ -358,8 +358,9 @@ def _scaling_cases():
         yield X, W, dout, a, True
     fresh = fresh_rng()
     n, d_in, d = int(fresh.integers(8, 20)), int(fresh.integers(2, 6)), int(fresh.integers(2, 5))
+    a = float(np.round(fresh.choice([-1, 1]) * fresh.uniform(0.1, 1.0), 3))    # log10 a
     yield (fresh.normal(size=(n, d_in)), fresh.normal(size=(d_in, d)), fresh.normal(size=(n, d)),
-           float(np.round(10.0 ** fresh.uniform(-1, 1), 3)), False)
+           float(np.round(10.0 ** (a if abs(a) > 0.1 else 0.5), 3)), False)
 
 
 def _bn_passes():
@@ -382,8 +383,10 @@ def _check_one_pass(seen, X, W, a):
     for name, args in seen.calls:
         if name != "forward":
             continue
-        x = np.asarray(args.get("x", args.get("self")), dtype=float) if "x" in args else None
-        if x is not None and x.shape == z.shape and not np.allclose(x, z, rtol=1e-6, atol=1e-9):
+        x = np.asarray(args["x"], dtype=float) if "x" in args else None
+        # at a·W the input is a·z (a ≥ 1.25 or ≤ 0.8): far beyond float32's rounding of z
+        if x is not None and x.shape == z.shape and \
+                np.linalg.norm(x - z) > 1e-3 * np.linalg.norm(z):
             raise Failed("your function runs BN at a·W (the check watches bnutils' BN passes): "
                          "the exercise asks for one pass at W, then dW(aW) = dW(W)/a")
     if len(backwards) > 1:

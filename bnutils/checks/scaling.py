@@ -243,12 +243,16 @@ def _lr_problems():
     yield (*_lr_problem_3d(), True)
     yield (*_lr_problem_3d((1.0, 1.15, 1.3), seed=1), False)
     yield (*_lr_problem_3d((1.0, 30.0, 1000.0), seed=2), False)
+    # three fresh problems, κ from 10 to 1000 and λ scaled by 1e-2..1e2: a rate typed in from
+    # an earlier run is within the 10 % of one of them about once in 200 draws, of all three
+    # about once in 10 million
     rng = fresh_rng()
-    kappa = 10.0 ** rng.uniform(np.log10(1.5), 3.0)
-    d = int(rng.integers(2, 5))
-    lam = np.sort(np.concatenate([[1.0, kappa], rng.uniform(1.0, kappa, d - 2)]))
-    yield (*_lr_problem_eigen(lam * 10.0 ** rng.uniform(-1.0, 1.0), int(rng.integers(2**31))),
-           False)
+    for _ in range(3):
+        kappa = 10.0 ** rng.uniform(1.0, 3.0)
+        d = int(rng.integers(2, 5))
+        lam = np.sort(np.concatenate([[1.0, kappa], rng.uniform(1.0, kappa, d - 2)]))
+        yield (*_lr_problem_eigen(lam * 10.0 ** rng.uniform(-2.0, 2.0), int(rng.integers(2**31))),
+               False)
 
 
 def _lr_problem_eigen(eigenvalues, seed, n: int = 60):

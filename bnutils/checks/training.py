@@ -276,9 +276,8 @@ def largest_stable_lr_check(student_fn):
             lr = as_answer_number(answer, "the learning rate")
             same = [rate for rate in lrs if is_close(lr, rate, rtol=1e-6)]   # float32 too
             if not same:
-                low = low_precision_hint(lr)
-                raise Failed(f"returned {answer!r}, which is not one of the learning rates "
-                             f"tried {sorted(lrs)}" + (f"; {low}" if low else ""))
+                raise Failed(low_precision_hint(lr) or f"returned {answer!r}, which is not one "
+                             f"of the learning rates tried {sorted(lrs)}")
             answer = same[0]
         _check_training(records, lrs, steps, 60, expected is not None)
         if answer != expected:
