@@ -459,3 +459,36 @@ def test_python_loops_names_the_functions_with_a_loop():
 
 def test_fresh_inputs_differ_from_call_to_call():
     assert _core.fresh_rng().random() != _core.fresh_rng().random()
+
+
+# --------------------------------------------------------------------------- the learner's signature
+
+@pytest.mark.parametrize(("fn", "python_says"), [
+    (lambda x: x, "too many positional arguments"),
+    (lambda x, gamma, beta: x, "unexpected keyword argument 'eps'"),
+    (lambda x, gamma, beta, eps, extra: x, "missing a required argument: 'extra'"),
+])
+def test_a_function_with_other_arguments_is_told_so(fn, python_says):
+    """A function that cannot take the exercise's arguments got "a gap in the check, not
+    your fault" (the TypeError comes before any of the learner's code runs); the verdict now
+    says how the check calls it and what Python said."""
+    @self_check("Demo · signature")
+    def signature_check(student_fn):
+        student_fn(np.ones(3), 1.0, 0.0, eps=1e-5)
+        return "called"
+
+    result = signature_check.evaluate(fn)
+    assert not result.passed and "gap in the check" not in result.message, result.message
+    assert "does not take the exercise's arguments" in result.message, result.message
+    assert "3 arguments, eps=..." in result.message and python_says in result.message
+
+
+def test_a_type_error_inside_the_function_is_still_the_learners():
+    @self_check("Demo · signature")
+    def signature_check(student_fn):
+        student_fn(np.ones(3))
+        return "called"
+
+    result = signature_check.evaluate(lambda x: len(x, 1))
+    assert not result.passed and "your code raised TypeError" in result.message, result.message
+    assert "does not take the exercise's arguments" not in result.message

@@ -743,6 +743,35 @@ def _alarm(seconds: float, clock: _Clock):
         signal.signal(signal.SIGINT, old_handler)
 
 
+def _cannot_bind(fn, args, kwargs) -> str | None:
+    """Why ``fn`` cannot be called with ``args`` and ``kwargs`` (Python's words), or None."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):       # a builtin without a signature: nothing to say
+        return None
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        return str(exc)
+    return None
+
+
+def _call(fn, args, kwargs):
+    """``fn(*args, **kwargs)``; a learner's function that cannot take the exercise's
+    arguments fails with a hint saying so (not "a gap in the check": the TypeError is
+    raised before any of the learner's code runs, so it looks like the check's own)."""
+    try:
+        return fn(*args, **kwargs)
+    except TypeError:
+        problem = _cannot_bind(fn, args, kwargs)
+        if problem is None:
+            raise
+    given = f"{len(args)} argument{'s' if len(args) != 1 else ''}" + "".join(
+        f", {name}=..." for name in kwargs)
+    raise Failed(f"your function does not take the exercise's arguments: the check calls it "
+                 f"with {given}, and Python says: {problem}") from None
+
+
 def _timed(fn, clock: _Clock):
     """``fn`` running under ``clock``: stopped once the learner's time in this check is up."""
 
@@ -758,7 +787,7 @@ def _timed(fn, clock: _Clock):
         try:
             with _alarm(remaining, clock):
                 try:
-                    return fn(*args, **kwargs)
+                    return _call(fn, args, kwargs)
                 finally:
                     clock.active = False
         finally:
