@@ -8,6 +8,7 @@
 #   make lab EDITION=solutions   the instructor edition, in a working copy (build/solutions/)
 #   make test      ruff + unit tests + every notebook under strict nbval (what CI runs)
 #   make unit      ruff + unit tests only: no notebooks, no browser (CI on the other Pythons)
+#   make portability  the notebooks again under strict nbval with another BLAS kernel (part of make test)
 #   make refresh   re-execute notebooks in place (NB=notebooks/03_*.ipynb for some)
 #   make lint      ruff only
 #   make student   build the student edition in student/ (FORCE=1 overwrites edited ones)
@@ -52,7 +53,7 @@ define install
 endef
 
 .DEFAULT_GOAL := help
-.PHONY: help lab test unit lint refresh student nbgrader html bench clean
+.PHONY: help lab test unit portability lint refresh student nbgrader html bench clean
 
 help:
 	@sed -n 's/^#   make /  make /p' Makefile
@@ -75,6 +76,18 @@ test: $(FULL_STAMP)
 	$(VENV)/bin/ruff check $(RUFF_PATHS)
 	@$(PY) -c "import matplotlib.pyplot"
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(PORTABILITY)
+
+# The stored outputs must hold on every machine (CONTRIBUTING.md, "Results that hold on every
+# machine"): the notebooks run again under strict nbval with OpenBLAS forced to another
+# kernel, which changes the last bits of every matrix product as another CPU would. On x86
+# that is Prescott (SSE3 only); on ARM the generic ARMV8 kernel. NumPy builds without
+# OpenBLAS (macOS Accelerate, MKL) ignore the variable: the pass then repeats the first one.
+ALT_CORETYPE ?= $(if $(filter x86_64 i686 amd64,$(shell uname -m)),Prescott,ARMV8)
+PORTABILITY = OPENBLAS_CORETYPE=$(ALT_CORETYPE) $(VENV)/bin/pytest notebooks $(PYTEST_ARGS)
+
+portability: $(FULL_STAMP)
+	$(PORTABILITY)
 
 unit: $(FULL_STAMP)
 	$(VENV)/bin/ruff check $(RUFF_PATHS)

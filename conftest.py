@@ -95,11 +95,14 @@ NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.]?\d)")
 
 
 def tolerance_of(cell) -> dict | None:
-    """The cell's tolerance spec, checked: ``{"abs": a, "rel": r, "lines": regex, "why": text}``.
+    """The cell's tolerance spec, checked: ``{"abs": a, "rel": r, "why": text}`` and at most
+    one of ``"lines"`` and ``"spans"``.
 
     ``abs`` and ``rel`` (at least one above 0): a number agrees if it is within
-    ``abs + rel * |stored|``. ``lines`` (optional): the tolerance applies only to the lines
-    of stored output that this regular expression finds something in; every other line is
+    ``abs + rel * |stored|``. Which numbers: every number of the output; with ``lines`` (a
+    regular expression), the numbers of the stored lines it finds something in; with
+    ``spans`` (a regular expression), the numbers inside what it matches on a stored line
+    (inside its first group, if it has one). Every other number, and every word, is
     compared exactly. ``why``: what makes these numbers depend on the machine, and the
     spread measured across kernels.
     """
@@ -108,7 +111,7 @@ def tolerance_of(cell) -> dict | None:
         return None
     if not isinstance(spec, dict) or not str(spec.get("why", "")).strip():
         raise ValueError(f"{TOLERANCE_KEY} must be an object with a non-empty 'why', got {spec!r}")
-    unknown = set(spec) - {"abs", "rel", "lines", "why"}
+    unknown = set(spec) - {"abs", "rel", "lines", "spans", "why"}
     if unknown:
         raise ValueError(f"{TOLERANCE_KEY}: unknown keys {sorted(unknown)}")
     for key in ("abs", "rel"):
@@ -117,18 +120,27 @@ def tolerance_of(cell) -> dict | None:
             raise ValueError(f"{TOLERANCE_KEY}: {key!r} must be a number >= 0, got {value!r}")
     if not spec.get("abs") and not spec.get("rel"):
         raise ValueError(f"{TOLERANCE_KEY}: give 'abs' or 'rel' (or both) above 0")
-    if "lines" in spec:
-        try:
-            re.compile(spec["lines"])
-        except (TypeError, re.error) as err:
-            raise ValueError(f"{TOLERANCE_KEY}: 'lines' must be a regular expression ({err})") from None
+    if "lines" in spec and "spans" in spec:
+        raise ValueError(f"{TOLERANCE_KEY}: give 'lines' or 'spans', not both")
+    for key in ("lines", "spans"):
+        if key in spec:
+            try:
+                re.compile(spec[key])
+            except (TypeError, re.error) as err:
+                raise ValueError(f"{TOLERANCE_KEY}: {key!r} must be a regular expression ({err})") from None
     return spec
 
 
-def tolerant_lines(text: str, spec: dict) -> list[bool]:
-    """For each line of ``text`` (a stored output): is it compared within the tolerance?"""
-    pattern = spec.get("lines")
-    return [pattern is None or re.search(pattern, line) is not None for line in text.split("\n")]
+def tolerant_numbers(line: str, spec: dict) -> list[bool]:
+    """For each number of ``line`` (a line of stored output): is it compared within the
+    tolerance?"""
+    starts = [m.start() for m in NUMBER.finditer(line)]
+    if "lines" in spec:
+        return [re.search(spec["lines"], line) is not None] * len(starts)
+    if "spans" in spec:
+        spans = [m.span(1 if m.re.groups else 0) for m in re.finditer(spec["spans"], line)]
+        return [any(a <= start < b for a, b in spans) for start in starts]
+    return [True] * len(starts)
 
 
 def _skeleton(text: str) -> str:
@@ -137,11 +149,18 @@ def _skeleton(text: str) -> str:
     return re.sub(r"[ \t]+", " ", NUMBER.sub("#", text)).strip()
 
 
-def _numbers_agree(stored: str, new: str, spec: dict) -> tuple[bool, float]:
+def _line_agrees(stored: str, new: str, spec: dict) -> tuple[bool, float]:
+    flags = tolerant_numbers(stored, spec)
+    if not any(flags):
+        return stored == new, 0.0
     if _skeleton(stored) != _skeleton(new):
         return False, math.nan
     worst = 0.0
-    for x, y in zip(NUMBER.findall(stored), NUMBER.findall(new)):
+    for tolerant, x, y in zip(flags, NUMBER.findall(stored), NUMBER.findall(new)):
+        if not tolerant:
+            if x != y:
+                return False, worst
+            continue
         x, y = float(x), float(y)
         worst = max(worst, abs(x - y))
         if not abs(x - y) <= spec.get("abs", 0) + spec.get("rel", 0) * abs(x):
@@ -150,24 +169,21 @@ def _numbers_agree(stored: str, new: str, spec: dict) -> tuple[bool, float]:
 
 
 def tolerant_equal(stored: str, new: str, spec: dict) -> tuple[bool, float]:
-    """Do two outputs agree: the same words, every number within the tolerance (on the
-    lines the spec covers; other lines exactly)?
+    """Do two outputs agree: the same words and the same lines, each number the spec covers
+    within the tolerance and every other number exactly?
 
-    Returns (agree, largest |new - stored| over the numbers compared within the tolerance).
+    Returns (agree, largest |new - stored| over the numbers compared within the tolerance;
+    nan if the words differ).
     """
     old_lines, new_lines = stored.split("\n"), new.split("\n")
     if len(old_lines) != len(new_lines):
         return False, math.nan
     worst = 0.0
-    for tolerant, old, line in zip(tolerant_lines(stored, spec), old_lines, new_lines):
-        if not tolerant:
-            if old != line:
-                return False, worst
-            continue
-        agree, dev = _numbers_agree(old, line, spec)
+    for old, line in zip(old_lines, new_lines):
+        agree, dev = _line_agrees(old, line, spec)
+        worst = dev if math.isnan(dev) else max(worst, dev)
         if not agree:
-            return False, dev if math.isnan(worst) else max(worst, dev)
-        worst = max(worst, dev)
+            return False, worst
     return True, worst
 
 

@@ -132,7 +132,8 @@ def test_lines_limits_the_tolerance_to_the_lines_it_finds():
               "2      0.480 (0.45-0.52)  0.877 (0.86-0.89)\n"
               "4      0.879 (0.84-0.90)  0.927 (0.91-0.94)\n")
     spec = {"abs": 0.07, "lines": r"^2\s", "why": "test"}
-    assert conftest.tolerant_lines(stored, spec) == [False, True, False, False]
+    covered = [any(conftest.tolerant_numbers(line, spec)) for line in stored.split("\n")]
+    assert covered == [False, True, False, False]
     row_2 = stored.replace("0.480 (0.45-0.52)", "0.437 (0.41-0.46)")
     assert conftest.tolerant_equal(stored, row_2, spec)[0]
     assert not conftest.tolerant_equal(stored, row_2.replace("0.877", "0.878"), ACC | {"lines": "^4"})[0]
@@ -144,3 +145,20 @@ def test_lines_limits_the_tolerance_to_the_lines_it_finds():
 def test_a_bad_lines_pattern_is_refused():
     with pytest.raises(ValueError, match="lines"):
         conftest.tolerance_of({"metadata": {"nbval-tolerance": {"abs": 0.1, "lines": "(", "why": "x"}}})
+
+
+def test_spans_limit_the_tolerance_to_the_numbers_they_cover():
+    stored = ("2      0.869 (0.84-0.90)  0.437 (0.41-0.46)  0.877 (0.86-0.89)\n"
+              "4      0.938 (0.93-0.96)  0.879 (0.84-0.90)  0.927 (0.91-0.94)\n")
+    # only BN's entry (the second column) of the batch-size-2 row
+    spec = {"abs": 0.2, "spans": r"^2 +\S+ \S+ +(\S+ \S+)", "why": "test"}   # numbers: 2, then 3 per entry
+    assert conftest.tolerant_numbers(stored.split("\n")[0], spec) == [False] * 4 + [True] * 3 + [False] * 3
+    assert conftest.tolerant_equal(stored, stored.replace("0.437 (0.41-0.46)", "0.351 (0.26-0.48)"), spec)[0]
+    assert not conftest.tolerant_equal(stored, stored.replace("0.877", "0.878"), spec)[0]
+    assert not conftest.tolerant_equal(stored, stored.replace("0.879", "0.880"), spec)[0]
+
+
+def test_lines_and_spans_together_are_refused():
+    with pytest.raises(ValueError, match="not both"):
+        conftest.tolerance_of({"metadata": {"nbval-tolerance": {"abs": 0.1, "lines": "a", "spans": "b",
+                                                                "why": "x"}}})
