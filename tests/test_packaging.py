@@ -176,7 +176,8 @@ def test_the_learner_set_is_only_jupyterlab_on_top_of_the_runtime():
     extras = PYPROJECT["project"]["optional-dependencies"]
     assert {parse_requirement(r)[0] for r in extras["lab"]} == {"jupyterlab"}
     assert {parse_requirement(r)[0] for r in extras["grade"]} == {"nbgrader"}
-    assert set(extras) == {"lab", "test", "grade"}
+    assert {parse_requirement(r)[0] for r in extras["hub"]} == {"jupyterhub", "jupyterhub-idle-culler"}
+    assert set(extras) == {"lab", "test", "grade", "hub"}
 
 
 # Where each test-extra package is used: its import name (or command) must appear there.
