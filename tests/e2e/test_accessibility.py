@@ -3,12 +3,15 @@
 ipywidgets draws its sliders with noUiSlider, whose handle (``role="slider"``, the element
 that takes the keyboard focus) carries no name of its own; the course's JupyterLab
 extension bn-course-a11y (tools/labextensions/, loaded by tools/jupyter_config) ties each
-handle to the widget's description. In JupyterLab in Chromium, as a learner opens it:
+handle to the widget's description, and makes it announce the readout's value. In
+JupyterLab in Chromium, as a learner opens it:
 
 * every slider of every explorer of the course is found by its role and its
   description, ``get_by_role("slider", name=<description>)``, no slider in the
   notebook is left without a name, and each still works from the keyboard: focused by
-  name, an arrow key changes its value and readout, the opposite key brings them back;
+  name, an arrow key changes its readout, the opposite key brings it back, and the value
+  it announces (aria-valuetext) is the readout's, not noUiSlider's (which is an option's
+  index for a SelectionSlider, the exponent for a FloatLogSlider);
 * the name follows the description when the kernel changes it, handles drawn again
   (a slider turned vertical) are named too, a range slider's handles are named
   "<description> lower" and "<description> upper", and a handle that already had a
@@ -38,28 +41,39 @@ NAMED = re.compile(r"\S")                  # an accessible name that is not empt
 
 
 def _keyboard_round_trip(lab_page, widget, label: str) -> str:
-    """Focus the handle named ``label``, press an arrow key and the opposite one: the value
-    and the readout change, then come back. Returns what happened, for the log."""
+    """Focus the handle named ``label``, press an arrow key and the opposite one: the
+    readout changes, then comes back, and the value the handle announces (aria-valuetext)
+    is the readout's all along. Returns what happened, for the log."""
     expect = lab_page.expect
     handle = widget.get_by_role("slider", name=label, exact=True)
     expect(handle).to_have_count(1)
     assert handle.get_attribute("tabindex") == "0", f"{label!r}: the handle is not in the tab order"
     by_name = lab_page.page.get_by_role("slider", name=label, exact=True)  # inside the slider
     readout = widget.locator(".widget-slider").filter(has=by_name).locator(".widget-readout")
-    value, text = handle.get_attribute("aria-valuenow"), readout.inner_text().strip()
-    at_end = value == handle.get_attribute("aria-valuemax")
+    text = readout.inner_text().strip()
+    expect(handle).to_have_attribute("aria-valuetext", text)
+    at_end = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
     key, back = ("ArrowLeft", "ArrowRight") if at_end else ("ArrowRight", "ArrowLeft")
     handle.scroll_into_view_if_needed()
     handle.focus()
     expect(handle).to_be_focused()
     lab_page.page.keyboard.press(key)
-    expect(handle).not_to_have_attribute("aria-valuenow", value)
     expect(readout).not_to_have_text(text)
     moved = readout.inner_text().strip()
+    expect(handle).to_have_attribute("aria-valuetext", moved)
+    assert (_number(moved) > _number(text)) == (key == "ArrowRight"), f"{key} moved {label!r} the wrong way"
     lab_page.page.keyboard.press(back)
-    expect(handle).to_have_attribute("aria-valuenow", value)
-    expect(readout).to_have_text(text)
-    return f"{label} {text} -> {moved} -> {text}"
+    expect(readout).not_to_have_text(moved)
+    returned = readout.inner_text().strip()
+    expect(handle).to_have_attribute("aria-valuetext", returned)
+    # Back where it was; a start value off the slider's steps comes back on one (a
+    # learning rate of 0.0500 on a log slider: 0.0501).
+    assert _number(returned) == pytest.approx(_number(text), rel=0.01), (label, text, moved, returned)
+    return f"{label} {text} -> {moved} -> {returned}"
+
+
+def _number(text: str) -> float:
+    return float(text.replace("−", "-"))
 
 
 def test_every_slider_of_every_explorer_is_named_and_works_by_keyboard(

@@ -9,6 +9,11 @@
  * handles are named "<description> lower" and "<description> upper". A handle that
  * already has a name (aria-label or aria-labelledby) is left as it is.
  *
+ * The value a handle announces (aria-valuetext) is noUiSlider's, which is not always the
+ * one on screen: a SelectionSlider's is the option's index ("1" for batch size 4), a
+ * FloatLogSlider's the exponent ("-1.3" for a learning rate of 0.05). So a one-handle
+ * slider's aria-valuetext is set to the readout beside it, the value the learner sees.
+ *
  * Widgets are drawn and redrawn all the time, so a MutationObserver looks at every
  * slider that appears or changes.
  *
@@ -51,6 +56,21 @@
     });
   }
 
+  /** A one-handle slider announces the value its readout shows. */
+  function sayReadout(slider) {
+    const readout = slider.querySelector(':scope > .widget-readout');
+    const handles = slider.querySelectorAll('.noUi-handle');
+    const text = readout ? readout.textContent.trim() : '';
+    if (handles.length === 1 && text && handles[0].getAttribute('aria-valuetext') !== text) {
+      handles[0].setAttribute('aria-valuetext', text);
+    }
+  }
+
+  function fix(slider) {
+    nameHandles(slider);
+    sayReadout(slider);
+  }
+
   /** The sliders a changed node belongs to or holds. */
   function slidersAt(node) {
     const element = node.nodeType === Node.ELEMENT_NODE ? node : node.parentElement;
@@ -63,19 +83,22 @@
 
   const plugin = {
     id: 'bn-course-a11y:slider-names',
-    description: 'Names every ipywidgets slider handle after the description shown beside it.',
+    description: 'Names every ipywidgets slider handle after its description; its value is its readout.',
     autoStart: true,
     activate() {
-      slidersAt(document.body).forEach(nameHandles);
+      slidersAt(document.body).forEach(fix);
       new MutationObserver(records => {
         const sliders = new Set();
         for (const record of records) {
-          for (const node of record.addedNodes) {
+          // A slider drawn, a description or a readout changed: nodes were added.
+          // noUiSlider set its own aria-valuetext: an attribute changed.
+          const nodes = record.type === 'attributes' ? [record.target] : record.addedNodes;
+          for (const node of nodes) {
             slidersAt(node).forEach(slider => sliders.add(slider));
           }
         }
-        sliders.forEach(nameHandles);
-      }).observe(document.body, { childList: true, subtree: true });
+        sliders.forEach(fix);
+      }).observe(document.body, { childList: true, subtree: true, attributeFilter: ['aria-valuetext'] });
     }
   };
 
