@@ -1,7 +1,7 @@
 """The course's JupyterLab extension (tools/labextensions/bn-course-a11y) reaches every way
 the course is opened, with nothing to install or build (issue 27).
 
-JupyterLab finds it through tools/jupyter_config/jupyter_server_config.py, which every
+JupyterLab finds it through tools/jupyter_config/jupyter_config.py, which every
 route puts first on JUPYTER_CONFIG_PATH: make lab and the browser tests' scratch servers
 (tools/lab.py), each learner's server on a hub (deploy/hub/singleuser.py: the local hub,
 The Littlest JupyterHub, Kubernetes), Binder and the image built from binder/
@@ -50,7 +50,7 @@ def test_jupyterlab_reads_the_extension_as_a_prebuilt_one():
 
 def test_the_course_configuration_adds_the_extensions_folder():
     folder = ROOT / "tools" / "jupyter_config"
-    config = PyFileConfigLoader("jupyter_server_config.py", path=str(folder)).load_config()
+    config = PyFileConfigLoader("jupyter_config.py", path=str(folder)).load_config()
     paths = config.LabApp.extra_labextensions_path.get_value([])
     assert [Path(p) for p in paths] == [LABEXTENSIONS]
 

@@ -22,7 +22,7 @@ start (or the one in the environment variable JUPYTER_TOKEN). Its log (kernel wa
 shows the address, printed last. JupyterLab's "get notified about Jupyter news?"
 question is answered "no" by a default setting in ``tools/jupyter_config/`` (put on
 JUPYTER_CONFIG_PATH; a learner's own settings still win). The same folder's
-``jupyter_server_config.py`` loads the course's prebuilt JupyterLab extensions from
+``jupyter_config.py`` loads the course's prebuilt JupyterLab extensions from
 ``tools/labextensions/`` (bn-course-a11y: every slider handle is named after its
 description, for screen readers; nothing to install or build). The script then *becomes* the
 JupyterLab process (``os.execve``), so Ctrl+C stops the server and the PID it was

@@ -25,7 +25,7 @@
  * JupyterLab, so the container is the few lines at the end and there is nothing to
  * build. The file sits outside a static/ folder on purpose: JupyterLab tells browsers
  * to keep files under static/ forever (their names carry a hash), and this file's name
- * stays the same when it changes. tools/jupyter_config/jupyter_server_config.py points
+ * stays the same when it changes. tools/jupyter_config/jupyter_config.py points
  * JupyterLab at the folder.
  */
 (function () {
