@@ -426,6 +426,18 @@ def test_every_check_is_attacked():
     assert all(key in CHECKS and kind in KINDS for key, kind in NOT_APPLICABLE)
 
 
+def test_every_check_is_exported():
+    """Each check a checks module defines is in its ``__all__`` (and nothing else is found:
+    a check imported from another module is attacked once, where it is defined)."""
+    import importlib
+
+    for key in CHECKS:
+        module_name, name = key.split(".")
+        module = importlib.import_module(f"bnutils.checks.{module_name}")
+        assert name in module.__all__, f"add {name!r} to bnutils/checks/{module_name}.py's __all__"
+    assert len(set(map(id, CHECKS.values()))) == len(CHECKS)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("key", sorted(CHECKS))
 def test_attack(key, kind):
@@ -484,9 +496,9 @@ def test_a_new_check_joins_the_battery(monkeypatch):
         _core.compare(_core.as_answer_array(student_fn(x), "out"), 2 * x, "off by {err}")
         return "doubles"
 
+    new_check.__module__ = module.__name__           # as if written at the end of scaling.py
     monkeypatch.setattr(module, "new_check", new_check, raising=False)
-    monkeypatch.setattr(module, "__all__", [*module.__all__, "new_check"])
-    assert discover_checks()["scaling.new_check"] is new_check
+    assert discover_checks()["scaling.new_check"] is new_check     # even before it is in __all__
     counts, problems = COUNTS.copy(), list(PROBLEMS)
     try:
         monkeypatch.setitem(CHECKS, "scaling.new_check", new_check)
