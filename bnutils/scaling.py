@@ -489,7 +489,7 @@ class DescentResult:
             return f"diverged (lr = {self.lr:.3g})"
         if self.steps is None:
             return f"did not converge in {self.max_steps} steps"
-        return f"converged in {self.steps} steps"
+        return f"converged in {self.steps} step{'' if self.steps == 1 else 's'}"
 
 
 def gradient_descent(X, y, lr: float, w0=None, max_steps: int = 10_000,
@@ -537,7 +537,7 @@ def gradient_descent(X, y, lr: float, w0=None, max_steps: int = 10_000,
     >>> y = np.array([2.0, 1.0, -2.0, -1.0])
     >>> result = gradient_descent(X, y, lr=1.0)
     >>> result.summary(), np.round(result.path[-1], 6)
-    ('converged in 1 steps', array([2., 1.]))
+    ('converged in 1 step', array([2., 1.]))
 
     Introduced in notebook 01.
     """

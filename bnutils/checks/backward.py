@@ -493,3 +493,58 @@ def ln_backward(student_fn):
             rtol=2e-7, atol=1e-15, mistakes=lambda dout=dout, cache=cache: _ln_mistakes(dout, cache),
             error=rel_error, scale=scale))
     return f"dx, dgamma, dbeta match bnutils (rel. error {fmt_err(max(errors[:2]))})"
+
+
+# ----------------------------------------------------------------------------- 4.5, per feature
+# Issue 24: the exercise no longer hands over the identity dW(aW) = dW(W)/a (section 5.3
+# states it for one number a): the learner derives what happens when each column of W, i.e.
+# each BN feature, is scaled by its own factor. ``scaled_gradient`` above stays for the old
+# exercise. ``scaled_gradient_per_feature`` is not in ``__all__`` yet: the odd-answer battery
+# (tests/test_checks_odd_answers.py) wants a reference for every check listed there and is
+# being reworked; tests/test_checks_backward_24.py runs the same odd answers on it meanwhile.
+
+def _per_feature_cases():
+    """(X, W, dout, a) with a one number (as in section 5.3) or one factor per column of W."""
+    for X, W, dout, a in _scaling_cases():
+        yield X, W, dout, a
+    X, W, dout, _ = next(_scaling_cases())
+    for a in ([10.0, 0.5, 3.0], [1.0, 4.0, 0.25], [2.0, 2.0, 2.0]):
+        yield X, W, dout, np.array(a)
+
+
+@self_check("Exercise 4.5 · scaling each feature")
+def scaled_gradient_per_feature(student_fn):
+    """Check ``student_fn(X, W, dout, a) -> dL/dW at W·diag(a)`` for L = Σ BN(X W)·dout.
+
+    ``a`` is a positive number or a ``(D,)`` array, one factor per column of ``W``.
+    """
+    worst_cos = 0.0
+    for X, W, dout, a in _per_feature_cases():
+        got = as_answer_array(call_learner(student_fn, X, W, dout, a, names=("X", "W", "dout", "a")),
+                              "dW", shape=W.shape)
+        at_W = _bn_weight_grad(X, W, dout)
+        want = _bn_weight_grad(X, W * a, dout)
+        per_column = np.ndim(a) == 1 and len(set(np.asarray(a).tolist())) > 1
+        mistakes = {
+            "that is the gradient at W itself: BN's output ignores the scale of each column "
+            "of W, but its gradient does not": at_W,
+            "the gradient at the scaled weights is dW/a, not dW·a (the larger the weights, "
+            "the smaller the gradient)": at_W * a,
+            "1/a² is how the *effective learning rate* scales; the gradient itself scales "
+            "like 1/a": at_W / np.square(a),
+        }
+        if per_column:
+            mistakes.update({
+                "one number for all columns: column k of W feeds BN feature k only, and BN "
+                "removes that column's own scale a[k], so column k of dW is divided by a[k]":
+                    at_W / np.mean(a),
+                "column k of W feeds BN feature k, whose output ignores only that column's "
+                "scale: divide column k of dW by a[k], not by a norm of all of a":
+                    at_W / np.linalg.norm(a),
+            })
+        compare(got, want, "dW is not the gradient at W·diag(a) (max error {err}); what does "
+                           "scaling column k of W do to BN feature k, and so to column k of dW?",
+                rtol=1e-3, atol=1e-9, mistakes=mistakes, diagnose_rtol=1e-3)
+        cos = np.abs((W * got).sum(axis=0)) / (np.linalg.norm(W, axis=0) * np.linalg.norm(got, axis=0))
+        worst_cos = max(worst_cos, float(cos.max()))
+    return f"dW(W)/a column by column, dW ⊥ W (|cos| {fmt_err(worst_cos)})"

@@ -1,7 +1,9 @@
 """Self-checks for notebook 02 (covariate shift).
 
 * ``compounding_factor`` - Exercise 2.1: the "1 % a day" factor ``(1 + rate)^n``;
-* ``most_saturated_layer`` - Exercise 2.2: find the saturated layer of a tanh network.
+* ``most_saturated_layer`` - Exercise 2.2: find the saturated layer of a tanh network;
+* ``layers_to_grow`` - Exercise 2.1 since issue 24: how many layers until a change that
+  grows by ``rate`` per layer has grown by ``factor`` (the inverse of the factor).
 
 Introduced in notebook 02.
 """
@@ -167,3 +169,58 @@ def most_saturated_layer(student_fn):
                      f"you returned {got}, but there are only {len(fractions)} layers "
                      f"(indices 0 to {len(fractions) - 1})")
     return "right in all three networks"
+
+
+# ----------------------------------------------------------------------------- Exercise 2.1, derived
+# Issue 24: Exercise 2.1 asks for the inverse of the compounding factor (a derivation), not
+# the factor itself, which the notebook prints in section 2. ``compounding_factor`` above stays
+# for anyone who still runs the old exercise. ``layers_to_grow`` is not in ``__all__`` yet:
+# tests/test_checks_odd_answers.py wants a reference solution for every check listed there,
+# and that file is being reworked; tests/test_checks_covariate_shift_24.py runs the same odd
+# answers on it meanwhile.
+
+#: (rate, factor, answer): growth per layer, the growth wanted, the fewest layers that reach it.
+GROW_CASES = ((0.01, 2.0, 70), (1.0, 1000.0, 10), (0.19, 10.0, 14), (0.5, 1.2, 1),
+              (0.05, 1.0, 0), (0.01, 37.0, 363))
+
+
+def _grow_mistakes(rate: float, factor: float) -> dict:
+    """Known wrong answers for one case, each with the hint that names the mistake."""
+    import math
+
+    exact = math.log(factor) / math.log1p(rate)
+    return {
+        "you rounded down (or to the nearest whole number, which went down here); after that "
+        "many layers the change is still short of the factor: round up": math.floor(exact),
+        "you added the changes instead of compounding them (1 + rate·n); each layer multiplies "
+        "by (1 + rate), so solve (1 + rate)**n >= factor with a logarithm":
+            math.ceil((factor - 1.0) / rate),
+        "you used ln(1 + rate) ≈ rate; that holds only for a tiny rate, use "
+        "log(1 + rate) itself": math.ceil(math.log(factor) / rate),
+        "one layer too many: n layers already reach the factor when (1 + rate)**n >= factor":
+            math.ceil(exact) + 1,
+        "you treated the rate as a percentage; 19 % is rate = 0.19, already a fraction":
+            math.ceil(math.log(factor) / math.log1p(100.0 * rate)),
+    }
+
+
+@self_check("Exercise 2.1 · how many layers")
+def layers_to_grow(student_fn):
+    """Check ``student_fn(rate, factor) -> n``, the fewest steps with ``(1 + rate)**n >= factor``."""
+    for rate, factor, answer in GROW_CASES:
+        value = student_fn(rate, factor)
+        if value is not None and not isinstance(value, (bool, np.bool_)):
+            number = as_answer_number(value, "the number of layers")
+            if number != np.floor(number):
+                raise Failed(f"for rate={rate}, factor={factor} you returned {float(number):.4g}: "
+                             f"a number of layers is a whole number, round up")
+        got = as_answer_index(value, "the number of layers")
+        if got == answer:
+            continue
+        for hint, wrong in _grow_mistakes(rate, factor).items():
+            if got == wrong and wrong != answer:
+                raise Failed(hint)
+        raise Failed(f"for rate={rate}, factor={factor} you returned {got}; the fewest layers "
+                     f"with (1 + rate)**n >= factor are {answer}")
+    return "70 layers at 1 % to double, 14 at 19 % to grow tenfold"
+
