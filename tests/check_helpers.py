@@ -11,6 +11,8 @@ import copy
 import importlib
 import pkgutil
 
+import math
+
 import numpy as np
 
 import bnutils.checks
@@ -192,6 +194,7 @@ REFERENCES = {
     "backward.dgamma_dbeta": lambda dout, x_hat: ((dout * x_hat).sum(axis=0), dout.sum(axis=0)),
     "backward.project_out": _project_out,
     "backward.scaled_gradient": _scaled_gradient,
+    "backward.scaled_gradient_per_feature": _scaled_gradient,   # a broadcasts over columns
     "backward.ln_backward": _ln_backward,
     "inference.update_running": inference._reference_update_running,
     "inference.fold_linear_bn": inference._reference_fold,
@@ -205,6 +208,7 @@ REFERENCES = {
     "scaling.fastest_lr": _fastest_lr,
     "covariate_shift.compounding_factor": lambda rate, n: (1.0 + rate) ** n,
     "covariate_shift.most_saturated_layer": _saturated,
+    "covariate_shift.layers_to_grow": lambda rate, factor: math.ceil(math.log(factor) / math.log1p(rate)),
     "training.add_batchnorm": training._reference_add_batchnorm,
     "training.largest_stable_lr_check": _largest_stable_lr,
     "conv_residual.spatial_bn_backward": _spatial_backward,

@@ -198,6 +198,7 @@ def _float32_round_trip(reference):
 
 ATTACKS = {key: Attacks() for key in REFERENCES}
 ATTACKS["covariate_shift.most_saturated_layer"] = Attacks(wrong=lambda i: i + 1)
+ATTACKS["covariate_shift.layers_to_grow"] = Attacks(wrong=lambda n: n + 1)
 # numbers typed by hand are right to 2e-3; a rate is right if it converges as fast
 ATTACKS["forward.bn_by_hand"] = Attacks(factors=((1.003, np.float16),))
 ATTACKS["scaling.fastest_lr"] = Attacks(factors=((1.003, np.float16),))
@@ -213,6 +214,8 @@ ATTACKS["backward.fixed_backward"] = Attacks(shortcuts=_shortcuts_backward(),
                                              watched=("which the check watches", "repair"))
 ATTACKS["backward.scaled_gradient"] = Attacks(shortcuts=_shortcuts_scaled_gradient(),
                                               watched=("the check watches", "one pass at W"))
+ATTACKS["backward.scaled_gradient_per_feature"] = Attacks(
+    shortcuts=_shortcuts_scaled_gradient(), watched=("the check watches", "one pass at W"))
 ATTACKS["forward.output_stats"] = Attacks(shortcuts=_shortcuts_output_stats(),
                                           watched=("without computing any batch",))
 
@@ -226,6 +229,8 @@ NOT_APPLICABLE = {
     ("limits.batch_of_two", "first_right"): "one call only (no input)",
     ("limits.batch_of_two", "downcast"): "the answer is a set of names: no precision",
     ("covariate_shift.most_saturated_layer", "downcast"): "the answer is an index: no precision",
+    ("covariate_shift.layers_to_grow", "downcast"): "the answer is a whole number of layers: no "
+                                                    "precision",
     ("inference.predict", "downcast"): "the answer is class labels (whole numbers): no precision",
     ("training.add_batchnorm", "downcast"): "the answer is a network's structure: no precision",
     ("conv_residual.zero_gamma_block", "downcast"): "the answer is a block's structure; its "

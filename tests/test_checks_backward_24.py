@@ -24,7 +24,7 @@ def by_identity(X, W, dout, a):
 
 
 def directly(X, W, dout, a):
-    """A second backward pass at W·diag(a) is also right."""
+    """A second backward pass at W·diag(a): right numbers, but the exercise forbids it."""
     return grad_at(X, W * a, dout)
 
 
@@ -39,7 +39,7 @@ def column_by_column(X, W, dout, a):
     return np.column_stack([g[:, k] / a[k] for k in range(W.shape[1])])
 
 
-@pytest.mark.parametrize("solution", [by_identity, directly, by_diag, column_by_column,
+@pytest.mark.parametrize("solution", [by_identity, by_diag, column_by_column,
                                       lambda X, W, d, a: by_identity(X, W, d, a).tolist(),
                                       lambda X, W, d, a: by_identity(X, W, d, a).astype(np.float32)])
 def test_passes_right_answers(solution):
@@ -49,9 +49,9 @@ def test_passes_right_answers(solution):
 
 
 def test_the_cases_scale_columns_differently():
-    arrays = [a for *_, a in check._per_feature_cases() if np.ndim(a) == 1]
+    arrays = [a for *_, a, _ in check._per_feature_cases() if np.ndim(a) == 1]
     assert any(len(set(a.tolist())) > 1 for a in arrays)
-    assert any(np.ndim(a) == 0 for *_, a in check._per_feature_cases())
+    assert any(np.ndim(a) == 0 for *_, a, _ in check._per_feature_cases())
 
 
 @pytest.mark.parametrize(("fn", "fragment"), [
@@ -74,10 +74,15 @@ def test_fails_wrong_answers_with_a_hint(fn, fragment):
 
 
 def test_a_hard_coded_answer_fails():
-    first = next(check._per_feature_cases())
+    first = next(check._per_feature_cases())[:4]
     answer = by_identity(*first)
     assert_fails_with(check.scaled_gradient_per_feature, lambda X, W, d, a: answer,
                       "not the gradient at W·diag(a)")
+
+
+def test_a_second_backward_pass_is_refused():
+    # The exercise asks for one pass at W and the derivation (issue 25: forbidden shortcuts).
+    assert_fails_with(check.scaled_gradient_per_feature, directly, "one pass at W, then your derivation")
 
 
 def test_in_place_changes_are_refused():
@@ -95,7 +100,7 @@ def test_a_bug_in_the_learners_code_is_named_as_theirs():
 
 def test_a_notebook_global_is_refused():
     # Right on the first case only: reads the notebook's ``W_nb`` instead of the argument W.
-    X, W, dout, a = next(check._per_feature_cases())
+    X, W, dout, a, _ = next(check._per_feature_cases())
     namespace = {"__name__": "__main__", "np": np, "grad_at": grad_at, "W_nb": W.copy()}
     exec("def uses_global(X, W, dout, a):\n"
          "    return grad_at(X, W_nb, dout) / a", namespace)

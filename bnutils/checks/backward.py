@@ -34,7 +34,7 @@ from ._core import (
 )
 
 __all__ = ["bn_backward", "dgamma_dbeta", "fixed_backward", "ln_backward", "project_out",
-           "scaled_gradient"]
+           "scaled_gradient", "scaled_gradient_per_feature"]
 
 
 def _cases():
@@ -499,32 +499,43 @@ def ln_backward(student_fn):
 # Issue 24: the exercise no longer hands over the identity dW(aW) = dW(W)/a (section 5.3
 # states it for one number a): the learner derives what happens when each column of W, i.e.
 # each BN feature, is scaled by its own factor. ``scaled_gradient`` above stays for the old
-# exercise. ``scaled_gradient_per_feature`` is not in ``__all__`` yet: the odd-answer battery
-# (tests/test_checks_odd_answers.py) wants a reference for every check listed there and is
-# being reworked; tests/test_checks_backward_24.py runs the same odd answers on it meanwhile.
+# exercise. Like every check, it is attacked by tests/test_checks_attacks.py (its reference
+# is in tests/check_helpers.py).
 
 def _per_feature_cases():
-    """(X, W, dout, a) with a one number (as in section 5.3) or one factor per column of W."""
-    for X, W, dout, a in _scaling_cases():
-        yield X, W, dout, a
-    X, W, dout, _ = next(_scaling_cases())
+    """(X, W, dout, a, reported?): section 5.3's cases (one number a), then one factor per
+    column on the same layer (reported), then a fresh layer with fresh factors."""
+    cases = list(_scaling_cases())
+    yield from cases[:-1]
+    X, W, dout, _, _ = cases[0]
     for a in ([10.0, 0.5, 3.0], [1.0, 4.0, 0.25], [2.0, 2.0, 2.0]):
-        yield X, W, dout, np.array(a)
+        yield X, W, dout, np.array(a), True
+    X, W, dout, _, _ = cases[-1]
+    fresh = fresh_rng()
+    yield X, W, dout, np.round(10.0 ** fresh.uniform(-1.0, 1.0, size=W.shape[1]), 3), False
 
 
 @self_check("Exercise 4.5 · scaling each feature")
 def scaled_gradient_per_feature(student_fn):
-    """Check ``student_fn(X, W, dout, a) -> dL/dW at W·diag(a)`` for L = Σ BN(X W)·dout.
+    """Check ``student_fn(X, W, dout, a) -> dL/dW at W·diag(a)`` for L = Σ BN(X W)·dout, from
+    one pass through BN at W (no second backward pass).
 
     ``a`` is a positive number or a ``(D,)`` array, one factor per column of ``W``.
     """
     worst_cos = 0.0
-    for X, W, dout, a in _per_feature_cases():
-        got = as_answer_array(call_learner(student_fn, X, W, dout, a, names=("X", "W", "dout", "a")),
-                              "dW", shape=W.shape)
+    for X, W, dout, a, reported in _per_feature_cases():
+        with watch_calls(_bn_passes()) as seen:
+            result = call_learner(student_fn, X, W, dout, a, names=("X", "W", "dout", "a"))
+        try:
+            _check_one_pass(seen, X, W, a)
+        except Failed:
+            raise Failed("you ran BN at the scaled weights or twice (the check watches "
+                         "bnutils' BN): one pass at W, then your derivation") from None
+        got = as_answer_array(result, "dW", shape=W.shape)
         at_W = _bn_weight_grad(X, W, dout)
-        want = _bn_weight_grad(X, W * a, dout)
-        per_column = np.ndim(a) == 1 and len(set(np.asarray(a).tolist())) > 1
+        want = at_W / a                               # what the derivation gives
+        _, cache = batchnorm_forward(X @ W, np.ones(W.shape[1]), np.zeros(W.shape[1]))
+        scale = np.abs(X).T @ _dx_scale(dout, cache) / a
         mistakes = {
             "that is the gradient at W itself: BN's output ignores the scale of each column "
             "of W, but its gradient does not": at_W,
@@ -533,7 +544,7 @@ def scaled_gradient_per_feature(student_fn):
             "1/a² is how the *effective learning rate* scales; the gradient itself scales "
             "like 1/a": at_W / np.square(a),
         }
-        if per_column:
+        if np.ndim(a) == 1 and len(set(np.asarray(a).tolist())) > 1:
             mistakes.update({
                 "one number for all columns: column k of W feeds BN feature k only, and BN "
                 "removes that column's own scale a[k], so column k of dW is divided by a[k]":
@@ -544,7 +555,10 @@ def scaled_gradient_per_feature(student_fn):
             })
         compare(got, want, "dW is not the gradient at W·diag(a) (max error {err}); what does "
                            "scaling column k of W do to BN feature k, and so to column k of dW?",
-                rtol=1e-3, atol=1e-9, mistakes=mistakes, diagnose_rtol=1e-3)
-        cos = np.abs((W * got).sum(axis=0)) / (np.linalg.norm(W, axis=0) * np.linalg.norm(got, axis=0))
-        worst_cos = max(worst_cos, float(cos.max()))
+                rtol=2e-7, atol=1e-12, scale=scale, mistakes=mistakes,
+                diagnose_rtol=1e-8, diagnose_atol=1e-14)
+        if reported:
+            cos = np.abs((W * got).sum(axis=0)) / (np.linalg.norm(W, axis=0)
+                                                   * np.linalg.norm(got, axis=0))
+            worst_cos = max(worst_cos, float(cos.max()))
     return f"dW(W)/a column by column, dW ⊥ W (|cos| {fmt_err(worst_cos)})"

@@ -17,7 +17,7 @@ import numpy as np
 from ..diagnostics import saturation_fraction
 from ._core import Failed, as_answer_index, as_answer_number, compare, fresh_rng, self_check
 
-__all__ = ["compounding_factor", "most_saturated_layer", "saturation_cases"]
+__all__ = ["compounding_factor", "layers_to_grow", "most_saturated_layer", "saturation_cases"]
 
 _CASES = [(0.01, 9), (0.01, 365), (0.05, 3), (-0.01, 9)]
 
@@ -184,6 +184,30 @@ GROW_CASES = ((0.01, 2.0, 70), (1.0, 1000.0, 10), (0.19, 10.0, 14), (0.5, 1.2, 1
               (0.05, 1.0, 0), (0.01, 37.0, 363))
 
 
+def _fewest_layers(rate: float, factor: float) -> int:
+    """The fewest n with ``(1 + rate)**n >= factor``, by counting (no logarithm to round)."""
+    n, grown = 0, 1.0
+    while grown < factor:
+        n, grown = n + 1, grown * (1.0 + rate)
+    return n
+
+
+def _grow_cases():
+    """The fixed cases above, then a fresh one (a rate of 0.2 % to 30 %, a factor of 1.5 to
+    100), drawn away from a whole number of layers so that a logarithm and counting agree."""
+    import math
+
+    yield from GROW_CASES
+    rng = fresh_rng()
+    while True:
+        rate = round(float(rng.uniform(0.002, 0.3)), 4)
+        factor = round(float(rng.uniform(1.5, 100.0)), 2)
+        exact = math.log(factor) / math.log1p(rate)
+        if abs(exact - round(exact)) > 1e-3:
+            yield rate, factor, _fewest_layers(rate, factor)
+            return
+
+
 def _grow_mistakes(rate: float, factor: float) -> dict:
     """Known wrong answers for one case, each with the hint that names the mistake."""
     import math
@@ -207,7 +231,7 @@ def _grow_mistakes(rate: float, factor: float) -> dict:
 @self_check("Exercise 2.1 · how many layers")
 def layers_to_grow(student_fn):
     """Check ``student_fn(rate, factor) -> n``, the fewest steps with ``(1 + rate)**n >= factor``."""
-    for rate, factor, answer in GROW_CASES:
+    for rate, factor, answer in _grow_cases():
         value = student_fn(rate, factor)
         if value is not None and not isinstance(value, (bool, np.bool_)):
             number = as_answer_number(value, "the number of layers")
