@@ -1,0 +1,220 @@
+"""Grading an instructor can trust (issue 27): hidden tests, tampering, the library's
+own implementation unavailable, points by difficulty.
+
+Builds an nbgrader course of notebooks 03 and 04 with tools/nbgrader_course.py and
+autogrades four submissions of each through nbgrader: solved (full marks), partly right
+(the points of the exercises done), stubs (0) and stubs plus a tampering cell that
+replaces the self-checks' ``evaluate``, ``CheckResult.passed`` and the module
+``bnutils.checks.forward`` by always-pass versions, with answers that call bnutils' own
+implementation (0). Slow (about a minute per notebook and submission kind here).
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from bnutils import _grading
+
+pytestmark = [pytest.mark.filterwarnings("ignore:Object of type <Submitted")]
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import nbgrader_cells  # noqa: E402
+import nbgrader_course  # noqa: E402
+import nbgrader_hidden  # noqa: E402
+
+NAMES = ("03_batchnorm_forward", "04_batchnorm_backward")
+#: The exercises a partly right submission solves (the others stay stubs).
+PARTLY = {"03_batchnorm_forward": ("bn_by_hand", "bn_forward"),
+          "04_batchnorm_backward": ("dgamma_dbeta", "bn_backward")}
+#: Answers that hand the exercise to bnutils (the tampering submission).
+LIBRARY_ANSWERS = {
+    "bn_forward": "def bn_forward(x, gamma, beta, eps=1e-5):\n"
+                  "    return batchnorm_forward(x, gamma, beta, eps)[0]\n\n\ncheck.bn_forward(bn_forward)",
+    "bn_forward_spatial": "def bn_forward_spatial(x, gamma, beta, eps=1e-5):\n"
+                          "    return batchnorm_forward(x, gamma, beta, eps)[0]\n\n\n"
+                          "check.bn_forward_spatial(bn_forward_spatial)",
+    "bn_backward": "def bn_backward(dout, cache):\n    return batchnorm_backward(dout, cache)\n\n\n"
+                   "check.bn_backward(bn_backward)",
+    "fixed_backward": "def fixed_backward(dout, cache):\n"
+                      "    return batchnorm_backward_staged(dout, cache)\n\n\n"
+                      "check.fixed_backward(fixed_backward)",
+    "ln_backward": "from bnutils.normalization import layernorm_backward\n\n\n"
+                   "def ln_backward(dout, cache):\n    return layernorm_backward(dout, cache)\n\n\n"
+                   "check.ln_backward(ln_backward)",
+}
+#: The tampering cell: every way the issue lists of making a self-check pass.
+TAMPER = """\
+import sys
+import types
+
+import bnutils.checks as c
+import bnutils.checks._core as core
+
+always = lambda *a, **k: type('R', (), {'passed': True, 'message': 'ok'})()
+for name in dir(check):
+    if hasattr(getattr(check, name), 'evaluate'):
+        getattr(check, name).evaluate = always
+c.CheckResult.passed = property(lambda self: True)
+core.CheckResult = type('CheckResult', (), {'passed': True})
+fake = types.ModuleType(check.__name__)
+fake.__getattr__ = lambda name: types.SimpleNamespace(evaluate=always)
+sys.modules[check.__name__] = fake
+"""
+
+
+def _meta(cell):
+    return cell.metadata.get("nbgrader", {})
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    pytest.importorskip("nbgrader")
+    root = tmp_path_factory.mktemp("graded_course")
+    logs = []
+    notebooks = [ROOT / "notebooks" / f"{n}.ipynb" for n in NAMES]
+    assert nbgrader_course.build(notebooks, root, log=logs.append) == 0, "\n".join(logs)
+    return root
+
+
+def _nb(course, kind, name):
+    return nbformat.read(course / kind / name / f"{name}.ipynb", as_version=4)
+
+
+# --- the hidden tests, without nbgrader -----------------------------------------------------
+
+def test_points_follow_the_table_and_an_instructors_points_are_kept():
+    source = ('def bn_backward(dout, cache):\n    ### BEGIN SOLUTION\n    return 1\n'
+              '    ### END SOLUTION\n\n\ncheck.bn_backward(bn_backward)')
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    nb.cells[0]["id"] = "c0"
+    stamped, _ = nbgrader_cells.stamp(nb)
+    assert _meta(stamped.cells[1])["points"] == nbgrader_cells.POINTS["bn_backward"] == 3
+    legacy = copy.deepcopy(stamped)          # written before the table: 1 point, no record
+    del legacy.cells[1].metadata[nbgrader_cells.TABLE_POINTS_KEY]
+    legacy.cells[1].metadata["nbgrader"]["points"] = 1
+    assert _meta(nbgrader_cells.stamp(legacy)[0].cells[1])["points"] == 3
+    edited = copy.deepcopy(stamped)
+    edited.cells[1].metadata["nbgrader"]["points"] = 5
+    assert _meta(nbgrader_cells.stamp(edited)[0].cells[1])["points"] == 5
+
+
+def test_every_exercise_of_the_course_has_points_in_the_table():
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if _meta(cell).get("solution"):
+                assert _meta(cell)["grade_id"] in nbgrader_cells.POINTS, (path.name, _meta(cell)["grade_id"])
+
+
+def test_the_library_is_unavailable_while_the_learner_runs():
+    import numpy as np
+
+    from bnutils.batchnorm import batchnorm_forward
+
+    x = np.arange(12.0).reshape(4, 3)
+    alias = batchnorm_forward
+
+    def cheat(x, gamma, beta, eps=1e-5):
+        return alias(x, gamma, beta, eps)[0]
+
+    with pytest.raises(_grading.GradingError, match="bnutils' own batchnorm.batchnorm_forward, which is "
+                                                    "unavailable while the graded test runs it"):
+        _grading.run(cheat, x, np.ones(3), np.zeros(3), 1e-5, forbidden=_grading.FORWARD)
+    own = _grading.run(lambda x, g, b, e: (x - x.mean(0)) / np.sqrt(x.var(0) + e) * g + b,
+                       x, np.ones(3), np.zeros(3), 1e-5, forbidden=_grading.FORWARD)
+    _grading.assert_close(own, batchnorm_forward(x, np.ones(3), np.zeros(3))[0], "out")
+
+
+def test_the_fresh_checker_ignores_a_patched_check(monkeypatch):
+    from bnutils.checks import _core, forward
+
+    always = lambda *a, **k: type("R", (), {"passed": True})()  # noqa: E731
+    monkeypatch.setattr(forward.bn_forward, "evaluate", always)
+    monkeypatch.setattr(_core.CheckResult, "passed", property(lambda self: True), raising=False)
+    with pytest.raises(_grading.GradingError, match="the self-check says: ✗ Exercise 3.2"):
+        _grading.checker_passes("forward", "bn_forward", lambda x, gamma, beta, eps=1e-5: x)
+    assert not [k for k in sys.modules if k.startswith("_bn_graded")]
+
+
+# --- through nbgrader ---------------------------------------------------------------------
+
+def test_the_hidden_tests_are_in_the_source_and_not_in_the_release(course):
+    seed = (course / "source" / nbgrader_course.SEED_FILE).read_text().strip()
+    for name in NAMES:
+        source, release = _nb(course, "source", name), _nb(course, "release", name)
+        tests = [c for c in source.cells if nbgrader_cells.is_generated_test_cell(c)]
+        assert tests and all(nbgrader_hidden.BEGIN in c.source and "checker_passes" in c.source
+                             for c in tests)
+        assert sum("_bn_hidden(" in c.source for c in tests) == len(tests)    # a reference each
+        released = nbformat.writes(release)
+        for word in ("HIDDEN TESTS", "_bn_g.", "_bn_hidden", "checker_passes", seed):
+            assert word not in released, word
+        assert [c.source for c in release.cells if _meta(c).get("grade") and _meta(c).get("locked")] == [
+            c.source.split(nbgrader_hidden.BEGIN)[0].rstrip("\n") for c in tests]
+    assert not list((course / "release").rglob(nbgrader_course.SEED_FILE))
+
+
+def _submission(course, name, kind):
+    """The release (what learners get) with some answer cells filled in."""
+    nb, source = _nb(course, "release", name), _nb(course, "source", name)
+    solutions = {_meta(c)["grade_id"]: c.source for c in source.cells if _meta(c).get("solution")}
+    for cell in nb.cells:
+        grade_id = _meta(cell).get("grade_id")
+        if not _meta(cell).get("solution"):
+            continue
+        if kind == "solved" or (kind == "partly" and grade_id in PARTLY[name]):
+            cell.source = solutions[grade_id]
+        elif kind == "tamper" and grade_id in LIBRARY_ANSWERS:
+            cell.source = LIBRARY_ANSWERS[grade_id]
+    if kind == "tamper":
+        first_exercise = next(i for i, c in enumerate(nb.cells) if _meta(c).get("solution"))
+        tamper = nbformat.v4.new_code_cell(TAMPER)
+        tamper["id"] = "tamper"
+        nb.cells.insert(first_exercise, tamper)
+    return nb
+
+
+def _autograde(course, name, student, nb):
+    from nbgrader.api import Gradebook
+
+    api = nbgrader_course.nbgrader_api(course)
+    api.config.Execute.timeout = 120
+    folder = course / "submitted" / student / name
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, folder / f"{name}.ipynb")
+    start = time.perf_counter()
+    result = api.autograde(name, student)
+    assert result["success"], result.get("error") or result.get("log")
+    with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gradebook:
+        notebook = gradebook.find_submission_notebook(name, name, student)
+        grades = {g.name: g.score for g in notebook.grades}
+    print(f"autograded {name} ({student}) in {time.perf_counter() - start:.1f} s: {grades}")
+    return grades, nbformat.read(course / "autograded" / student / name / f"{name}.ipynb", as_version=4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_four_submissions_get_full_partial_zero_and_zero(course, name):
+    exercises = [_meta(c)["grade_id"] for c in _nb(course, "source", name).cells if _meta(c).get("solution")]
+    points = {f"test_{f}": nbgrader_cells.POINTS[f] for f in exercises}
+    solved, _ = _autograde(course, name, "solved", _submission(course, name, "solved"))
+    assert solved == points
+    partly, _ = _autograde(course, name, "partly", _submission(course, name, "partly"))
+    assert partly == {t: p if t[5:] in PARTLY[name] else 0 for t, p in points.items()}
+    assert 0 < sum(partly.values()) < sum(points.values())
+    stubs, _ = _autograde(course, name, "stubs", _submission(course, name, "stubs"))
+    assert stubs == dict.fromkeys(points, 0)
+    tampered, graded = _autograde(course, name, "tamper", _submission(course, name, "tamper"))
+    assert tampered == dict.fromkeys(points, 0)
+    for cell in graded.cells:          # each answer that calls the library is told why
+        if _meta(cell).get("grade_id", "")[len("test_"):] in LIBRARY_ANSWERS:
+            errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+            assert errors and "your function calls bnutils'" in errors[0]["evalue"], errors
+    shutil.rmtree(course / "autograded", ignore_errors=True)
