@@ -218,3 +218,42 @@ def test_four_submissions_get_full_partial_zero_and_zero(course, name):
             errors = [o for o in cell.outputs if o.get("output_type") == "error"]
             assert errors and "your function calls bnutils'" in errors[0]["evalue"], errors
     shutil.rmtree(course / "autograded", ignore_errors=True)
+
+
+def test_the_config_strips_the_same_answers_as_the_student_edition():
+    import make_student
+    from traitlets.config import Config
+
+    namespace = {"get_config": Config, "__file__": str(ROOT / "nbgrader_config.py")}
+    exec(compile((ROOT / "nbgrader_config.py").read_text(), "nbgrader_config.py", "exec"), namespace)
+    ours, theirs = namespace["ANSWER_BLOCK"], make_student.ANSWER_BLOCK
+    assert (ours.pattern, ours.flags) == (theirs.pattern, theirs.flags)
+    assert namespace["c"].GenerateAssignment.preprocessors[0] is namespace["StripRecallAnswers"]
+
+
+def test_the_documented_regeneration_leaves_the_recall_answers_out(course):
+    """README: after editing nbgrader/source/, `nbgrader generate_assignment NAME --force`
+    (nbgrader's own command, not make nbgrader) makes a release without the recall answers."""
+    import subprocess
+    import sysconfig
+
+    import make_student
+
+    name = NAMES[0]
+    path = course / "source" / name / f"{name}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    answers = sum(len(make_student.ANSWER_BLOCK.findall(c.source)) for c in nb.cells
+                  if c.cell_type == "markdown")
+    assert answers > 0                              # the source has answers to leak
+    nb.cells[0].source += "\n\nEdited by the instructor."
+    nbformat.write(nb, path)
+    env = {**__import__("os").environ}
+    env["PATH"] = sysconfig.get_path("scripts") + ":" + env.get("PATH", "")
+    run = subprocess.run(["nbgrader", "generate_assignment", name, "--force"], cwd=course, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    release = nbformat.read(course / "release" / name / f"{name}.ipynb", as_version=4)
+    assert "Edited by the instructor." in release.cells[0].source      # it was regenerated
+    text = nbformat.writes(release)
+    assert not make_student.ANSWER_BLOCK.search(text.replace("\\n", "\n"))
+    assert "<summary>" not in text and nbgrader_hidden.BEGIN not in text
