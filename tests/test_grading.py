@@ -6,7 +6,11 @@ autogrades four submissions of each through nbgrader: solved (full marks), partl
 (the points of the exercises done), stubs (0) and stubs plus a tampering cell that
 replaces the self-checks' ``evaluate``, ``CheckResult.passed`` and the module
 ``bnutils.checks.forward`` by always-pass versions, with answers that call bnutils' own
-implementation (0). Slow (about a minute per notebook and submission kind here).
+implementation (0). The hidden references are also run on their own, many draws each:
+they take the notebooks' solutions and answers computed in float32 or by the long chain
+rule, and refuse wrong ones. Slow as a whole (it builds and autogrades an nbgrader
+course: 15 tests, 56 s of CPU; 330 s wall clock in one run on the loaded machine): the lead's
+SLOW_MODULES should list it beside test_nbgrader.py.
 """
 
 from __future__ import annotations
@@ -257,3 +261,108 @@ def test_the_documented_regeneration_leaves_the_recall_answers_out(course):
     text = nbformat.writes(release)
     assert not make_student.ANSWER_BLOCK.search(text.replace("\\n", "\n"))
     assert "<summary>" not in text and nbgrader_hidden.BEGIN not in text
+
+
+def _reference(function: str, seed: int = 1234):
+    """The hidden reference test of ``function`` as a callable taking the learner's function."""
+    body = nbgrader_hidden.REFERENCES[function].strip("\n").replace("{seed}", str(seed))
+    namespace = {}
+    exec(f"def _bn_hidden(np, g):\n{body}\n", namespace)
+
+    def run(fn):
+        namespace["_bn_hidden"].__globals__[function] = fn
+        import numpy as np
+
+        namespace["_bn_hidden"](np, _grading)
+
+    return run
+
+
+def _bn32(x, gamma, beta, eps=1e-5):
+    """BN computed in float32, the precision networks train in: right, written differently."""
+    import numpy as np
+
+    axes = (0,) if x.ndim == 2 else (0, 2, 3)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    x = x.astype(np.float32)
+    mean = x.mean(axis=axes, keepdims=True)
+    var = x.var(axis=axes, keepdims=True)
+    return (gamma.reshape(shape) * (x - mean) / np.sqrt(var + np.float32(eps)) + beta.reshape(shape)).astype(
+        np.float32)
+
+
+@pytest.mark.parametrize("function", ["bn_forward", "bn_forward_spatial"])
+def test_the_hidden_references_take_a_float32_answer_and_refuse_wrong_ones(function):
+    import numpy as np
+
+    check = _reference(function)
+    for _ in range(20):                 # the fresh draw differs each time
+        check(_bn32)
+
+    def unbiased(x, gamma, beta, eps=1e-5):
+        axes = (0,) if x.ndim == 2 else (0, 2, 3)
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        mean = x.mean(axis=axes, keepdims=True)
+        var = x.var(axis=axes, keepdims=True, ddof=1)
+        return gamma.reshape(shape) * (x - mean) / np.sqrt(var + eps) + beta.reshape(shape)
+
+    def no_eps(x, gamma, beta, eps=1e-5):
+        return _bn32(x.astype(float), gamma, beta, 0.0)
+
+    for wrong in (unbiased, no_eps):
+        with pytest.raises(_grading.GradingError, match="wrong on the graded test's own inputs"):
+            for seed in range(5):
+                _reference(function, seed)(wrong)
+
+
+def test_the_hidden_backward_reference_takes_the_staged_form_and_float32():
+    import numpy as np
+
+    def staged(dout, cache):            # the long chain rule (notebook 04's fixed_backward)
+        x_hat, gamma, inv_std, m = cache.x_hat, cache.gamma, cache.inv_std, cache.count
+        dx_hat = dout * gamma
+        xmu = x_hat / inv_std
+        dvar = np.sum(dx_hat * xmu, axis=0) * -0.5 * inv_std**3
+        dmean = -np.sum(dx_hat, axis=0) * inv_std + dvar * np.mean(-2.0 * xmu, axis=0)
+        dx = dx_hat * inv_std + dvar * 2.0 * xmu / m + dmean / m
+        return dx, (dout * x_hat).sum(axis=0), dout.sum(axis=0)
+
+    def compact32(dout, cache):
+        f = np.float32
+        x_hat, gamma, inv_std = (np.asarray(a, f) for a in (cache.x_hat, cache.gamma, cache.inv_std))
+        dout = dout.astype(f)
+        dx = gamma * inv_std * (dout - dout.mean(0) - x_hat * (dout * x_hat).mean(0))
+        return dx, (dout * x_hat).sum(0), dout.sum(0)
+
+    for _ in range(10):
+        _reference("bn_backward")(staged)
+        _reference("fixed_backward")(compact32)
+    with pytest.raises(_grading.GradingError, match="dx: wrong"):
+        _reference("bn_backward")(lambda dout, cache: (dout * cache.gamma * cache.inv_std,
+                                                       (dout * cache.x_hat).sum(0), dout.sum(0)))
+
+
+def _solutions(name: str) -> dict:
+    """The notebook's own solution functions (its set-up cell's imports, then each exercise
+    cell with its self-check call made a no-op)."""
+    import types
+
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    namespace = {"__name__": "__main__"}
+    setup = next(c for c in nb.cells if c.cell_type == "code" and "as check" in c.source)
+    exec(setup.source.replace("use_course_style()", ""), namespace)
+    namespace["check"] = types.SimpleNamespace(**{k: lambda *a, **kw: None for k in dir(namespace["check"])})
+    for cell in nb.cells:
+        if _meta(cell).get("solution"):
+            exec(cell.source, namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("name", ["00_start_here", *NAMES])
+def test_every_hidden_reference_passes_the_notebooks_solution_on_many_draws(name):
+    namespace = _solutions(name)
+    functions = [f for f in nbgrader_hidden.REFERENCES if f in namespace]
+    assert functions
+    for function in functions:
+        for seed in range(15):
+            _reference(function, seed)(namespace[function])
