@@ -45,16 +45,25 @@ def verdict_count(printed: str) -> int:
     return sum(line.startswith(("✓ ", "✗ ")) for line in lines)
 
 
+def is_check(obj) -> bool:
+    """True for a function made by ``@self_check`` (it has ``evaluate`` and ``title``)."""
+    return callable(getattr(obj, "evaluate", None)) and hasattr(obj, "title")
+
+
 def discover_checks() -> dict:
-    """Every self-check in every module of bnutils.checks, as {"module.name": check}."""
+    """Every self-check defined in a module of bnutils.checks, as {"module.name": check}.
+
+    Read from each module's namespace, not its ``__all__``: a check added at the end of a
+    module and not yet exported is attacked too (``test_every_check_is_exported`` asks
+    for the export). A check imported from another module counts once, where defined.
+    """
     found = {}
     for info in pkgutil.iter_modules(bnutils.checks.__path__):
         if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"bnutils.checks.{info.name}")
-        for name in getattr(module, "__all__", dir(module)):
-            obj = getattr(module, name)
-            if callable(getattr(obj, "evaluate", None)) and hasattr(obj, "title"):
+        for name, obj in sorted(vars(module).items()):
+            if is_check(obj) and getattr(obj, "__module__", None) == module.__name__:
                 found[f"{info.name}.{name}"] = obj
     return found
 

@@ -23,8 +23,11 @@ starts from its reference solution (``check_helpers.REFERENCES``) and gets each 
 The reference must pass, twice with the same line (a fresh input never changes the ✓
 line). An attack that does not apply to a check (an index has no float16 version, an
 exercise without input has nothing to memoise) is listed in ``NOT_APPLICABLE`` with the
-reason. A new check joins automatically: without an entry in ``ATTACKS`` it fails
-``test_every_check_is_attacked``. ``pytest -s`` prints the counts.
+reason. A new check joins automatically: ``discover_checks`` finds it and every attack
+kind runs on it (``ATTACKS`` needs an entry only for a non-default wrong answer or a
+forbidden shortcut); until ``check_helpers.REFERENCES`` holds its reference solution, its
+attacks and ``test_every_check_is_attacked`` fail, naming it. ``pytest -s`` prints the
+counts.
 
 Fresh inputs make every run different: by default each attack runs once (about 10 s for
 the whole battery); ``BNUTILS_BATTERY=long`` runs each 30 times, to show that no fresh draw
@@ -350,7 +353,10 @@ def run_attack(key, kind) -> list:
     if (key, kind) in NOT_APPLICABLE:
         COUNTS["not applicable"] += 1
         return []
-    chk, reference, attacks = CHECKS[key], REFERENCES[key], ATTACKS[key]
+    if key not in REFERENCES:
+        PROBLEMS.append(f"{key} [{kind}] has no reference solution in tests/check_helpers.py")
+        return PROBLEMS[before:]
+    chk, reference, attacks = CHECKS[key], REFERENCES[key], ATTACKS.get(key, Attacks())
     wrong = attacks.wrong or (lambda out: _scaled(out, 1.003))
     if kind == "reference":
         first, second = _evaluate(chk, reference), _evaluate(chk, reference)
@@ -408,15 +414,32 @@ def run_attack(key, kind) -> list:
 # --------------------------------------------------------------------------- the tests
 
 def test_every_check_is_attacked():
-    """A new check joins the battery: it needs a reference solution and an ATTACKS entry."""
+    """A new check joins the battery: ``discover_checks`` finds it, every attack kind runs on
+    it from its reference solution, and until it has one this test fails, naming it (an
+    ATTACKS entry is needed only for a non-default wrong answer or a forbidden shortcut)."""
     assert len(CHECKS) >= 30
-    assert sorted(CHECKS) == sorted(REFERENCES), "add the new check's reference to check_helpers"
-    assert sorted(ATTACKS) == sorted(CHECKS), "add the new check to ATTACKS (and its shortcuts)"
+    missing = sorted(set(CHECKS) - set(REFERENCES))
+    assert not missing, (f"checks without a reference solution in tests/check_helpers.py "
+                         f"REFERENCES (the attack battery starts from it): {missing}")
+    assert not set(REFERENCES) - set(CHECKS), sorted(set(REFERENCES) - set(CHECKS))
+    assert set(ATTACKS) <= set(CHECKS), sorted(set(ATTACKS) - set(CHECKS))
     assert all(key in CHECKS and kind in KINDS for key, kind in NOT_APPLICABLE)
 
 
+def test_every_check_is_exported():
+    """Each check a checks module defines is in its ``__all__`` (and nothing else is found:
+    a check imported from another module is attacked once, where it is defined)."""
+    import importlib
+
+    for key in CHECKS:
+        module_name, name = key.split(".")
+        module = importlib.import_module(f"bnutils.checks.{module_name}")
+        assert name in module.__all__, f"add {name!r} to bnutils/checks/{module_name}.py's __all__"
+    assert len(set(map(id, CHECKS.values()))) == len(CHECKS)
+
+
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("key", sorted(REFERENCES))
+@pytest.mark.parametrize("key", sorted(CHECKS))
 def test_attack(key, kind):
     problems = [p for _ in range(1 if kind == "slow" else REPEAT) for p in run_attack(key, kind)]
     assert not problems, "\n".join(problems)
@@ -459,6 +482,34 @@ def test_a_slow_layer_returned_by_the_learner_is_stopped_too():
     finally:
         chk.time_limit = saved
     assert not result.passed and "was stopped after" in result.message, result.message
+
+
+def test_a_new_check_joins_the_battery(monkeypatch):
+    """A check added to a checks module is found and attacked with no edit here: without a
+    reference it is named; with one, a check that runs one fixed input is caught fooled."""
+    from bnutils.checks import _core
+    from bnutils.checks import scaling as module
+
+    @_core.self_check("Exercise 99 · a new check")
+    def new_check(student_fn):          # one fixed input: a memoised answer passes it
+        x = np.arange(4.0)
+        _core.compare(_core.as_answer_array(student_fn(x), "out"), 2 * x, "off by {err}")
+        return "doubles"
+
+    new_check.__module__ = module.__name__           # as if written at the end of scaling.py
+    monkeypatch.setattr(module, "new_check", new_check, raising=False)
+    assert discover_checks()["scaling.new_check"] is new_check     # even before it is in __all__
+    counts, problems = COUNTS.copy(), list(PROBLEMS)
+    try:
+        monkeypatch.setitem(CHECKS, "scaling.new_check", new_check)
+        assert "no reference solution" in run_attack("scaling.new_check", "memo")[0]
+        monkeypatch.setitem(REFERENCES, "scaling.new_check", lambda x: 2 * x)
+        assert run_attack("scaling.new_check", "reference") == []
+        assert "fooled" in run_attack("scaling.new_check", "memo")[0]
+    finally:
+        COUNTS.clear()
+        COUNTS.update(counts)
+        PROBLEMS[:] = problems
 
 
 def test_zz_attack_counts():

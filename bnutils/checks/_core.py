@@ -55,6 +55,45 @@ any other exception raised inside the learner's code becomes a ✗ line naming i
 exception raised by the check itself (not by the learner's code) is reported as the
 check's own problem, never blamed on the learner.
 
+**Writing a new check** (at the end of its notebook's module in ``bnutils/checks/``;
+``bnutils/checks/start.py`` is the shortest complete example):
+
+1. ``@self_check("Exercise N.M · title")`` on ``def name(student_fn): ...``; add ``name``
+   to the module's ``__all__``. Pass ``time_limit=`` only if the exercise needs more than
+   ``DEFAULT_TIME_LIMIT`` seconds.
+2. Build the inputs: two or more fixed ones from ``np.random.default_rng(<number>)``, then
+   at least one from ``fresh_rng()`` (its sizes and scales drawn too, so no earlier
+   answer fits it by luck). Loop over all of them.
+3. Call the learner with ``call_learner(student_fn, x, ..., names=("x", ...))`` (copies
+   in, "changed its input in place" caught). Something the learner returned and the
+   check then calls (a layer's ``forward``) goes through ``run_learner`` so that the
+   time limit covers it.
+4. Read the result with ``as_answer_tuple`` (several values; ``stacked=True`` accepts
+   them stacked in one array), then ``as_answer_array`` / ``as_answer_number`` /
+   ``as_answer_index``: a list, a tuple, an int, a 0-d array or a float32 array are the
+   same answer written differently and must pass; None, strings, bools, NaN and inf fail
+   with a hint.
+5. Decide with ``compare(answer, expected, "hint with {err}", rtol=..., atol=...,
+   scale=..., mistakes={...})``: the float64 tolerance of the exercise, ``scale`` the size
+   of the terms the computation adds up (float32 rounding of it is accepted), and the
+   known wrong answers as ``{"what the learner did": wrong_output}`` (``diagnose``).
+   Never take a tolerance from the answer's dtype. A check that judges otherwise (a
+   ranking, a learning rate) uses ``is_close`` and ``low_precision_hint``.
+6. Where the exercise forbids something, detect it: ``with watch_calls({fn: "name"}) as
+   seen:`` around the learner's call, then ``if seen: raise Failed(...)`` naming the
+   forbidden call; ``python_loops(student_fn)`` for "no loops".
+7. Return the ✓ message from the *fixed* inputs only (``fmt_err`` for errors), so the
+   stored line never changes; raise ``Failed("hint")`` for every wrong answer, saying
+   what to look at.
+
+Its tests: the reference solution in ``tests/check_helpers.py``'s ``REFERENCES`` (key
+``"module.name"``), which puts the new check through the attack battery
+(``tests/test_checks_attacks.py``: downcast, memoised and replayed answers, first input
+right only, slow, other containers) and the odd-answer test without another edit; an
+``ATTACKS`` entry there only for a forbidden shortcut or a wrong answer other than the
+default (the right answer × 1.003); and ``tests/test_checks_<topic>.py`` for the
+exercise's own mistakes, each hint asserted.
+
 Introduced in notebook 00.
 """
 
@@ -81,6 +120,7 @@ import numpy as np
 __all__ = [
     "ACCEPTED_PRECISION",
     "CheckResult",
+    "DEFAULT_TIME_LIMIT",
     "Failed",
     "ROUNDING",
     "as_answer_array",
