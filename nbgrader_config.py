@@ -28,7 +28,8 @@ c.ClearSolutions.code_stub = {"python": 'raise NotImplementedError("replace this
 c.Execute.timeout = 300
 
 # The recall questions' collapsed answers (<details><summary>Answer</summary> ... </details>
-# in markdown cells) are left out of every release, as in the student edition, by every
+# in markdown cells) and the exercises' worked answers (<summary>The answer / The derivation
+# / The formula ...) are left out of every release, as in the student edition, by every
 # `nbgrader generate_assignment`, the one `make nbgrader` runs and the ones you run after
 # editing nbgrader/source/. The pattern is tools/make_student.py's ANSWER_BLOCK
 # (tests/test_grading.py keeps the two equal).
@@ -37,7 +38,8 @@ import re  # noqa: E402
 from nbgrader.converters import GenerateAssignment  # noqa: E402
 from nbgrader.preprocessors import NbGraderPreprocessor  # noqa: E402
 
-ANSWER_BLOCK = re.compile(r"\n?<details>\s*<summary>\s*(?:<b>)?\s*Answer\b.*?</details>[ \t]*\n?",
+ANSWER_BLOCK = re.compile(r"\n?<details>\s*<summary>\s*(?:<b>)?\s*"
+                          r"(?:Answer|The (?:answer|derivation|formula))\b.*?</details>[ \t]*\n?",
                           re.S | re.I)
 
 

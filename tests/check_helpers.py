@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import copy
 import importlib
-import pkgutil
-
 import math
+import pkgutil
 
 import numpy as np
 

@@ -233,6 +233,33 @@ def test_graded_test_cells_and_recall_answers_are_left_out():
     assert "absorbs" in nb.cells[2].source                  # the source is untouched
 
 
+def test_worked_answers_revealed_after_an_exercise_are_left_out_too():
+    """Issue 24 reveals a derivation after the attempt; a class graded on the exercise must
+    not get it (the student edition and every nbgrader release use ANSWER_BLOCK)."""
+    for summary in ("The answer, to compare with yours", "The derivation (open it after your "
+                    "attempt)", "The formula (open it after your attempt)"):
+        cell = f"Try it first.\n\n<details><summary>{summary}</summary>\n\nγσ/√(σ²+ε)\n</details>\n"
+        assert make_student.strip_answers(cell) == "Try it first.\n", summary
+    kept = "<details><summary>More on ε</summary>\n\nBackground.\n</details>\n"
+    assert make_student.strip_answers(kept) == kept      # an aside that answers nothing stays
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_collapsed_answer_in_the_course_is_one_the_editions_strip(path):
+    """A new kind of collapsed answer (another <summary> wording) would leak into the student
+    edition and the releases: every <details> block whose summary offers an answer matches."""
+    nb = nbformat.read(path, as_version=4)
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "markdown":
+            continue
+        rest = make_student.strip_answers(cell.source)
+        for summary in re.findall(r"<summary>(.*?)</summary>", rest, re.S):
+            assert not re.search(r"answer|derivation|formula|solution|compare with yours|after your "
+                                 r"attempt", summary, re.I), (
+                f"{path.name}, cell {index}: <summary>{summary}</summary> is not left out of "
+                f"the student edition (tools/make_student.py ANSWER_BLOCK)")
+
+
 # --- the real course ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -113,8 +113,11 @@ def strip_solutions(source: str, where: str = "cell") -> tuple[str, int]:
     return "\n".join(out), regions
 
 
-# A recall question's answer: <details><summary>Answer</summary> … </details>.
-ANSWER_BLOCK = re.compile(r"\n?<details>\s*<summary>\s*(?:<b>)?\s*Answer\b.*?</details>[ \t]*\n?",
+# A recall question's answer, <details><summary>Answer</summary> … </details>, and an
+# exercise's worked answer revealed after the attempt (<summary>The answer / The
+# derivation / The formula …): both give away what a class is graded on.
+ANSWER_BLOCK = re.compile(r"\n?<details>\s*<summary>\s*(?:<b>)?\s*"
+                          r"(?:Answer|The (?:answer|derivation|formula))\b.*?</details>[ \t]*\n?",
                           re.S | re.I)
 
 

@@ -60,10 +60,10 @@ DEFAULT_POINTS = 1
 POINTS = {
     "standardize": 1,
     "scale_features": 2, "hessian_condition_number": 2, "fastest_lr": 2,
-    "compounding_factor": 1, "most_saturated_layer": 1,
+    "compounding_factor": 1, "layers_to_grow": 2, "most_saturated_layer": 1,
     "bn_by_hand": 1, "bn_forward": 2, "bn_forward_spatial": 2, "output_stats": 2,
     "dgamma_dbeta": 1, "bn_backward": 3, "fixed_backward": 2, "project_out": 2,
-    "scaled_gradient": 3, "ln_backward": 3,
+    "scaled_gradient": 3, "scaled_gradient_per_feature": 3, "ln_backward": 3,
     "add_batchnorm": 2, "largest_stable_lr": 1,
     "update_running": 1, "fold_linear_bn": 3, "predict": 1,
     "effective_lr": 2, "train_mode_variance": 2,

@@ -145,6 +145,11 @@ _SCALED_GRADIENT = '''
         g.assert_close(got, want, "scaled_gradient(X, W, dout, a)", rtol=1e-3, atol=1e-3 * np.abs(want).max())
 '''
 
+# The same with one factor per column of W (Exercise 4.5 as a derivation, issue 24).
+_SCALED_GRADIENT_PER_FEATURE = _SCALED_GRADIENT.replace(
+    "a = float(r.uniform(0.5, 5))", "a = r.uniform(0.5, 5, d)").replace(
+    "X @ (a * W)", "X @ (W * a)").replace("scaled_gradient", "scaled_gradient_per_feature")
+
 _LN_BACKWARD = '''
     import types
     for r in (np.random.default_rng({seed}), np.random.default_rng()):
@@ -177,6 +182,7 @@ REFERENCES = {
     "fixed_backward": _BN_BACKWARD.replace("{function}", "fixed_backward"),
     "project_out": _PROJECT_OUT,
     "scaled_gradient": _SCALED_GRADIENT,
+    "scaled_gradient_per_feature": _SCALED_GRADIENT_PER_FEATURE,
     "ln_backward": _LN_BACKWARD,
 }
 
