@@ -485,9 +485,10 @@ def plot_gd_variants(runs: dict, n_train: int):
             loss = np.convolve(loss, np.ones(k) / k, mode="valid")
             seen = seen[k - 1:]
             label += f", mean of {k}"
-        kw = style(methods.get(name, "other"), marker=len(loss) < 10)
-        if name == "stochastic":
-            kw["linestyle"] = "-"          # a dense, noisy curve: dots would vanish in it
+        if name == "stochastic":           # a dense, noisy curve: markers and dots would vanish in it
+            kw = style("other", marker=False, linestyle="-")
+        else:                              # markers (every few updates) tell the others apart without colour
+            kw = style(methods.get(name, "other"), markevery=max(1, len(loss) // 12), ms=5)
         ax.plot(seen, loss, **kw, lw=1.6, label=label)
     ax.set_xlabel("epochs (passes over the training set)")
     ax.set_ylabel("training loss")
