@@ -375,6 +375,9 @@ def plot_sweeps(ax, results: dict, colors: dict | None = None, logx: bool = True
 
     Notes
     -----
+    With more than one seed, a band shows the lowest to the highest accuracy of the
+    seeds; like the line, it stops short of a value at which every seed diverged.
+
     Each sweep also gets its own marker and line style (``bnutils.plots.style``): "no BN"
     and "BN" those of "plain" and "bn", any other label the next method's, so that the
     lines differ without colour.
@@ -389,12 +392,14 @@ def plot_sweeps(ax, results: dict, colors: dict | None = None, logx: bool = True
         x = np.asarray(res.values, dtype=float)
         kw = style(known.get(label) or next(spare, "other"))
         color = kw["color"] = colors.get(label, kw["color"])
-        mean = np.where(res.diverged.all(axis=1), np.nan, res.mean_accuracy)
+        bad = res.diverged.all(axis=1)
+        mean = np.where(bad, np.nan, res.mean_accuracy)
         ax.plot(x, mean, **kw, label=label)
         if len(res.seeds) > 1:
-            ax.fill_between(x, res.accuracy.min(axis=1), res.accuracy.max(axis=1),
+            # The band stops where the line does: drawn on to a value where every seed
+            # diverged it would be a sliver (or a faint stray edge) that nothing explains.
+            ax.fill_between(x, res.accuracy.min(axis=1), res.accuracy.max(axis=1), where=~bad,
                             color=color, alpha=0.15, lw=0)
-        bad = res.diverged.all(axis=1)
         if bad.any():
             ax.plot(x[bad], np.zeros(bad.sum()), "x", color=color, ms=10, mew=2.5,
                     label=f"{label}: diverged (NaN)")
