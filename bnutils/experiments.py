@@ -375,6 +375,9 @@ def plot_sweeps(ax, results: dict, colors: dict | None = None, logx: bool = True
 
     Notes
     -----
+    With more than one seed, a band shows the lowest to the highest accuracy of the
+    seeds; like the line, it stops short of a value at which every seed diverged.
+
     Each sweep also gets its own marker and line style (``bnutils.plots.style``): "no BN"
     and "BN" those of "plain" and "bn", any other label the next method's, so that the
     lines differ without colour.
@@ -389,12 +392,14 @@ def plot_sweeps(ax, results: dict, colors: dict | None = None, logx: bool = True
         x = np.asarray(res.values, dtype=float)
         kw = style(known.get(label) or next(spare, "other"))
         color = kw["color"] = colors.get(label, kw["color"])
-        mean = np.where(res.diverged.all(axis=1), np.nan, res.mean_accuracy)
+        bad = res.diverged.all(axis=1)
+        mean = np.where(bad, np.nan, res.mean_accuracy)
         ax.plot(x, mean, **kw, label=label)
         if len(res.seeds) > 1:
-            ax.fill_between(x, res.accuracy.min(axis=1), res.accuracy.max(axis=1),
+            # The band stops where the line does: drawn on to a value where every seed
+            # diverged it would be a sliver (or a faint stray edge) that nothing explains.
+            ax.fill_between(x, res.accuracy.min(axis=1), res.accuracy.max(axis=1), where=~bad,
                             color=color, alpha=0.15, lw=0)
-        bad = res.diverged.all(axis=1)
         if bad.any():
             ax.plot(x[bad], np.zeros(bad.sum()), "x", color=color, ms=10, mew=2.5,
                     label=f"{label}: diverged (NaN)")
@@ -485,9 +490,10 @@ def plot_gd_variants(runs: dict, n_train: int):
             loss = np.convolve(loss, np.ones(k) / k, mode="valid")
             seen = seen[k - 1:]
             label += f", mean of {k}"
-        kw = style(methods.get(name, "other"), marker=len(loss) < 10)
-        if name == "stochastic":
-            kw["linestyle"] = "-"          # a dense, noisy curve: dots would vanish in it
+        if name == "stochastic":           # a dense, noisy curve: markers and dots would vanish in it
+            kw = style("other", marker=False, linestyle="-")
+        else:                              # markers (every few updates) tell the others apart without colour
+            kw = style(methods.get(name, "other"), markevery=max(1, len(loss) // 12), ms=5)
         ax.plot(seen, loss, **kw, lw=1.6, label=label)
     ax.set_xlabel("epochs (passes over the training set)")
     ax.set_ylabel("training loss")

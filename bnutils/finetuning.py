@@ -8,7 +8,7 @@
 * ``FrozenBatchNorm`` is BN with fixed statistics and fixed γ, β, whatever the mode
   (like torchvision's / detectron2's ``FrozenBatchNorm2d``): ``model.train()`` cannot
   switch it back. ``freeze_batchnorm`` puts one in place of every ``BatchNorm``.
-* ``adapt_batchnorm`` is AdaBN (Li et al. 2016): re-estimate every BN layer's statistics
+* ``adapt_batchnorm`` is AdaBN (Li et al. 2017): re-estimate every BN layer's statistics
   on the *target* domain, layer by layer, weights unchanged.
 
 Introduced in notebook 09.
@@ -197,7 +197,7 @@ def adapt_batchnorm(model: Sequential, X_target) -> Sequential:
     its running mean and (unbiased) running variance are replaced by the mean and
     variance of the activations arriving there — which already come from the *adapted*
     layers before it — and only then does the pass continue. Weights, γ and β are
-    unchanged. (Li et al. 2016 use all target data at once, as here.)
+    unchanged. (Li et al. 2017 use all target data at once, as here.)
 
     Parameters
     ----------
