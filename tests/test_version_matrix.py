@@ -232,3 +232,21 @@ def test_ci_runs_the_matrix_after_the_suite_and_the_hub_test():
 
 def test_the_matrix_venvs_are_ignored_by_git():
     assert ".venv-matrix/" in (ROOT / ".gitignore").read_text(encoding="utf-8").split()
+
+
+def test_the_readme_says_what_the_matrix_tests():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    tested = re.search(r"\*\*Tested on\*\*(.*?)\n\n", readme, re.S)
+    assert tested, "README needs its '**Tested on**' paragraph"
+    text = " ".join(tested.group(1).split())
+    assert f"Python {version_matrix.oldest_python()} with the oldest versions" in text
+    assert f"Python {version_matrix.newest_python()} with the newest release" in text
+    names = {"numpy": "NumPy", "matplotlib": "Matplotlib", "scikit-learn": "scikit-learn",
+             "ipywidgets": "ipywidgets", "jupyterlab": "JupyterLab"}
+    pins = version_matrix.pinned()
+    for package, shown in names.items():
+        major_minor = ".".join(pins[package].split(".")[:2])
+        assert f"{shown} {major_minor}" in text, (package, text)
+    assert "make test-matrix" in text
+    assert re.search(r"You need\s+only\s+`python3`\s+\((\d+\.\d+) or newer\)", readme).group(1) == \
+        version_matrix.oldest_python()

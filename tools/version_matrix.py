@@ -168,7 +168,7 @@ class Runner:
         if self.dry_run:
             return 0, ""
         last = ""
-        with open(log, "w", encoding="utf-8") as out, subprocess.Popen(
+        with open(log, "w", encoding="utf-8", buffering=1) as out, subprocess.Popen(
                 cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 text=True, bufsize=1) as proc:
             for line in proc.stdout:
