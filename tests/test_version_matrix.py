@@ -206,8 +206,13 @@ def test_a_missing_python_is_skipped_with_a_message_and_fails_under_ci(tmp_path)
 
 def _make_dry_run(tmp_path, *args) -> list[str]:
     shutil.copy2(ROOT / "Makefile", tmp_path / "Makefile")
+    # Not a sub-make of the make that may be running this test (make test, make test-matrix):
+    # its MAKELEVEL turns on "make[1]: Entering directory ..." lines, its MAKEFLAGS and the
+    # variables below would change the command.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "PYTHON", "MATRIX", "PYTEST_ARGS")}
     run = subprocess.run(["make", "-n", "test-matrix", *args], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=60)
+                         text=True, timeout=60, env=env)
     assert run.returncode == 0, run.stderr
     return run.stdout.splitlines()
 
