@@ -8,6 +8,7 @@
 #   make lab EDITION=solutions   the instructor edition, in a working copy (build/solutions/)
 #   make test      ruff + unit tests + every notebook under strict nbval (what CI runs)
 #   make unit      ruff + unit tests only: no notebooks, no browser (CI on the other Pythons)
+#   make test-matrix  unit tests + notebooks on the oldest and the newest supported Python and packages (.venv-matrix/; MATRIX=oldest for one)
 #   make portability  the notebooks again under strict nbval with another BLAS kernel (part of make test)
 #   make refresh   re-execute notebooks in place (NB=notebooks/03_*.ipynb for some)
 #   make lint      ruff only
@@ -59,7 +60,7 @@ define install
 endef
 
 .DEFAULT_GOAL := help
-.PHONY: help lab test unit portability lint refresh student nbgrader html bench hub hub-test clean
+.PHONY: help lab test test-matrix unit portability lint refresh student nbgrader html bench hub hub-test clean
 
 help:
 	@sed -n 's/^#   make /  make /p' Makefile
@@ -98,6 +99,15 @@ PORTABILITY = OPENBLAS_CORETYPE=$(ALT_CORETYPE) $(VENV)/bin/pytest notebooks $(P
 
 portability: $(FULL_STAMP)
 	$(PORTABILITY)
+
+# The supported versions, tested (tools/version_matrix.py): the unit tests and every notebook under
+# strict nbval in .venv-matrix/oldest (tests/constraints-oldest.txt: pyproject.toml's lower
+# bounds) and .venv-matrix/newest (the newest Python and releases). Needs those two Pythons
+# (pythonX.Y on PATH or pyenv; OLDEST_PYTHON=/path, NEWEST_PYTHON=/path); a missing one is
+# skipped with a message, and fails under CI=true. A step of .ci/run after make hub-test.
+MATRIX ?= oldest newest
+test-matrix:
+	$(PYTHON) tools/version_matrix.py $(MATRIX) -- $(PYTEST_ARGS)
 
 unit: $(FULL_STAMP)
 	$(VENV)/bin/ruff check $(RUFF_PATHS)

@@ -3,12 +3,13 @@
 
 The skip policy runs tests/conftest.py in a scratch project with pytester (in process,
 about 0.3 s). The workflow runs the whole course (`bash .ci/run`) on the Python Binder
-uses and the unit tests (`make unit`) on the oldest and the newest Python that
-pyproject.toml supports.
+uses, and the supported-versions matrix (`make test-matrix`: unit tests and notebooks) on
+the oldest and the newest Python that pyproject.toml supports, one job per side.
 """
 
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -147,18 +148,40 @@ def test_the_full_run_is_on_the_binder_python(jobs):
     assert _container_python(full) == binder_python == "3.11"
 
 
-def test_unit_tests_run_on_the_oldest_and_newest_supported_python(jobs, supported):
-    unit = jobs["unit"]
-    versions = unit["strategy"]["matrix"]["python"]
-    assert [_minor(v) for v in versions] == [supported[0], supported[-1]], versions
-    assert all(isinstance(v, str) for v in versions), "quote the versions (YAML reads 3.10 as 3.1)"
-    assert _container_python(unit) == "${{ matrix.python }}"
-    assert unit["strategy"].get("fail-fast") is False, "one Python failing must not cancel the other"
-    assert unit["env"]["CI"] == "true"
-    assert [step["run"] for step in unit["steps"] if "run" in step][-1] == "make unit"
+def _matrix_sides(jobs) -> dict[str, str]:
+    """{side: Python} of the workflow's matrix jobs."""
+    return {entry["side"]: entry["python"] for entry in jobs["matrix"]["strategy"]["matrix"]["include"]}
+
+
+def test_the_matrix_jobs_run_the_oldest_and_newest_supported_python(jobs, supported):
+    """make test-matrix's two sides, each a job in its own Python's image (tools/version_matrix.py
+    finds pythonX.Y on PATH there); the Pythons are the ones the tool reads."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import version_matrix
+
+    matrix = jobs["matrix"]
+    sides = _matrix_sides(jobs)
+    assert all(isinstance(v, str) for v in sides.values()), "quote the versions (YAML reads 3.10 as 3.1)"
+    assert sides == {"oldest": version_matrix.oldest_python(), "newest": version_matrix.newest_python()}
+    assert [_minor(sides["oldest"]), _minor(sides["newest"])] == [supported[0], supported[-1]], sides
+    assert _container_python(matrix) == "${{ matrix.python }}"
+    assert matrix["strategy"].get("fail-fast") is False, "one side failing must not cancel the other"
+    assert matrix["env"]["CI"] == "true"
+    assert [step["run"] for step in matrix["steps"] if "run" in step][-1] == \
+        "make test-matrix MATRIX=${{ matrix.side }}"
+
+
+def test_the_full_run_leaves_the_matrix_to_its_jobs_only_when_they_exist(jobs):
+    """.ci/run runs make test-matrix unless CI_MATRIX_IN_JOBS=1; only the workflow, whose matrix
+    jobs run both sides, may set it."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert re.search(r'if \[\[ "\$\{CI_MATRIX_IN_JOBS:-\}" != 1 \]\]; then\s+make test-matrix\s+fi', ci)
+    assert jobs["test"]["env"].get("CI_MATRIX_IN_JOBS") == "1"
+    assert set(_matrix_sides(jobs)) == {"oldest", "newest"}
+    assert "unit" not in jobs, "the matrix jobs run the unit tests (and the notebooks) on both sides"
 
 
 def test_every_supported_python_is_tested_somewhere_or_lies_between(jobs, supported):
     tested = {_minor(_container_python(jobs["test"]))}
-    tested |= {_minor(v) for v in jobs["unit"]["strategy"]["matrix"]["python"]}
+    tested |= {_minor(v) for v in _matrix_sides(jobs).values()}
     assert min(tested) == supported[0] and max(tested) == supported[-1], (tested, supported)

@@ -15,6 +15,7 @@ import functools
 
 import ipywidgets as widgets
 import numpy as np
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
 from .._validation import check_int
@@ -167,7 +168,11 @@ class _ForwardFigure:
         self.pdf = np.exp(-0.5 * z**2) / (POPULATION_STD * np.sqrt(2 * np.pi)) * (_EDGES_X[1] - _EDGES_X[0])
         self.pdf_line = dyn(ax_x.plot(self.grid, self.pdf, color=black, lw=1, ls=":")[0])
         self.mean_x = dyn(ax_x.axvline(0.0, color=red, lw=1.5))
-        self.span_x = dyn(ax_x.axvspan(0.0, 1.0, color=red, alpha=0.1, lw=0))   # μ_B ± σ_B
+        # μ_B ± σ_B: what axvspan draws (x in data units, y the axes' full height), made as
+        # the Rectangle that update() moves with set_bounds; axvspan itself returns a
+        # Polygon, without set_bounds, before Matplotlib 3.9.
+        self.span_x = dyn(ax_x.add_patch(Rectangle((0.0, 0.0), 1.0, 1.0, transform=ax_x.get_xaxis_transform(),
+                                                   color=red, alpha=0.1, lw=0)))
         ax_x.set(xlim=(-8, 16), xlabel="x (before BN)", ylabel="count")
         # The numbers go into the titles, which nothing moving overlaps (LiveFigure keeps
         # an unchanged title's image); a static text says what is what (no legends: a
