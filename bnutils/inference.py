@@ -299,7 +299,7 @@ def recalibrate_batchnorm(model, X, batch_size: int = 60, seed: int = 0):
     >>> float(precise[0].running_mean[0]), float(net[0].running_mean[0])
     (3.5, 0.0)
 
-    Introduced in notebook 06.
+    Introduced in notebook 07 (notebook 06, section 5, describes it).
     """
     X = as_float_array(X, "X")
     if X.ndim != 2:
