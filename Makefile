@@ -15,6 +15,8 @@
 #   make nbgrader  an nbgrader course in nbgrader/: each notebook a source and a release (NB= for some)
 #   make html      build the static HTML edition in site/ (open site/index.html; works offline)
 #   make bench     BN benchmark, course runtime (notebooks, redraws) and widget latency in the browser
+#   make hub       a local JupyterHub for a class, trial log-in (deploy/README.md; the hub extra)
+#   make hub-test  the hub's end-to-end test: three learners, their servers, nbgrader's exchange
 #   make clean     remove caches and generated folders (not .venv, not your work in student/ and build/solutions/)
 
 PYTHON ?= python3
@@ -25,6 +27,9 @@ LAB_EXTRAS  := lab
 FULL_EXTRAS := lab,test,grade
 LAB_STAMP   := $(VENV)/.installed-lab
 FULL_STAMP  := $(VENV)/.installed-full
+# make hub: JupyterHub and its idle culler on top of the learner set and nbgrader; never in make lab's.
+HUB_EXTRAS  := lab,grade,hub
+HUB_STAMP   := $(VENV)/.installed-hub
 RUFF_PATHS := bnutils tests tools notebooks benchmarks conftest.py nbgrader_config.py
 NB     ?= $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 # Extra pytest arguments, e.g. make test PYTEST_ARGS="-x -k batchnorm"
@@ -53,7 +58,7 @@ define install
 endef
 
 .DEFAULT_GOAL := help
-.PHONY: help lab test unit portability lint refresh student nbgrader html bench clean
+.PHONY: help lab test unit portability lint refresh student nbgrader html bench hub hub-test clean
 
 help:
 	@sed -n 's/^#   make /  make /p' Makefile
@@ -64,6 +69,10 @@ $(LAB_STAMP): pyproject.toml
 
 $(FULL_STAMP): pyproject.toml
 	$(call install,$(FULL_EXTRAS))
+	@touch $@ $(LAB_STAMP)
+
+$(HUB_STAMP): pyproject.toml
+	$(call install,$(HUB_EXTRAS))
 	@touch $@ $(LAB_STAMP)
 
 # make lab's edition: student (student/) or solutions (build/solutions/, see tools/lab.py).
@@ -116,6 +125,15 @@ bench: $(FULL_STAMP)
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/run.py
 	$(PY) benchmarks/course_runtime.py
 	$(PY) benchmarks/widget_latency.py
+
+hub: $(HUB_STAMP)
+	$(PY) deploy/hub/start.py
+
+# The hub's end-to-end test (tests/test_hub.py, which runs only with BN_HUB_E2E=1) needs
+# the test tools and the hub's; a CI step of its own after make test (.ci/run).
+hub-test: $(FULL_STAMP) $(HUB_STAMP)
+	$(PY) deploy/hub/start.py --install-only
+	BN_HUB_E2E=1 $(VENV)/bin/pytest tests/test_hub.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf site .pytest_cache .ruff_cache .hypothesis
