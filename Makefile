@@ -14,6 +14,7 @@
 #   make student   build the student edition in student/ (FORCE=1 overwrites edited ones)
 #   make nbgrader  an nbgrader course in nbgrader/: each notebook a source and a release (NB= for some)
 #   make html      build the static HTML edition in site/ (open site/index.html; works offline)
+#   make html EDITION=student   the site of the student edition: no solutions, graded tests or recall answers
 #   make bench     BN benchmark, course runtime (notebooks, redraws) and widget latency in the browser
 #   make hub       a local JupyterHub for a class, trial log-in (deploy/README.md; the hub extra)
 #   make hub-test  the hub's end-to-end test: three learners, their servers, nbgrader's exchange
@@ -115,8 +116,11 @@ student: $(LAB_STAMP)
 nbgrader: $(FULL_STAMP)
 	$(PY) tools/nbgrader_course.py $(NB)
 
+# make html's edition: solutions (collapsed) unless EDITION is given (make lab's default is not).
+HTML_EDITION = $(if $(filter command line environment,$(origin EDITION)),$(EDITION),solutions)
+
 html: $(FULL_STAMP)
-	$(TIMEOUT) $(PY) tools/build_html.py
+	$(TIMEOUT) $(PY) tools/build_html.py --edition $(HTML_EDITION)
 	@echo "Open site/index.html in a browser."
 
 # OPENBLAS_CORETYPE/L2_SIZE may be set on this machine for old OpenBLAS builds; they slow a

@@ -26,3 +26,30 @@ c.ClearSolutions.code_stub = {"python": 'raise NotImplementedError("replace this
 
 # Seconds per cell when autograding (nbgrader's default, 30, is short for a loaded machine).
 c.Execute.timeout = 300
+
+# The recall questions' collapsed answers (<details><summary>Answer</summary> ... </details>
+# in markdown cells) are left out of every release, as in the student edition, by every
+# `nbgrader generate_assignment`, the one `make nbgrader` runs and the ones you run after
+# editing nbgrader/source/. The pattern is tools/make_student.py's ANSWER_BLOCK
+# (tests/test_grading.py keeps the two equal).
+import re  # noqa: E402
+
+from nbgrader.converters import GenerateAssignment  # noqa: E402
+from nbgrader.preprocessors import NbGraderPreprocessor  # noqa: E402
+
+ANSWER_BLOCK = re.compile(r"\n?<details>\s*<summary>\s*(?:<b>)?\s*Answer\b.*?</details>[ \t]*\n?",
+                          re.S | re.I)
+
+
+class StripRecallAnswers(NbGraderPreprocessor):
+    """Leave the recall questions' answers out of a released notebook's markdown cells."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "markdown":
+            stripped = ANSWER_BLOCK.sub("\n", cell.source).rstrip()
+            cell.source = stripped + ("\n" if cell.source.endswith("\n") else "")
+        return cell, resources
+
+
+c.GenerateAssignment.preprocessors = [
+    StripRecallAnswers, *GenerateAssignment.class_traits()["preprocessors"].default()]

@@ -65,7 +65,7 @@ from .normalization import (
     layernorm_forward,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "BatchNorm",

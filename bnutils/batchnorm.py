@@ -518,6 +518,13 @@ def batchnorm_inference_backward(dout, x, gamma, running_mean, running_var, eps:
     return dx, dgamma, dbeta
 
 
+def _stored_like(running_mean, running_var, new):
+    """The updated running statistics ``new`` in the dtype the layer keeps them in: a
+    float32 layer fed a float64 batch stays float32 (its state never changes dtype)."""
+    return (new[0].astype(running_mean.dtype, copy=False),
+            new[1].astype(running_var.dtype, copy=False))
+
+
 class BatchNorm(Layer):
     """Batch Normalization layer: batch statistics in training, running ones in eval.
 
@@ -537,6 +544,8 @@ class BatchNorm(Layer):
         1 − this). It never changes the weights; the heavy-ball momentum of the
         optimizer is a different thing, ``sgd_momentum`` in ``bnutils.training``.
     dtype : numpy dtype, optional
+        Of the parameters and running statistics, which keep it whatever dtype ``x`` has
+        (the output follows NumPy's rules, as ``Linear``'s does).
 
     Attributes
     ----------
@@ -593,8 +602,9 @@ class BatchNorm(Layer):
         self._check_width(x)
         if self.training:
             out, cache = batchnorm_forward(x, self.gamma, self.beta, self.eps)
-            self.running_mean, self.running_var = update_running_stats(
-                self.running_mean, self.running_var, cache, self.momentum)
+            self.running_mean, self.running_var = _stored_like(
+                self.running_mean, self.running_var, update_running_stats(
+                    self.running_mean, self.running_var, cache, self.momentum))
             self._cache = cache
             return out
         out = batchnorm_inference(x, self.gamma, self.beta, self.running_mean,

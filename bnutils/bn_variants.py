@@ -52,6 +52,7 @@ from ._validation import (
 from .batchnorm import (
     BatchNorm,
     BatchNormCache,
+    _stored_like,
     batchnorm_backward,
     batchnorm_forward,
     batchnorm_inference,
@@ -290,8 +291,9 @@ class BatchRenorm(Layer):
             return out
         out, cache = batchrenorm_forward(x, self.gamma, self.beta, self.running_mean,
                                          self.running_var, self.r_max, self.d_max, self.eps)
-        self.running_mean, self.running_var = update_running_stats(
-            self.running_mean, self.running_var, cache.bn, self.momentum)
+        self.running_mean, self.running_var = _stored_like(
+            self.running_mean, self.running_var, update_running_stats(
+                self.running_mean, self.running_var, cache.bn, self.momentum))
         self._cache = cache
         return out
 
@@ -354,6 +356,8 @@ def weightnorm_forward(v, g):
     v = as_float_array(v, "v")
     check_ndim(v, "v", (2,), "(in_features, out_features)")
     check_finite(v, "v")
+    if 0 in v.shape:
+        raise ValueError(f"v must have at least one input and one output unit; got shape {v.shape}")
     g = check_param(g, "g", v.shape[1], "output unit", v.dtype)
     with np.errstate(over="ignore", under="ignore"):     # both are checked just below
         sumsq = np.sum(np.square(v), axis=0)
@@ -910,9 +914,10 @@ class ShardedBatchNorm(BatchNorm):
                                                self.sync, self.eps)
         # device 0's statistics (the same on every device with sync), from its m values
         m = x.shape[0] if self.sync else x.shape[0] // self.num_devices
-        self.running_mean, self.running_var = update_running_stats(
-            self.running_mean, self.running_var, momentum=self.momentum,
-            mean=cache.mean[0], var=cache.var[0], count=m)
+        self.running_mean, self.running_var = _stored_like(
+            self.running_mean, self.running_var, update_running_stats(
+                self.running_mean, self.running_var, momentum=self.momentum,
+                mean=cache.mean[0], var=cache.var[0], count=m))
         self._scache = cache
         return out
 

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_int, check_model, check_positive, check_sequence
+from ._validation import (
+    as_data_matrix,
+    check_int,
+    check_labels,
+    check_model,
+    check_positive,
+    check_sequence,
+)
 from .diagnostics import _check_sequential
 from .inference import frozen_running_stats
 from .layers import Sequential, softmax_cross_entropy
@@ -208,6 +215,8 @@ def train_with_probes(model: Sequential, X, y, *, lr: float, steps: int, batch_s
     """
     every = check_int(every, "every", minimum=1)
     check_sequence(step_sizes, "step_sizes", check_positive)    # now, not at the first probe
+    X = as_data_matrix(X, "X")                  # a list is a matrix too: probes index it
+    y = check_labels(y, len(X))
     rng = np.random.default_rng(seed + 12345)     # a stream apart from train()'s shuffling
     records = []
 

@@ -339,7 +339,8 @@ class Linear(Layer):
 
 
 class ReLU(Layer):
-    """``out = max(0, x)``; the gradient passes where ``x > 0``.
+    """``out = max(0, x)``; the gradient passes where ``x > 0``. A NaN in ``x`` stays NaN in
+    ``out`` (as in PyTorch), so a NaN being hunted down does not vanish here.
 
     Examples
     --------
@@ -358,7 +359,7 @@ class ReLU(Layer):
         self._mask = None
         x = as_float_array(x, "x")
         self._mask = x > 0
-        return np.where(self._mask, x, x.dtype.type(0))
+        return np.maximum(x, x.dtype.type(0))         # NaN propagates (np.where(x > 0) drops it)
 
     def backward(self, dout):
         self._need_forward("_mask")

@@ -153,6 +153,10 @@ def layernorm_forward(x, gamma, beta, eps: float = 1e-5):
     check_finite(x, "x")
     if x.shape[1] == 0:
         raise ValueError(f"x must have at least one feature per sample; got shape {x.shape}")
+    if x.shape[1] == 1:     # the rule of every normalization: one value per statistic is refused
+        raise ValueError(f"layer norm needs at least 2 features per sample to compute its "
+                         f"statistics; x has shape {x.shape}, i.e. 1 value per sample, so every "
+                         f"output would be beta")
     gamma = check_param(gamma, "gamma", x.shape[1], "feature", x.dtype)
     beta = check_param(beta, "beta", x.shape[1], "feature", x.dtype)
     eps = check_positive(eps, "eps")
@@ -306,7 +310,12 @@ def groupnorm_forward(x, gamma, beta, num_groups: int, eps: float = 1e-5):
         raise ValueError(f"num_groups must be a positive divisor of the number of channels "
                          f"C={C}; got num_groups={num_groups}")
     N = x.shape[0]
-    grouped = x.reshape(N * num_groups, -1)              # one row per (sample, group)
+    per_group = C // num_groups * int(np.prod(x.shape[2:]))
+    if per_group < 2:      # as instance norm and batch norm: one value per statistic is refused
+        raise ValueError(f"group norm needs at least 2 values per group (C/G·H·W ≥ 2); x has "
+                         f"shape {x.shape} with num_groups={num_groups}, i.e. 1 value per group, "
+                         f"so every output would be beta")
+    grouped = x.reshape(N * num_groups, per_group)       # one row per (sample, group)
     z_hat, inv_std = _normalize_rows(grouped, eps)
     x_hat = z_hat.reshape(x.shape)
     out = x_hat * per_channel(gamma, x.ndim) + per_channel(beta, x.ndim)
@@ -344,8 +353,9 @@ def groupnorm_backward(dout, cache: GroupNormCache):
     dbeta = dout.sum(axis=axes)
     dgamma = np.sum(dout * cache.x_hat, axis=axes)
     N, G = cache.inv_std.shape
-    dx_hat = (dout * per_channel(cache.gamma, dout.ndim)).reshape(N * G, -1)
-    dx = _normalize_rows_backward(dx_hat, cache.x_hat.reshape(N * G, -1),
+    rows = (N * G, cache.count)            # explicit: a batch of no samples has no rows
+    dx_hat = (dout * per_channel(cache.gamma, dout.ndim)).reshape(rows)
+    dx = _normalize_rows_backward(dx_hat, cache.x_hat.reshape(rows),
                                   cache.inv_std.reshape(N * G, 1))
     return dx.reshape(dout.shape), dgamma, dbeta
 

@@ -284,6 +284,7 @@ def normalization_jacobian(x, eps: float = 1e-5) -> np.ndarray:
     Returns
     -------
     J : ndarray, shape (N, N), ``J[i, k] = ∂x_hat_i / ∂x_k``
+        float64 whatever the dtype of ``x``: a reference, computed at full precision.
 
     Examples
     --------

@@ -122,6 +122,11 @@ def fit_scaler(X, method: str = "standard") -> ScalerStats:
     ScalerStats
         ``shift`` and ``scale``, shape (D,); a constant feature gets ``scale = 1``.
 
+    Raises
+    ------
+    ValueError
+        ``X`` has fewer than 2 rows (every feature would be constant: nothing to scale).
+
     Examples
     --------
     >>> stats = fit_scaler([[1.0, 10.0], [3.0, 30.0]], "minmax")
@@ -132,6 +137,9 @@ def fit_scaler(X, method: str = "standard") -> ScalerStats:
     """
     _check_method(method)
     X = _as_2d(X).astype(np.float64, copy=False)     # statistics in float64 (see ScalerStats)
+    if X.shape[0] < 2:      # the rule of every normalization: one value per statistic is refused
+        raise ValueError(f"fitting a scaler needs at least 2 samples (rows of X) per feature; "
+                         f"X has shape {X.shape}, so every scaled value would be 0")
     with np.errstate(over="ignore", invalid="ignore"):   # an overflow is caught below
         if method == "minmax":
             shift = X.min(axis=0)
@@ -442,7 +450,8 @@ class DescentResult:
     Attributes
     ----------
     path : ndarray, shape (T + 1, D)
-        ``w`` before the first step and after each step taken.
+        ``w`` before the first step and after each step taken; like every array here,
+        float64 whatever the dtype of ``X`` (the descent runs in float64).
     loss : ndarray, shape (T + 1,)
         The loss at each point of ``path``.
     loss_star : float
@@ -480,7 +489,7 @@ class DescentResult:
             return f"diverged (lr = {self.lr:.3g})"
         if self.steps is None:
             return f"did not converge in {self.max_steps} steps"
-        return f"converged in {self.steps} steps"
+        return f"converged in {self.steps} step{'' if self.steps == 1 else 's'}"
 
 
 def gradient_descent(X, y, lr: float, w0=None, max_steps: int = 10_000,
@@ -528,7 +537,7 @@ def gradient_descent(X, y, lr: float, w0=None, max_steps: int = 10_000,
     >>> y = np.array([2.0, 1.0, -2.0, -1.0])
     >>> result = gradient_descent(X, y, lr=1.0)
     >>> result.summary(), np.round(result.path[-1], 6)
-    ('converged in 1 steps', array([2., 1.]))
+    ('converged in 1 step', array([2., 1.]))
 
     Introduced in notebook 01.
     """

@@ -50,12 +50,56 @@ def make_backward(mean_term=True, var_term=True, var_sign=-1.0, use_gamma=True, 
 
 # ---------------------------------------------------------------- 4.2 compact backward
 
-@pytest.mark.parametrize("solution", [make_backward(), batchnorm_backward,
-                                      batchnorm_backward_staged, batchnorm_backward_naive,
-                                      batchnorm_backward_loops])
-def test_backward_passes_solutions(solution):
-    result = check.bn_backward.evaluate(solution)
+def test_backward_passes_solutions():
+    result = check.bn_backward.evaluate(make_backward())
     assert result.passed, result.message
+
+
+def _via_a_helper(dout, cache):
+    """The library's function reached through an alias and a layer: still seen."""
+    from bnutils.batchnorm import BatchNorm
+
+    bn = BatchNorm(dout.shape[1])
+    bn._cache = cache
+    return bn.backward(dout), bn.dgamma, bn.dbeta
+
+
+def _numerically(dout, cache):
+    from bnutils.gradcheck import numerical_gradient
+
+    x = cache.x_hat / cache.inv_std + cache.mean
+    f = lambda v: float(np.sum(batchnorm_forward(v, cache.gamma, np.zeros_like(cache.gamma),  # noqa: E731
+                                                 cache.eps)[0] * dout))
+    dx = numerical_gradient(f, x)
+    return dx, (dout * cache.x_hat).sum(axis=0), dout.sum(axis=0)
+
+
+@pytest.mark.parametrize("library", [batchnorm_backward, batchnorm_backward_staged,
+                                     batchnorm_backward_naive, batchnorm_backward_loops,
+                                     _via_a_helper, _numerically])
+def test_backward_refuses_the_library_solution(library):
+    """Issue 25: "none of the staged intermediates", "your formula": bnutils' own backward
+    passes (and a numerical gradient) were accepted; the check watches for them now."""
+    for chk, fragment in ((check.bn_backward, "your own compact formula"),
+                          (check.fixed_backward, "repair broken_backward's own code")):
+        assert_fails_with(chk, library, "your function calls bnutils", "which the check watches",
+                          fragment)
+
+
+def _with_a_loop(dout, cache):
+    dx, dgamma, dbeta = make_backward()(dout, cache)
+    for j in range(dx.shape[1]):                    # a loop the exercise says not to write
+        dx[:, j] = dx[:, j] * 1.0
+    return dx, dgamma, dbeta
+
+
+def test_backward_refuses_loops():
+    """Issue 25: "no loops" - a loop in the learner's function (or a notebook helper) is
+    named; a comprehension counts as one."""
+    assert_fails_with(check.bn_backward, _with_a_loop, "_with_a_loop has a loop")
+    assert_fails_with(check.bn_backward, lambda d, c: tuple(g for g in make_backward()(d, c)),
+                      "has a loop")
+    assert check.fixed_backward.evaluate(_with_a_loop).passed     # 4.3 does not forbid loops
 
 
 def test_backward_stub():
@@ -84,7 +128,7 @@ def test_backward_mistakes(kwargs, fragment):
 
 def test_backward_names_a_dropped_1_over_m_and_m_minus_1():
     def no_front_m(dout, cache):
-        dx, dgamma, dbeta = batchnorm_backward(dout, cache)
+        dx, dgamma, dbeta = make_backward()(dout, cache)
         return dx * cache.count, dgamma, dbeta
 
     def m_minus_1(dout, cache, inside=True):
@@ -158,7 +202,6 @@ def broken(dout, cache, fix="none"):
 
 def test_fixed_backward_passes():
     assert check.fixed_backward.evaluate(lambda d, c: broken(d, c, "right")).passed
-    assert check.fixed_backward.evaluate(batchnorm_backward).passed
 
 
 def test_fixed_backward_stub():
@@ -271,11 +314,32 @@ def scaled_directly(X, W, dout, a):
     return scaled_solution(X, a * W, dout, 1.0)
 
 
-@pytest.mark.parametrize("solution", [scaled_solution, scaled_directly])
-def test_scaled_gradient_passes(solution):
-    result = check.scaled_gradient.evaluate(solution)
+def test_scaled_gradient_passes():
+    result = check.scaled_gradient.evaluate(scaled_solution)
     assert result.passed, result.message
     assert "⊥ W" in result.message
+
+
+def _two_passes(X, W, dout, a):
+    scaled_solution(X, W, dout, a)                  # a pass at W, result unused
+    return scaled_solution(X, a * W, dout, 1.0)     # and the one at a·W
+
+
+def _by_hand_at_aW(X, W, dout, a):
+    """A second backward pass written out, not through bnutils: the answer names it."""
+    z = X @ (a * W)
+    x_hat = (z - z.mean(axis=0)) / np.sqrt(z.var(axis=0) + 1e-5)
+    inv, m = 1 / np.sqrt(z.var(axis=0) + 1e-5), len(z)
+    dz = inv / m * (m * dout - dout.sum(axis=0) - x_hat * (dout * x_hat).sum(axis=0))
+    return X.T @ dz
+
+
+def test_scaled_gradient_refuses_a_pass_at_aW():
+    """Issue 25: "from the identity, without a second backward pass" - a pass at a·W (alone
+    or after the one at W) was accepted."""
+    assert_fails_with(check.scaled_gradient, scaled_directly, "runs BN at a·W")
+    assert_fails_with(check.scaled_gradient, _two_passes, "a·W")
+    assert_fails_with(check.scaled_gradient, _by_hand_at_aW, "second backward pass")
 
 
 @pytest.mark.parametrize(("fn", "fragment"), [
@@ -366,8 +430,9 @@ def test_ln_backward_float32_passes():
 
 
 def test_passing_lines_fit_a_90_character_output():
-    solutions = {check.dgamma_dbeta: dgamma_dbeta_solution, check.bn_backward: batchnorm_backward,
-                 check.fixed_backward: batchnorm_backward, check.project_out: project_solution,
+    solutions = {check.dgamma_dbeta: dgamma_dbeta_solution, check.bn_backward: make_backward(),
+                 check.fixed_backward: lambda d, c: broken(d, c, "right"),
+                 check.project_out: project_solution,
                  check.scaled_gradient: scaled_solution, check.ln_backward: ln_solution}
     for chk, solution in solutions.items():
         result = chk.evaluate(solution)

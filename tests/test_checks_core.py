@@ -10,8 +10,9 @@ import pytest
 
 from bnutils.checks import _core
 from bnutils.checks._core import (
+    ACCEPTED_PRECISION,
+    ROUNDING,
     Failed,
-    answer_rtol,
     as_answer_array,
     as_answer_index,
     as_answer_number,
@@ -92,9 +93,12 @@ def test_indices():
 
 
 def test_tuples():
+    """A tuple and a list are the same answer (issue 25: three checks refused a list); an
+    array stacks values of one shape, where the check says so."""
     assert as_answer_tuple((1, 2), 2, "return a, b") == (1, 2)
-    assert as_answer_tuple([1, 2], 2, "return a, b", allow_list=True) == (1, 2)
-    for value, got in [([1, 2], "a list of 2 values"), ((1,), "a tuple of 1 value"),
+    assert as_answer_tuple([1, 2], 2, "return a, b") == (1, 2)
+    assert as_answer_tuple(np.array([1.0, 2.0]), 2, "return a, b", stacked=True) == (1.0, 2.0)
+    for value, got in [((1,), "a tuple of 1 value"), ([1, 2, 3], "a list of 3 values"),
                        (None, "None"), (np.zeros(2), "an array of shape (2,)")]:
         with pytest.raises(Failed) as info:
             as_answer_tuple(value, 2, "return a, b")
@@ -103,23 +107,34 @@ def test_tuples():
 
 # --------------------------------------------------------------------------- tolerances
 
-def test_answer_rtol_widens_only_lower_precision():
-    assert answer_rtol(np.float64(1), 1e-9) == 1e-9
-    assert answer_rtol(np.longdouble(1), 1e-9) == 1e-9
-    assert answer_rtol(np.float32(1), 1e-9) == pytest.approx(np.sqrt(np.finfo(np.float32).eps) / 4)
-    assert answer_rtol(np.float16(1), 1e-9) == pytest.approx(np.sqrt(np.finfo(np.float16).eps) / 4)
-    assert answer_rtol(np.float32(1), 1e-2) == 1e-2      # never tighter than the check's own
-
-
-def test_is_close_is_dtype_aware_and_never_true_for_nan():
+def test_the_tolerance_comes_from_the_exercise_never_from_the_answer():
+    """Issue 25: a wrong answer ×1.003 returned as float16, or ×1.00005 as float32, passed
+    because the answer's own dtype widened the tolerance."""
     right = np.array([37.78343433, 1e-3, -2.0])
     assert is_close(right, right, rtol=1e-12)
-    assert is_close(right.astype(np.float32), right, rtol=1e-9, atol=0.0)
-    assert is_close(right.astype(np.float16), right, rtol=1e-9)
-    assert not is_close(right * (1 + 1e-6), right, rtol=1e-9)          # float64 stays strict
-    assert not is_close(right.astype(np.float32) * np.float32(1.01), right, rtol=1e-9)
+    for wrong in ((right * 1.003).astype(np.float16), (right * 1.00005).astype(np.float32)):
+        assert not is_close(wrong, right, rtol=1e-9)
+        assert not is_close(wrong, right, rtol=1e-9, precision=ACCEPTED_PRECISION)
+    # a float32 rounding of the right answer is right where the exercise accepts float32:
+    # within ROUNDING units of float32 of the scale (default max|expected|)
+    assert is_close(right.astype(np.float32), right, rtol=1e-9, precision=ACCEPTED_PRECISION)
+    assert not is_close(right.astype(np.float32), right, rtol=1e-9)      # float64 work: exact
+    eps32 = np.finfo(np.float32).eps
+    assert is_close(right + 0.9 * ROUNDING * eps32 * 40, right, precision=np.float32)
+    assert not is_close(right + 1.1 * ROUNDING * eps32 * 40, right, precision=np.float32)
+    # an elementwise scale: the small element's tolerance is its own
+    assert not is_close(right + [0, 1e-5, 0], right, precision=np.float32, scale=np.abs(right))
+    assert not is_close(right.astype(np.float16), right, rtol=1e-9, precision=np.float32)
     assert not is_close(np.full(3, np.nan), right, rtol=1e300, atol=1e300)
     assert not is_close(right[:2], right)
+
+
+def test_a_float16_answer_is_told_so():
+    right = np.array([1.0, 2.0, 3.0]) / 3.0
+    with pytest.raises(Failed, match="your answer is float16, which keeps only about 3 "
+                                     "significant digits"):
+        compare(right.astype(np.float16), right, "off by {err}")
+    assert compare(right.astype(np.float32), right, "off") < 1e-7
 
 
 def test_diagnose_ignores_non_finite_candidates_and_non_numbers():
@@ -194,14 +209,16 @@ def test_library_dirs_cover_bnutils_and_numpy():
     assert not any(__file__.startswith(d) for d in _core._LIBRARY_DIRS)
 
 
-def test_precision_widens_for_low_precision_inputs():
+def test_precision_none_is_exact_float64_work():
     right = np.array([1.0, 2.0, 3.0], dtype=np.float32) / np.float32(3.0)
     exact = np.array([1.0, 2.0, 3.0]) / 3.0
     as_list = right.tolist()                       # float64 values with float32 errors
     assert not is_close(as_list, exact, rtol=1e-9)
     assert is_close(as_list, exact, rtol=1e-9, precision=np.float32)
     assert not is_close(np.asarray(as_list) * 1.01, exact, rtol=1e-9, precision=np.float32)
-    assert compare(np.asarray(as_list), exact, "off", precision=np.float32) < 1e-7
+    assert compare(np.asarray(as_list), exact, "off") < 1e-7
+    with pytest.raises(Failed, match="^off$"):
+        compare(np.asarray(as_list), exact, "off", precision=None)
 
 
 def test_call_learner_passes_copies_and_names_a_changed_input():
@@ -285,3 +302,193 @@ def test_an_in_place_update_of_an_integer_input_is_named_not_shown_as_a_numpy_er
     result = start.standardize.evaluate(standardize)
     assert not result.passed and "in place" in result.message and "x = x - ..." in result.message
     assert "UFuncTypeError" not in result.message
+
+
+# --------------------------------------------------------------------------- the time limit (issue 25)
+
+@self_check("Demo · time", time_limit=0.2)
+def _timed_check(student_fn, calls=1):
+    for _ in range(calls):
+        student_fn()
+    return "returned"
+
+
+def _busy():
+    n = 0
+    while n >= 0:
+        n += 1
+
+
+@pytest.mark.parametrize("signals", [True, False], ids=["SIGALRM", "timer thread"])
+def test_a_slow_function_is_stopped_with_a_verdict(monkeypatch, signals):
+    """Issue 25: check.standardize(lambda x: time.sleep(10**6)) never answered. With SIGALRM
+    (Linux, macOS) a sleep is interrupted too; the timer thread (Windows) stops Python code."""
+    import time
+
+    monkeypatch.setattr(_core, "USE_SIGNALS", signals)
+    slow = [_busy] + ([lambda: time.sleep(3600)] if signals else [])
+    for fn in slow:
+        start = time.perf_counter()
+        result = _timed_check.evaluate(fn)
+        assert time.perf_counter() - start < 3.0
+        assert result.message == ("✗ Demo · time: your function was stopped after 0.2 s without "
+                                  "returning (an endless loop, or far more work than the "
+                                  "exercise needs?)")
+    assert _timed_check.evaluate(lambda: None).passed
+
+
+def test_the_limit_counts_only_the_learners_time_and_adds_up():
+    import time
+
+    @self_check("Demo · own work", time_limit=0.3)
+    def slow_check(student_fn):
+        time.sleep(0.5)                  # the check's own work does not count
+        student_fn()
+        return "fine"
+
+    assert slow_check.evaluate(lambda: None).passed
+    result = _timed_check.evaluate(lambda: time.sleep(0.08), calls=5)     # 0.4 s in all
+    assert not result.passed and "stopped after 0.2 s" in result.message
+
+
+def test_ctrl_c_during_the_learners_code_is_still_a_keyboard_interrupt(monkeypatch):
+    """In the timer-thread mode the check installs its own SIGINT handler: a real Ctrl+C
+    (or the kernel's interrupt button) must still interrupt, not become a verdict."""
+    import os
+    import signal
+
+    monkeypatch.setattr(_core, "USE_SIGNALS", False)
+
+    def interrupted():
+        os.kill(os.getpid(), signal.SIGINT)
+        _busy()
+
+    with pytest.raises(KeyboardInterrupt):
+        _timed_check.evaluate(interrupted)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_earlier_alarm_is_put_back():
+    import signal
+
+    fired = []
+    old = signal.signal(signal.SIGALRM, lambda *a: fired.append(1))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 30.0)
+        assert _timed_check.evaluate(lambda: None).passed
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 25.0 < remaining <= 30.0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0.0)
+        signal.signal(signal.SIGALRM, old)
+    assert not fired
+
+
+def test_in_another_thread_there_is_no_limit_but_a_verdict():
+    import threading
+
+    results = []
+    thread = threading.Thread(target=lambda: results.append(_timed_check.evaluate(lambda: None)))
+    thread.start()
+    thread.join()
+    assert results[0].passed
+
+
+def test_the_time_limit_stops_a_learner_inside_a_jupyter_kernel():
+    """A notebook cell runs in the kernel's main thread, so SIGALRM reaches it (Linux, macOS)."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    source = ("import time\n"
+              "from bnutils.checks import start as check\n"
+              "check.standardize.time_limit = 0.5\n"
+              "def standardize(x):\n"
+              "    time.sleep(3600)\n"
+              "t = time.perf_counter()\n"
+              "check.standardize(standardize)\n"
+              "print('returned within 5 s:', time.perf_counter() - t < 5)\n")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    nbclient.NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    text = "".join(o.get("text", "") for o in nb.cells[0].outputs)
+    assert "✗ Warm-up · standardize: your function was stopped after 0.5 s" in text, text
+    assert "returned within 5 s: True" in text, text
+
+
+# --------------------------------------------------------------------------- shortcuts (issue 25)
+
+def test_watch_calls_sees_a_function_however_it_is_reached():
+    from bnutils import batchnorm_forward as alias
+    from bnutils.batchnorm import BatchNorm, batchnorm_forward
+
+    x = np.random.default_rng(0).normal(size=(4, 2))
+    with _core.watch_calls({batchnorm_forward: "forward"}) as seen:
+        alias(x, np.ones(2), np.zeros(2))
+        BatchNorm(2).forward(x)                              # through a layer
+        (lambda: batchnorm_forward(x, np.ones(2), np.zeros(2)))()
+    assert seen.called() == ["forward"] and len(seen.calls) == 3
+    assert seen.calls[0][1]["x"] is x                        # the arguments as received
+    with _core.watch_calls({batchnorm_forward: "forward"}) as none:
+        x.mean()
+    assert not none
+
+
+def test_watch_calls_keeps_an_earlier_profiler_running():
+    import sys
+
+    events = []
+    sys.setprofile(lambda frame, event, arg: events.append(event))
+    try:
+        with _core.watch_calls({}):
+            abs(-1)
+        assert sys.getprofile() is not None
+    finally:
+        sys.setprofile(None)
+    assert events
+
+
+def test_python_loops_names_the_functions_with_a_loop():
+    namespace = {"__name__": "__main__", "np": np}
+    exec("def helper(v):\n    return [a for a in v]\n"
+         "def f(x):\n    return helper(x)\n"
+         "def g(x):\n    with np.errstate(all='ignore'):\n        try:\n            return x * 2\n"
+         "        except ValueError:\n            return None\n", namespace)
+    assert _core.python_loops(namespace["f"]) == ["helper"]     # a notebook helper it calls
+    assert _core.python_loops(namespace["g"]) == []
+    from bnutils.reference import batchnorm_backward_loops
+    assert _core.python_loops(batchnorm_backward_loops) == []   # library code is not the learner's
+
+
+def test_fresh_inputs_differ_from_call_to_call():
+    assert _core.fresh_rng().random() != _core.fresh_rng().random()
+
+
+# --------------------------------------------------------------------------- the learner's signature
+
+@pytest.mark.parametrize(("fn", "python_says"), [
+    (lambda x: x, "too many positional arguments"),
+    (lambda x, gamma, beta: x, "unexpected keyword argument 'eps'"),
+    (lambda x, gamma, beta, eps, extra: x, "missing a required argument: 'extra'"),
+])
+def test_a_function_with_other_arguments_is_told_so(fn, python_says):
+    """A function that cannot take the exercise's arguments got "a gap in the check, not
+    your fault" (the TypeError comes before any of the learner's code runs); the verdict now
+    says how the check calls it and what Python said."""
+    @self_check("Demo · signature")
+    def signature_check(student_fn):
+        student_fn(np.ones(3), 1.0, 0.0, eps=1e-5)
+        return "called"
+
+    result = signature_check.evaluate(fn)
+    assert not result.passed and "gap in the check" not in result.message, result.message
+    assert "does not take the exercise's arguments" in result.message, result.message
+    assert "3 arguments, eps=..." in result.message and python_says in result.message
+
+
+def test_a_type_error_inside_the_function_is_still_the_learners():
+    @self_check("Demo · signature")
+    def signature_check(student_fn):
+        student_fn(np.ones(3))
+        return "called"
+
+    result = signature_check.evaluate(lambda x: len(x, 1))
+    assert not result.passed and "your code raised TypeError" in result.message, result.message
+    assert "does not take the exercise's arguments" not in result.message

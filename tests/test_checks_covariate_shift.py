@@ -58,13 +58,45 @@ def test_saturated_layer_reference_passes():
     assert result.passed and result.message.startswith("✓ Exercise 2.2")
 
 
-def test_saturation_cases_are_consistent_with_diagnostics():
-    cases = check.saturation_cases()
+@pytest.mark.parametrize("seed", range(6))
+def test_saturation_cases_are_consistent_with_diagnostics(seed):
+    """The real network's answer is its oversized layer (drawn from the generator), clearly."""
+    cases = check.saturation_cases(np.random.default_rng(seed))
     assert len(cases) == 3
     real_acts, threshold, answer = cases[2]
+    rng = np.random.default_rng(seed)
+    rng.integers(2**31)
+    big = int(rng.integers(6))
     fractions = [saturation_fraction(a) for a in real_acts]
-    assert threshold == 0.99 and answer == 3 and fractions[3] > 0.2
-    assert max(f for i, f in enumerate(fractions) if i != 3) < 0.05
+    assert threshold == 0.99 and answer == big and fractions[big] > 0.2
+    assert max(f for i, f in enumerate(fractions) if i != big) < 0.05
+
+
+def test_the_real_network_changes_from_call_to_call():
+    answers = {check.saturation_cases()[2][2] for _ in range(12)}
+    assert len(answers) > 1
+
+
+def test_a_count_instead_of_a_fraction_is_named():
+    """Issue 25: the layers have different widths, so counting the saturated entries picks
+    the wrong layer (it passed while every layer had the same width)."""
+    result = check.most_saturated_layer.evaluate(
+        lambda acts, t: int(np.argmax([np.sum(np.abs(a) > t) for a in acts])))
+    assert not result.passed and "different widths" in result.message, result.message
+
+
+def test_an_index_typed_in_from_an_earlier_run_fails():
+    """Issue 25: the answers of one run, replayed in call order, fail the next run."""
+    answers = []
+
+    def recording(acts, t):
+        answers.append(most_saturated_layer(acts, t))
+        return answers[-1]
+
+    assert check.most_saturated_layer.evaluate(recording).passed
+    replay = iter(list(answers))
+    result = check.most_saturated_layer.evaluate(lambda acts, t: next(replay))
+    assert not result.passed, result.message
 
 
 def test_saturated_layer_stub():
@@ -80,7 +112,7 @@ def test_saturated_layer_stub():
     (lambda acts, t: [np.mean(np.abs(a) > t) for a in acts], "not a list or array"),
     (lambda acts, t: None, "returned None"),
     (lambda acts, t: 2.5, "an int"),
-    (lambda acts, t: 1, "you returned layer 1"),
+    (lambda acts, t: 4 if t == 0.99 else 2, "you returned layer 2 (30 % saturated)"),
     (lambda acts, t: 17, "only 5 layers"),
 ])
 def test_saturated_layer_mistakes_are_named(wrong, hint):

@@ -206,7 +206,7 @@ def _merge_with(mean=None, var=None):
     (_merge_with(var="no-counts"), "needs the counts"),
     (_merge_with(var="std"), "standard deviation"),
     (lambda c, m, q: merge_solution(c, m, q)[0], "as a tuple"),
-    (lambda c, m, q: [1.0, 2.0], "as a tuple"),
+    (lambda c, m, q: [1.0, 2.0], "one value per feature"),   # a list is a tuple (issue 25)
     (lambda c, m, q: (None, None), "returned None"),
     (lambda c, m, q: (np.full(4, np.nan), np.ones(4)), "NaN"),
     (lambda c, m, q: ("1.0", "2.0"), "string"),

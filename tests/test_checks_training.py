@@ -253,3 +253,55 @@ def test_passing_lines_fit_a_90_character_output():
     for result in (check.add_batchnorm.evaluate(check._reference_add_batchnorm),
                    check.largest_stable_lr_check.evaluate(reference_lr)):
         assert result.passed and len(result.message) <= 90, result.message
+
+
+# ----------------------------------------------------------------------------- issue 25
+
+
+def ignores_steps(make_model, lrs, X, y, steps=100, batch_size=60):
+    return reference_lr(make_model, lrs, X, y, 100, batch_size)
+
+
+def ignores_batch_size(make_model, lrs, X, y, steps=100, batch_size=60):
+    return reference_lr(make_model, lrs, X, y, steps, 30)
+
+
+@pytest.mark.parametrize("fn, hint", [(ignores_steps, "passed steps="),
+                                      (ignores_batch_size, "passed batch_size=60")])
+def test_largest_stable_lr_sees_the_steps_and_batch_size(fn, hint):
+    """Issue 25: the check ignored its steps argument (the answer came out the same)."""
+    result = check.largest_stable_lr_check.evaluate(fn)
+    assert not result.passed and hint in result.message, result.message
+
+
+def test_a_typed_in_learning_rate_fails():
+    """Issue 25: answers replayed from an earlier run, with no model trained, fail; so does a
+    replay that trains (the fresh case draws other rates and steps)."""
+    answers = []
+
+    def recording(make_model, lrs, X, y, steps=100, batch_size=60):
+        answers.append(reference_lr(make_model, lrs, X, y, steps, batch_size))
+        return answers[-1]
+
+    assert check.largest_stable_lr_check.evaluate(recording).passed
+    replay = iter(list(answers))
+    result = check.largest_stable_lr_check.evaluate(lambda *a, **k: next(replay))
+    assert not result.passed and "models were trained" in result.message, result.message
+
+
+def test_a_0d_array_is_a_learning_rate():
+    """Issue 25: a 0-d array (np.float64(1.0) as an array) was refused."""
+    result = check.largest_stable_lr_check.evaluate(
+        lambda *a, **k: None if (best := reference_lr(*a, **k)) is None else np.array(best))
+    assert result.passed, result.message
+
+
+def test_add_batchnorm_runs_a_fresh_network_too():
+    seen = []
+
+    def recording(layers):
+        seen.append(len(layers))
+        return check._reference_add_batchnorm(layers)
+
+    assert check.add_batchnorm.evaluate(recording).passed
+    assert len(seen) == 4 and seen[:3] == [5, 3, 7]

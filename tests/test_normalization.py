@@ -136,10 +136,10 @@ def test_layernorm_backward_identities():
 
 # --------------------------------------------------------------------------- GroupNorm
 
-# Groups hold >= 4 values, except "2d-G=C" (one value per group: the output is constant).
-GN_CASES = [((4, 8), 2), ((4, 6), 1), ((3, 6), 6), ((3, 4, 2, 3), 2), ((2, 6, 3, 2), 3),
+# Groups hold >= 3 values (one value per group is refused: see below).
+GN_CASES = [((4, 8), 2), ((4, 6), 1), ((3, 6), 2), ((3, 4, 2, 3), 2), ((2, 6, 3, 2), 3),
             ((2, 4, 2, 2), 4), ((2, 3, 2, 2), 1)]
-GN_IDS = ["2d-G2", "2d-G1", "2d-G=C", "4d-G2", "4d-G3", "4d-G=C", "4d-G1"]
+GN_IDS = ["2d-G2", "2d-G1", "2d-G=C/3", "4d-G2", "4d-G3", "4d-G=C", "4d-G1"]
 
 
 @pytest.mark.parametrize("shape, G", GN_CASES, ids=GN_IDS)
@@ -155,10 +155,20 @@ def test_groupnorm_forward_matches_reference(shape, G):
     assert cache.count == x[0].size // G
 
 
-def test_groupnorm_one_value_per_group():
-    x, gamma, beta, _ = make_data((3, 4), seed=7)
-    out, _ = groupnorm_forward(x, gamma, beta, num_groups=4)
-    np.testing.assert_allclose(out, np.broadcast_to(beta, x.shape), atol=1e-15)
+@pytest.mark.parametrize("shape, G", [((3, 4), 4), ((2, 3, 1, 1), 3)])
+def test_groupnorm_refuses_one_value_per_group(shape, G):
+    """Issue 25: groups of one value gave beta everywhere, while instance norm (and batch norm)
+    refuse one value per statistic; every normalization now refuses it alike."""
+    x, gamma, beta, _ = make_data(shape, seed=7)
+    with pytest.raises(ValueError, match="group norm needs at least 2 values per group.*x has "
+                                         "shape"):
+        groupnorm_forward(x, gamma[:shape[1]], beta[:shape[1]], num_groups=G)
+
+
+def test_layernorm_refuses_one_feature():
+    """Issue 25: LayerNorm over a single feature gave beta whatever the input."""
+    with pytest.raises(ValueError, match="layer norm needs at least 2 features per sample"):
+        layernorm_forward(np.array([[1.0], [2.0]]), np.ones(1), np.zeros(1))
 
 
 def test_groupnorm_with_one_group_is_layernorm():
@@ -191,11 +201,7 @@ def test_groupnorm_backward_matches_numerical_gradient(shape, G):
     num_dx = numerical_gradient(lambda x_: np.sum(groupnorm_forward(x_, gamma, beta, G)[0] * dout), x)
     num_dg = numerical_gradient(lambda g_: np.sum(groupnorm_forward(x, g_, beta, G)[0] * dout), gamma)
     num_db = numerical_gradient(lambda b_: np.sum(groupnorm_forward(x, gamma, b_, G)[0] * dout), beta)
-    if shape[1] == G and len(shape) == 2:
-        np.testing.assert_allclose(dx, 0.0, atol=1e-12)      # output is constant (= beta)
-        np.testing.assert_allclose(num_dx, 0.0, atol=1e-6)
-    else:
-        assert rel_error(dx, num_dx) < 1e-7
+    assert rel_error(dx, num_dx) < 1e-7
     assert rel_error(dgamma, num_dg) < 1e-7
     assert rel_error(dbeta, num_db) < 1e-7
 

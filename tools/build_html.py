@@ -3,6 +3,7 @@
     python tools/build_html.py                 # every notebook -> site/ (open site/index.html)
     python tools/build_html.py --out /tmp/s    # somewhere else
     python tools/build_html.py --jobs 1        # one notebook at a time (default: 2 in parallel)
+    python tools/build_html.py --edition student   # no solutions (make html EDITION=student)
 
 Every notebook in ``notebooks/`` is executed afresh, in a temporary copy of that folder
 (``notebooks/`` itself is never written), with the widget state stored. Each becomes one
@@ -15,6 +16,13 @@ it. The solution regions of exercise cells (between ``### BEGIN SOLUTION`` and
 ``### END SOLUTION``) are collapsed behind a "show solution" control; the self-check's
 output below stays visible. nbgrader's graded test cells (for instructors who autograde)
 are left out of the pages.
+
+``--edition student`` (``make html EDITION=student``, for courses that grade) builds the
+site of the student edition instead: every solution region replaced by its stub, the
+recall questions' answers left out, the outputs of the exercise and self-check cells
+cleared (a ✓ line next to a stub would mislead), and as the download of each page its
+student notebook, as ``make student`` writes it (outputs cleared). No solution text,
+graded test or recall answer is in any page or download (tests/test_html_student.py).
 
 The site works offline, as a reader without a network may open it:
 
@@ -52,6 +60,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is a folder of scripts
 import _notebooks  # noqa: E402
 import figure_alt  # noqa: E402
+import make_student  # noqa: E402
+import nbgrader_cells  # noqa: E402
 from _notebooks import ROOT, WIDGET_STATE, WIDGET_VIEW, NotebookError, discover  # noqa: E402
 
 README = ROOT / "README.md"
@@ -61,6 +71,7 @@ MANIFEST = ".build.json"
 MATHJAX_DIR = "mathjax"
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
+EDITIONS = ("solutions", "student")
 SHOW_SOLUTION = "show solution"
 WIDGET_FIGURE_ALT = "Figure drawn by the widget in its initial state"     # when the cell gives none
 RUN_NOTE = ("To run it, clone the course and type <code>make lab</code>, or open the file in "
@@ -375,6 +386,26 @@ def drop_graded_tests(nb) -> int:
     return dropped
 
 
+def student_page_notebook(nb, name: str):
+    """The student edition of an executed notebook, for a page (a new object): solutions
+    stubbed, graded tests and recall answers left out, the outputs of the exercise cells
+    and of their self-check cells cleared, every other output kept."""
+    import nbformat
+
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))      # deep copy
+    nb.cells = [cell for cell in nb.cells if not is_graded_test(cell)]
+    exercises = nbgrader_cells.find_exercises(nb.cells, name)
+    quiet = {e.cell_index for e in exercises} | {e.check_cell_index for e in exercises}
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            cell.source, _ = make_student.strip_solutions(cell.source, f"{name}, cell {index}")
+            if index in quiet:
+                cell.outputs, cell.execution_count = [], None
+        elif cell.cell_type == "markdown":
+            cell.source = make_student.strip_answers(cell.source)
+    return nb
+
+
 def _line_text(line: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", line)).strip()
 
@@ -583,8 +614,12 @@ def _safe_to_replace(out: Path) -> bool:
 
 
 def build(out: Path, sources: list[Path] | None = None, jobs: int = 2, timeout: int = 120,
-          notebook_timeout: int = 300, execute: bool = True, log=print) -> dict:
-    """Build the site into ``out`` (replaced only when the build succeeds); return the manifest."""
+          notebook_timeout: int = 300, execute: bool = True, edition: str = "solutions",
+          log=print) -> dict:
+    """Build the site of ``edition`` (``EDITIONS``) into ``out`` (replaced only when the build
+    succeeds); return the manifest."""
+    if edition not in EDITIONS:
+        raise BuildError(f"edition must be one of {', '.join(EDITIONS)}, not {edition!r}")
     sources = discover() if sources is None else [Path(s).resolve() for s in sources]
     if not sources:
         raise BuildError("no notebooks to build (notebooks/NN_name.ipynb)")
@@ -601,6 +636,8 @@ def build(out: Path, sources: list[Path] | None = None, jobs: int = 2, timeout: 
         else:
             executed = {p.name: p for p in sources}
         nbs = {name: nbformat.read(path, as_version=4) for name, path in executed.items()}
+        if edition == "student":
+            nbs = {name: student_page_notebook(nb, name) for name, nb in nbs.items()}
         pages = {}
         for src in sources:
             number = src.name[:2]
@@ -621,11 +658,16 @@ def build(out: Path, sources: list[Path] | None = None, jobs: int = 2, timeout: 
             site_files = {p.filename for p in order} | {p.source.name for p in order} | {"index.html"}
             text = _unlink_outside(text, site_files, log, page.filename)
             (staging / page.filename).write_text(text, encoding="utf-8")
-            shutil.copyfile(page.source, staging / page.source.name)      # the download
+            if edition == "student":                                     # the download
+                student, _ = make_student.student_notebook(
+                    nbformat.read(page.source, as_version=4), page.source.name)
+                nbformat.write(student, staging / page.source.name)
+            else:
+                shutil.copyfile(page.source, staging / page.source.name)
             log(f"wrote     {page.filename}")
         (staging / "index.html").write_text(index_html(pages, log), encoding="utf-8")
         _copy_mathjax(staging / MATHJAX_DIR)
-        manifest = {"executed": execute, "sources": source_hashes(sources),
+        manifest = {"executed": execute, "edition": edition, "sources": source_hashes(sources),
                     "pages": {p.filename: p.title for p in order}, "widgets": widgets}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n",
                                         encoding="utf-8")
@@ -650,10 +692,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-execute", action="store_true",
                         help="use the stored outputs instead of executing (fast preview; no widget "
                              "snapshots)")
+    parser.add_argument("--edition", choices=EDITIONS, default="solutions",
+                        help="solutions (collapsed, the default) or student (none: for courses "
+                             "that grade)")
     args = parser.parse_args(argv)
     try:
         build(args.out, args.notebooks or None, jobs=args.jobs, timeout=args.timeout,
-              notebook_timeout=args.notebook_timeout, execute=not args.no_execute)
+              notebook_timeout=args.notebook_timeout, execute=not args.no_execute,
+              edition=args.edition)
     except BuildError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

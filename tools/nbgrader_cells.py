@@ -12,7 +12,8 @@ For every exercise cell (a code cell with ``### BEGIN SOLUTION``) it
 - finds the exercise's self-check, the ``check.<name>(<function>)`` call after the
   function (in the same cell or a later one, before the next exercise), and puts right
   after that cell a locked, graded test cell (``grade: true``, ``locked: true``,
-  ``solution: false``, ``task: false``, 1 point) that asserts the same check as a test::
+  ``solution: false``, ``task: false``, its points from ``POINTS``) that asserts the
+  same check as a test::
 
       assert check.bn_forward.evaluate(bn_forward).passed, "..."
 
@@ -22,7 +23,9 @@ For every exercise cell (a code cell with ``### BEGIN SOLUTION``) it
 
 Running it again changes nothing. Test cells it wrote earlier are recognised by their
 first line (``TEST_HEADER``) and rewritten in place, moved if the exercise moved, and
-removed if their exercise is gone; points an instructor changed are kept. Outputs of
+removed if their exercise is gone; points an instructor changed are kept (a test cell
+records the table's points it was given under ``TABLE_POINTS_KEY``; other points are the
+instructor's). Outputs of
 other cells are not touched, so a refreshed notebook stays refreshed (a new test cell has
 no output, and prints none when run).
 
@@ -47,7 +50,29 @@ ROOT = Path(__file__).resolve().parents[1]
 BEGIN = "### BEGIN SOLUTION"
 SCHEMA_VERSION = 3
 TEST_HEADER = "# Graded test (nbgrader; instructors only): the self-check above, as an assertion."
+#: Points of an exercise missing from POINTS.
 DEFAULT_POINTS = 1
+#: Points per exercise (the ``grade_id`` of its answer cell: the function's name), by
+#: difficulty: 1 recalls or applies one formula, 2 needs the right axes, shapes or a case
+#: analysis, 3 derives something (a backward pass, a scaling law) or builds a layer. An
+#: instructor who changes a test cell's points keeps them (see ``stamp``); edit this table
+#: to change the course's defaults.
+POINTS = {
+    "standardize": 1,
+    "scale_features": 2, "hessian_condition_number": 2, "fastest_lr": 2,
+    "compounding_factor": 1, "most_saturated_layer": 1,
+    "bn_by_hand": 1, "bn_forward": 2, "bn_forward_spatial": 2, "output_stats": 2,
+    "dgamma_dbeta": 1, "bn_backward": 3, "fixed_backward": 2, "project_out": 2,
+    "scaled_gradient": 3, "ln_backward": 3,
+    "add_batchnorm": 2, "largest_stable_lr": 1,
+    "update_running": 1, "fold_linear_bn": 3, "predict": 1,
+    "effective_lr": 2, "train_mode_variance": 2,
+    "spatial_bn_backward": 3, "zero_gamma_block": 2, "predict_stream_variance": 1,
+    "survivors_at_batch_size_2": 1, "merge_stats": 3, "adabn": 3, "group_norm_forward": 2,
+}
+#: The cell metadata key (outside nbgrader's) that records the points this script wrote,
+#: so that points an instructor changed are told from the table's.
+TABLE_POINTS_KEY = "bn_table_points"
 
 
 class ExerciseError(ValueError):
@@ -160,6 +185,22 @@ def graded_test_metadata(grade_id: str, points: float) -> dict:
             "schema_version": SCHEMA_VERSION, "solution": False, "task": False}
 
 
+def table_points(functions) -> float:
+    """The points of an exercise grading ``functions``: the sum of their ``POINTS``."""
+    return sum(POINTS.get(f, DEFAULT_POINTS) for f in functions)
+
+
+def _points(old_cell, table: float) -> float:
+    """The points a rewritten test cell gets: the instructor's if they changed them (they
+    differ from the table's points the cell was written with), else the table's."""
+    if old_cell is None:
+        return table
+    meta = old_cell.metadata["nbgrader"]
+    old = meta.get("points", DEFAULT_POINTS)
+    written = old_cell.metadata.get(TABLE_POINTS_KEY, DEFAULT_POINTS)
+    return table if old == written else old
+
+
 def graded_test_source(exercise: Exercise) -> str:
     lines = [TEST_HEADER]
     for function, expression in zip(exercise.functions, exercise.assertions):
@@ -179,14 +220,11 @@ def _cell_id(base: str, taken: set[str]) -> str:
 def stamp(nb: nbformat.NotebookNode, name: str = "notebook") -> tuple[nbformat.NotebookNode, int]:
     """Return a stamped copy of ``nb`` (the input is not modified) and its number of exercises."""
     nb = copy.deepcopy(nb)
-    old_points = {}
     old_cells = {}
     kept = []
     for cell in nb.cells:
         if is_generated_test_cell(cell):
-            meta = cell.metadata["nbgrader"]
-            old_points[meta.get("grade_id")] = (meta.get("points", DEFAULT_POINTS), cell.get("id"))
-            old_cells[meta.get("grade_id")] = cell
+            old_cells[cell.metadata["nbgrader"].get("grade_id")] = cell
         else:
             kept.append(cell)
     exercises = find_exercises(kept, name)
@@ -198,17 +236,23 @@ def stamp(nb: nbformat.NotebookNode, name: str = "notebook") -> tuple[nbformat.N
         nbgrader = solution_metadata(grade_id)
         cell.metadata["nbgrader"] = nbgrader
         test_id = f"test_{grade_id}"
-        points, old_cell_id = old_points.get(test_id, (DEFAULT_POINTS, None))
+        old = old_cells.get(test_id)
+        table = table_points(exercise.functions)
+        points = _points(old, table)
+        old_cell_id = old.get("id") if old is not None else None
         cell_id = old_cell_id if old_cell_id and old_cell_id not in taken_ids else _cell_id(
             f"nbgrader-{test_id}", taken_ids)
         taken_ids.add(cell_id)
         test = nbformat.v4.new_code_cell(source=graded_test_source(exercise),
-                                         metadata={"nbgrader": graded_test_metadata(test_id, points)})
+                                         metadata={"nbgrader": graded_test_metadata(test_id, points),
+                                                   TABLE_POINTS_KEY: table})
         test["id"] = cell_id
-        old = old_cells.get(test_id)
         if old is not None and (old.source, old.metadata, old.get("id")) == (
                 test.source, test.metadata, cell_id):
             test = old          # unchanged: keep its execution count (make refresh ran it)
+        elif old is not None and old.source == test.source:
+            test["execution_count"] = old.get("execution_count")     # only its metadata changed:
+            test["outputs"] = old.get("outputs", [])                  # it ran as it is
         inserts.setdefault(exercise.check_cell_index, []).append(test)
     cells = []
     for index, cell in enumerate(kept):

@@ -13,7 +13,9 @@ Each notebook becomes one assignment, named after it, in nbgrader's layout::
     <course>/release/03_batchnorm_forward/03_batchnorm_forward.ipynb   what learners get
 
 The source is the course notebook stamped by tools/nbgrader_cells.py (a no-op once
-notebooks/ are stamped); the release is what ``nbgrader generate_assignment`` makes of it:
+notebooks/ are stamped), each graded test cell followed by its hidden tests
+(tools/nbgrader_hidden.py; their inputs come from the course's own seed in
+``source/.bn_hidden_seed``); the release is what ``nbgrader generate_assignment`` makes of it:
 solutions replaced by stubs, outputs cleared, graded test cells locked; and then, as in
 the student edition, the recall questions' collapsed answers left out. Grading then uses
 nbgrader's own commands (README, "For instructors"). A source notebook you edited in the
@@ -28,6 +30,7 @@ import argparse
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import sys
 import sysconfig
@@ -38,25 +41,50 @@ import nbformat
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is a folder of scripts
 import make_student  # noqa: E402
 import nbgrader_cells  # noqa: E402
+import nbgrader_hidden  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "nbgrader_config.py"
 MANIFEST = ".bn_manifest.json"
+#: The course's secret seed of the hidden tests' inputs, in source/ (never released).
+SEED_FILE = ".bn_hidden_seed"
 
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def course_seed(course: Path) -> int:
+    """The course's seed of the hidden tests' inputs: drawn once, then kept in
+    ``source/.bn_hidden_seed`` (so rewriting a source does not change it)."""
+    path = course / "source" / SEED_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{secrets.randbits(48)}\n")
+    return int(path.read_text().strip())
+
+
+def add_hidden_tests(nb, seed: int) -> None:
+    """Append to every graded test cell of ``nb`` (stamped) its hidden block
+    (tools/nbgrader_hidden.py): in the source only, nbgrader leaves it out of the release."""
+    module = nbgrader_hidden.check_module(nb)
+    for cell in nb.cells:
+        if nbgrader_cells.is_generated_test_cell(cell) and module is not None:
+            cell.source = cell.source + "\n" + nbgrader_hidden.hidden_block(cell.source, module, seed)
+
+
 def write_sources(notebooks: list[Path], course: Path, force: bool = False, log=print) -> list[Path]:
-    """Write the stamped source of each notebook into ``course/source/<name>/``.
+    """Write the stamped source of each notebook, with its hidden tests, into
+    ``course/source/<name>/``.
 
     Returns the source notebooks that were kept because they were edited in the course
     (empty when all were written). Every notebook is stamped before anything is written.
     """
+    seed = course_seed(course)
     rendered = {}
     for path in notebooks:
         nb, _ = nbgrader_cells.stamp(nbformat.read(path, as_version=4), path.name)
+        add_hidden_tests(nb, seed)
         rendered[path.stem] = (nbformat.writes(nb) + "\n").encode()
     source_dir = course / "source"
     source_dir.mkdir(parents=True, exist_ok=True)

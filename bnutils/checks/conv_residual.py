@@ -10,6 +10,8 @@ Introduced in notebook 08.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..batchnorm import BatchNorm, batchnorm_backward, batchnorm_forward
@@ -24,6 +26,8 @@ from ._core import (
     compare,
     describe,
     fmt_err,
+    fresh_rng,
+    run_learner,
     self_check,
 )
 
@@ -34,12 +38,16 @@ __all__ = ["spatial_bn_backward", "stream_variance", "zero_gamma_block"]
 
 def _spatial_cases():
     """(dout, x_hat, gamma, inv_std, dx_expected) for three image batches, one of them
-    float32 and one of a single image (N = 1: still H·W values per channel).
+    float32 and one of a single image (N = 1: still H·W values per channel), then a fresh
+    one.
 
     The expected dx comes from ``bnutils.batchnorm_backward`` in float64."""
     rng = np.random.default_rng(81)
-    for shape, dtype in (((3, 4, 5, 5), np.float64), ((1, 2, 4, 6), np.float64),
-                         ((4, 3, 3, 5), np.float32)):
+    fresh = fresh_rng()
+    fresh_shape = tuple(int(v) for v in fresh.permutation([2, 3, 4, 5, 6])[:4])
+    for r, shape, dtype in ((rng, (3, 4, 5, 5), np.float64), (rng, (1, 2, 4, 6), np.float64),
+                            (rng, (4, 3, 3, 5), np.float32), (fresh, fresh_shape, np.float64)):
+        rng = r
         C = shape[1]
         x = rng.normal(2.0, 3.0, size=shape).astype(dtype)
         gamma = (rng.uniform(0.5, 2.0, size=C) * rng.choice([-1, 1], size=C)).astype(dtype)
@@ -85,6 +93,8 @@ def _param_hint(name, got, dout, x_hat):
     """Explain a wrong dgamma/dbeta (shape or value), or return None."""
     N, C, H, W = dout.shape
     want = {"dgamma": (dout * x_hat).sum(axis=(0, 2, 3)), "dbeta": dout.sum(axis=(0, 2, 3))}
+    scale = {"dgamma": np.abs(dout * x_hat).sum(axis=(0, 2, 3)),
+             "dbeta": np.abs(dout).sum(axis=(0, 2, 3))}
     other = "dbeta" if name == "dgamma" else "dgamma"
     if got.shape == (C, H, W):
         return (f"{name} has shape {got.shape}, one value per pixel: γ and β are one number per "
@@ -100,7 +110,8 @@ def _param_hint(name, got, dout, x_hat):
     }
     try:
         compare(got, want[name], f"{name} is wrong: dbeta = Σ dout and dgamma = Σ dout·x_hat, "
-                                 f"each over N, H and W", rtol=1e-8, atol=1e-10, mistakes=mistakes)
+                                 f"each over N, H and W", rtol=1e-8, atol=1e-10, mistakes=mistakes,
+                scale=scale[name])
     except Failed as failure:
         return str(failure)
     return None
@@ -125,9 +136,13 @@ def spatial_bn_backward(student_fn):
             if hint:
                 raise Failed(hint)
         dx = as_answer_array(dx, "dx", shape=dout.shape)
+        d, xh = dout.astype(np.float64), x_hat.astype(np.float64)
+        scale = np.abs(gamma * inv_std).astype(np.float64).reshape(1, -1, 1, 1) * (
+            np.abs(d) + np.abs(d).mean(axis=(0, 2, 3), keepdims=True)
+            + np.abs(xh) * np.abs(d * xh).mean(axis=(0, 2, 3), keepdims=True))
         compare(dx, want, "dx differs from the spatial BN backward (max error {err}); write it "
                           "like the 2-D one with every sum over (0, 2, 3) and m = N·H·W",
-                rtol=1e-7, atol=1e-9,
+                rtol=1e-7, atol=1e-9, scale=scale,
                 mistakes=lambda d=dout, xh=x_hat, g=gamma, i=inv_std: _spatial_mistakes(d, xh, g, i))
     return "right on 3 image batches, incl. float32 and N = 1"
 
@@ -141,8 +156,10 @@ def _last_layer(branch):
 
 @self_check("Exercise 8.2 · a block that starts as the identity")
 def zero_gamma_block(student_fn):
-    """Check ``student_fn(width, rng) -> Residual`` whose branch ends in BN with γ = 0."""
-    for width, seed in ((6, 0), (10, 1)):
+    """Check ``student_fn(width, rng) -> Residual`` whose branch is ReLU → Linear (no bias,
+    weights from ``rng``) → BatchNorm with γ = 0."""
+    fresh = fresh_rng()
+    for width, seed in ((6, 0), (10, 1), (int(fresh.integers(3, 13)), int(fresh.integers(2**31)))):
         block = student_fn(width, np.random.default_rng(seed))
         if block is None:
             raise Failed("your function returned None - did you forget `return Residual(branch)`?")
@@ -161,7 +178,7 @@ def zero_gamma_block(student_fn):
         x = np.random.default_rng(100 + seed).normal(1.0, 2.0, size=(16, width))
         block.train()
         try:
-            out = block.forward(x.copy())
+            out = run_learner(block.forward, x.copy())
         except ValueError as exc:
             raise Failed(f"the block cannot take a batch of shape (16, {width}): {exc}") from None
         out = as_answer_array(out, "the block's output")
@@ -190,7 +207,7 @@ def zero_gamma_block(student_fn):
             raise Failed("the Linear weights are all 0; keep them random (He initialization "
                          "from rng) and zero only γ")
         dout = np.random.default_rng(200 + seed).standard_normal(x.shape)
-        block.backward(dout)
+        run_learner(block.backward, dout)
         if not np.any(last.dgamma != 0):
             raise Failed("γ gets no gradient, so it would stay 0 forever: nothing between the "
                          "BatchNorm and the sum may block the gradient")
@@ -198,7 +215,25 @@ def zero_gamma_block(student_fn):
         if not np.any(last.gamma != 0):
             raise Failed("after one SGD step γ is still 0: γ must be a learned parameter of the "
                          "block (in block.params())")
+        _check_block_structure(block, width, seed)
     return "identity at init; γ learns from 0"
+
+
+def _check_block_structure(block, width, seed):
+    """The branch the exercise asks for: ReLU → Linear(width, width, bias=False, rng=rng) → BN."""
+    layers = [layer for layer in iter_layers(block.branch) if not layer.children()]
+    kinds = [type(layer).__name__ for layer in layers]
+    if kinds != ["ReLU", "Linear", "BatchNorm"]:
+        raise Failed(f"the branch is {' → '.join(kinds)}; the exercise's branch is ReLU → "
+                     f"Linear → BatchNorm (the ReLU first, as in a pre-activation ResNet block)")
+    linear = layers[1]
+    if linear.b is not None:
+        raise Failed("the Linear layer has a bias; right before BN a bias is redundant (BN "
+                     "subtracts the mean): Linear(width, width, bias=False, rng=rng)")
+    expected = Linear(width, width, bias=False, rng=np.random.default_rng(seed)).W
+    if linear.W.shape != expected.shape or not np.array_equal(linear.W, expected):
+        raise Failed("the Linear weights are not the ones drawn from the rng the check passes: "
+                     "build the layer with Linear(width, width, bias=False, rng=rng)")
 
 
 def _reference_zero_gamma_block(width, rng):
@@ -214,6 +249,7 @@ def _reference_zero_gamma_block(width, rng):
 _STREAM_CASES = ((2.5, 4, 0.5), (1.0, 10, 1.0), (0.3, 0, 2.0), (4.0, 7, 1.5))
 
 
+@functools.cache
 def _measured_variance(k, gamma, seeds=(0, 1, 2)):
     """The stream variance after k blocks ReLU → Linear → BN(γ), averaged over three inits."""
     x = np.random.default_rng(83).standard_normal((512, 64))
@@ -230,13 +266,16 @@ def _measured_variance(k, gamma, seeds=(0, 1, 2)):
 @self_check("Exercise 8.3 · the stream's variance with BN")
 def stream_variance(student_fn):
     """Check ``student_fn(v0, k, gamma) -> float``, the variance after k BN blocks."""
-    for v0, k, gamma in _STREAM_CASES:
+    fresh = fresh_rng()
+    fresh_case = (float(np.round(fresh.uniform(0.1, 5.0), 3)), int(fresh.integers(1, 30)),
+                  float(np.round(fresh.uniform(0.2, 3.0), 3)))
+    for v0, k, gamma in (*_STREAM_CASES, fresh_case):
         got = as_answer_number(student_fn(v0, k, gamma), "the predicted variance")
         want = v0 + k * gamma**2
         compare(got, want, f"for v0 = {v0}, k = {k}, γ = {gamma} the variance is {want:g}, not "
                            f"{float(got):.4g}: each block adds an independent branch whose output "
                            f"BN has scaled to variance γ²",
-                rtol=1e-6, mistakes={
+                rtol=1e-6, scale=want, mistakes={
                     "that is the rule without normalization (each block doubles the variance); "
                     "BN fixes the branch's output variance at γ², whatever the stream's":
                         v0 * 2.0**k,

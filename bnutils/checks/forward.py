@@ -20,8 +20,10 @@ from ._core import (
     call_learner,
     compare,
     fmt_err,
+    fresh_rng,
     is_close,
     self_check,
+    watch_calls,
 )
 
 __all__ = [
@@ -114,7 +116,21 @@ def _check_forward_case(student_fn, x, gamma, beta, eps, axes, other_axes, broad
                    "the output differs from gamma * (x - mean) / sqrt(var + eps) + beta by up "
                    "to {err}; compare your mean, var and x_hat with bnutils.batchnorm_forward",
                    rtol=0.0, atol=1e-8 * max(1.0, float(np.max(np.abs(expected)))),
+                   scale=_forward_scale(x, gamma, beta, eps, axes, expected),
                    mistakes=lambda: _forward_mistakes(x, gamma, beta, eps, axes, other_axes))
+
+
+def _forward_scale(x, gamma, beta, eps, axes, out):
+    """The magnitude float32 rounds in a forward pass: x (and its mean) in units of the
+    standard deviation, times |γ|, plus |β| and |out| (a nearly constant feature far from
+    0 is ill-conditioned: its x - mean cancels)."""
+    x = np.asarray(x, dtype=float)
+    shape = [1] * x.ndim
+    shape[1] = -1
+    big = np.max(np.abs(x), axis=axes, keepdims=True)
+    std = np.sqrt(x.var(axis=axes, keepdims=True) + eps)
+    return (np.abs(np.reshape(gamma, shape)) * big / std + np.abs(np.reshape(beta, shape))
+            + np.abs(out))
 
 
 # ----------------------------------------------------------------------------- 3.1
@@ -176,50 +192,65 @@ def _forward_cases():
     yield x, gamma, beta, 0.01
     x2 = rng.normal(1.0, 2.0, size=(9, 3))
     yield x2, np.array([0.8, 1.2, 3.0]), np.array([-0.4, 0.0, 0.6]), 1e-3
+    fresh = fresh_rng()                 # a fresh batch, not reported in the ✓ line
+    n, d = int(fresh.integers(4, 11)), int(fresh.integers(2, 6))
+    yield (fresh.normal(fresh.uniform(-10, 10, d), 10.0 ** fresh.uniform(-1, 1, d), (n, d)),
+           fresh.uniform(0.5, 2.0, d) * fresh.choice([-1.0, 1.0], d), fresh.normal(0, 1, d),
+           float(fresh.choice([1e-5, 1e-3, 1e-2])))
 
 
 @self_check("Exercise 3.2 · BN forward pass")
 def bn_forward(student_fn):
     """Check ``student_fn(x, gamma, beta, eps) -> out`` for (N, D) batches."""
-    worst = 0.0
+    errors = []
     for x, gamma, beta, eps in _forward_cases():
-        worst = max(worst, _check_forward_case(
+        errors.append(_check_forward_case(
             student_fn, x, gamma, beta, eps, (0,),
             {(1,): "wrong axis: you normalized each sample (row) across its features; BN "
                    "normalizes each feature (column) over the batch, axis=0",
              None: "wrong axis: you used one mean and variance for the whole array; BN "
                    "takes them per feature (column) over the batch, axis=0"},
             "take the statistics per feature over the batch (axis=0), keeping shape (D,)"))
-    return f"matches BN on 2 batches (max abs. error {fmt_err(worst)})"
+    return f"matches BN on 2 batches (max abs. error {fmt_err(max(errors[:2]))})"
 
 
 # ----------------------------------------------------------------------------- 3.3
 
-@self_check("Exercise 3.3 · spatial BN (N, C, H, W)")
-def bn_forward_spatial(student_fn):
-    """Check ``student_fn(x, gamma, beta, eps) -> out`` for an (N, C, H, W) batch."""
+def _spatial_cases():
+    """The reported (N, C, H, W) batch, then a fresh one (other sizes, none two alike)."""
     rng = np.random.default_rng(4)
     # N=4, C=3, H=5, W=2: no two axes the same length, so a wrong broadcast cannot pass.
     x = rng.normal(np.array([2.0, -1.0, 10.0])[None, :, None, None],
                    np.array([0.5, 1.0, 4.0])[None, :, None, None], size=(4, 3, 5, 2))
     x[:, 1, :, :] += np.linspace(-2, 2, 5)[None, :, None]   # the channel mean varies with H
-    gamma = np.array([1.5, 0.5, -2.0])
-    beta = np.array([0.0, 1.0, 3.0])
-    err = _check_forward_case(
-        student_fn, x, gamma, beta, 0.01, (0, 2, 3),
-        {(0,): "wrong axes: you took statistics over the batch only, separately for every "
-               "pixel; spatial BN shares them across the image: axes (0, 2, 3)",
-         (2, 3): "wrong axes: you normalized each image's channel on its own (that is "
-                 "InstanceNorm); BN also averages over the batch: axes (0, 2, 3)",
-         (1, 2, 3): "wrong axes: you normalized each sample over all its channels and pixels "
-                    "(that is LayerNorm); BN works per channel: axes (0, 2, 3)",
-         (0, 1): "wrong axes: you averaged over batch and channels; BN keeps channels apart "
-                 "and averages over batch, height and width: axes (0, 2, 3)",
-         None: "wrong axes: one mean for the whole tensor; BN takes one per channel, "
-               "over axes (0, 2, 3)"},
-        "γ, β and the statistics have one value per channel: reshape them to (1, C, 1, 1) "
-        "(or use keepdims=True) so they broadcast along axis 1")
-    return f"right per channel (max abs. error {fmt_err(err)})"
+    yield x, np.array([1.5, 0.5, -2.0]), np.array([0.0, 1.0, 3.0]), 0.01
+    fresh = fresh_rng()
+    N, C, H, W = (int(v) for v in fresh.permutation([2, 3, 4, 5, 6])[:4])
+    x = fresh.normal(fresh.uniform(-5, 5, (1, C, 1, 1)), 10.0 ** fresh.uniform(-0.5, 0.5, (1, C, 1, 1)),
+                     (N, C, H, W)) + fresh.normal(0, 1, (1, 1, H, 1))
+    yield x, fresh.uniform(0.5, 2.0, C) * fresh.choice([-1.0, 1.0], C), fresh.normal(0, 1, C), 0.01
+
+
+@self_check("Exercise 3.3 · spatial BN (N, C, H, W)")
+def bn_forward_spatial(student_fn):
+    """Check ``student_fn(x, gamma, beta, eps) -> out`` for (N, C, H, W) batches."""
+    errors = []
+    for x, gamma, beta, eps in _spatial_cases():
+        errors.append(_check_forward_case(
+            student_fn, x, gamma, beta, eps, (0, 2, 3),
+            {(0,): "wrong axes: you took statistics over the batch only, separately for every "
+                   "pixel; spatial BN shares them across the image: axes (0, 2, 3)",
+             (2, 3): "wrong axes: you normalized each image's channel on its own (that is "
+                     "InstanceNorm); BN also averages over the batch: axes (0, 2, 3)",
+             (1, 2, 3): "wrong axes: you normalized each sample over all its channels and pixels "
+                        "(that is LayerNorm); BN works per channel: axes (0, 2, 3)",
+             (0, 1): "wrong axes: you averaged over batch and channels; BN keeps channels apart "
+                     "and averages over batch, height and width: axes (0, 2, 3)",
+             None: "wrong axes: one mean for the whole tensor; BN takes one per channel, "
+                   "over axes (0, 2, 3)"},
+            "γ, β and the statistics have one value per channel: reshape them to (1, C, 1, 1) "
+            "(or use keepdims=True) so they broadcast along axis 1"))
+    return f"right per channel (max abs. error {fmt_err(errors[0])})"
 
 
 # ----------------------------------------------------------------------------- 3.4
@@ -234,30 +265,58 @@ OUTPUT_STATS_CASES = (
 )
 
 
+def _output_stats_cases():
+    """The four reported cases, then a fresh one."""
+    yield from OUTPUT_STATS_CASES
+    rng = fresh_rng()
+    var = float(10.0 ** rng.uniform(-3, 1))
+    yield (float(rng.choice([-1, 1]) * rng.uniform(0.2, 3.0)), float(rng.normal(0, 2)), var,
+           float(var * 10.0 ** rng.uniform(-2, 0)))
+
+
+def _output_stats_bnutils():
+    """bnutils' forward functions: computing a batch is what Exercise 3.4 asks to avoid."""
+    from .. import batchnorm, normalization, reference
+
+    return {batchnorm.batchnorm_forward: "bnutils.batchnorm.batchnorm_forward",
+            batchnorm.BatchNorm.forward: "bnutils.batchnorm.BatchNorm",
+            reference.batchnorm_forward_naive: "bnutils.reference.batchnorm_forward_naive",
+            reference.batchnorm_forward_loops: "bnutils.reference.batchnorm_forward_loops",
+            normalization.layernorm_forward: "bnutils.normalization.layernorm_forward"}
+
+
 @self_check("Exercise 3.4 · predict the output mean and std")
 def output_stats(student_fn):
     """Check ``student_fn(gamma, beta, var, eps) -> (mean, std)`` of the BN output.
 
     For a feature whose batch variance is ``var``: mean = β, std = |γ|·sqrt(var / (var + ε)).
+    The prediction must not come from a batch run through bnutils' BN.
     """
     means, stds = [], []
-    for gamma, beta, var, eps in OUTPUT_STATS_CASES:
-        mean, std = as_answer_tuple(student_fn(gamma, beta, var, eps), 2,
-                                    "return two numbers as a tuple: (mean, std)")
+    cases = list(_output_stats_cases())
+    for gamma, beta, var, eps in cases:
+        with watch_calls(_output_stats_bnutils()) as seen:
+            result = student_fn(gamma, beta, var, eps)
+        if seen:
+            raise Failed(f"your function runs a batch through {seen.called()[0]}; the exercise "
+                         f"asks you to predict the mean and std without computing any batch "
+                         f"(the check watched for calls to bnutils' forward passes)")
+        mean, std = as_answer_tuple(result, 2, "return two numbers as a tuple: (mean, std)",
+                                    stacked=True)
         means.append(as_answer_number(mean, "the mean"))
         stds.append(as_answer_number(std, "the std"))
     means, stds = np.array(means), np.array(stds)
-    g, b, v, e = (np.array(c) for c in zip(*OUTPUT_STATS_CASES, strict=True))
+    g, b, v, e = (np.array(c) for c in zip(*cases, strict=True))
     want_mean, want_std = b, np.abs(g) * np.sqrt(v / (v + e))
     compare(means, want_mean, "mean is off: the normalized values average to 0; what does "
                               "gamma * x_hat + beta average to?",
-            rtol=1e-5, atol=1e-6, diagnose_atol=1e-6, mistakes={
-        "mean: x_hat has mean 0, so the output's mean is 0·γ + β = β, not 0": np.zeros(4),
+            rtol=1e-5, atol=1e-6, diagnose_atol=1e-6, scale=np.abs(b), mistakes={
+        "mean: x_hat has mean 0, so the output's mean is 0·γ + β = β, not 0": np.zeros(len(b)),
         "mean: you swapped the roles; β shifts (sets the mean), γ scales": g,
     })
     compare(stds, want_std, "std is off: the output is γ·x_hat + β; what is the std of x_hat "
                             "when the denominator is sqrt(σ² + ε) rather than σ?",
-            rtol=1e-4, atol=1e-6, diagnose_rtol=1e-4, diagnose_atol=1e-6, mistakes={
+            rtol=1e-4, atol=1e-6, diagnose_rtol=1e-4, diagnose_atol=1e-6, scale=np.abs(g), mistakes={
         "std: a standard deviation is never negative; with γ < 0 it is |γ|·…":
             g * np.sqrt(v / (v + e)),
         "std: ε matters when the variance is small: x_hat's std is sqrt(σ²/(σ² + ε)), not 1 "

@@ -27,6 +27,7 @@ from ._core import (
     compare,
     describe,
     fmt_err,
+    fresh_rng,
     self_check,
 )
 
@@ -44,15 +45,26 @@ _LABELS = {"none": "the network without normalization", "bn": "BN", "ln": "Layer
 
 # ----------------------------------------------------------------------------- 9.1
 def _survivors(measured) -> set:
-    """The names whose accuracy at batch size 2 is within COLLAPSE of their own at 64."""
+    """The names whose accuracy at batch size 2 is within COLLAPSE of their own at 64.
+
+    ``measured`` comes from the notebook's sweep, not from the learner's answer: when it is
+    not a valid measurement the check says so (re-run the sweep), and blames no one's code.
+    """
+    rerun = "re-run the batch-size sweep above, then this cell"
     if not isinstance(measured, Mapping) or set(measured) != set(NORM_NAMES):
-        raise TypeError(f"measured must map each of {NORM_NAMES} to (accuracy at batch size 2, "
-                        f"accuracy at 64); got {measured!r}")
+        raise Failed(f"the measurement given to the check (measured) must map each of "
+                     f"{', '.join(NORM_NAMES)} to (accuracy at batch size 2, at 64); got "
+                     f"{describe(measured)}: {rerun}")
     out = set()
     for name, pair in measured.items():
-        a2, a64 = (float(v) for v in pair)
+        try:
+            a2, a64 = (float(v) for v in pair)
+        except (TypeError, ValueError):
+            raise Failed(f"the measurement given to the check (measured) holds {describe(pair)} "
+                         f"for {name!r}, not two accuracies: {rerun}") from None
         if not (np.isfinite(a2) and np.isfinite(a64)):
-            raise ValueError(f"the measured accuracies of {name!r} are not finite: {pair}")
+            raise Failed(f"the measurement given to the check (measured) holds accuracies "
+                         f"{a2:g} and {a64:g} for {name!r}, not finite numbers: {rerun}")
         if a64 - a2 <= COLLAPSE:
             out.add(name)
     return out
@@ -166,8 +178,14 @@ def _gn_mistakes(x, gamma, beta, G, eps):
 def groupnorm_forward(student_fn):
     """Check ``student_fn(x, gamma, beta, num_groups, eps) -> out`` for (N, C, H, W) inputs."""
     rng = np.random.default_rng(70)
-    worst = 0.0
-    for shape, G, eps in (((3, 6, 2, 2), 2, 1e-5), ((2, 6, 3, 1), 3, 1e-3), ((4, 4, 1, 2), 1, 0.5)):
+    fresh = fresh_rng()
+    G = int(fresh.choice([1, 2, 3]))
+    fresh_case = ((int(fresh.integers(2, 5)), G * int(fresh.integers(2, 4)), int(fresh.integers(1, 4)),
+                   int(fresh.integers(2, 4))), G, float(fresh.choice([1e-5, 1e-3])))
+    errors = []
+    for i, (shape, G, eps) in enumerate((((3, 6, 2, 2), 2, 1e-5), ((2, 6, 3, 1), 3, 1e-3),
+                                         ((4, 4, 1, 2), 1, 0.5), fresh_case)):
+        rng = fresh if i == 3 else rng
         N, C, H, W = shape
         scales = rng.uniform(0.5, 4.0, size=(1, C, 1, 1))
         offsets = rng.uniform(-5.0, 5.0, size=(1, C, 1, 1))
@@ -185,21 +203,33 @@ def groupnorm_forward(student_fn):
             raise Failed(f"out has shape {out.shape} but must have the shape of x, {x.shape}; "
                          "reshape back after normalizing the groups")
         expected = _gn(x, gamma, beta, G, eps)
-        err = compare(out, expected, f"for x of shape {shape} with {G} groups the output "
-                                     "differs from bnutils.groupnorm_forward by up to {err}",
-                      rtol=0.0, atol=1e-8 * max(1.0, float(np.max(np.abs(expected)))),
-                      mistakes=lambda x=x, gamma=gamma, beta=beta, G=G, eps=eps:
-                          _gn_mistakes(x, gamma, beta, G, eps))
-        worst = max(worst, err)
-    return f"matches bnutils for G = 2, 3 and 1 (error {fmt_err(worst)})"
+        grouped = x.reshape(N, G, -1)
+        big = np.abs(grouped).max(axis=2, keepdims=True) / np.sqrt(grouped.var(axis=2, keepdims=True)
+                                                                 + eps)
+        scale = (np.abs(gamma).reshape(1, C, 1, 1) * np.repeat(big, C // G, axis=1).reshape(N, C, 1, 1)
+                 + np.abs(beta).reshape(1, C, 1, 1) + np.abs(expected))
+        errors.append(compare(out, expected, f"for x of shape {shape} with {G} groups the output "
+                                             "differs from bnutils.groupnorm_forward by up to {err}",
+                              rtol=0.0, atol=1e-8 * max(1.0, float(np.max(np.abs(expected)))),
+                              scale=scale,
+                              mistakes=lambda x=x, gamma=gamma, beta=beta, G=G, eps=eps:
+                                  _gn_mistakes(x, gamma, beta, G, eps)))
+    return f"matches bnutils for G = 2, 3 and 1 (error {fmt_err(max(errors[:3]))})"
 
 
 # ----------------------------------------------------------------------------- 9.3
-def _merge_case(seed=93):
-    """Three devices with different sizes *and* different data (so the mistakes differ)."""
-    rng = np.random.default_rng(seed)
-    shards = [rng.normal(loc, scale, size=(n, 4))
-              for n, loc, scale in ((2, -2.0, 0.5), (5, 1.0, 1.0), (9, 4.0, 2.0))]
+def _merge_case(seed=93, rng=None):
+    """Three devices with different sizes *and* different data (so the mistakes differ);
+    with ``rng``, 2 to 5 devices of fresh sizes and data."""
+    if rng is None:
+        rng = np.random.default_rng(seed)
+        plan = ((2, -2.0, 0.5), (5, 1.0, 1.0), (9, 4.0, 2.0))
+        d = 4
+    else:
+        k, d = int(rng.integers(2, 6)), int(rng.integers(2, 6))
+        plan = tuple((int(rng.integers(2, 12)), float(rng.uniform(-5, 5)), float(rng.uniform(0.3, 3)))
+                     for _ in range(k))
+    shards = [rng.normal(loc, scale, size=(n, d)) for n, loc, scale in plan]
     counts = np.array([len(s) for s in shards])
     means = np.stack([s.mean(axis=0) for s in shards])
     m2s = np.stack([((s - s.mean(axis=0)) ** 2).sum(axis=0) for s in shards])
@@ -237,50 +267,58 @@ def _merge_mistakes(counts, means, m2s):
 @self_check("Exercise 9.3 · device statistics")
 def merge_stats(student_fn):
     """Check ``student_fn(counts, means, m2s) -> (mean, var)`` on three unequal devices."""
-    shards, counts, means, m2s = _merge_case()
-    args = (counts.copy(), means.copy(), m2s.copy())
-    mean, var = as_answer_tuple(student_fn(*args), 2, "return two arrays, mean and var, as a "
-                                                      "tuple: `return mean, var`")
-    if not all(np.array_equal(a, b) for a, b in zip(args, (counts, means, m2s))):
-        raise Failed("your function changed its inputs in place; compute new arrays instead")
-    mean, var = as_answer_array(mean, "mean"), as_answer_array(var, "var")
-    whole = np.concatenate(shards)
-    D, K = whole.shape[1], len(counts)
-    for name, value in (("mean", mean), ("var", var)):
-        if value.shape != (D,):
-            if value.shape == (K,):
-                raise Failed(f"{name} has one value per device; combine the devices (axis 0) "
-                             f"to get one value per feature, shape ({D},)")
-            raise Failed(f"{name} must have shape ({D},), one value per feature; got {value.shape}")
-    mistakes = _merge_mistakes(counts, means, m2s)
-    compare(mean, whole.mean(axis=0), "mean differs from the mean of the whole batch; it is "
-                                      "Σ n_k mean_k / Σ n_k",
-            rtol=1e-9, atol=1e-12, mistakes=mistakes["mean"])
-    compare(var, whole.var(axis=0), "var differs from the (biased) variance of the whole "
-                                    "batch; it is (Σ M2_k + Σ n_k (mean_k - mean)²) / Σ n_k",
-            rtol=1e-9, atol=1e-12, mistakes=mistakes["var"])
-    err = max(float(np.max(np.abs(mean - whole.mean(axis=0)))),
-              float(np.max(np.abs(var - whole.var(axis=0)))))
+    errors = []
+    for shards, counts, means, m2s in (_merge_case(), _merge_case(rng=fresh_rng())):
+        args = (counts.copy(), means.copy(), m2s.copy())
+        mean, var = as_answer_tuple(student_fn(*args), 2, "return two arrays, mean and var, as a "
+                                                          "tuple: `return mean, var`", stacked=True)
+        if not all(np.array_equal(a, b) for a, b in zip(args, (counts, means, m2s))):
+            raise Failed("your function changed its inputs in place; compute new arrays instead")
+        mean, var = as_answer_array(mean, "mean"), as_answer_array(var, "var")
+        whole = np.concatenate(shards)
+        D, K = whole.shape[1], len(counts)
+        for name, value in (("mean", mean), ("var", var)):
+            if value.shape != (D,):
+                if value.shape == (K,):
+                    raise Failed(f"{name} has one value per device; combine the devices (axis 0) "
+                                 f"to get one value per feature, shape ({D},)")
+                raise Failed(f"{name} must have shape ({D},), one value per feature; got {value.shape}")
+        mistakes = _merge_mistakes(counts, means, m2s)
+        big = np.abs(means).max(axis=0)
+        compare(mean, whole.mean(axis=0), "mean differs from the mean of the whole batch; it is "
+                                          "Σ n_k mean_k / Σ n_k",
+                rtol=1e-9, atol=1e-12, mistakes=mistakes["mean"], scale=big)
+        compare(var, whole.var(axis=0), "var differs from the (biased) variance of the whole "
+                                        "batch; it is (Σ M2_k + Σ n_k (mean_k - mean)²) / Σ n_k",
+                rtol=1e-9, atol=1e-12, mistakes=mistakes["var"],
+                scale=(m2s.sum(axis=0) + counts @ (np.abs(means) + big) ** 2) / counts.sum())
+        err = max(float(np.max(np.abs(mean - whole.mean(axis=0)))),
+                  float(np.max(np.abs(var - whole.var(axis=0)))))
+        errors.append((K, err))
+    K, err = errors[0]                        # the fixed case's (the fresh one is not reported)
     return f"= whole-batch statistics, {K} devices (error {fmt_err(err)})"
 
 
 # ----------------------------------------------------------------------------- 9.4
-def _adabn_case():
-    """A small BN network with trained-looking statistics, and shifted target data."""
+def _adabn_case(rng=None):
+    """A small BN network with trained-looking statistics in eval mode, and shifted target
+    data; with ``rng``, a fresh network (given in *training* mode) and fresh data."""
     from ..batchnorm import BatchNorm
     from ..layers import Linear, ReLU, Sequential
 
-    rng = np.random.default_rng(94)
-    net = Sequential(Linear(5, 6, rng=1), BatchNorm(6), ReLU(), Linear(6, 4, rng=2), BatchNorm(4),
-                     ReLU(), Linear(4, 3, rng=3))
+    fixed = rng is None
+    rng = np.random.default_rng(94) if fixed else rng
+    seeds = (1, 2, 3) if fixed else tuple(int(v) for v in rng.integers(2**31, size=3))
+    net = Sequential(Linear(5, 6, rng=seeds[0]), BatchNorm(6), ReLU(), Linear(6, 4, rng=seeds[1]),
+                     BatchNorm(4), ReLU(), Linear(4, 3, rng=seeds[2]))
     for layer in (net[1], net[4]):
         layer.running_mean = rng.normal(size=layer.num_features)
         layer.running_var = rng.uniform(0.5, 2.0, size=layer.num_features)
         layer.gamma = rng.uniform(0.5, 1.5, size=layer.num_features)
         layer.beta = rng.normal(0.0, 0.5, size=layer.num_features)
-    net.eval()
-    X_target = rng.normal(2.0, 3.0, size=(12, 5))       # few samples: ddof matters
-    return net, X_target
+    net.eval() if fixed else net.train()
+    X_target = rng.normal(2.0, 3.0, size=(12 if fixed else int(rng.integers(8, 20)), 5))
+    return net, X_target                                # few samples: ddof matters
 
 
 def _adabn_reference(net, X, *, ddof=1, sequential=True, first_only=False, momentum=None):
@@ -317,11 +355,17 @@ def _bn_stats(model, positions):
 
 @self_check("Exercise 9.4 · AdaBN")
 def adabn(student_fn):
-    """Check ``student_fn(model, X_target) -> adapted copy`` against layer-by-layer AdaBN."""
-    from ..batchnorm import BatchNorm
-    from ..layers import Sequential
+    """Check ``student_fn(model, X_target) -> adapted copy`` against layer-by-layer AdaBN, on
+    a fixed network and a fresh one; the copy must be in eval mode."""
+    errors = [_check_adabn(student_fn, *case) for case in (_adabn_case(), _adabn_case(fresh_rng()))]
+    return f"both BN layers hold the target statistics (error {fmt_err(errors[0])})"
 
-    net, X = _adabn_case()
+
+def _check_adabn(student_fn, net, X):
+    from ..batchnorm import BatchNorm
+    from ..layers import Sequential, iter_layers
+
+    modes = [layer.training for layer in iter_layers(net)]
     positions = [i for i, layer in enumerate(net.layers) if isinstance(layer, BatchNorm)]
     before = _bn_stats(net, positions)
     weights = [layer.W.copy() for layer in net.layers if hasattr(layer, "W")]
@@ -337,6 +381,9 @@ def adabn(student_fn):
     if adapted is net or not np.array_equal(_bn_stats(net, positions), before):
         raise Failed("your function changed the given model; adapt a copy "
                      "(copy.deepcopy(model)) and return it")
+    if [layer.training for layer in iter_layers(net)] != modes:
+        raise Failed("your function changed the given model's mode (train/eval); switch only "
+                     "the copy: copy.deepcopy(model).eval()")
     if not all(isinstance(adapted[i], BatchNorm) for i in positions):
         raise Failed("the returned network must keep its BatchNorm layers in place")
     if not all(np.array_equal(a.W, w) for a, w in
@@ -361,8 +408,25 @@ def adabn(student_fn):
     err = compare(got, expected, "the BN statistics differ from AdaBN's by up to {err}: for "
                                  "each BatchNorm layer, in order, the mean and unbiased "
                                  "variance of its input on X_target",
-                  rtol=1e-9, atol=1e-12, mistakes=mistakes)
-    return f"both BN layers hold the target statistics (error {fmt_err(err)})"
+                  rtol=1e-9, atol=1e-12, mistakes=mistakes, scale=_adabn_scale(net, X, positions))
+    if any(layer.training for layer in iter_layers(adapted)):
+        raise Failed("the adapted copy is in training mode: return it in eval mode "
+                     "(adapted.eval()), or its BN layers normalize with each batch's statistics "
+                     "and overwrite the adapted ones")
+    return err
+
+
+def _adabn_scale(net, X, positions):
+    """What float32 rounds in each statistic: the largest |activation| arriving at the BN
+    layer (for its mean), and that times the largest deviation (for its variance)."""
+    adapted = _adabn_reference(net, X)
+    adapted.eval().forward(X)
+    parts = []
+    for i in positions:
+        a = X if i == 0 else adapted.outputs[i - 1]
+        big = np.abs(a).max(axis=0)
+        parts += [big, a.var(axis=0, ddof=1) + big * np.abs(a - a.mean(axis=0)).max(axis=0)]
+    return np.concatenate(parts)
 
 
 # ----------------------------------------------------------------------------- 9.1, before the sweep

@@ -13,11 +13,20 @@ import functools
 import numpy as np
 
 from ..batchnorm import BatchNorm
-from ..experiments import is_stable, largest_stable_lr
+from ..experiments import is_stable
 from ..layers import Linear, ReLU, Sequential, Sigmoid, Tanh
 from ..models import make_mlp
 from ..training import TrainingHistory, one_blas_thread
-from ._core import Failed, as_answer_number, describe, is_close, self_check
+from ._core import (
+    Failed,
+    as_answer_number,
+    describe,
+    fresh_rng,
+    is_close,
+    low_precision_hint,
+    run_learner,
+    self_check,
+)
 
 __all__ = ["add_batchnorm", "largest_stable_lr_check"]
 
@@ -37,14 +46,25 @@ def _reference_add_batchnorm(layers):
     return Sequential(*out)
 
 
-def _test_networks():
-    """Fresh plain networks (lists of layers) to hand to the learner's function."""
-    return [
+def _test_networks(rng=None):
+    """Fresh plain networks (lists of layers) to hand to the learner's function: the three
+    fixed ones (reported), and with ``rng`` one more of drawn depth, widths and activation."""
+    nets = [
         [Linear(6, 5, rng=0), ReLU(), Linear(5, 4, rng=1), ReLU(), Linear(4, 3, rng=2)],
         [Linear(3, 7, rng=3), Tanh(), Linear(7, 2, rng=4)],
         [Linear(4, 4, rng=5), Sigmoid(), Linear(4, 6, rng=6), Sigmoid(), Linear(6, 8, rng=7),
          Sigmoid(), Linear(8, 2, rng=8)],
     ]
+    if rng is not None:
+        widths = [int(w) for w in rng.integers(2, 10, int(rng.integers(3, 6)))]
+        activation = (ReLU, Tanh, Sigmoid)[int(rng.integers(3))]
+        layers = []
+        for i, (a, b) in enumerate(zip(widths, widths[1:])):
+            layers += [Linear(a, b, rng=int(rng.integers(2**31)))]
+            if i < len(widths) - 2:
+                layers.append(activation())
+        nets.append(layers)
+    return nets
 
 
 def _name(layer) -> str:
@@ -106,7 +126,7 @@ def _check_one_network(given, model, given_params) -> None:
                      f"for each hidden layer and a plain Linear at the end")
     x = np.random.default_rng(0).standard_normal((16, given[0].in_features))
     try:
-        out = model.train().forward(x)
+        out = run_learner(model.train().forward, x)
     except Exception as exc:    # e.g. a layer of the learner's own
         raise Failed(f"your network fails on a batch of 16 samples ({type(exc).__name__}: "
                      f"{exc})") from None
@@ -117,13 +137,14 @@ def _check_one_network(given, model, given_params) -> None:
 
 @self_check("Exercise 5.1 · add BN to a network")
 def add_batchnorm(student_fn):
-    """Check ``student_fn(layers) -> Sequential`` on three plain networks."""
-    nets = _test_networks()
+    """Check ``student_fn(layers) -> Sequential`` on three plain networks and a fresh one."""
+    nets = _test_networks(fresh_rng())
     for given in nets:
         given_params = _parameters(given)
         _check_one_network(given, student_fn(list(given)), given_params)
-    n_bn = sum(sum(isinstance(layer, Linear) for layer in given) - 1 for given in nets)
-    return f"{n_bn} BN layers, after each hidden Linear ({len(nets)} networks)"
+    reported = nets[:3]                        # the fresh network is not in the ✓ line
+    n_bn = sum(sum(isinstance(layer, Linear) for layer in given) - 1 for given in reported)
+    return f"{n_bn} BN layers, after each hidden Linear ({len(reported)} networks)"
 
 
 # ----------------------------------------------------------------------------- Exercise 5.2
@@ -151,17 +172,29 @@ def _builders():
 
 @functools.cache
 @one_blas_thread
-def _reference_runs(kind: str, lrs: tuple):
-    """For each lr: (stable?, diverged?) of the reference run, and the reference answer."""
+def _reference_run(kind: str, lr: float, steps: int):
+    """(stable?, diverged?, steps taken) of the reference run of one net at one rate."""
     from ..training import train
 
     X, y = _lr_data()
-    runs = {}
-    for lr in lrs:
-        h = train(_builders()[kind](), X, y, lr=lr, steps=_STEPS, batch_size=60, seed=0)
-        runs[lr] = (is_stable(h, 10), h.diverged)
-    answer = largest_stable_lr(_builders()[kind], lrs, X, y, steps=_STEPS, batch_size=60)
-    return runs, answer
+    h = train(_builders()[kind](), X, y, lr=lr, steps=steps, batch_size=60, seed=0)
+    return is_stable(h, 10), h.diverged, len(h.loss)
+
+
+def _reference_runs(kind: str, lrs: tuple, steps: int = _STEPS):
+    """For each lr: (stable?, diverged?) of the reference run, and the reference answer."""
+    runs = {lr: _reference_run(kind, lr, steps)[:2] for lr in lrs}
+    stable = [lr for lr in lrs if runs[lr][0]]
+    return runs, (max(stable) if stable else None)
+
+
+def _lr_cases(rng):
+    """(kind, lrs, steps): the reported ones, then a fresh draw of net, rates and steps."""
+    yield "plain", _LRS, _STEPS
+    yield "BN", _LRS, _STEPS
+    yield "plain", _HOPELESS, _STEPS
+    lrs = tuple(float(v) for v in rng.permutation(_LRS)[:int(rng.integers(3, 5))])
+    yield ("plain", "BN")[int(rng.integers(2))], lrs, int(rng.choice([40, 80]))
 
 
 def _diagnose_lr(answer, kind, lrs, runs, expected):
@@ -185,40 +218,76 @@ def _diagnose_lr(answer, kind, lrs, runs, expected):
     return None
 
 
-@self_check("Exercise 5.2 · largest stable learning rate")
+def _counted(model, steps_taken: list):
+    """``model``, its training-mode forward passes recorded in ``steps_taken`` (one batch
+    size per SGD step), to see each model trained ``steps`` steps of ``batch_size``."""
+    forward = model.forward
+
+    def counting_forward(x):
+        if model.training:
+            steps_taken.append(len(x))
+        return forward(x)
+
+    model.forward = counting_forward
+    return model
+
+
+def _check_training(records, lrs, steps, batch_size, any_stable):
+    """The models were trained as asked: ``steps`` steps (fewer only if a run diverged,
+    which stops it) on batches of ``batch_size``, and not one model for several rates."""
+    if len(records) == 1 and len(lrs) > 1:
+        raise Failed(f"make_model() was called once for {len(lrs)} learning rates: "
+                     f"build a fresh model for every learning rate (a model already "
+                     f"trained at another rate does not tell you about this one)")
+    trained = [r for r in records if r]
+    if not trained:
+        return
+    if any(len(r) > steps for r in trained) or (any_stable and max(map(len, trained)) < steps):
+        raise Failed(f"your models were trained {max(map(len, trained))} steps, but the check "
+                     f"passed steps={steps}: call train(..., steps=steps, ...) with the "
+                     f"function's own argument")
+    sizes = {n for r in trained for n in r}
+    if max(sizes) != batch_size:
+        raise Failed(f"your models were trained on batches of {max(sizes)}, but the check "
+                     f"passed batch_size={batch_size}: use the function's own argument")
+
+
+@self_check("Exercise 5.2 · largest stable learning rate", time_limit=300.0)
 @one_blas_thread
 def largest_stable_lr_check(student_fn):
-    """Check ``student_fn(make_model, lrs, X, y, steps=..., batch_size=...)`` on two small nets."""
+    """Check ``student_fn(make_model, lrs, X, y, steps=..., batch_size=...)`` on two small nets:
+    its answer, and that every rate trained a fresh model for ``steps`` steps."""
     X, y = _lr_data()
     found = {}
-    cases = [("plain", _LRS), ("BN", _LRS), ("plain", _HOPELESS)]
-    for kind, lrs in cases:
-        calls = []
+    for kind, lrs, steps in _lr_cases(fresh_rng()):
+        records = []
 
-        def make_model(kind=kind, calls=calls):
-            calls.append(1)
-            return _builders()[kind]()
+        def make_model(kind=kind, records=records):
+            records.append([])
+            return _counted(_builders()[kind](), records[-1])
 
-        answer = student_fn(make_model, list(lrs), X.copy(), y.copy(), steps=_STEPS, batch_size=60)
-        runs, expected = _reference_runs(kind, lrs)
-        if isinstance(answer, TrainingHistory) or (answer is not None and not np.isscalar(answer)):
+        answer = student_fn(make_model, list(lrs), X.copy(), y.copy(), steps=steps, batch_size=60)
+        runs, expected = _reference_runs(kind, lrs, steps)
+        if isinstance(answer, (TrainingHistory, tuple, list, dict, set)) or (
+                isinstance(answer, np.ndarray) and answer.size != 1):
             raise Failed(f"return one learning rate (a float from lrs) or None; got "
                          f"{describe(answer)}")
         if answer is not None:
             lr = as_answer_number(answer, "the learning rate")
-            same = [rate for rate in lrs if is_close(lr, rate, rtol=1e-12)]   # float32 too
+            same = [rate for rate in lrs if is_close(lr, rate, rtol=1e-6)]   # float32 too
             if not same:
-                raise Failed(f"returned {answer!r}, which is not one of the learning rates "
-                             f"tried {sorted(lrs)}")
+                raise Failed(low_precision_hint(lr) or f"returned {answer!r}, which is not one "
+                             f"of the learning rates tried {sorted(lrs)}")
             answer = same[0]
-        if len(calls) == 1 and len(lrs) > 1:
-            raise Failed(f"make_model() was called once for {len(lrs)} learning rates: "
-                         f"build a fresh model for every learning rate (a model already "
-                         f"trained at another rate does not tell you about this one)")
+        _check_training(records, lrs, steps, 60, expected is not None)
         if answer != expected:
             hint = _diagnose_lr(answer, kind, lrs, runs, expected)
             raise Failed(hint or f"for the {kind} net the largest stable learning rate in "
                                  f"{sorted(lrs)} is {expected}; you returned {answer}")
+        trained = sum(bool(r) for r in records)
+        if trained < len(lrs):
+            raise Failed(f"only {trained} models were trained for {len(lrs)} learning rates: "
+                         f"train a fresh model with train(...) at every rate in lrs")
         if lrs == _LRS:
             found[kind] = answer
     return f"plain net {found['plain']:g}, BN {found['BN']:g}, None if nothing trains"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core import Failed, as_answer_array, compare, fmt_err, self_check
+from ._core import Failed, as_answer_array, compare, fmt_err, fresh_rng, self_check
 
 __all__ = ["effective_lr", "variance_shift"]
 
@@ -24,7 +24,10 @@ def _lr_cases():
     # a wide and a square layer (the square one tells columns from rows), one tiny column
     wide = rng.normal(0.0, 0.3, size=(6, 4)) * np.array([1.0, 0.1, 2.0, 0.5])
     square = rng.normal(0.0, 1.0, size=(4, 4)) * np.array([[0.2], [1.0], [3.0], [0.5]])
-    return [(wide, 0.1), (square, 0.5)]
+    fresh = fresh_rng()
+    shape = (int(fresh.integers(2, 8)), int(fresh.integers(2, 8)))
+    W = fresh.normal(0.0, 1.0, shape) * 10.0 ** fresh.uniform(-1, 1, shape[1])
+    return [(wide, 0.1), (square, 0.5), (W, float(np.round(fresh.uniform(0.01, 1.0), 3)))]
 
 
 def _lr_mistakes(W, lr):
@@ -45,7 +48,7 @@ def _lr_mistakes(W, lr):
 @self_check("Exercise 7.1 · effective learning rate")
 def effective_lr(student_fn):
     """Check ``student_fn(W, lr) -> (D_out,)`` array ``lr / ‖W[:, j]‖²``."""
-    worst = 0.0
+    errors = []
     for W, lr in _lr_cases():
         W_given = W.copy()
         answer = student_fn(W_given, lr)
@@ -64,11 +67,12 @@ def effective_lr(student_fn):
             raise Failed(f"eff_lr must have shape ({D_out},), one value per unit; got "
                          f"{answer.shape}")
         expected = lr / np.sum(W**2, axis=0)
-        worst = max(worst, compare(answer, expected,
-                                   "eff_lr differs from lr / ‖W[:, j]‖² by up to {err}",
-                                   rtol=1e-9, mistakes=lambda W=W, lr=lr: _lr_mistakes(W, lr),
-                                   error=lambda a, e: float(np.max(np.abs(a - e) / np.abs(e)))))
-    return f"lr / ‖W[:, j]‖² per unit (rel. error {fmt_err(worst)})"
+        errors.append(compare(answer, expected,
+                              "eff_lr differs from lr / ‖W[:, j]‖² by up to {err}",
+                              rtol=1e-9, mistakes=lambda W=W, lr=lr: _lr_mistakes(W, lr),
+                              error=lambda a, e: float(np.max(np.abs(a - e) / np.abs(e))),
+                              scale=np.abs(expected)))
+    return f"lr / ‖W[:, j]‖² per unit (rel. error {fmt_err(max(errors[:2]))})"
 
 
 # ----------------------------------------------------------------------------- 7.2
@@ -76,7 +80,11 @@ def _shift_case():
     # ReLU-like means (large), one unit with mean 0, and two dropout rates
     mean = np.array([0.0, 0.4, 1.0, 2.5, 0.05])
     var = np.array([1.0, 0.3, 0.5, 4.0, 0.01])
-    return [(mean, var, 0.5), (mean[::-1].copy(), var[::-1].copy(), 0.2)]
+    fresh = fresh_rng()
+    d = int(fresh.integers(2, 8))
+    return [(mean, var, 0.5), (mean[::-1].copy(), var[::-1].copy(), 0.2),
+            (fresh.uniform(-1.0, 3.0, d), fresh.uniform(0.01, 4.0, d),
+             float(np.round(fresh.uniform(0.05, 0.8), 3)))]
 
 
 def _shift_mistakes(mean, var, p):
@@ -99,7 +107,7 @@ def _shift_mistakes(mean, var, p):
 @self_check("Exercise 7.2 · the variance shift")
 def variance_shift(student_fn):
     """Check ``student_fn(mean, var, p) -> array`` against ``(var + mean²)/(1-p) - mean²``."""
-    worst = 0.0
+    errors = []
     for mean, var, p in _shift_case():
         args = (mean.copy(), var.copy(), p)
         answer = student_fn(*args)
@@ -109,10 +117,10 @@ def variance_shift(student_fn):
         if answer.shape != mean.shape:
             raise Failed(f"return one variance per unit, shape {mean.shape}; got {answer.shape}")
         expected = (var + mean**2) / (1.0 - p) - mean**2
-        worst = max(worst, compare(answer, expected,
-                                   "train_var differs from the training-mode variance by up to "
-                                   "{err}; write the output as a·m/q with m ~ Bernoulli(q) "
-                                   "independent of a",
-                                   rtol=1e-9, atol=1e-12,
-                                   mistakes=lambda m=mean, v=var, p=p: _shift_mistakes(m, v, p)))
-    return f"(var + mean²)/(1 - p) - mean² (error {fmt_err(worst)})"
+        errors.append(compare(answer, expected,
+                              "train_var differs from the training-mode variance by up to "
+                              "{err}; write the output as a·m/q with m ~ Bernoulli(q) "
+                              "independent of a",
+                              rtol=1e-9, atol=1e-12, scale=(var + mean**2) / (1.0 - p) + mean**2,
+                              mistakes=lambda m=mean, v=var, p=p: _shift_mistakes(m, v, p)))
+    return f"(var + mean²)/(1 - p) - mean² (error {fmt_err(max(errors[:2]))})"

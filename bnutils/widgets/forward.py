@@ -61,6 +61,8 @@ def batch_of_x(batch_size: int, batch: int = 0) -> np.ndarray:
     (8,)
     >>> bool(np.all(batch_of_x(8, 3) == batch_of_x(8, 3)))
     True
+
+    Introduced in notebook 03.
     """
     batch_size = check_int(batch_size, "batch_size", minimum=2)   # BN needs two values for a variance
     batch = check_int(batch, "batch", minimum=0)
@@ -171,7 +173,7 @@ class _ForwardFigure:
         # an unchanged title's image); a static text says what is what (no legends: a
         # legend costs more than the rest of a panel).
         self.title_x = dyn(ax_x.set_title(" "), over_static=True)
-        ax_x.text(0.02, 0.96, "red line: μ_B\nshaded: μ_B ± σ_B\ndotted: the population",
+        ax_x.text(0.02, 0.96, "solid line: μ_B\nshaded: μ_B ± σ_B\ndotted: the population",
                   transform=ax_x.transAxes, **small)
 
         # 2. after BN
@@ -185,11 +187,12 @@ class _ForwardFigure:
         # 3. after a sigmoid, with and without BN
         empty = np.zeros(len(_EDGES_S) - 1)
         self.bars_raw = dyn(ax_s.stairs(empty, _EDGES_S, fill=True, color=grey, alpha=0.45, lw=0))
-        self.bars_bn = dyn(ax_s.stairs(empty, _EDGES_S, fill=True, color=blue, alpha=0.6, lw=0))
+        # outlined, not filled: the two histograms overlap and must differ by more than colour
+        self.bars_bn = dyn(ax_s.stairs(empty, _EDGES_S, fill=False, color=blue, lw=1.6))
         ax_s.set(xlim=(0, 1), xlabel="sigmoid output", ylabel="count")
         self.title_s = dyn(ax_s.set_title(" "), over_static=True)
-        ax_s.text(0.02, 0.96, "grey: σ(x), no BN", transform=ax_s.transAxes, color=grey, **small)
-        ax_s.text(0.02, 0.85, "blue: σ(y), with BN", transform=ax_s.transAxes, color=blue, **small)
+        ax_s.text(0.02, 0.96, "filled grey: σ(x), no BN", transform=ax_s.transAxes, color=grey, **small)
+        ax_s.text(0.02, 0.85, "blue outline: σ(y), with BN", transform=ax_s.transAxes, color=blue, **small)
         ax_s.text(0.02, 0.74, "(the slope σ′ is at most 0.25)", transform=ax_s.transAxes, **small)
 
         # 4. batch-to-batch noise of the statistics (static but for the marked batch size)

@@ -51,12 +51,13 @@ def _window(X, result: DescentResult, pad: float = 0.12):
 
 
 def plot_contours(ax, X, y, result: DescentResult, names=("$w_1$", "$w_2$"),
-                  max_markers: int = 60, box_aspect: float = 0.8):
+                  max_markers: int = 60, box_aspect: float = 0.8, legend_loc: str = "lower right"):
     """Draw the loss contours around the minimum and the GD path on ``ax`` (equal axes).
 
-    Contours are drawn at excess losses ``L - L*`` spaced geometrically from 1e-3 to 1
-    times the starting gap; the thick one passes through the start. Equal axis scales
-    keep the geometry GD sees: its steps are perpendicular to these contours.
+    Contours are drawn at excess losses ``L - L*`` spaced geometrically from 1e-3 (yellow,
+    innermost) to 1 times the starting gap; the thick grey one passes through the start.
+    The legend names both kinds. Equal axis scales keep the geometry GD sees: its steps
+    are perpendicular to these contours.
 
     Parameters
     ----------
@@ -71,6 +72,8 @@ def plot_contours(ax, X, y, result: DescentResult, names=("$w_1$", "$w_2$"),
         Dots mark the first ``max_markers`` iterates; the rest of the path is a line.
     box_aspect : float, optional
         Height / width of the axes box; the window is widened to keep equal scales.
+    legend_loc : str, optional
+        Where the legend goes (a matplotlib ``loc``): choose a corner the path avoids.
 
     Introduced in notebook 01.
     """
@@ -101,11 +104,23 @@ def plot_contours(ax, X, y, result: DescentResult, names=("$w_1$", "$w_2$"),
     ax.plot(path[:k, 0], path[:k, 1], "o", color=PATH_COLOR, ms=2.5)
     ax.plot(*path[0], "s", color="k", ms=6, label="start")
     ax.plot(*result.w_star, "*", color="k", ms=12, label="minimum")
+    _contour_legend_entries(ax)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
-    ax.legend(loc="lower right", frameon=True, framealpha=0.85, fontsize=8)
+    ax.legend(loc=legend_loc, frameon=True, framealpha=0.85, fontsize=8)
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
+
+
+#: Legend labels of the two kinds of contour line (the figures' text refers to them).
+CONTOUR_LABEL = "contours of the loss (yellow: lowest)"
+START_CONTOUR_LABEL = "contour through the start"
+
+
+def _contour_legend_entries(ax) -> None:
+    """Empty lines that give the legend an entry for each kind of contour."""
+    ax.plot([], [], color=matplotlib.colormaps["viridis_r"](0.6), lw=0.8, label=CONTOUR_LABEL)
+    ax.plot([], [], color="0.3", lw=1.6, label=START_CONTOUR_LABEL)
 
 
 def plot_excess_loss(ax, results: dict, colors: dict | None = None):
@@ -197,6 +212,7 @@ class _DescentFigure:
         self.dots = dyn(self.ax1.plot([], [], "o", color=PATH_COLOR, ms=2.5)[0])
         self.start = dyn(self.ax1.plot([], [], "s", color="k", ms=6, label="start")[0])
         self.minimum = dyn(self.ax1.plot([], [], "*", color="k", ms=12, label="minimum")[0])
+        _contour_legend_entries(self.ax1)
         self.ax1.legend(loc="lower right", frameon=True, framealpha=0.85, fontsize=8)
         self.contours = []
         self.ratio = None
