@@ -427,28 +427,3 @@ def _adabn_scale(net, X, positions):
         big = np.abs(a).max(axis=0)
         parts += [big, a.var(axis=0, ddof=1) + big * np.abs(a - a.mean(axis=0)).max(axis=0)]
     return np.concatenate(parts)
-
-
-# ----------------------------------------------------------------------------- 9.1, before the sweep
-@self_check("Exercise 9.1 · your prediction")
-def batch_of_two_prediction(student_fn):
-    """Check that ``student_fn()`` returns a prediction the sweep can judge, without judging it.
-
-    Exercise 9.1 is answered before the sweep runs; this check reads the answer only for its
-    form (a set of the names "none", "bn", "ln", "gn"), so a typo is caught now and the
-    answer is not given away. ``batch_of_two`` judges it after the sweep.
-    """
-    answer = student_fn()
-    if isinstance(answer, (str, bytes, Mapping)) or not isinstance(answer, Iterable):
-        raise Failed(f'return a set of names, e.g. {{"none", "ln"}}; got {describe(answer)}')
-    answer = list(answer)
-    for a in answer:
-        if not isinstance(a, str):
-            raise Failed(f"every name must be a string such as 'ln'; your set holds {describe(a)}"
-                         + (" (write the string 'none', not None)" if a is None else ""))
-    names = {a.strip().lower() for a in answer}
-    unknown = sorted(names - set(NORM_NAMES))
-    if unknown:
-        raise Failed(f"use the names 'none', 'bn', 'ln', 'gn'; {unknown} is not one of them")
-    shown = ", ".join(n for n in NORM_NAMES if n in names) or "an empty set"
-    return f"prediction recorded ({shown}); the check after the sweep judges it"
