@@ -92,7 +92,7 @@ def _check_batch(idx, i: int, n: int) -> np.ndarray:
 
 
 @one_blas_thread
-def train_on_batches(model, X, y, batches, *, lr: float) -> list:
+def train_on_batches(model, X, y, batches, *, lr: float, callback=None) -> list:
     """Take one ``train`` step on each given batch of indices, in order; return the losses.
 
     ``bnutils.training.train`` draws its own shuffled batches; to control the batch
@@ -106,6 +106,9 @@ def train_on_batches(model, X, y, batches, *, lr: float) -> list:
     batches : iterable of index arrays
         Each a non-empty 1-D array of integer row indices of ``X`` (in 0..N-1).
     lr : float
+    callback : callable, optional
+        ``callback(step, model)`` after every step, ``step`` counting from 1, as in
+        ``train`` (e.g. to change a layer's setting on a schedule).
 
     Returns
     -------
@@ -118,7 +121,7 @@ def train_on_batches(model, X, y, batches, *, lr: float) -> list:
         ``X`` is not a finite (N, D) array, ``y`` not N integer labels, or a batch is
         empty, not integer, not 1-D or out of range (all checked before the first step).
     TypeError
-        ``batches`` is not an iterable of index arrays.
+        ``batches`` is not an iterable of index arrays, or ``callback`` is not callable.
 
     Examples
     --------
@@ -134,17 +137,21 @@ def train_on_batches(model, X, y, batches, *, lr: float) -> list:
     if isinstance(batches, (str, bytes)) or not hasattr(batches, "__iter__"):
         raise TypeError(f"batches must be an iterable of index arrays, got {batches!r}")
     batches = [_check_batch(idx, i, len(X)) for i, idx in enumerate(batches)]
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable as callback(step, model), got {callback!r}")
     losses = []
     # This function already runs with one BLAS thread (the decorator); calling ``train``'s
     # undecorated body skips re-entering the thread limit at every step, which cost ~6 ms a
     # step (measured: 200 steps 1.8 s -> 0.6 s), with exactly the same results.
     one_step = getattr(train, "__wrapped__", train)
-    for idx in batches:
+    for step, idx in enumerate(batches, start=1):
         hist = one_step(model, X[idx], y[idx], lr=lr, steps=1, batch_size=len(idx))
         if hist.diverged:
             losses.append(float("nan"))
             break
         losses.append(hist.loss[-1])
+        if callback is not None:
+            callback(step, model)
     return losses
 
 

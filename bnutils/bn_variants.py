@@ -211,7 +211,7 @@ def batchrenorm_backward(dout, cache: BatchRenormCache):
     >>> round(float(dx.sum()), 12) + 0.0
     0.0
 
-    Introduced in notebook 07.
+    Introduced in notebook 09.
     """
     check_cache(cache, BatchRenormCache, "batchrenorm_forward")
     dout = check_dout(dout, cache.x_hat.shape, cache.x_hat.dtype)

@@ -380,7 +380,7 @@ class Sigmoid(Layer):
     >>> sig.backward(np.ones((1, 3)))          # at most 1/4, and ~0 when saturated
     array([[0.  , 0.25, 0.  ]])
 
-    Introduced in notebook 02.
+    Introduced in notebook 08.
     """
 
     cache_names = ("_out",)
