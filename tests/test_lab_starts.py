@@ -178,6 +178,11 @@ def test_lab_opens_the_student_edition_with_a_token_on_loopback_and_stops_by_pid
     schema = json.loads(body)["schema"]["properties"]       # defaults, with the overrides
     assert schema["fetchNews"]["default"] == "false"
     assert schema["checkForUpdates"]["default"] is False
+    # Widget messages go to the kernel's main thread, not to a subshell (tools/lab.py).
+    status, body = _get(f"{base}/lab/api/settings/@jupyterlab/apputils-extension:kernels-settings"
+                        f"?token={token}")
+    assert status == 200
+    assert json.loads(body)["schema"]["properties"]["commsOverSubshells"]["default"] == "disabled"
     _stop_by_pid(proc, base, token)
 
 
@@ -240,3 +245,5 @@ def test_a_scratch_server_keeps_every_jupyter_folder_under_its_own_directory(tmp
                       .read_text())["fetchNews"] == "false"
     assert json.loads((settings / "notebook-extension/tracker.jupyterlab-settings")
                       .read_text()) == {"windowingMode": "none"}
+    assert json.loads((settings / "apputils-extension/kernels-settings.jupyterlab-settings")
+                      .read_text()) == {"commsOverSubshells": "disabled"}

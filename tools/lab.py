@@ -21,7 +21,12 @@ start (or the one in the environment variable JUPYTER_TOKEN). Its log (kernel wa
 "not trusted" notices, websocket tracebacks) goes to ``build/lab.log``, so the terminal
 shows the address, printed last. JupyterLab's "get notified about Jupyter news?"
 question is answered "no" by a default setting in ``tools/jupyter_config/`` (put on
-JUPYTER_CONFIG_PATH; a learner's own settings still win). The script then *becomes* the
+JUPYTER_CONFIG_PATH; a learner's own settings still win). Another one keeps widget
+messages out of kernel subshells (``commsOverSubshells: disabled``): JupyterLab >= 4.4
+sends them to a subshell, which ipykernel 7 runs in a thread of its own, so a slider's
+callback would draw an explorer's figure while the main thread draws ahead on the same
+figure (bnutils.widgets.live), and now and then fail with a matplotlib error
+(tests/e2e/test_lab_widgets.py checks which thread a move runs in). The script then *becomes* the
 JupyterLab process (``os.execve``), so Ctrl+C stops the server and the PID it was
 started with is the server's PID (tests/test_lab_starts.py stops it by that PID).
 ``--allow-root`` is added when running as root (containers, CI), where JupyterLab
@@ -96,7 +101,9 @@ def scratch_environment(token: str, tmp: Path, environ=None) -> dict:
     runtime, user settings, workspaces) under ``tmp``, so that nothing of the user's
     JupyterLab applies or changes; and user settings for a quiet, fully rendered
     notebook: no "get notified about Jupyter news?" toast, every cell rendered (no
-    virtual scrolling), so that every output is in the page.
+    virtual scrolling), so that every output is in the page; and, as ``make lab`` has
+    it, widget messages to the kernel's main thread (``commsOverSubshells``, see the
+    module docstring).
     """
     env = {k: v for k, v in (os.environ if environ is None else environ).items()
            if k not in ("MPLBACKEND", "JUPYTER_TOKEN")}
@@ -108,6 +115,9 @@ def scratch_environment(token: str, tmp: Path, environ=None) -> dict:
         "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
             {"fetchNews": "false", "checkForUpdates": False},
         "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+        # as make lab's default settings: widget callbacks in the kernel's main thread
+        "@jupyterlab/apputils-extension/kernels-settings.jupyterlab-settings":
+            {"commsOverSubshells": "disabled"},
     }
     for rel, content in settings.items():
         path = tmp / "settings" / rel

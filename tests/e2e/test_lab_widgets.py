@@ -158,3 +158,44 @@ def test_widgets_render_and_react(lab_page, console, screenshots, widget_noteboo
     console.assert_clean()
     print(f"{stem}: {n} widgets; moved " + ", ".join(f"{lab} {a} -> {b}" for lab, a, b in moved))
 
+
+THREAD_PROBE = """\
+import threading
+
+import ipywidgets as widgets
+
+
+def where(a=0):
+    print(f"move {a} ran in {threading.current_thread().name}")
+
+
+widgets.interactive(where, a=widgets.IntSlider(value=0, min=0, max=5, description="a"))"""
+
+
+def test_widget_callbacks_run_in_the_kernels_main_thread(lab_page, lab, console):
+    """A slider move runs its callback in the kernel's main thread, where the cells run
+    and where an explorer draws ahead between moves (bnutils.widgets.live: one figure,
+    drawn by one thread at a time). JupyterLab >= 4.4 sends widget messages to a kernel
+    subshell by default, which ipykernel 7 runs in a thread of its own: a move then drew
+    at the same time as the explorer's drawing ahead in the main thread, and now and
+    then failed (a mathtext ValueError, seen on notebook 01's explorer) or could show a
+    figure of another setting. The course's JupyterLab settings turn that off
+    (``commsOverSubshells``)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(THREAD_PROBE)], metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}})
+    nbformat.write(nb, lab.root / "explorers" / "thread_probe.ipynb")
+    lab_page.open("explorers/thread_probe.ipynb")
+    lab_page.run_all()
+    widget = lab_page.interacts().first
+    output = widget.locator(".widget-output")
+    lab_page.expect(output).to_contain_text("move 0 ran in MainThread")
+    handle = lab_page.slider_in(widget, "^a").locator(".noUi-handle")
+    for k in range(1, 4):
+        handle.focus()
+        lab_page.page.keyboard.press("ArrowRight")
+        lab_page.expect(output).to_contain_text(re.compile(rf"move {k} ran in \S+"))
+        print(output.inner_text())
+        assert f"move {k} ran in MainThread" in output.inner_text(), output.inner_text()
+    console.assert_clean()
