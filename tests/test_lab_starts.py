@@ -139,6 +139,7 @@ def _save_through_the_contents_api(base, token, name, folder: Path):
     assert _git_status(source) == before_status
 
 
+@pytest.mark.slow          # starts JupyterLab (make check leaves it to make test)
 def test_lab_opens_the_student_edition_with_a_token_on_loopback_and_stops_by_pid(tmp_path, started):
     student = tmp_path / "student"
     proc, out_path = _start(tmp_path, "--edition-dir", str(student))
@@ -186,6 +187,7 @@ def test_lab_opens_the_student_edition_with_a_token_on_loopback_and_stops_by_pid
     _stop_by_pid(proc, base, token)
 
 
+@pytest.mark.slow          # starts JupyterLab (make check leaves it to make test)
 def test_the_instructor_edition_opens_a_working_copy_and_saving_never_touches_notebooks(
         tmp_path, started):
     copy = tmp_path / "solutions"

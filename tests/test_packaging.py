@@ -181,7 +181,7 @@ def test_the_learner_set_is_only_jupyterlab_on_top_of_the_runtime():
 
 # Where each test-extra package is used: its import name (or command) must appear there.
 USED_IN = ("tests", "tools", "benchmarks", "conftest.py", "Makefile")
-IMPORT_NAME = {"jupyterlab": "jupyterlab", "pytest": "pytest"}
+IMPORT_NAME = {"jupyterlab": "jupyterlab", "pytest": "pytest", "pytest-xdist": "xdist"}
 
 
 def _repository_text() -> str:
@@ -199,7 +199,7 @@ def _repository_text() -> str:
 
 def test_every_declared_test_tool_is_used():
     """A tool in the test extra that nothing imports or runs is weight for every install
-    (pytest-xdist was, until it was removed)."""
+    (pytest-xdist was, until the Makefile ran the tests on its workers)."""
     text = _repository_text()
     unused = []
     for requirement in PYPROJECT["project"]["optional-dependencies"]["test"]:
@@ -208,8 +208,6 @@ def test_every_declared_test_tool_is_used():
         if not re.search(rf"\b{re.escape(module)}\b", text):
             unused.append(name)
     assert not unused, f"declared in the test extra but used nowhere in {USED_IN}: {unused}"
-    assert "pytest-xdist" not in {parse_requirement(r)[0] for r in
-                                  PYPROJECT["project"]["optional-dependencies"]["test"]}
 
 
 def test_jupyter_client_is_bounded_at_the_next_major_version():
@@ -346,6 +344,7 @@ def built_wheel(tmp_path_factory):
     return wheels[0]
 
 
+@pytest.mark.slow          # builds the wheel (make check leaves it to make test)
 def test_the_wheel_ships_both_licences_and_says_mit(built_wheel):
     version = PYPROJECT["project"]["version"]
     with zipfile.ZipFile(built_wheel) as wheel:
@@ -409,8 +408,9 @@ def test_makefile_has_the_documented_targets():
         assert re.search(rf"^{target}:\s*\$\(FULL_STAMP\)$", MAKEFILE, re.M), target
 
 
-def _dry_run(workdir: Path, target: str) -> str:
-    run = subprocess.run(["make", "-n", target], cwd=workdir, capture_output=True, text=True, timeout=60)
+def _dry_run(workdir: Path, target: str, *variables: str) -> str:
+    run = subprocess.run(["make", "-n", target, *variables], cwd=workdir, capture_output=True, text=True,
+                         timeout=60)
     assert run.returncode == 0, run.stderr
     return run.stdout
 
@@ -451,5 +451,30 @@ def test_make_unit_runs_the_unit_tests_without_notebooks_or_browser(tmp_path):
     (tmp_path / ".venv").mkdir()
     (tmp_path / ".venv" / ".installed-full").touch()
     (tmp_path / ".venv" / ".installed-lab").touch()
+    workers = "-n auto --maxprocesses 4"
     pytest_line = [line for line in _dry_run(tmp_path, "unit").splitlines() if "bin/pytest" in line]
-    assert pytest_line == ['.venv/bin/pytest tests --ignore=tests/e2e -m "not e2e" '], pytest_line
+    assert pytest_line == [f'.venv/bin/pytest tests --ignore=tests/e2e -m "not e2e" {workers} '], pytest_line
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+def test_make_check_is_lint_and_the_fast_tests_and_make_test_runs_everything(tmp_path):
+    """make check (before every commit): ruff, then the tests marked neither slow nor e2e;
+    make test: ruff, then everything. Both on pytest-xdist workers, a file per worker at a
+    time (a notebook's cells in one kernel); JOBS=0 runs in one process."""
+    shutil.copy2(ROOT / "Makefile", tmp_path / "Makefile")
+    shutil.copy2(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / ".installed-full").touch()
+    (tmp_path / ".venv" / ".installed-lab").touch()
+    workers = "-n auto --maxprocesses 4"
+    for target, pytest_args in (("check", f'tests -m "not e2e and not slow" {workers} '),
+                                ("test", f"{workers} ")):
+        lines = _dry_run(tmp_path, target).splitlines()
+        assert lines[0].startswith(".venv/bin/ruff check "), lines
+        assert [line for line in lines if "bin/pytest" in line] == [f".venv/bin/pytest {pytest_args}"]
+    serial = [line for line in _dry_run(tmp_path, "check", "JOBS=0").splitlines() if "bin/pytest" in line]
+    assert serial == ['.venv/bin/pytest tests -m "not e2e and not slow" -n 0 --maxprocesses 4 ']
+    addopts = PYPROJECT["tool"]["pytest"]["ini_options"]["addopts"].split()
+    assert addopts[addopts.index("--dist") + 1] == "loadfile"
+    markers = PYPROJECT["tool"]["pytest"]["ini_options"]["markers"]
+    assert {m.split(":")[0] for m in markers} >= {"e2e", "slow"}
