@@ -9,12 +9,15 @@
 #   make check     ruff + the fast unit tests (no kernel, no server, no browser): before every commit
 #   make test      ruff + unit tests + every notebook under strict nbval + browser tests (what CI runs)
 #   make unit      ruff + unit tests only: no notebooks, no browser (CI on the other Pythons)
+#   make portability  the notebooks again under strict nbval with another BLAS kernel (part of make test)
 #   make refresh   re-execute notebooks in place (NB=notebooks/03_*.ipynb for some)
 #   make lint      ruff only
 #   make student   build the student edition in student/ (FORCE=1 overwrites edited ones)
 #   make nbgrader  an nbgrader course in nbgrader/: each notebook a source and a release (NB= for some)
 #   make html      build the static HTML edition in site/ (open site/index.html; works offline)
 #   make bench     BN benchmark, course runtime (notebooks, redraws) and widget latency in the browser
+#   make hub       a local JupyterHub for a class, trial log-in (deploy/README.md; the hub extra)
+#   make hub-test  the hub's end-to-end test: three learners, their servers, nbgrader's exchange
 #   make clean     remove caches and generated folders (not .venv, not your work in student/ and build/solutions/)
 
 PYTHON ?= python3
@@ -25,6 +28,9 @@ LAB_EXTRAS  := lab
 FULL_EXTRAS := lab,test,grade
 LAB_STAMP   := $(VENV)/.installed-lab
 FULL_STAMP  := $(VENV)/.installed-full
+# make hub: JupyterHub and its idle culler on top of the learner set and nbgrader; never in make lab's.
+HUB_EXTRAS  := lab,grade,hub
+HUB_STAMP   := $(VENV)/.installed-hub
 RUFF_PATHS := bnutils tests tools notebooks benchmarks conftest.py nbgrader_config.py
 NB     ?= $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 # Extra pytest arguments, e.g. make test PYTEST_ARGS="-x -k batchnorm"
@@ -58,7 +64,7 @@ define install
 endef
 
 .DEFAULT_GOAL := help
-.PHONY: help lab check test unit lint refresh student nbgrader html bench clean
+.PHONY: help lab check test unit portability lint refresh student nbgrader html bench hub hub-test clean
 
 help:
 	@sed -n 's/^#   make /  make /p' Makefile
@@ -69,6 +75,10 @@ $(LAB_STAMP): pyproject.toml
 
 $(FULL_STAMP): pyproject.toml
 	$(call install,$(FULL_EXTRAS))
+	@touch $@ $(LAB_STAMP)
+
+$(HUB_STAMP): pyproject.toml
+	$(call install,$(HUB_EXTRAS))
 	@touch $@ $(LAB_STAMP)
 
 # make lab's edition: student (student/) or solutions (build/solutions/, see tools/lab.py).
@@ -86,6 +96,18 @@ test: $(FULL_STAMP)
 	$(VENV)/bin/ruff check $(RUFF_PATHS)
 	@$(PY) -c "import matplotlib.pyplot"
 	$(VENV)/bin/pytest $(XDIST) $(PYTEST_ARGS)
+	$(PORTABILITY)
+
+# The stored outputs must hold on every machine (CONTRIBUTING.md, "Results that hold on every
+# machine"): the notebooks run again under strict nbval with OpenBLAS forced to another
+# kernel, which changes the last bits of every matrix product as another CPU would. On x86
+# that is Prescott (SSE3 only); on ARM the generic ARMV8 kernel. NumPy builds without
+# OpenBLAS (macOS Accelerate, MKL) ignore the variable: the pass then repeats the first one.
+ALT_CORETYPE ?= $(if $(filter x86_64 i686 amd64,$(shell uname -m)),Prescott,ARMV8)
+PORTABILITY = OPENBLAS_CORETYPE=$(ALT_CORETYPE) $(VENV)/bin/pytest notebooks $(XDIST) $(PYTEST_ARGS)
+
+portability: $(FULL_STAMP)
+	$(PORTABILITY)
 
 unit: $(FULL_STAMP)
 	$(VENV)/bin/ruff check $(RUFF_PATHS)
@@ -114,6 +136,15 @@ bench: $(FULL_STAMP)
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/run.py
 	$(PY) benchmarks/course_runtime.py
 	$(PY) benchmarks/widget_latency.py
+
+hub: $(HUB_STAMP)
+	$(PY) deploy/hub/start.py
+
+# The hub's end-to-end test (tests/test_hub.py, which runs only with BN_HUB_E2E=1) needs
+# the test tools and the hub's; a CI step of its own after make test (.ci/run).
+hub-test: $(FULL_STAMP) $(HUB_STAMP)
+	$(PY) deploy/hub/start.py --install-only
+	BN_HUB_E2E=1 $(VENV)/bin/pytest tests/test_hub.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf site .pytest_cache .ruff_cache .hypothesis

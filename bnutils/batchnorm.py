@@ -561,6 +561,7 @@ class BatchNorm(Layer):
 
     param_names = ("gamma", "beta")
     running_stat_names = ("running_mean", "running_var")
+    cache_names = ("_cache", "_eval_x")
     # checked on every assignment: bn.momentum = 5 raises at once, not at the next forward
     eps = Checked(check_positive)
     momentum = Checked(check_fraction)

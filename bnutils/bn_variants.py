@@ -255,6 +255,7 @@ class BatchRenorm(Layer):
 
     param_names = ("gamma", "beta")
     running_stat_names = ("running_mean", "running_var")
+    cache_names = ("_cache", "_eval_x")
     # checked on every assignment (layer.momentum = 5 raises at once)
     r_max = Checked(_check_r_max)
     d_max = Checked(_check_d_max)
@@ -445,6 +446,7 @@ class WeightNormLinear(Layer):
     """
 
     param_names = ("v", "g", "b")
+    cache_names = ("_x", "_wcache")
 
     def __init__(self, in_features: int, out_features: int, rng=None, dtype=np.float64):
         self.in_features = check_int(in_features, "in_features")
@@ -885,6 +887,8 @@ class ShardedBatchNorm(BatchNorm):
 
     Introduced in notebook 07.
     """
+
+    cache_names = ("_cache", "_eval_x", "_scache")
 
     def __init__(self, num_features: int, num_devices: int, sync: bool = False,
                  eps: float = 1e-5, momentum: float = 0.1, dtype=np.float64):

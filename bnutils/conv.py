@@ -389,6 +389,7 @@ class Conv2d(Layer):
     """
 
     param_names = ("W", "b")
+    cache_names = ("_cache",)
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3,
                  bias: bool = True, init="he", rng=None, dtype=np.float64):
@@ -451,6 +452,8 @@ class GlobalAvgPool(Layer):
     Introduced in notebook 08.
     """
 
+    cache_names = ("_shape",)
+
     def __init__(self):
         self._shape = None
 
@@ -485,6 +488,8 @@ class Flatten(Layer):
 
     Introduced in notebook 08.
     """
+
+    cache_names = ("_shape",)
 
     def __init__(self):
         self._shape = None

@@ -162,6 +162,8 @@ class Dropout(Layer):
     Introduced in notebook 07.
     """
 
+    cache_names = ("_mask", "_eval_shape")
+
     def __init__(self, p: float = 0.5, rng=None):
         self.p = _check_rate(p)
         self.rng = as_generator(rng, "rng")

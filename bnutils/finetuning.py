@@ -57,6 +57,8 @@ class FrozenBatchNorm(Layer):
     Introduced in notebook 09.
     """
 
+    cache_names = ("_x",)
+
     def __init__(self, running_mean, running_var, gamma, beta, eps: float = 1e-5):
         arrays = [as_float_array(a, name).copy() for a, name in (
             (running_mean, "running_mean"), (running_var, "running_var"),

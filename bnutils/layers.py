@@ -65,6 +65,9 @@ class Layer:
         ``("running_mean", "running_var")`` (see ``bnutils.inference``).
     training : bool
         The mode; ``train()`` and ``eval()`` set it.
+    cache_names : tuple of str
+        Names of what a forward pass keeps for ``backward`` (its input, a mask, a cache
+        object); ``clear_caches()`` sets them back to ``None``.
     rng, seed_from_train
         A layer that draws random numbers in its forward pass (noisy BN, dropout) keeps
         its ``numpy.random.Generator`` in ``rng``. Built without a seed (``rng=None``),
@@ -78,6 +81,7 @@ class Layer:
 
     param_names: tuple = ()
     running_stat_names: tuple = ()
+    cache_names: tuple = ()
     training: bool = True
     seed_from_train: bool = False
 
@@ -113,6 +117,28 @@ class Layer:
         for i, child in enumerate(self.children()):
             own.update({f"{i}.{k}": v for k, v in child.grads().items()})
         return own
+
+    def clear_caches(self):
+        """Forget what the last forward kept for ``backward``, here and in every sub-layer.
+
+        Returns ``self``. Parameters, their gradients and running statistics stay. A
+        cache holds arrays the size of the last batch (a convolution's keeps every patch
+        of every image), so a model kept after training, in a dict of results say, holds
+        memory it will not use again; ``bnutils.training.evaluate`` calls this when it is
+        done. ``backward`` then needs a new forward first (it says so).
+
+        Examples
+        --------
+        >>> net = Sequential(Linear(3, 2, rng=0), ReLU())
+        >>> _ = net.forward(np.ones((4, 3)))
+        >>> net.clear_caches().outputs, net[0]._x is None
+        ([], True)
+        """
+        for name in self.cache_names:
+            setattr(self, name, None)
+        for child in self.children():
+            child.clear_caches()
+        return self
 
     def train(self):
         """Switch this layer and its sub-layers to training mode; returns ``self``."""
@@ -260,6 +286,7 @@ class Linear(Layer):
     """
 
     param_names = ("W", "b")
+    cache_names = ("_x",)
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, init="he",
                  rng=None, dtype=np.float64):
@@ -325,6 +352,8 @@ class ReLU(Layer):
     Introduced in notebook 05.
     """
 
+    cache_names = ("_mask",)
+
     def forward(self, x):
         self._mask = None
         x = as_float_array(x, "x")
@@ -352,6 +381,8 @@ class Sigmoid(Layer):
 
     Introduced in notebook 02.
     """
+
+    cache_names = ("_out",)
 
     def forward(self, x):
         self._out = None
@@ -382,6 +413,8 @@ class Tanh(Layer):
 
     Introduced in notebook 02.
     """
+
+    cache_names = ("_out",)
 
     def forward(self, x):
         self._out = None
@@ -445,6 +478,11 @@ class Sequential(Layer):
 
     def children(self):
         return list(self.layers)
+
+    def clear_caches(self):
+        self.outputs = []
+        self._complete = False
+        return super().clear_caches()
 
     def __getitem__(self, i):
         return self.layers[i]

@@ -215,6 +215,7 @@ class LayerNorm(Layer):
     """
 
     param_names = ("gamma", "beta")
+    cache_names = ("_cache",)
 
     def __init__(self, num_features: int, eps: float = 1e-5, dtype=np.float64):
         self.num_features = check_int(num_features, "num_features")
@@ -375,6 +376,7 @@ class GroupNorm(Layer):
     """
 
     param_names = ("gamma", "beta")
+    cache_names = ("_cache",)
 
     def __init__(self, num_channels: int, num_groups: int, eps: float = 1e-5, dtype=np.float64):
         self.num_channels = check_int(num_channels, "num_channels")
@@ -635,6 +637,7 @@ class RMSNorm(Layer):
     """
 
     param_names = ("gamma",)
+    cache_names = ("_cache",)
 
     def __init__(self, num_features: int, eps: float = 1e-8, dtype=np.float64):
         self.num_features = check_int(num_features, "num_features")

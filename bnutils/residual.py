@@ -80,6 +80,8 @@ class Residual(Layer):
     Introduced in notebook 08.
     """
 
+    cache_names = ("_shape",)
+
     def __init__(self, branch):
         if not (hasattr(branch, "forward") and hasattr(branch, "backward")):
             raise TypeError(f"branch must be a layer with forward and backward methods, "
@@ -152,6 +154,7 @@ class SkipInit(Layer):
     """
 
     param_names = ("alpha",)
+    cache_names = ("_x",)
 
     def __init__(self, alpha: float = 0.0, dtype=np.float64):
         if isinstance(alpha, np.ndarray) and alpha.ndim != 0:

@@ -172,8 +172,11 @@ def sgd_step(model, lr: float, velocity: dict | None = None, sgd_momentum: float
 def evaluate(model, X, y, batch_size: int = 1024) -> tuple[float, float]:
     """Accuracy and mean cross-entropy of ``model`` on ``(X, y)`` in eval mode.
 
-    The model's mode is restored afterwards. Returns ``(accuracy, loss)``; a model whose
-    outputs are no longer finite (it diverged) scores ``(0.0, inf)``.
+    The model's mode is restored afterwards, and what its forward passes kept for
+    ``backward`` is dropped (``Layer.clear_caches``: an evaluation has no backward, and a
+    kept model would otherwise hold the whole of X's activations). Returns
+    ``(accuracy, loss)``; a model whose outputs are no longer finite (it diverged) scores
+    ``(0.0, inf)``.
 
     Examples
     --------
@@ -209,6 +212,9 @@ def evaluate(model, X, y, batch_size: int = 1024) -> tuple[float, float]:
     finally:
         if was_training:
             model.train()
+        clear = getattr(model, "clear_caches", None)     # any object with forward/backward is accepted
+        if clear is not None:
+            clear()
 
 
 @one_blas_thread

@@ -219,7 +219,7 @@ def _slowest(stderr: str) -> tuple[str, float]:
 
 
 def run(src: Path, dst: Path, *, workdir: Path | None = None, timeout: int = 180,
-        notebook_timeout: int = 600, log=print) -> Run:
+        notebook_timeout: int = 600, log=print, env: dict | None = None) -> Run:
     """Execute notebook ``src`` in a fresh kernel; write the executed copy to ``dst``.
 
     Parameters
@@ -233,6 +233,9 @@ def run(src: Path, dst: Path, *, workdir: Path | None = None, timeout: int = 180
         Seconds one cell / the whole notebook may run before the run counts as hung.
     log : callable
         Receives one line per retried run.
+    env : dict, optional
+        Variables to set (or, with the value None, to remove) in the kernel's environment,
+        on top of ``kernel_env()``.
 
     Raises
     ------
@@ -244,9 +247,15 @@ def run(src: Path, dst: Path, *, workdir: Path | None = None, timeout: int = 180
     workdir = Path(workdir).resolve() if workdir is not None else src.parent
     cmd = [sys.executable, str(Path(__file__).resolve()), str(src), str(dst),
            "--workdir", str(workdir), "--timeout", str(timeout)]
+    child_env = kernel_env()
+    for name, value in (env or {}).items():
+        if value is None:
+            child_env.pop(name, None)
+        else:
+            child_env[name] = value
     for attempt in range(1, ATTEMPTS + 1):
         # A session of its own, so that a hung run can be stopped with its kernel.
-        proc = subprocess.Popen(cmd, cwd=workdir, env=kernel_env(), stdout=subprocess.PIPE,
+        proc = subprocess.Popen(cmd, cwd=workdir, env=child_env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
             stdout, stderr = proc.communicate(timeout=notebook_timeout)
