@@ -20,7 +20,10 @@ import pytest
 
 E2E_DIR = Path(__file__).resolve().parent / "e2e"
 #: Test modules that are slow as a whole (file name: why).
-SLOW_MODULES = {"test_nbgrader.py": "builds an nbgrader course and autogrades executed notebooks"}
+SLOW_MODULES = {
+    "test_nbgrader.py": "builds an nbgrader course and autogrades executed notebooks",
+    "test_hub.py": "starts a JupyterHub for three learners (only with BN_HUB_E2E=1: make hub-test)",
+}
 
 
 def running_in_ci() -> bool:

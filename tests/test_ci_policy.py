@@ -107,9 +107,11 @@ def test_slow_modules_are_marked_slow(pytester):
     assert "test_nbgrader.py" in slow
     (tests / "test_nbgrader.py").write_text("def test_a():\n    pass\n", encoding="utf-8")
     (tests / "test_fast.py").write_text("def test_b():\n    pass\n", encoding="utf-8")
-    result = pytester.runpytest("-p", "no:cacheprovider", "-m", "not slow", "tests")
+    # importlib: the suite's own test_nbgrader and test_fast may be imported in this process.
+    args = ("-p", "no:cacheprovider", "--import-mode=importlib")
+    result = pytester.runpytest(*args, "-m", "not slow", "tests")
     result.assert_outcomes(passed=1, deselected=1)
-    result = pytester.runpytest("-p", "no:cacheprovider", "-m", "slow", "tests", "-v")
+    result = pytester.runpytest(*args, "-m", "slow", "tests", "-v")
     result.assert_outcomes(passed=1, deselected=1)
     result.stdout.fnmatch_lines(["*test_nbgrader.py::test_a PASSED*"])
 

@@ -410,8 +410,12 @@ def test_makefile_has_the_documented_targets():
 
 
 def _dry_run(workdir: Path, target: str, *variables: str) -> str:
+    # Without the caller's make variables: under `make check PYTEST_ARGS=...` MAKEFLAGS would
+    # pass them (and "Entering directory" lines) to this make too.
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "PYTEST_ARGS", "JOBS"}}
     run = subprocess.run(["make", "-n", target, *variables], cwd=workdir, capture_output=True, text=True,
-                         timeout=60)
+                         timeout=60, env=env)
     assert run.returncode == 0, run.stderr
     return run.stdout
 
@@ -460,19 +464,27 @@ def test_make_unit_runs_the_unit_tests_without_notebooks_or_browser(tmp_path):
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 def test_make_check_is_lint_and_the_fast_tests_and_make_test_runs_everything(tmp_path):
     """make check (before every commit): ruff, then the tests marked neither slow nor e2e;
-    make test: ruff, then everything. Both on pytest-xdist workers, a file per worker at a
-    time (a notebook's cells in one kernel); JOBS=0 runs in one process."""
+    make test: ruff, then everything, then the notebooks again with OpenBLAS on another
+    kernel (make portability). All on pytest-xdist workers, a file per worker at a time (a
+    notebook's cells in one kernel); JOBS=0 runs in one process."""
     shutil.copy2(ROOT / "Makefile", tmp_path / "Makefile")
     shutil.copy2(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     (tmp_path / ".venv").mkdir()
     (tmp_path / ".venv" / ".installed-full").touch()
     (tmp_path / ".venv" / ".installed-lab").touch()
     workers = "-n auto --maxprocesses 4"
+    portability = re.compile(r"OPENBLAS_CORETYPE=(Prescott|ARMV8) \.venv/bin/pytest notebooks "
+                             + re.escape(workers) + " $")
     for target, pytest_args in (("check", f'tests -m "not e2e and not slow" {workers} '),
                                 ("test", f"{workers} ")):
         lines = _dry_run(tmp_path, target).splitlines()
         assert lines[0].startswith(".venv/bin/ruff check "), lines
-        assert [line for line in lines if "bin/pytest" in line] == [f".venv/bin/pytest {pytest_args}"]
+        runs = [line for line in lines if "bin/pytest" in line]
+        assert runs[0] == f".venv/bin/pytest {pytest_args}", runs
+        assert runs[1:] == ([] if target == "check" else [runs[1]]), runs
+        assert target == "check" or portability.fullmatch(runs[1]), runs
+    assert [line for line in _dry_run(tmp_path, "portability").splitlines()
+            if "bin/pytest" in line and portability.fullmatch(line)], "make portability"
     serial = [line for line in _dry_run(tmp_path, "check", "JOBS=0").splitlines() if "bin/pytest" in line]
     assert serial == ['.venv/bin/pytest tests -m "not e2e and not slow" -n 0 --maxprocesses 4 ']
     addopts = PYPROJECT["tool"]["pytest"]["ini_options"]["addopts"].split()
