@@ -26,7 +26,10 @@ messages out of kernel subshells (``commsOverSubshells: disabled``): JupyterLab 
 sends them to a subshell, which ipykernel 7 runs in a thread of its own, so a slider's
 callback would draw an explorer's figure while the main thread draws ahead on the same
 figure (bnutils.widgets.live), and now and then fail with a matplotlib error
-(tests/e2e/test_lab_widgets.py checks which thread a move runs in). The script then *becomes* the
+(tests/e2e/test_lab_widgets.py checks which thread a move runs in). The same folder's
+``jupyter_config.py`` loads the course's prebuilt JupyterLab extensions from
+``tools/labextensions/`` (bn-course-a11y: every slider handle is named after its
+description, for screen readers; nothing to install or build). The script then *becomes* the
 JupyterLab process (``os.execve``), so Ctrl+C stops the server and the PID it was
 started with is the server's PID (tests/test_lab_starts.py stops it by that PID).
 ``--allow-root`` is added when running as root (containers, CI), where JupyterLab
@@ -53,7 +56,8 @@ HOST = "127.0.0.1"
 STUDENT_DIR = ROOT / "student"
 SOLUTIONS_DIR = ROOT / "build" / "solutions"
 LOG_FILE = ROOT / "build" / "lab.log"
-#: Jupyter configuration the course adds (default settings; see the module docstring).
+#: Jupyter configuration the course adds (default settings, its JupyterLab extensions;
+#: see the module docstring).
 CONFIG_DIR = Path(__file__).resolve().parent / "jupyter_config"
 MANIFEST = ".manifest.json"
 
@@ -80,6 +84,13 @@ def lab_command(port: int, root_dir: Path, open_browser: bool = True) -> list[st
     return cmd
 
 
+def course_config_path(environ) -> str:
+    """JUPYTER_CONFIG_PATH with the course's Jupyter configuration (CONFIG_DIR) first:
+    for every server that opens the course (make lab, the browser tests, the hub's)."""
+    rest = [p for p in environ.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p and p != str(CONFIG_DIR)]
+    return os.pathsep.join([str(CONFIG_DIR), *rest])
+
+
 def lab_environment(token: str, environ=None) -> dict:
     """The server's environment: the token, this Python's kernels first, the course's
     Jupyter defaults on JUPYTER_CONFIG_PATH, no MPLBACKEND (Agg would hide the figures)."""
@@ -88,8 +99,7 @@ def lab_environment(token: str, environ=None) -> dict:
                # kernels from this environment first, even if the user has a personal
                # "python3" kernelspec pointing at another Python
                JUPYTER_PREFER_ENV_PATH="1",
-               JUPYTER_CONFIG_PATH=os.pathsep.join(
-                   p for p in (str(CONFIG_DIR), env.get("JUPYTER_CONFIG_PATH", "")) if p))
+               JUPYTER_CONFIG_PATH=course_config_path(env))
     env.pop("MPLBACKEND", None)
     return env
 
@@ -99,15 +109,17 @@ def scratch_environment(token: str, tmp: Path, environ=None) -> dict:
 
     The token, this Python's kernels first, no MPLBACKEND; every Jupyter folder (config,
     runtime, user settings, workspaces) under ``tmp``, so that nothing of the user's
-    JupyterLab applies or changes; and user settings for a quiet, fully rendered
-    notebook: no "get notified about Jupyter news?" toast, every cell rendered (no
-    virtual scrolling), so that every output is in the page; and, as ``make lab`` has
+    JupyterLab applies or changes; the course's Jupyter configuration (CONFIG_DIR, with
+    its JupyterLab extensions), as make lab has it; and user settings for a quiet, fully
+    rendered notebook: no "get notified about Jupyter news?" toast, every cell rendered
+    (no virtual scrolling), so that every output is in the page; and, as ``make lab`` has
     it, widget messages to the kernel's main thread (``commsOverSubshells``, see the
     module docstring).
     """
     env = {k: v for k, v in (os.environ if environ is None else environ).items()
            if k not in ("MPLBACKEND", "JUPYTER_TOKEN")}
     env.update(JUPYTER_TOKEN=token, JUPYTER_PREFER_ENV_PATH="1",
+               JUPYTER_CONFIG_PATH=course_config_path(env),
                JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
                JUPYTERLAB_SETTINGS_DIR=str(tmp / "settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(tmp / "workspaces"))

@@ -5,7 +5,9 @@
 JupyterHub runs this (``c.Spawner.cmd``) as the learner, in the learner's home. It
 writes the student edition of the course notebooks to ``$HOME/student`` with
 tools/make_student.py, then *becomes* ``jupyterhub-singleuser`` (``os.execvp``, so the
-spawner's PID is the server's and stopping it stops the server).
+spawner's PID is the server's and stopping it stops the server), with the course's
+Jupyter configuration (tools/jupyter_config: its default settings and its JupyterLab
+extensions, as ``make lab`` has them) first on JUPYTER_CONFIG_PATH.
 
 The learner's work is never overwritten: make_student.py keeps every notebook edited
 since it wrote it (its manifest, ``student/.manifest.json``, lives in the learner's
@@ -28,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
 import _notebooks  # noqa: E402
+import lab  # noqa: E402
 import make_student  # noqa: E402
 
 
@@ -55,6 +58,7 @@ def main(argv: list[str]) -> None:
         [str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     if command is None:
         raise SystemExit("singleuser.py: jupyterhub-singleuser not found (pip install jupyterhub)")
+    os.environ["JUPYTER_CONFIG_PATH"] = lab.course_config_path(os.environ)
     os.execvp(command, [command, *argv])
 
 
