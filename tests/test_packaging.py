@@ -491,3 +491,38 @@ def test_make_check_is_lint_and_the_fast_tests_and_make_test_runs_everything(tmp
     assert addopts[addopts.index("--dist") + 1] == "loadfile"
     markers = PYPROJECT["tool"]["pytest"]["ini_options"]["markers"]
     assert {m.split(":")[0] for m in markers} >= {"e2e", "slow"}
+
+
+def test_readme_and_contributing_name_the_test_commands():
+    """README's "Working on the course" names make check and make test in a block of their
+    own; what they say make check selects is the Makefile's marker expression; every marker
+    they name is declared; the commands they give to run one part alone name files and
+    markers that exist; JOBS=0 is there."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    contributing = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    section = re.search(r"^## Working on the course\n(.*?)(?=^## |\Z)", readme, re.M | re.S)
+    assert section, "README needs a '## Working on the course' section"
+    block = re.search(r"```(?:\w+)?\n(.*?)```", section.group(1), re.S)
+    assert block, "README's 'Working on the course' has no block of commands"
+    commands = [line.split("#")[0].strip() for line in block.group(1).splitlines()]
+    assert [c for c in commands if c] == ["make check", "make test"]
+    declared = {m.split(":")[0] for m in PYPROJECT["tool"]["pytest"]["ini_options"]["markers"]}
+    check_args = re.search(r'^CHECK_ARGS\s*:=.*-m "([^"]*)"', MAKEFILE, re.M).group(1)
+    selected_out = set(re.findall(r"not (\w+)", check_args))
+    for name, text in (("README", readme), ("CONTRIBUTING", contributing)):
+        assert "make check" in text and "make test" in text and "JOBS=0" in text, name
+        assert "under 90 s" in text, f"{name}: make check's budget"
+        neither = re.search(r"marked neither `(\w+)`\s+nor `(\w+)`", text)
+        assert neither and set(neither.groups()) == selected_out, (name, check_args)
+        assert "SLOW_MODULES" in text, name
+        for cmd in re.findall(r"`(\.venv/bin/pytest [^`]*)`", text):
+            args = cmd.split()[1:]
+            paths = [a for a in args if "/" in a or a.endswith(".ipynb")]
+            assert paths, cmd
+            for path in paths:
+                assert list(ROOT.glob(path.replace("NN_", "[0-9][0-9]_"))), f"{name}: {cmd}: no {path}"
+            for k, a in enumerate(args):
+                if a == "-m":
+                    assert set(re.findall(r"\w+", args[k + 1])) - {"not", "and", "or"} <= declared, cmd
+    assert set(re.findall(r"marked `(\w+)`", readme)) == declared, "README names each marker"
+    assert "SLOW_MODULES = {" in (ROOT / "tests" / "conftest.py").read_text(encoding="utf-8")
