@@ -6,7 +6,8 @@
 #
 #   make lab       open JupyterLab on the student edition in student/ (built on first use; edits kept)
 #   make lab EDITION=solutions   the instructor edition, in a working copy (build/solutions/)
-#   make test      ruff + unit tests + every notebook under strict nbval (what CI runs)
+#   make check     ruff + the fast unit tests (no kernel, no server, no browser): before every commit
+#   make test      ruff + unit tests + every notebook under strict nbval + browser tests (what CI runs)
 #   make unit      ruff + unit tests only: no notebooks, no browser (CI on the other Pythons)
 #   make test-matrix  unit tests + notebooks on the oldest and the newest supported Python and packages (.venv-matrix/; MATRIX=oldest for one)
 #   make portability  the notebooks again under strict nbval with another BLAS kernel (part of make test)
@@ -35,14 +36,19 @@ HUB_STAMP   := $(VENV)/.installed-hub
 RUFF_PATHS := bnutils tests tools notebooks benchmarks conftest.py nbgrader_config.py
 NB     ?= $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 # Extra pytest arguments, e.g. make test PYTEST_ARGS="-x -k batchnorm"
-# The suite runs serially. Measured with `-n 2 --dist loadfile` (pytest-xdist, since
-# removed from the test extra) on the 2-core machine (363 tests, notebook 00): no faster
-# (48-75 s against 50-57 s), and the widget redraw-time tests fail when two workers share
-# the CPU. Re-measure once the notebooks dominate the run time; never plain `-n` (it
-# splits a notebook's cells).
 PYTEST_ARGS ?=
+# The tests run on pytest-xdist workers, one per core (at most 4), each file whole on one
+# worker (pyproject's addopts: --dist loadfile, so a notebook's cells share one kernel;
+# never --dist load). Most of make test's time is spent in kernels, JupyterLab and
+# Chromium, child processes that the workers keep busy side by side; the redraw-time
+# tests measure CPU time, which a neighbour does not inflate. JOBS=0: one process, serially.
+JOBS ?= auto
+XDIST := -n $(JOBS) --maxprocesses 4
 # make unit: the unit tests, without the notebooks (nbval) and the browser tests (e2e).
 UNIT_ARGS := tests --ignore=tests/e2e -m "not e2e"
+# make check: the unit tests that need no kernel, server or browser (not marked slow or
+# e2e; tests/conftest.py), tests/e2e's included (build_html's pieces, the explorer notebooks).
+CHECK_ARGS := tests -m "not e2e and not slow"
 # `timeout` (GNU coreutils) guards `make refresh` against a hung kernel, where it exists.
 TIMEOUT := $(shell command -v timeout >/dev/null 2>&1 && echo timeout 1800)
 
@@ -60,7 +66,7 @@ define install
 endef
 
 .DEFAULT_GOAL := help
-.PHONY: help lab test test-matrix unit portability lint refresh student nbgrader html bench hub hub-test clean
+.PHONY: help lab check test test-matrix unit portability lint refresh student nbgrader html bench hub hub-test clean
 
 help:
 	@sed -n 's/^#   make /  make /p' Makefile
@@ -83,10 +89,15 @@ EDITION ?= student
 lab: $(LAB_STAMP)
 	$(PY) tools/lab.py --edition $(EDITION)
 
+check: $(FULL_STAMP)
+	$(VENV)/bin/ruff check $(RUFF_PATHS)
+	@$(PY) -c "import matplotlib.pyplot"
+	$(VENV)/bin/pytest $(CHECK_ARGS) $(XDIST) $(PYTEST_ARGS)
+
 test: $(FULL_STAMP)
 	$(VENV)/bin/ruff check $(RUFF_PATHS)
 	@$(PY) -c "import matplotlib.pyplot"
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest $(XDIST) $(PYTEST_ARGS)
 	$(PORTABILITY)
 
 # The stored outputs must hold on every machine (CONTRIBUTING.md, "Results that hold on every
@@ -95,7 +106,7 @@ test: $(FULL_STAMP)
 # that is Prescott (SSE3 only); on ARM the generic ARMV8 kernel. NumPy builds without
 # OpenBLAS (macOS Accelerate, MKL) ignore the variable: the pass then repeats the first one.
 ALT_CORETYPE ?= $(if $(filter x86_64 i686 amd64,$(shell uname -m)),Prescott,ARMV8)
-PORTABILITY = OPENBLAS_CORETYPE=$(ALT_CORETYPE) $(VENV)/bin/pytest notebooks $(PYTEST_ARGS)
+PORTABILITY = OPENBLAS_CORETYPE=$(ALT_CORETYPE) $(VENV)/bin/pytest notebooks $(XDIST) $(PYTEST_ARGS)
 
 portability: $(FULL_STAMP)
 	$(PORTABILITY)
@@ -112,7 +123,7 @@ test-matrix:
 unit: $(FULL_STAMP)
 	$(VENV)/bin/ruff check $(RUFF_PATHS)
 	@$(PY) -c "import matplotlib.pyplot"
-	$(VENV)/bin/pytest $(UNIT_ARGS) $(PYTEST_ARGS)
+	$(VENV)/bin/pytest $(UNIT_ARGS) $(XDIST) $(PYTEST_ARGS)
 
 lint: $(FULL_STAMP)
 	$(VENV)/bin/ruff check $(RUFF_PATHS)

@@ -13,9 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow          # builds the student edition of every notebook (make check leaves it to make test)
 def test_post_build_builds_the_student_edition_and_opens_it(tmp_path):
     repo, home, bin_dir = tmp_path / "repo", tmp_path / "home", tmp_path / "bin"
     for folder in ("tools", "notebooks", "binder"):

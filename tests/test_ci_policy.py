@@ -99,6 +99,24 @@ def test_e2e_may_skip_outside_ci(project, monkeypatch):
     assert result.ret == pytest.ExitCode.OK
 
 
+def test_slow_modules_are_marked_slow(pytester):
+    """tests/conftest.py marks every test of its SLOW_MODULES slow: make check deselects them."""
+    pytester.makeini("[pytest]\nmarkers =\n    slow: slow\n")
+    tests = pytester.mkdir("tests")
+    (tests / "conftest.py").write_text(CONFTEST, encoding="utf-8")
+    slow = _load_conftest().SLOW_MODULES
+    assert "test_nbgrader.py" in slow
+    (tests / "test_nbgrader.py").write_text("def test_a():\n    pass\n", encoding="utf-8")
+    (tests / "test_fast.py").write_text("def test_b():\n    pass\n", encoding="utf-8")
+    # importlib: the suite's own test_nbgrader and test_fast may be imported in this process.
+    args = ("-p", "no:cacheprovider", "--import-mode=importlib")
+    result = pytester.runpytest(*args, "-m", "not slow", "tests")
+    result.assert_outcomes(passed=1, deselected=1)
+    result = pytester.runpytest(*args, "-m", "slow", "tests", "-v")
+    result.assert_outcomes(passed=1, deselected=1)
+    result.stdout.fnmatch_lines(["*test_nbgrader.py::test_a PASSED*"])
+
+
 # --- the workflow: which Pythons CI tests ------------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[1]

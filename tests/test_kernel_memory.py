@@ -154,6 +154,7 @@ def _benchmark():
     return module
 
 
+@pytest.mark.slow          # kernels (make check leaves it to make test)
 def test_the_benchmark_sees_what_a_notebook_keeps(tmp_path):
     """A notebook that keeps 200 MB is measured as keeping about 200 MB; one that frees it is not."""
     km = _benchmark()

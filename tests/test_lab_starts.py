@@ -139,6 +139,7 @@ def _save_through_the_contents_api(base, token, name, folder: Path):
     assert _git_status(source) == before_status
 
 
+@pytest.mark.slow          # starts JupyterLab (make check leaves it to make test)
 def test_lab_opens_the_student_edition_with_a_token_on_loopback_and_stops_by_pid(tmp_path, started):
     student = tmp_path / "student"
     proc, out_path = _start(tmp_path, "--edition-dir", str(student))
@@ -178,9 +179,15 @@ def test_lab_opens_the_student_edition_with_a_token_on_loopback_and_stops_by_pid
     schema = json.loads(body)["schema"]["properties"]       # defaults, with the overrides
     assert schema["fetchNews"]["default"] == "false"
     assert schema["checkForUpdates"]["default"] is False
+    # Widget messages go to the kernel's main thread, not to a subshell (tools/lab.py).
+    status, body = _get(f"{base}/lab/api/settings/@jupyterlab/apputils-extension:kernels-settings"
+                        f"?token={token}")
+    assert status == 200
+    assert json.loads(body)["schema"]["properties"]["commsOverSubshells"]["default"] == "disabled"
     _stop_by_pid(proc, base, token)
 
 
+@pytest.mark.slow          # starts JupyterLab (make check leaves it to make test)
 def test_the_instructor_edition_opens_a_working_copy_and_saving_never_touches_notebooks(
         tmp_path, started):
     copy = tmp_path / "solutions"
@@ -240,3 +247,5 @@ def test_a_scratch_server_keeps_every_jupyter_folder_under_its_own_directory(tmp
                       .read_text())["fetchNews"] == "false"
     assert json.loads((settings / "notebook-extension/tracker.jupyterlab-settings")
                       .read_text()) == {"windowingMode": "none"}
+    assert json.loads((settings / "apputils-extension/kernels-settings.jupyterlab-settings")
+                      .read_text()) == {"commsOverSubshells": "disabled"}

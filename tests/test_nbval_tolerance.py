@@ -102,6 +102,7 @@ def _notebook(stored_texts, specs):
     return nbformat.v4.new_notebook(cells=cells)
 
 
+@pytest.mark.slow          # a pytest run with a kernel (make check leaves it to make test)
 def test_strict_nbval_compares_tolerant_cells_within_their_tolerance(pytester):
     project = pytester.path
     shutil.copy(ROOT / "pyproject.toml", project / "pyproject.toml")

@@ -182,7 +182,7 @@ def test_the_learner_set_is_only_jupyterlab_on_top_of_the_runtime():
 
 # Where each test-extra package is used: its import name (or command) must appear there.
 USED_IN = ("tests", "tools", "benchmarks", "conftest.py", "Makefile")
-IMPORT_NAME = {"jupyterlab": "jupyterlab", "pytest": "pytest"}
+IMPORT_NAME = {"jupyterlab": "jupyterlab", "pytest": "pytest", "pytest-xdist": "xdist"}
 
 
 def _repository_text() -> str:
@@ -200,7 +200,7 @@ def _repository_text() -> str:
 
 def test_every_declared_test_tool_is_used():
     """A tool in the test extra that nothing imports or runs is weight for every install
-    (pytest-xdist was, until it was removed)."""
+    (pytest-xdist was, until the Makefile ran the tests on its workers)."""
     text = _repository_text()
     unused = []
     for requirement in PYPROJECT["project"]["optional-dependencies"]["test"]:
@@ -209,8 +209,6 @@ def test_every_declared_test_tool_is_used():
         if not re.search(rf"\b{re.escape(module)}\b", text):
             unused.append(name)
     assert not unused, f"declared in the test extra but used nowhere in {USED_IN}: {unused}"
-    assert "pytest-xdist" not in {parse_requirement(r)[0] for r in
-                                  PYPROJECT["project"]["optional-dependencies"]["test"]}
 
 
 def test_jupyter_client_is_bounded_at_the_next_major_version():
@@ -347,6 +345,7 @@ def built_wheel(tmp_path_factory):
     return wheels[0]
 
 
+@pytest.mark.slow          # builds the wheel (make check leaves it to make test)
 def test_the_wheel_ships_both_licences_and_says_mit(built_wheel):
     version = PYPROJECT["project"]["version"]
     with zipfile.ZipFile(built_wheel) as wheel:
@@ -410,8 +409,13 @@ def test_makefile_has_the_documented_targets():
         assert re.search(rf"^{target}:\s*\$\(FULL_STAMP\)$", MAKEFILE, re.M), target
 
 
-def _dry_run(workdir: Path, target: str) -> str:
-    run = subprocess.run(["make", "-n", target], cwd=workdir, capture_output=True, text=True, timeout=60)
+def _dry_run(workdir: Path, target: str, *variables: str) -> str:
+    # Without the caller's make variables: under `make check PYTEST_ARGS=...` MAKEFLAGS would
+    # pass them (and "Entering directory" lines) to this make too.
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "PYTEST_ARGS", "JOBS"}}
+    run = subprocess.run(["make", "-n", target, *variables], cwd=workdir, capture_output=True, text=True,
+                         timeout=60, env=env)
     assert run.returncode == 0, run.stderr
     return run.stdout
 
@@ -452,5 +456,73 @@ def test_make_unit_runs_the_unit_tests_without_notebooks_or_browser(tmp_path):
     (tmp_path / ".venv").mkdir()
     (tmp_path / ".venv" / ".installed-full").touch()
     (tmp_path / ".venv" / ".installed-lab").touch()
+    workers = "-n auto --maxprocesses 4"
     pytest_line = [line for line in _dry_run(tmp_path, "unit").splitlines() if "bin/pytest" in line]
-    assert pytest_line == ['.venv/bin/pytest tests --ignore=tests/e2e -m "not e2e" '], pytest_line
+    assert pytest_line == [f'.venv/bin/pytest tests --ignore=tests/e2e -m "not e2e" {workers} '], pytest_line
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+def test_make_check_is_lint_and_the_fast_tests_and_make_test_runs_everything(tmp_path):
+    """make check (before every commit): ruff, then the tests marked neither slow nor e2e;
+    make test: ruff, then everything, then the notebooks again with OpenBLAS on another
+    kernel (make portability). All on pytest-xdist workers, a file per worker at a time (a
+    notebook's cells in one kernel); JOBS=0 runs in one process."""
+    shutil.copy2(ROOT / "Makefile", tmp_path / "Makefile")
+    shutil.copy2(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / ".installed-full").touch()
+    (tmp_path / ".venv" / ".installed-lab").touch()
+    workers = "-n auto --maxprocesses 4"
+    portability = re.compile(r"OPENBLAS_CORETYPE=(Prescott|ARMV8) \.venv/bin/pytest notebooks "
+                             + re.escape(workers) + " $")
+    for target, pytest_args in (("check", f'tests -m "not e2e and not slow" {workers} '),
+                                ("test", f"{workers} ")):
+        lines = _dry_run(tmp_path, target).splitlines()
+        assert lines[0].startswith(".venv/bin/ruff check "), lines
+        runs = [line for line in lines if "bin/pytest" in line]
+        assert runs[0] == f".venv/bin/pytest {pytest_args}", runs
+        assert runs[1:] == ([] if target == "check" else [runs[1]]), runs
+        assert target == "check" or portability.fullmatch(runs[1]), runs
+    assert [line for line in _dry_run(tmp_path, "portability").splitlines()
+            if "bin/pytest" in line and portability.fullmatch(line)], "make portability"
+    serial = [line for line in _dry_run(tmp_path, "check", "JOBS=0").splitlines() if "bin/pytest" in line]
+    assert serial == ['.venv/bin/pytest tests -m "not e2e and not slow" -n 0 --maxprocesses 4 ']
+    addopts = PYPROJECT["tool"]["pytest"]["ini_options"]["addopts"].split()
+    assert addopts[addopts.index("--dist") + 1] == "loadfile"
+    markers = PYPROJECT["tool"]["pytest"]["ini_options"]["markers"]
+    assert {m.split(":")[0] for m in markers} >= {"e2e", "slow"}
+
+
+def test_readme_and_contributing_name_the_test_commands():
+    """README's "Working on the course" names make check and make test in a block of their
+    own; what they say make check selects is the Makefile's marker expression; every marker
+    they name is declared; the commands they give to run one part alone name files and
+    markers that exist; JOBS=0 is there."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    contributing = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    section = re.search(r"^## Working on the course\n(.*?)(?=^## |\Z)", readme, re.M | re.S)
+    assert section, "README needs a '## Working on the course' section"
+    block = re.search(r"```(?:\w+)?\n(.*?)```", section.group(1), re.S)
+    assert block, "README's 'Working on the course' has no block of commands"
+    commands = [line.split("#")[0].strip() for line in block.group(1).splitlines()]
+    assert [c for c in commands if c] == ["make check", "make test"]
+    declared = {m.split(":")[0] for m in PYPROJECT["tool"]["pytest"]["ini_options"]["markers"]}
+    check_args = re.search(r'^CHECK_ARGS\s*:=.*-m "([^"]*)"', MAKEFILE, re.M).group(1)
+    selected_out = set(re.findall(r"not (\w+)", check_args))
+    for name, text in (("README", readme), ("CONTRIBUTING", contributing)):
+        assert "make check" in text and "make test" in text and "JOBS=0" in text, name
+        assert "under 90 s" in text, f"{name}: make check's budget"
+        neither = re.search(r"marked neither `(\w+)`\s+nor `(\w+)`", text)
+        assert neither and set(neither.groups()) == selected_out, (name, check_args)
+        assert "SLOW_MODULES" in text, name
+        for cmd in re.findall(r"`(\.venv/bin/pytest [^`]*)`", text):
+            args = cmd.split()[1:]
+            paths = [a for a in args if "/" in a or a.endswith(".ipynb")]
+            assert paths, cmd
+            for path in paths:
+                assert list(ROOT.glob(path.replace("NN_", "[0-9][0-9]_"))), f"{name}: {cmd}: no {path}"
+            for k, a in enumerate(args):
+                if a == "-m":
+                    assert set(re.findall(r"\w+", args[k + 1])) - {"not", "and", "or"} <= declared, cmd
+    assert set(re.findall(r"marked `(\w+)`", readme)) == declared, "README names each marker"
+    assert "SLOW_MODULES = {" in (ROOT / "tests" / "conftest.py").read_text(encoding="utf-8")

@@ -279,6 +279,7 @@ def test_every_notebook_has_exercises_and_no_solution_survives(student_dir):
         assert student.count("raise NotImplementedError(") >= n_regions
 
 
+@pytest.mark.slow          # every student notebook to its end (make check leaves it to make test)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_student_notebook_runs_to_the_end_and_every_check_fails(path, student_dir, tmp_path):
     """Every check line that reads ✓ in the full edition reads ✗ "not done yet" here."""

@@ -232,3 +232,43 @@ def test_redraw_time_includes_the_png_of_pyplot_explorers():
     times = redraw_ms(w, "a", [0.5, 1.5])
     assert len(times) == 2 and all(t > 0 for t in times)
     assert len(encoded) == 2 and all(kw.get("bbox_inches") == "tight" for kw in encoded)
+
+
+def test_the_redraw_budget_counts_cpu_time_of_the_callback_and_the_png():
+    """tests/redraw_helpers.py times what redraw_ms times (callback plus PNG) in CPU time:
+    a callback that computes for 150 ms fails the budget, one that sleeps 150 ms (the
+    wall clock of a busy machine) does not."""
+    import time
+
+    import ipywidgets as widgets
+    from redraw_helpers import REDRAW_BUDGET_MS, assert_redraws_fast, cpu_redraw_ms
+
+    def explorer(callback):
+        encoded = []
+
+        def draw(a=1.0):
+            callback()
+            fig, ax = plt.subplots(figsize=(1, 1), dpi=20)       # a figure that costs little
+            ax.plot([0, a])
+            original = fig.canvas.print_figure
+            fig.canvas.print_figure = lambda *args, **kw: (encoded.append(kw), original(*args, **kw))
+            return a
+
+        w = widgets.interactive(draw, a=widgets.FloatSlider(value=1.0, min=0, max=2, description="a"))
+        plt.close("all")
+        encoded.clear()
+        return w, encoded
+
+    def busy(seconds=0.15):
+        end = time.process_time() + seconds
+        while time.process_time() < end:
+            pass
+
+    w, encoded = explorer(lambda: time.sleep(0.15))
+    assert max(cpu_redraw_ms(w, "a", [0.5, 1.5])) < REDRAW_BUDGET_MS
+    assert len(encoded) == 2                     # the PNG is made (and timed) for each move
+    assert_redraws_fast(w, "a", [0.5, 1.5, 1.0], tries=1)
+    w, _ = explorer(busy)
+    assert min(cpu_redraw_ms(w, "a", [0.5, 1.5])) >= 150
+    with pytest.raises(AssertionError, match="ms of CPU time"):
+        assert_redraws_fast(w, "a", [0.5, 1.5, 1.0], tries=1)

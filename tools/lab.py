@@ -21,7 +21,12 @@ start (or the one in the environment variable JUPYTER_TOKEN). Its log (kernel wa
 "not trusted" notices, websocket tracebacks) goes to ``build/lab.log``, so the terminal
 shows the address, printed last. JupyterLab's "get notified about Jupyter news?"
 question is answered "no" by a default setting in ``tools/jupyter_config/`` (put on
-JUPYTER_CONFIG_PATH; a learner's own settings still win). The same folder's
+JUPYTER_CONFIG_PATH; a learner's own settings still win). Another one keeps widget
+messages out of kernel subshells (``commsOverSubshells: disabled``): JupyterLab >= 4.4
+sends them to a subshell, which ipykernel 7 runs in a thread of its own, so a slider's
+callback would draw an explorer's figure while the main thread draws ahead on the same
+figure (bnutils.widgets.live), and now and then fail with a matplotlib error
+(tests/e2e/test_lab_widgets.py checks which thread a move runs in). The same folder's
 ``jupyter_config.py`` loads the course's prebuilt JupyterLab extensions from
 ``tools/labextensions/`` (bn-course-a11y: every slider handle is named after its
 description, for screen readers; nothing to install or build). The script then *becomes* the
@@ -107,7 +112,9 @@ def scratch_environment(token: str, tmp: Path, environ=None) -> dict:
     JupyterLab applies or changes; the course's Jupyter configuration (CONFIG_DIR, with
     its JupyterLab extensions), as make lab has it; and user settings for a quiet, fully
     rendered notebook: no "get notified about Jupyter news?" toast, every cell rendered
-    (no virtual scrolling), so that every output is in the page.
+    (no virtual scrolling), so that every output is in the page; and, as ``make lab`` has
+    it, widget messages to the kernel's main thread (``commsOverSubshells``, see the
+    module docstring).
     """
     env = {k: v for k, v in (os.environ if environ is None else environ).items()
            if k not in ("MPLBACKEND", "JUPYTER_TOKEN")}
@@ -120,6 +127,9 @@ def scratch_environment(token: str, tmp: Path, environ=None) -> dict:
         "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
             {"fetchNews": "false", "checkForUpdates": False},
         "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+        # as make lab's default settings: widget callbacks in the kernel's main thread
+        "@jupyterlab/apputils-extension/kernels-settings.jupyterlab-settings":
+            {"commsOverSubshells": "disabled"},
     }
     for rel, content in settings.items():
         path = tmp / "settings" / rel

@@ -2,14 +2,16 @@
 
 * ``browser`` (per module): headless Chromium (``/usr/bin/chromium``; Playwright's own
   browser download is neither used nor needed).
-* ``lab`` (per session): one JupyterLab server, shared by every test, on a free loopback
-  port with a token (passed in the environment, as ``make lab`` does), in temporary
-  config/runtime/settings/workspace folders, serving *copies*: ``notebooks/`` (the course,
-  with its stored outputs cleared) and ``student/`` (the student edition, built by
-  tools/make_student.py). Nothing is ever saved over the repository. The server is
-  stopped by its PID. The tests never depend on what a notebook has stored: no widget
+* ``lab`` (per session, so per pytest-xdist worker): one JupyterLab server, shared by
+  the tests, on a free loopback port with a token (passed in the environment, as ``make
+  lab`` does), in temporary config/runtime/settings/workspace folders, serving
+  generated or copied notebooks only: ``explorers/NN_name.ipynb`` (for each course
+  notebook that shows an explorer, a small notebook holding its title, its setup cell
+  and its explorer cells: ``explorer_notebook``) and ``student/`` (the student edition,
+  built by tools/make_student.py). Nothing is ever saved over the repository. The server
+  is stopped by its PID. The tests never depend on what a notebook has stored: no widget
   model id (an autosave rewrites them; a stored view whose model is gone shows "model
-  not found"), no stored output: they run the copy and look at what it draws.
+  not found"), no stored output: they run their notebook and look at what it draws.
 * ``lab_page`` (per test): a browser page on that server, wrapped in ``LabPage`` (open a
   notebook, wait for its kernel, Run All, find sliders by their label, move them with the
   keyboard or the mouse). Kernels the test started are shut down afterwards.
@@ -43,6 +45,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from explorers import explorer_cells, widget_notebooks, write_explorer_notebooks
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -161,11 +164,10 @@ class LabServer:
     def __init__(self, base: str, token: str, root: Path, log: Path):
         self.base, self.token, self.root, self.log = base, token, root, log
 
-    def url(self, rel: str, workspace: str) -> str:
-        """Address of notebook ``rel`` in a new, empty JupyterLab workspace (no tabs restored
-        from an earlier test, so no kernels started for them)."""
-        return (f"{self.base}/lab/workspaces/{workspace}/tree/{urllib.parse.quote(rel)}"
-                f"?reset&token={self.token}")
+    def url(self, workspace: str) -> str:
+        """Address of JupyterLab in a new, empty workspace (no tabs restored from an earlier
+        module, so no kernels started for them)."""
+        return f"{self.base}/lab/workspaces/{workspace}?reset&token={self.token}"
 
     def api(self, method: str, path: str):
         req = urllib.request.Request(f"{self.base}{path}", method=method,
@@ -191,7 +193,9 @@ def _start_lab(tmp: Path, root: Path):
     for attempt in range(3):               # a free port can be taken before the server binds it
         port = lab_tool.free_port()
         log_path = tmp / f"lab-{attempt}.log"
-        cmd = lab_tool.lab_command(port, root, open_browser=False)
+        # expose_app_in_browser: window.jupyterapp, so that a test opens a notebook with
+        # JupyterLab's own command instead of loading the whole application again.
+        cmd = lab_tool.lab_command(port, root, open_browser=False) + ["--LabApp.expose_app_in_browser=True"]
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
@@ -220,22 +224,16 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory):
-    """One JupyterLab server for all browser tests, on copies of the notebooks.
+    """One JupyterLab server for the browser tests (of one pytest-xdist worker).
 
-    Its root holds ``notebooks/`` (a copy of the course) and ``student/`` (the student
-    edition, built from that copy by tools/make_student.py).
+    Its root holds ``explorers/`` (``write_explorer_notebooks``) and ``student/`` (the
+    student edition, built from notebooks/ by tools/make_student.py).
     """
     _sync_api()
     _require_chromium()
     tmp = tmp_path_factory.mktemp("lab")
     root = tmp / "root"
-    shutil.copytree(NOTEBOOKS, root / "notebooks",
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    import nbformat
-
-    tidy = _load_tool("_notebooks")
-    for path in (root / "notebooks").glob("*.ipynb"):
-        nbformat.write(tidy.clear_outputs(nbformat.read(path, as_version=4)), path)
+    write_explorer_notebooks(root / "explorers")
     made = subprocess.run([sys.executable, str(ROOT / "tools" / "make_student.py"),
                            "--out", str(root / "student")],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -248,27 +246,39 @@ def lab(tmp_path_factory):
 
 
 class LabPage:
-    """One JupyterLab page: open a notebook, run it, read and move its widgets."""
-
-    opened = 0
+    """JupyterLab in a browser page: open a notebook, run it, read and move its widgets."""
 
     def __init__(self, page, server: LabServer, sync_api):
         self.page, self.server, self.expect = page, server, sync_api.expect
+        # Every wait on what the page shows gets REDRAW_MS, not Playwright's 5 s default
+        # for ``expect`` (a kernel on a loaded machine can take longer to answer a move).
+        self.expect.set_options(timeout=REDRAW_MS)
         # The notebook on show (JupyterLab hides the panels of other tabs).
         self.panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
 
     # ---- notebook
-    def open(self, rel: str) -> None:
-        """Open notebook ``rel`` (relative to the server root) and wait for an idle kernel."""
-        LabPage.opened += 1
-        self.page.goto(self.server.url(rel, workspace=f"e2e-{LabPage.opened}"))
+    def start(self, workspace: str) -> None:
+        """Load JupyterLab in a new, empty workspace and wait until it has started."""
+        self.page.goto(self.server.url(workspace))
         # If JupyterLab asks which kernel to use, take the one it proposes.
         dialog = self.page.locator(".jp-Dialog").filter(has_text="Select Kernel")
         self.page.add_locator_handler(
             dialog, lambda d: d.get_by_role("button", name="Select", exact=True).click())
+        self.page.wait_for_function("() => window.jupyterapp !== undefined", timeout=KERNEL_READY_MS)
+        self.page.evaluate("() => window.jupyterapp.restored")
+
+    def open(self, rel: str) -> None:
+        """Open notebook ``rel`` (relative to the server root) and wait for an idle kernel."""
+        self.page.evaluate("rel => window.jupyterapp.commands.execute('docmanager:open', {path: rel})", rel)
         self.expect(self.panel.locator(".jp-Cell").first).to_be_visible(
             timeout=KERNEL_READY_MS)
         self.wait_idle()
+
+    def close_all(self) -> None:
+        """Close every tab of the main area without asking to save (the notebooks are
+        throw-away copies)."""
+        self.page.evaluate("() => { for (const w of Array.from(window.jupyterapp.shell.widgets('main')))"
+                           " w.dispose(); }")
 
     def wait_idle(self, timeout: int = KERNEL_READY_MS) -> None:
         # The status bar names the kernel and its state; the toolbar indicator says "idle"
@@ -331,7 +341,7 @@ class LabPage:
             src = self.figure_src(widget)
             handle.focus()
             self.page.keyboard.press(key)
-            self.wait_figure_changed(widget, src)
+            self.wait_figure_changed(widget, src, f"pressing {key} on {label!r}")
 
     def drag(self, widget, label: str, dx: float) -> None:
         """Move a slider with the mouse: drag its handle ``dx`` pixels to the right, then wait
@@ -345,7 +355,7 @@ class LabPage:
         self.page.mouse.down()
         self.page.mouse.move(x + dx, y, steps=8)
         self.page.mouse.up()
-        self.wait_figure_changed(widget, src)
+        self.wait_figure_changed(widget, src, f"dragging {label!r}")
 
     def screenshot(self, locator, path) -> None:
         """Screenshot of one element, scrolled to the top of the notebook first (an element
@@ -353,45 +363,84 @@ class LabPage:
         locator.evaluate("el => el.scrollIntoView({block: 'start'})")
         locator.screenshot(path=str(path))
 
-    def wait_figure_changed(self, widget, old_src: str) -> str:
+    def wait_figure_changed(self, widget, old_src: str, what: str = "the move") -> str:
+        """Wait (up to REDRAW_MS) until the widget shows an image other than ``old_src``;
+        return the new image's src. Fails naming ``what`` if it never comes."""
         img = self.figure(widget)
-        self.expect(img).not_to_have_attribute("src", old_src, timeout=REDRAW_MS)
+        try:
+            self.expect(img).not_to_have_attribute("src", old_src, timeout=REDRAW_MS)
+        except AssertionError:
+            shot = SCREENSHOTS / "failed_redraw.png"
+            SCREENSHOTS.mkdir(exist_ok=True)
+            widget.screenshot(path=str(shot))
+            printed = " | ".join(widget.locator(".widget-output pre").all_inner_texts())
+            (SCREENSHOTS / "failed_redraw.txt").write_text(printed, encoding="utf-8")
+            printed = printed[-500:]
+            raise AssertionError(f"the image did not change within {REDRAW_MS / 1000:.0f} s after "
+                                 f"{what} (the widget prints {printed!r}; screenshot: {shot})") from None
         self.expect(img).to_be_visible(timeout=REDRAW_MS)
         return img.get_attribute("src")
 
+    def wait_until(self, condition, message: str, timeout: int = REDRAW_MS) -> None:
+        """Poll ``condition()`` (a Python check of the page) every 100 ms until it is true;
+        after ``timeout`` ms fail with ``message``."""
+        deadline = time.monotonic() + timeout / 1000
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{message} (waited {timeout / 1000:.0f} s)")
+            self.page.wait_for_timeout(100)
+
+
+class _ConsoleRelay:
+    """Sends a long-lived page's console errors and blocked requests to the current test's
+    ``console``."""
+
+    def __init__(self):
+        self.current = Console()
+
+    def watch(self, page) -> None:
+        page.on("pageerror", lambda err: self.current.errors.append(f"page error: {err}"))
+        page.on("console", lambda msg: msg.type == "error" and self.current.errors.append(
+            f"console error: {msg.text} ({msg.location.get('url', '')})"))
+
+    def route(self, route) -> None:
+        self.current.route(route)
+
+
+@pytest.fixture(scope="module")
+def lab_app(lab, browser, request):
+    """JupyterLab loaded once per test module in one browser page (loading it takes ~4 s;
+    each test opens its notebook in it with JupyterLab's own command)."""
+    sync_api = _sync_api()
+    relay = _ConsoleRelay()
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    context.route("**/*", relay.route)
+    page = context.new_page()
+    relay.watch(page)
+    app = LabPage(page, lab, sync_api)
+    app.start(workspace="e2e-" + re.sub(r"\W", "-", request.module.__name__))
+    try:
+        yield app, relay
+    finally:
+        context.close()
+
 
 @pytest.fixture
-def lab_page(lab, new_page):
-    """A JupyterLab page on the shared server; the test's kernels are shut down afterwards."""
-    sync_api = _sync_api()
-    page = new_page()
+def lab_page(lab_app, console):
+    """JupyterLab on the shared server, with nothing open; what the page reports goes to
+    this test's ``console``. Afterwards the test's tabs are closed, its kernels shut down
+    and the window set back to its size."""
+    app, relay = lab_app
+    relay.current = console
     try:
-        yield LabPage(page, lab, sync_api)
+        yield app
     finally:
-        lab.shutdown_kernels()
-
-
-#: A code cell that shows an explorer: its last line calls a ``*_explorer(...)`` function.
-EXPLORER_CALL = re.compile(r"^\s*(?:display\()?\w*_explorer\(.*\)\)?\s*;?\s*$")
-
-
-def explorer_cells(path: Path) -> int:
-    """How many code cells of notebook ``path`` show an explorer, read from the sources
-    (not from stored outputs, which a save in JupyterLab rewrites)."""
-    nb = json.loads(path.read_text(encoding="utf-8"))
-    count = 0
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") != "code":
-            continue
-        lines = [line for line in "".join(cell.get("source", "")).splitlines() if line.strip()]
-        if lines and EXPLORER_CALL.match(lines[-1]):
-            count += 1
-    return count
-
-
-def widget_notebooks() -> list[Path]:
-    """The course notebooks that show at least one explorer widget."""
-    return [path for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) if explorer_cells(path)]
+        try:
+            app.close_all()
+            app.page.set_viewport_size({"width": 1400, "height": 1100})
+        finally:
+            relay.current = Console()
+            app.server.shutdown_kernels()
 
 
 @pytest.fixture

@@ -34,10 +34,10 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-# Where the test server holds the course notebooks that show explorers: copies of the
-# whole notebooks, run with Run All (tests/e2e/conftest.py, the ``lab`` fixture). With the
-# small explorer notebooks (title, setup cell, explorer cells) this becomes "explorers".
-EXPLORER_FOLDER = "notebooks"
+# Where the test server holds the course notebooks that show explorers: the small
+# explorer notebooks (title, setup cell, explorer cells; tests/e2e/explorers.py, written
+# by the ``lab`` fixture of tests/e2e/conftest.py), run with Run All.
+EXPLORER_FOLDER = "explorers"
 NAMED = re.compile(r"\S")                  # an accessible name that is not empty
 
 

@@ -11,7 +11,15 @@ links walk the course in order.
 
 The site under test is ``site/`` if ``tools/build_html.py`` built it from the current
 sources (its ``.build.json`` says so); otherwise the test builds one in a temporary
-folder first (one to two minutes), so it never passes on a stale site.
+folder first, so it never passes on a stale site. That build does not execute the
+notebooks (``build(..., execute=False)``, ~10 s instead of a minute or two): their stored
+outputs are what a fresh run prints (strict nbval checks it in the same suite), but they
+hold no widget state, so its widget snapshots say that the state was not stored. What
+executing adds, the widget snapshots drawn from the state a run stores, is tested on the
+explorer notebooks (title, setup cell, explorer cells; tests/e2e/explorers.py): one
+executing build of those shows every explorer of the course as a snapshot with its
+figure and controls. The executing path itself (tools/_notebooks.run) also runs every
+student notebook (tests/test_student_edition.py).
 Screenshots: ``screenshots/site_*.png``.
 """
 
@@ -26,6 +34,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from explorers import explorer_cells, widget_notebooks, write_explorer_notebooks
 
 pytestmark = pytest.mark.e2e
 
@@ -45,16 +54,31 @@ def _build_html():
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, browser):
-    """A site built from the current sources: ``site/`` when it is current, else a fresh build."""
+    """A site built from the current sources: ``site/`` when it is current, else a fresh
+    build from the stored outputs (no execution; see the module docstring)."""
     build_html = _build_html()
     if build_html.site_is_current(SITE):
         print(f"\ntesting {SITE} (built from the current sources)")
         return SITE
     out = tmp_path_factory.mktemp("site") / "site"
-    print(f"\n{SITE} is missing or stale (run `make html`); building a fresh site in {out}")
-    build_html.build(out, log=lambda msg: print("  " + msg))
-    assert build_html.site_is_current(out)
+    print(f"\n{SITE} is missing or stale (`make html` builds it); building a site from the "
+          f"stored outputs in {out}")
+    manifest = build_html.build(out, execute=False, log=lambda msg: print("  " + msg))
+    assert manifest["executed"] is False and not build_html.site_is_current(out)
     return out
+
+
+@pytest.fixture(scope="module")
+def explorer_site(tmp_path_factory, browser):
+    """A site built *with execution* (as ``make html`` builds) from the explorer notebooks;
+    returns (site folder, the explorer notebooks)."""
+    build_html = _build_html()
+    tmp = tmp_path_factory.mktemp("explorer_site")
+    sources = write_explorer_notebooks(tmp / "notebooks")
+    out = tmp / "site"
+    build_html.build(out, sources, log=lambda msg: print("  " + msg))
+    assert build_html.site_is_current(out, sources)
+    return out, sources
 
 
 def _notebook_facts(path: Path) -> dict:
@@ -84,8 +108,12 @@ def _wait_for_mathjax(page) -> None:
     })""")
 
 
-def _check_page(page, title: str, facts: dict, name: str) -> dict:
-    """Assert what every notebook page must show; return what was counted."""
+def _check_page(page, title: str, facts: dict, name: str, executed: bool = True) -> dict:
+    """Assert what every notebook page must show; return what was counted.
+
+    ``executed``: the site was built with execution, so every widget snapshot shows the
+    figure and controls of the stored widget state (else it says the state was not stored).
+    """
     assert page.title() == title, f"{name}: <title> is {page.title()!r}"
     h1 = page.locator("h1").first.inner_text().replace("¶", "").strip()
     assert h1 == title, f"{name}: first heading is {h1!r}"
@@ -97,7 +125,7 @@ def _check_page(page, title: str, facts: dict, name: str) -> dict:
         " i.getBoundingClientRect().width, i.getBoundingClientRect().height])")
     bad = [k for k, (ok, w, h) in enumerate(sizes) if not (ok and w > 0 and h > 0)]
     assert not bad, f"{name}: images {bad} did not load or have zero size"
-    expected_images = facts["images"] + facts["widgets"]       # a snapshot shows its figure
+    expected_images = facts["images"] + facts["widgets"] * executed   # a snapshot shows its figure
     assert len(sizes) >= expected_images, f"{name}: {len(sizes)} images, expected {expected_images}"
     alts = images.evaluate_all("imgs => imgs.map(i => i.getAttribute('alt'))")
     no_alt = [k for k, alt in enumerate(alts) if not alt or alt.strip() in PLACEHOLDER_ALTS]
@@ -135,7 +163,16 @@ def _check_page(page, title: str, facts: dict, name: str) -> dict:
     snapshots = page.locator(".bn-widget")
     assert snapshots.count() == facts["widgets"], f"{name}: {snapshots.count()} widget snapshots"
     for k in range(snapshots.count()):
-        assert snapshots.nth(k).locator("img").count() >= 1, f"{name}: widget {k + 1} shows no figure"
+        snapshot = snapshots.nth(k)
+        note = snapshot.locator(".bn-widget-note").inner_text()
+        if not executed:
+            assert "state was not stored" in note, f"{name}: widget {k + 1}: {note!r}"
+            continue
+        assert "initial state" in note, f"{name}: widget {k + 1}: {note!r}"
+        assert snapshot.locator("img").count() >= 1, f"{name}: widget {k + 1} shows no figure"
+        assert snapshot.locator(".bn-control").count() >= 1, f"{name}: widget {k + 1} shows no control"
+        unknown = snapshot.locator(".bn-widget-unknown").all_inner_texts()
+        assert not unknown, f"{name}: widget {k + 1} has controls the snapshot cannot draw: {unknown}"
     return {"images": len(sizes), "math": n_math, "widgets": snapshots.count()}
 
 
@@ -158,7 +195,8 @@ def test_index_links_to_every_notebook_page(site, new_page, console, screenshots
         assert link.count() >= 1, f"the index does not link to {filename}"
         link.first.click()
         page.wait_for_url(re.compile(re.escape(filename) + "$"))
-        counts = _check_page(page, manifest["pages"][filename], _notebook_facts(path), filename)
+        counts = _check_page(page, manifest["pages"][filename], _notebook_facts(path), filename,
+                             executed=manifest["executed"])
         report.append(f"{filename}: {counts}")
         page.screenshot(path=str(screenshots / f"site_{path.stem}.png"))
         if counts["widgets"]:
@@ -208,3 +246,31 @@ def test_previous_and_next_links_walk_the_course_in_order(site, new_page, consol
     assert _follow(page, page.locator("nav.bn-nav a.bn-home").first) == "index.html"
     assert page.locator("table.bn-map").count() == 1
     console.assert_clean()
+
+
+def test_an_executed_build_shows_every_explorer_as_a_snapshot(explorer_site, new_page, console,
+                                                              screenshots):
+    """Built as ``make html`` builds (each notebook run, its widget state stored): every
+    explorer of the course becomes a snapshot with its figure (and its cell's alt text),
+    its controls at their initial values, and nothing the snapshot cannot draw."""
+    out, sources = explorer_site
+    manifest = json.loads((out / ".build.json").read_text(encoding="utf-8"))
+    assert manifest["executed"] is True
+    assert [p.name for p in sources] == [p.name for p in widget_notebooks()]
+    page = new_page(1200, 900)
+    report = []
+    for path in sources:
+        filename = path.with_suffix(".html").name
+        shown = explorer_cells(path)
+        assert manifest["widgets"][path.name] == shown >= 1
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        markdown = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+        facts = {"images": 0, "widgets": shown, "math": "$" in markdown, "solutions": 0}
+        page.goto((out / filename).as_uri())
+        counts = _check_page(page, manifest["pages"][filename], facts, filename, executed=True)
+        report.append(f"{filename}: {counts}")
+        widget = page.locator(".bn-widget").first
+        widget.scroll_into_view_if_needed()
+        widget.screenshot(path=str(screenshots / f"site_{path.stem}_widget1.png"))
+    console.assert_clean()
+    print("\n".join(report))
