@@ -450,6 +450,15 @@ def test_attack(key, kind):
     assert not problems, "\n".join(problems)
 
 
+def _evaluate_with_short_limit(chk, fn):
+    """``chk.evaluate(fn)`` with the check's time limit cut to SLOW_LIMIT, then restored."""
+    saved, chk.time_limit = chk.time_limit, SLOW_LIMIT
+    try:
+        return chk.evaluate(fn)
+    finally:
+        chk.time_limit = saved
+
+
 def test_a_function_that_swallows_the_interruption_is_stopped_anyway():
     """A learner's ``except Exception`` (even a bare ``except:`` that returns) cannot turn the
     time limit into a pass."""
@@ -462,11 +471,7 @@ def test_a_function_that_swallows_the_interruption_is_stopped_anyway():
             pass
         return (x - x.mean()) / x.std()
 
-    saved, chk.time_limit = chk.time_limit, SLOW_LIMIT
-    try:
-        result = chk.evaluate(swallows)
-    finally:
-        chk.time_limit = saved
+    result = _evaluate_with_short_limit(chk, swallows)
     assert not result.passed and "was stopped after 0.05 s" in result.message, result.message
 
 
@@ -481,11 +486,7 @@ def test_a_slow_layer_returned_by_the_learner_is_stopped_too():
         block.forward = lambda x: time.sleep(3600)
         return block
 
-    saved, chk.time_limit = chk.time_limit, SLOW_LIMIT
-    try:
-        result = chk.evaluate(slow_block)
-    finally:
-        chk.time_limit = saved
+    result = _evaluate_with_short_limit(chk, slow_block)
     assert not result.passed and "was stopped after" in result.message, result.message
 
 
