@@ -40,7 +40,6 @@ from ._validation import (
     check_dout,
     check_features,
     check_finite,
-    check_fraction,
     check_int,
     check_ndim,
     check_param,
@@ -55,8 +54,6 @@ from .batchnorm import (
     _stored_like,
     batchnorm_backward,
     batchnorm_forward,
-    batchnorm_inference,
-    batchnorm_inference_backward,
     update_running_stats,
 )
 from .layers import Layer
@@ -223,7 +220,7 @@ def batchrenorm_backward(dout, cache: BatchRenormCache):
     return dx, dgamma, dbeta
 
 
-class BatchRenorm(Layer):
+class BatchRenorm(BatchNorm):
     """Batch Renormalization layer: ``batchrenorm_forward`` in training, BN's eval mode in eval.
 
     Parameters
@@ -254,57 +251,25 @@ class BatchRenorm(Layer):
     Introduced in notebook 09.
     """
 
-    param_names = ("gamma", "beta")
-    running_stat_names = ("running_mean", "running_var")
-    cache_names = ("_cache", "_eval_x")
-    # checked on every assignment (layer.momentum = 5 raises at once)
+    width_message = "{name}({n}) expects x of shape {shapes}; got {shape}"
+    # checked on every assignment (layer.r_max = 0.5 raises at once)
     r_max = Checked(_check_r_max)
     d_max = Checked(_check_d_max)
-    eps = Checked(check_positive)
-    momentum = Checked(check_fraction)
 
     def __init__(self, num_features: int, r_max: float = 3.0, d_max: float = 5.0,
                  eps: float = 1e-5, momentum: float = 0.1, dtype=np.float64):
-        self.num_features = check_int(num_features, "num_features")
+        super().__init__(num_features, eps=eps, momentum=momentum, dtype=dtype)
         self.r_max, self.d_max = r_max, d_max
-        self.eps = eps
-        self.momentum = momentum
-        self.gamma = np.ones(self.num_features, dtype)
-        self.beta = np.zeros(self.num_features, dtype)
-        self.running_mean = np.zeros(self.num_features, dtype)
-        self.running_var = np.ones(self.num_features, dtype)
-        self._cache = None             # training mode: the BatchRenormCache
-        self._eval_x = None            # eval mode: the input, for batchnorm_inference_backward
-        self.dgamma = self.dbeta = None
 
-    def forward(self, x):
-        self._cache = self._eval_x = None      # a forward that raises leaves no stale cache
-        x = as_float_array(x, "x")
-        if x.ndim not in (2, 4) or x.shape[1] != self.num_features:
-            raise ValueError(f"BatchRenorm({self.num_features}) expects x of shape "
-                             f"(N, {self.num_features}) or (N, {self.num_features}, H, W); "
-                             f"got {x.shape}")
-        if not self.training:
-            out = batchnorm_inference(x, self.gamma, self.beta, self.running_mean,
-                                      self.running_var, self.eps)
-            self._eval_x = x
-            return out
+    # BatchNorm's train/eval bookkeeping (running statistics from the plain BN statistics
+    # of the batch, eval mode) is inherited; only the training-mode maths differ.
+    def _batch_forward(self, x):
         out, cache = batchrenorm_forward(x, self.gamma, self.beta, self.running_mean,
                                          self.running_var, self.r_max, self.d_max, self.eps)
-        self.running_mean, self.running_var = _stored_like(
-            self.running_mean, self.running_var, update_running_stats(
-                self.running_mean, self.running_var, cache.bn, self.momentum))
-        self._cache = cache
-        return out
+        return out, cache, cache.bn
 
-    def backward(self, dout):
-        if self._cache is not None:
-            dx, self.dgamma, self.dbeta = batchrenorm_backward(dout, self._cache)
-            return dx
-        self._need_forward("_eval_x")
-        dx, self.dgamma, self.dbeta = batchnorm_inference_backward(
-            dout, self._eval_x, self.gamma, self.running_mean, self.running_var, self.eps)
-        return dx
+    def _batch_backward(self, dout, cache):
+        return batchrenorm_backward(dout, cache)
 
     def __repr__(self):
         return f"BatchRenorm({self.num_features}, r_max={self.r_max:g}, d_max={self.d_max:g})"

@@ -163,6 +163,82 @@ class Layer:
 
 
 
+class NormLayer(Layer):
+    """Base of the normalization layers: what every one of them does, written once.
+
+    ``forward`` forgets the last forward's caches (so a forward that raises leaves no
+    stale cache), converts ``x`` once and checks its width (``num_features`` on axis 1,
+    with the layer's one message), then runs ``_forward_train`` or, in eval mode,
+    ``_forward_eval`` (by default the same: the per-sample normalizations do not depend
+    on the mode). ``backward`` refuses to run before a forward, then sets ``dgamma``
+    (and ``dbeta``) from what ``_backward`` returns. A subclass writes only its maths:
+    ``_forward_train(x)`` returning ``out`` (and keeping its cache), and
+    ``_backward(dout)`` returning ``(dx, dgamma, dbeta)`` (``(dx, dgamma)`` without β).
+
+    Parameters
+    ----------
+    num_features : int
+        D or C: the width on axis 1.
+    eps : float
+        Checked to be > 0.
+    dtype : numpy dtype
+        Of ``gamma`` (ones) and ``beta`` (zeros).
+
+    Class attributes
+    ----------------
+    ndims : tuple of int
+        The accepted numbers of dimensions of ``x``.
+    shapes : str
+        The accepted shapes for the message, with ``{n}`` for ``num_features``.
+    width_message : str
+        The message for an ``x`` of the wrong shape (fields ``name``, ``n``, ``shapes``,
+        ``shape``).
+
+    Introduced in notebook 03 (``BatchNorm``).
+    """
+
+    param_names = ("gamma", "beta")
+    cache_names = ("_cache",)
+    ndims: tuple = (2,)
+    shapes: str = "(N, {n})"
+    width_message: str = "{name}({n}) expects x of shape {shapes}; got {shape}"
+
+    def __init__(self, num_features: int, eps: float, dtype=np.float64):
+        self.num_features = check_int(num_features, "num_features")
+        self.eps = check_positive(eps, "eps")
+        self.gamma = np.ones(self.num_features, dtype)
+        if "beta" in self.param_names:
+            self.beta = np.zeros(self.num_features, dtype)
+        for name in self.cache_names:
+            setattr(self, name, None)
+        self.dgamma = self.dbeta = None
+
+    def _check_width(self, x: np.ndarray) -> None:
+        if x.ndim not in self.ndims or x.shape[1] != self.num_features:
+            n = self.num_features
+            raise ValueError(self.width_message.format(
+                name=type(self).__name__, n=n, shapes=self.shapes.format(n=n), shape=x.shape))
+
+    def forward(self, x):
+        """Normalize ``x`` (training or eval mode, see the class)."""
+        self.clear_caches()            # a forward that raises leaves no stale cache
+        x = as_float_array(x, "x")
+        self._check_width(x)
+        return self._forward_train(x) if self.training else self._forward_eval(x)
+
+    def _forward_eval(self, x):
+        return self._forward_train(x)
+
+    def backward(self, dout):
+        """Gradient w.r.t. the input; sets ``dgamma`` (and ``dbeta``)."""
+        if all(getattr(self, name) is None for name in self.cache_names):
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        dx, self.dgamma, *dbeta = self._backward(dout)
+        if dbeta:
+            self.dbeta = dbeta[0]
+        return dx
+
+
 @contextmanager
 def in_mode(model, training: bool):
     """Context manager: run ``model`` in training (``True``) or eval mode, then put back

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._moments import normalize_scaled
+from ._moments import normalize
 from ._validation import (
     as_float_array,
     check_cache,
@@ -69,29 +69,12 @@ __all__ = [
 def _normalize_rows(z: np.ndarray, eps: float, centre: bool = True):
     """Normalize each row of a 2-D array over its columns: returns (z_hat, inv_std (rows, 1)).
 
-    Two passes with float64 sums, as in ``batchnorm_forward``: for float32 rows near 1e4
-    a float32 mean is off by ~1e-3, so its residual is subtracted as well. With
+    ``bnutils._moments.normalize`` over axis 1, as ``batchnorm_forward`` over the batch
+    (float64 sums, the float32 correction, rows too large to square). With
     ``centre=False`` (RMSNorm) the rows are divided by their root mean square instead.
-    Rows too large to square (float32 above ~1e19) take the rescaled path of
-    ``bnutils._moments``.
     """
-    with np.errstate(over="ignore", invalid="ignore"):   # an overflow is caught below
-        if centre:
-            mean = z.mean(axis=1, keepdims=True, dtype=np.float64)
-            zc = z - mean.astype(z.dtype)
-            if z.dtype == np.float32:
-                zc -= zc.mean(axis=1, keepdims=True, dtype=np.float64).astype(z.dtype)
-        else:
-            zc = z
-        var = np.mean(np.square(zc), axis=1, keepdims=True, dtype=np.float64).astype(z.dtype)
-    if not np.isfinite(var).all():
-        # z is finite, so a square (or a sum) overflowed: |z| above ~1e19 in float32. The
-        # rows are normalized, so their scale does not matter: redo them divided by a power
-        # of two (bnutils._moments); inv_std itself stays representable.
-        z_hat, _, _, inv_std = normalize_scaled(z, (1,), eps, centre)
-        return z_hat, inv_std.astype(z.dtype)
-    inv_std = 1.0 / np.sqrt(var + eps)
-    return zc * inv_std, inv_std
+    z_hat, _, _, inv_std = normalize(z, (1,), eps, centre)
+    return z_hat, inv_std
 
 
 def _normalize_rows_backward(dz_hat: np.ndarray, z_hat: np.ndarray, inv_std: np.ndarray,
