@@ -526,7 +526,7 @@ class BatchNorm(NormLayer):
     cache_names = ("_cache", "_eval_x")   # training mode: the cache; eval mode: the input
     ndims = (2, 4)
     shapes = "(N, {n}) or (N, {n}, H, W)"
-    width_message = "{name}(num_features={n}) expects x of shape {shapes}; got {shape}"
+    width_message = "{name}(num_features={n}) expects x of shape {shapes}"
     # checked on every assignment: bn.momentum = 5 raises at once, not at the next forward
     eps = Checked(check_positive)
     momentum = Checked(check_fraction)
@@ -542,7 +542,7 @@ class BatchNorm(NormLayer):
         out, cache, stats = self._batch_forward(x)
         self.running_mean, self.running_var = _stored_like(
             self.running_mean, self.running_var, update_running_stats(
-                self.running_mean, self.running_var, stats, self.momentum))
+                self.running_mean, self.running_var, momentum=self.momentum, **stats))
         self._cache = cache
         return out
 
@@ -560,9 +560,10 @@ class BatchNorm(NormLayer):
 
     # The training-mode maths, the one thing a variant of BN (Batch Renorm) replaces.
     def _batch_forward(self, x):
-        """``(out, cache, stats)``: ``stats`` is the ``BatchNormCache`` of this batch."""
+        """``(out, cache, stats)``: ``stats``, the keywords of ``update_running_stats`` that
+        give this batch's statistics (here its ``BatchNormCache``)."""
         out, cache = batchnorm_forward(x, self.gamma, self.beta, self.eps)
-        return out, cache, cache
+        return out, cache, {"cache": cache}
 
     def _batch_backward(self, dout, cache):
         return batchnorm_backward(dout, cache)

@@ -51,12 +51,10 @@ from ._validation import (
 from .batchnorm import (
     BatchNorm,
     BatchNormCache,
-    _stored_like,
     batchnorm_backward,
     batchnorm_forward,
-    update_running_stats,
 )
-from .layers import Layer
+from .layers import Layer, NormLayer
 
 __all__ = [
     "BatchRenorm",
@@ -251,7 +249,7 @@ class BatchRenorm(BatchNorm):
     Introduced in notebook 09.
     """
 
-    width_message = "{name}({n}) expects x of shape {shapes}; got {shape}"
+    width_message = NormLayer.width_message
     # checked on every assignment (layer.r_max = 0.5 raises at once)
     r_max = Checked(_check_r_max)
     d_max = Checked(_check_d_max)
@@ -266,7 +264,7 @@ class BatchRenorm(BatchNorm):
     def _batch_forward(self, x):
         out, cache = batchrenorm_forward(x, self.gamma, self.beta, self.running_mean,
                                          self.running_var, self.r_max, self.d_max, self.eps)
-        return out, cache, cache.bn
+        return out, cache, {"cache": cache.bn}
 
     def _batch_backward(self, dout, cache):
         return batchrenorm_backward(dout, cache)
@@ -857,8 +855,6 @@ class ShardedBatchNorm(BatchNorm):
     Introduced in notebook 07.
     """
 
-    cache_names = ("_cache", "_eval_x", "_scache")
-
     def __init__(self, num_features: int, num_devices: int, sync: bool = False,
                  eps: float = 1e-5, momentum: float = 0.1, dtype=np.float64):
         super().__init__(num_features, eps=eps, momentum=momentum, dtype=dtype)
@@ -866,31 +862,17 @@ class ShardedBatchNorm(BatchNorm):
         if not isinstance(sync, (bool, np.bool_)):
             raise TypeError(f"sync must be True or False, got {sync!r}")
         self.sync = bool(sync)
-        self._scache = None            # training mode: the ShardedBatchNormCache
 
-    def forward(self, x):
-        self._scache = None            # a forward that raises leaves no stale cache
-        if not self.training:
-            return super().forward(x)  # eval mode: plain BN inference
-        self._cache = self._eval_x = None
-        x = as_float_array(x, "x")
-        self._check_width(x)
+    # BatchNorm's bookkeeping is inherited; the training-mode maths are the sharded ones.
+    def _batch_forward(self, x):
         out, cache = sharded_batchnorm_forward(x, self.gamma, self.beta, self.num_devices,
                                                self.sync, self.eps)
         # device 0's statistics (the same on every device with sync), from its m values
         m = x.shape[0] if self.sync else x.shape[0] // self.num_devices
-        self.running_mean, self.running_var = _stored_like(
-            self.running_mean, self.running_var, update_running_stats(
-                self.running_mean, self.running_var, momentum=self.momentum,
-                mean=cache.mean[0], var=cache.var[0], count=m))
-        self._scache = cache
-        return out
+        return out, cache, {"mean": cache.mean[0], "var": cache.var[0], "count": m}
 
-    def backward(self, dout):
-        if self._scache is None:
-            return super().backward(dout)
-        dx, self.dgamma, self.dbeta = sharded_batchnorm_backward(dout, self._scache)
-        return dx
+    def _batch_backward(self, dout, cache):
+        return sharded_batchnorm_backward(dout, cache)
 
     def __repr__(self):
         return f"ShardedBatchNorm({self.num_features}, num_devices={self.num_devices}, sync={self.sync})"

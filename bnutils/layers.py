@@ -157,6 +157,16 @@ class Layer:
     def __call__(self, x):
         return self.forward(x)
 
+    def _start_forward(self, x, ndims: tuple, width: int, expects: str) -> np.ndarray:
+        """The start of a forward pass: forget the caches (so a forward that raises leaves
+        none stale), convert ``x`` once and check its shape: ``x.ndim`` in ``ndims``,
+        ``width`` on axis 1, else ``ValueError(f"{expects}; got {x.shape}")``."""
+        self.clear_caches()
+        x = as_float_array(x, "x")
+        if x.ndim not in ndims or x.shape[1] != width:
+            raise ValueError(f"{expects}; got {x.shape}")
+        return x
+
     def _need_forward(self, attr):
         if getattr(self, attr, None) is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
@@ -191,8 +201,11 @@ class NormLayer(Layer):
     shapes : str
         The accepted shapes for the message, with ``{n}`` for ``num_features``.
     width_message : str
-        The message for an ``x`` of the wrong shape (fields ``name``, ``n``, ``shapes``,
-        ``shape``).
+        The message for an ``x`` of the wrong shape (fields ``name``, ``n``, ``shapes``;
+        "; got (shape)" follows).
+    width_name : str
+        The constructor's name for the width (``"num_features"``; GroupNorm's
+        ``"num_channels"``), in its error messages and as an attribute.
 
     Introduced in notebook 03 (``BatchNorm``).
     """
@@ -201,29 +214,26 @@ class NormLayer(Layer):
     cache_names = ("_cache",)
     ndims: tuple = (2,)
     shapes: str = "(N, {n})"
-    width_message: str = "{name}({n}) expects x of shape {shapes}; got {shape}"
+    width_message: str = "{name}({n}) expects x of shape {shapes}"
+    width_name: str = "num_features"
 
     def __init__(self, num_features: int, eps: float, dtype=np.float64):
-        self.num_features = check_int(num_features, "num_features")
+        self.num_features = check_int(num_features, self.width_name)
+        setattr(self, self.width_name, self.num_features)     # GroupNorm: num_channels
         self.eps = check_positive(eps, "eps")
         self.gamma = np.ones(self.num_features, dtype)
+        self.dgamma = None
         if "beta" in self.param_names:
             self.beta = np.zeros(self.num_features, dtype)
+            self.dbeta = None
         for name in self.cache_names:
             setattr(self, name, None)
-        self.dgamma = self.dbeta = None
-
-    def _check_width(self, x: np.ndarray) -> None:
-        if x.ndim not in self.ndims or x.shape[1] != self.num_features:
-            n = self.num_features
-            raise ValueError(self.width_message.format(
-                name=type(self).__name__, n=n, shapes=self.shapes.format(n=n), shape=x.shape))
 
     def forward(self, x):
         """Normalize ``x`` (training or eval mode, see the class)."""
-        self.clear_caches()            # a forward that raises leaves no stale cache
-        x = as_float_array(x, "x")
-        self._check_width(x)
+        n = self.num_features
+        x = self._start_forward(x, self.ndims, n, self.width_message.format(
+            name=type(self).__name__, n=n, shapes=self.shapes.format(n=n)))
         return self._forward_train(x) if self.training else self._forward_eval(x)
 
     def _forward_eval(self, x):
@@ -391,11 +401,8 @@ class Linear(Layer):
 
     def forward(self, x):
         """x: (N, in_features) -> out: (N, out_features)."""
-        self._x = None                 # a forward that raises leaves no stale cache
-        x = as_float_array(x, "x")
-        if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(f"Linear({self.in_features}, {self.out_features}) expects x of shape "
-                             f"(N, {self.in_features}); got {x.shape}")
+        x = self._start_forward(x, (2,), self.in_features, f"Linear({self.in_features}, "
+                                f"{self.out_features}) expects x of shape (N, {self.in_features})")
         check_finite(x, "x")
         self._x = x
         out = x @ self.W
