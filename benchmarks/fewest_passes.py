@@ -13,8 +13,8 @@ allows, with no input checks, no fallback and no safety net:
 The price: the variance comes from ``E[x²] − μ²``, and ``out`` and ``dx`` from terms of
 size ``|x|``, so every result loses about ``log2(1 + μ²/σ²)`` bits to cancellation. For
 the benchmark's inputs (μ = 1, σ = 2) that is harmless; for a feature with mean 1e4 and
-standard deviation 1 in float32 the variance is garbage. ``bnutils._fast`` therefore
-always centres first (two-pass statistics, 7 passes forward, 6 backward, x_hat stored)
+standard deviation 1 in float32 the variance is garbage. ``bnutils.batchnorm_forward`` therefore
+always centres first (two-pass statistics, x_hat stored)
 and validates its input.
 
 Nothing NumPy offers fuses the steps further: there is no fused multiply-add ufunc, and

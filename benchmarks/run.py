@@ -3,8 +3,8 @@
 Variants, each given the same x, gamma, beta, dout:
 
 * ``bnutils``: ``bnutils.batchnorm_forward`` + ``update_running_stats`` +
-  ``batchnorm_backward`` (the fast kernels of ``bnutils/_fast.py`` from
-  ``bnutils._fast.MIN_SIZE`` values on, the readable code below);
+  ``batchnorm_backward`` (the readable code the course teaches; the fast kernels of
+  ``bnutils/_fast.py`` were dropped in issue 29: no gain a learner sees at the course's sizes);
 * ``naive``: the textbook equations as whole-array NumPy, dtype kept
   (``bnutils.reference.batchnorm_forward_naive`` / ``batchnorm_backward_naive``, with
   ``update_running_stats``);

@@ -12,23 +12,33 @@ there (``from bnutils.layers import Linear``). The core is also importable from
     bn = BatchNorm(num_features, eps=1e-5, momentum=0.1)
     out, cache = layernorm_forward(x, gamma, beta);   layernorm_backward(dout, cache)
     out, cache = groupnorm_forward(x, gamma, beta, num_groups);   groupnorm_backward(dout, cache)
+    out, cache = rmsnorm_forward(x, gamma);   rmsnorm_backward(dout, cache)
     weight, bias = fold_batchnorm(weight, bias, gamma, beta, running_mean, running_var)
     numerical_gradient(f, x, h=1e-5);  rel_error(a, b)
 
-Where to find the rest:
+Where to find the rest. The core, the code a learner reads:
 
 ========================  ==========================================================
 ``batchnorm``             BN forward/backward/inference, running statistics, ``BatchNorm``
 ``normalization``         LayerNorm, GroupNorm, InstanceNorm, RMSNorm and their layers
 ``bn_variants``           Batch Renorm, synchronized BN, noisy BN, weight normalization
-``layers``                ``Layer``, ``Linear``, activations, ``Sequential``, losses
+``layers``                ``Layer``, the normalization layers' base ``NormLayer``,
+                          ``Linear``, activations, ``Sequential``, losses
 ``conv``, ``residual``    convolution, pooling; residual blocks and SkipInit
+``dropout``               inverted dropout and its variance shift
+``gradcheck``             ``numerical_gradient``, ``rel_error``
+``reference``             BN as loops and as the paper's literal equations (the tests' yardstick)
 ``training``              ``train``, ``evaluate``, ``sgd_step``
-``inference``             running averages, frozen/precise statistics, folding a network
+``inference``, ``folding``  running averages, frozen/precise statistics, folding BN away
 ``data``                  every data set of the course
-``diagnostics``           per-layer statistics, saturation, ``PercentileRecorder``
-``experiments``           runs and sweeps of notebooks 05 and 07
+``_moments`` (private)    the numerics of every normalization: float64 sums, the float32
+                          correction, inputs too large to square (``normalize``)
+``_validation`` (private) the input checks and their messages
 ========================  ==========================================================
+
+Above the core, the course layer: experiments, sweeps, diagnostics and plotting helpers
+(``bnutils.lab``), and one module per notebook in ``bnutils.checks`` (self-checks) and
+``bnutils.widgets``.
 
 Conventions are stated in ``bnutils.batchnorm``'s module docstring.
 """
@@ -40,11 +50,13 @@ from .batchnorm import (
     batchnorm_backward_staged,
     batchnorm_forward,
     batchnorm_inference,
+    batchnorm_inference_backward,
     update_running_stats,
 )
 from .folding import fold_batchnorm
 from .gradcheck import numerical_gradient, rel_error
 from .layers import (
+    Layer,
     Linear,
     ReLU,
     Sequential,
@@ -57,12 +69,19 @@ from .layers import (
 from .normalization import (
     GroupNorm,
     GroupNormCache,
+    InstanceNorm,
     LayerNorm,
     LayerNormCache,
+    RMSNorm,
+    RMSNormCache,
     groupnorm_backward,
     groupnorm_forward,
+    instancenorm_backward,
+    instancenorm_forward,
     layernorm_backward,
     layernorm_forward,
+    rmsnorm_backward,
+    rmsnorm_forward,
 )
 
 __version__ = "0.2.0"
@@ -72,9 +91,13 @@ __all__ = [
     "BatchNormCache",
     "GroupNorm",
     "GroupNormCache",
+    "InstanceNorm",
+    "Layer",
     "LayerNorm",
     "LayerNormCache",
     "Linear",
+    "RMSNorm",
+    "RMSNormCache",
     "ReLU",
     "Sequential",
     "Sigmoid",
@@ -84,14 +107,19 @@ __all__ = [
     "batchnorm_backward_staged",
     "batchnorm_forward",
     "batchnorm_inference",
+    "batchnorm_inference_backward",
     "fold_batchnorm",
     "groupnorm_backward",
     "groupnorm_forward",
+    "instancenorm_backward",
+    "instancenorm_forward",
     "layernorm_backward",
     "layernorm_forward",
     "mse_loss",
     "numerical_gradient",
     "rel_error",
+    "rmsnorm_backward",
+    "rmsnorm_forward",
     "softmax_cross_entropy",
     "update_running_stats",
 ]

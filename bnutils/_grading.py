@@ -53,16 +53,15 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _counter = itertools.count()
 
 #: bnutils' own implementations, as (file under bnutils/, qualified name), by exercise kind.
-FORWARD = (("batchnorm.py", "batchnorm_forward"), ("batchnorm.py", "_forward_rescaled"),
-           ("batchnorm.py", "BatchNorm.forward"), ("_fast.py", "forward"),
-           ("_fast.py", "_forward_small"), ("_moments.py", "normalize_scaled"),
+FORWARD = (("batchnorm.py", "batchnorm_forward"),
+           ("batchnorm.py", "BatchNorm.forward"), ("_moments.py", "normalize"),
+           ("_moments.py", "normalize_scaled"),
            ("reference.py", "batchnorm_forward_loops"), ("reference.py", "batchnorm_forward_naive"),
            ("normalization.py", "layernorm_forward"), ("normalization.py", "groupnorm_forward"),
            ("normalization.py", "instancenorm_forward"), ("normalization.py", "LayerNorm.forward"),
            ("normalization.py", "GroupNorm.forward"), ("normalization.py", "_normalize_rows"))
 BACKWARD = (("batchnorm.py", "batchnorm_backward"), ("batchnorm.py", "batchnorm_backward_staged"),
-            ("batchnorm.py", "BatchNorm.backward"), ("_fast.py", "backward"),
-            ("_fast.py", "_backward_small"), ("reference.py", "batchnorm_backward_loops"),
+            ("batchnorm.py", "BatchNorm.backward"), ("reference.py", "batchnorm_backward_loops"),
             ("reference.py", "batchnorm_backward_naive"), ("reference.py", "numerical_jacobian"),
             ("gradcheck.py", "numerical_gradient"), ("bn_variants.py", "batchrenorm_backward"),
             ("bn_variants.py", "sharded_batchnorm_backward"))

@@ -1,4 +1,18 @@
-"""Mean and variance of inputs too large to square: the overflow-safe path (private).
+"""The numerics of normalization, in one place (private): float64 sums, the float32
+correction and inputs too large to square.
+
+``normalize(x, axes, eps)`` is the one function the normalizations call (batch norm over
+the batch, layer/group/instance norm and RMSNorm over the rows of a sample). It computes
+``x_hat = (x - mean) / sqrt(var + eps)`` as the equations say, with two safeguards:
+
+* **float32.** Sums accumulate in float64 (a float32 running sum of values near 1e4 loses
+  the digits the normalized output is made of), and the variance takes two passes
+  (centre, then square). A float32 mean near 1e4 is only good to ~1e-3; the centred
+  values are small, so their own mean is that error, exactly: it is subtracted (the
+  corrected two-pass algorithm; Björck; Chan, Golub & LeVeque 1983).
+* **Overflow.** For inputs too large to square, see below.
+
+Overflow:
 
 Squaring ``x - mean`` overflows once ``|x - mean|`` exceeds ``sqrt(finfo.max)``, about
 1.8e19 in float32 and 1.3e154 in float64; the variance becomes inf and every output
@@ -8,10 +22,10 @@ divide each slice by a power of two ``2**k ≥ max |x|`` first — exact, since 
 exponent changes — compute the moments of values of at most 1 (no square can overflow)
 and scale the results back. ε is scaled with them (``ε / 4**k``).
 
-The normalizations compute their moments the plain way and call this module only when
-the plain variance came out non-finite for finite ``x`` (a cheap check), so the common
-path stays as readable and as fast as before. Used by ``bnutils.batchnorm``,
-``bnutils.normalization`` and ``bnutils.scaling``.
+``normalize`` computes the moments the plain way and takes this path only when the plain
+variance came out non-finite for finite ``x`` (a cheap check), so the common path stays
+as readable and as fast as the equations. Used by ``bnutils.batchnorm``,
+``bnutils.normalization``, ``bnutils.bn_variants`` and ``bnutils.scaling``.
 
 Introduced in notebook 03 (the numerics of the forward pass).
 """
@@ -22,7 +36,60 @@ import numpy as np
 
 from ._validation import NonFiniteError
 
-__all__ = ["check_variance_fits", "normalize_scaled", "scaled_moments"]
+__all__ = ["check_variance_fits", "normalize", "normalize_scaled", "scaled_moments"]
+
+
+def normalize(x: np.ndarray, axes: tuple, eps: float, centre: bool = True,
+              var_must_fit: bool = False):
+    """``x_hat = (x - mean) / sqrt(var + eps)`` over ``axes``, safe in float32 and for huge ``x``.
+
+    Parameters
+    ----------
+    x : ndarray, float32 or float64, finite
+    axes : tuple of int
+        The axes the statistics are taken over (kept as size-1 axes in the results).
+    eps : float > 0
+    centre : bool, optional
+        ``False`` (RMSNorm): divide by the root mean square, no mean is subtracted.
+    var_must_fit : bool, optional
+        Raise (``check_variance_fits``) where the variance exceeds ``x``'s dtype, for
+        batch norm, which stores it; otherwise only ``x_hat`` and ``inv_std`` matter.
+
+    Returns
+    -------
+    x_hat : ndarray, shape and dtype of ``x``
+    mean, var, inv_std : ndarray, dtype of ``x``, keepdims shape
+        The mean (0 without ``centre``), the biased variance (ddof=0; the mean square
+        without ``centre``) and ``1 / sqrt(var + eps)``.
+
+    Examples
+    --------
+    >>> x_hat, mean, var, inv_std = normalize(np.array([[1.0], [3.0]]), (0,), 1e-12)
+    >>> x_hat.ravel(), mean.ravel(), var.ravel()
+    (array([-1.,  1.]), array([2.]), array([1.]))
+    """
+    with np.errstate(over="ignore", invalid="ignore"):   # an overflow is caught below
+        mean = (x.mean(axis=axes, keepdims=True, dtype=np.float64) if centre
+                else np.zeros([1 if i in axes else n for i, n in enumerate(x.shape)]))
+        x_centred = x - mean.astype(x.dtype) if centre else x
+        if centre and x.dtype == np.float32:             # the corrected two-pass mean
+            residual = x_centred.mean(axis=axes, keepdims=True, dtype=np.float64)
+            x_centred -= residual.astype(x.dtype)
+            mean += residual
+        var = np.mean(np.square(x_centred), axis=axes, keepdims=True,
+                      dtype=np.float64).astype(x.dtype)
+    if not np.isfinite(var).all():
+        # x is finite, so a square overflowed: |x - mean| above ~1e19 in float32 (~1e154
+        # in float64). Normalization does not depend on the scale: redo it on x divided
+        # by a power of two, and where the variance itself is beyond the dtype and must be
+        # stored, say so rather than store inf.
+        x_hat, mean, var, inv_std = normalize_scaled(x, axes, eps, centre)
+        if var_must_fit:
+            check_variance_fits(var, x.dtype)
+        with np.errstate(over="ignore"):                 # var beyond float32: inf, unused
+            return x_hat, mean.astype(x.dtype), var.astype(x.dtype), inv_std.astype(x.dtype)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    return x_centred * inv_std, mean.astype(x.dtype), var, inv_std
 
 
 def scaled_moments(x: np.ndarray, axes: tuple, centre: bool = True):

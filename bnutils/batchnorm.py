@@ -15,16 +15,13 @@ Conventions (stated once here, tested in ``tests/test_batchnorm.py``):
   Keras's momentum is 1 − PyTorch's: PyTorch 0.1 is Keras 0.9, and Keras's default
   0.99 is PyTorch 0.01. The running variance uses the *unbiased* batch variance
   (ddof=1). They start at ``running_mean = 0`` and ``running_var = 1``.
-* **Numerics.** The variance is computed in two passes (centre, then square), so
-  float32 stays accurate for inputs with a large mean; for float32 the mean is then
-  corrected by the mean of the centred values. Inputs too large to square (float32
-  beyond ~1e19) are normalized after dividing by a power of two (``bnutils._moments``);
-  a variance beyond the dtype's range raises a ``ValueError``. float32 in, float32 out; float64 in,
+* **Numerics.** ``batchnorm_forward`` and ``batchnorm_backward`` read as the equations
+  below; what floating point needs lives in one private module, ``bnutils._moments``:
+  sums in float64, the variance in two passes (centre, then square) with the float32
+  mean corrected by the mean of the centred values, and inputs too large to square
+  (float32 beyond ~1e19) normalized after dividing by a power of two; a variance beyond
+  the dtype's range raises a ``ValueError``. float32 in, float32 out; float64 in,
   float64 out; integers are promoted to float64. No function modifies its inputs.
-* **Speed.** ``batchnorm_forward`` and ``batchnorm_backward`` read as the equations
-  below. For inputs of at least ``bnutils._fast.MIN_SIZE`` values they hand the same
-  computation to ``bnutils._fast`` (fewer passes over memory, about twice as fast at
-  (1024, 4096); ``tests/test_fast.py`` checks it returns the same numbers).
 
 Introduced in notebook 03 (forward, inference) and notebook 04 (backward).
 """
@@ -35,8 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _fast
-from ._moments import check_variance_fits, normalize_scaled
+from ._moments import normalize
 from ._validation import (
     Checked,
     as_float_array,
@@ -54,7 +50,7 @@ from ._validation import (
     read_only,
     stat_axes,
 )
-from .layers import Layer
+from .layers import NormLayer
 
 __all__ = [
     "BatchNorm",
@@ -114,16 +110,17 @@ class BatchNormCache:
         return self.x_hat.shape
 
 
-def _prepare(x, gamma, beta, eps, check_x_finite=True, training=False, dtype=None):
-    """Validate and convert the arguments shared by the forward functions.
+def check_inputs(x, gamma, beta, eps, training=False, dtype=None):
+    """Validate and convert the arguments of the forward functions: the one entry check.
 
-    ``training``: also require the 2 values per feature/channel that batch statistics
-    need. ``dtype``: compute in this dtype (the loop reference uses float64).
+    Returns ``x`` as a float array (``dtype`` if given: the loop reference uses float64),
+    ``gamma`` and ``beta`` of shape (D,) or (C,) in its dtype, and ``eps``. ``training``:
+    also require the 2 values per feature/channel that batch statistics need. Raises a
+    ``ValueError`` or ``TypeError`` naming the argument (see ``batchnorm_forward``).
     """
     x = as_float_array(x, "x", dtype=dtype)
     check_ndim(x, "x", (2, 4), _SHAPES)
-    if check_x_finite:
-        check_finite(x, "x")
+    check_finite(x, "x")
     check_features(x, "x")
     what = "feature" if x.ndim == 2 else "channel"
     count = x.size // x.shape[1]
@@ -179,58 +176,21 @@ def batchnorm_forward(x, gamma, beta, eps: float = 1e-5):
 
     Introduced in notebook 03.
     """
-    x, gamma, beta, eps = _prepare(x, gamma, beta, eps, check_x_finite=False, training=True)
+    x, gamma, beta, eps = check_inputs(x, gamma, beta, eps, training=True)
     axes, nd = stat_axes(x.ndim), x.ndim
-    count = x.size // x.shape[1]
-    if x.size >= _fast.MIN_SIZE:
-        # The same computation with fewer passes over memory (bnutils._fast); its sums
-        # also detect NaN/inf in x, so no separate check runs on this path.
-        result = _fast.forward(x, gamma, beta, eps)
-        if result is not None:
-            out, x_hat, mean, var, inv_std = result
-            return out, BatchNormCache(x_hat, gamma.copy(), mean, var, inv_std, eps, axes, count)
-    check_finite(x, "x")    # (also where the fast path's sums were not finite)
-    with np.errstate(over="ignore", invalid="ignore"):   # an overflow is caught below
-        # Sums accumulate in float64 even for float32 x: a float32 running sum of values
-        # near 1e4 would lose the digits that the normalized output is made of.
-        mean = x.mean(axis=axes, dtype=np.float64)                     # μ_B, (D,)
-        x_centered = x - per_channel(mean.astype(x.dtype), nd)          # x - μ_B
-        if x.dtype == np.float32:
-            # A float32 mean near 1e4 is only good to ~1e-3; the centred values are small,
-            # so their own mean is the exact residual (the corrected two-pass algorithm).
-            residual = x_centered.mean(axis=axes, dtype=np.float64)
-            x_centered -= per_channel(residual.astype(x.dtype), nd)
-            mean += residual
-        mean = mean.astype(x.dtype)
-        var = np.mean(np.square(x_centered), axis=axes, dtype=np.float64).astype(x.dtype)  # σ²_B
-    if not np.isfinite(var).all():
-        # x is finite, so a square overflowed: |x - mean| above ~1e19 in float32 (~1e154
-        # in float64). Redo the statistics on x divided by a power of two (bnutils._moments);
-        # where the variance itself is beyond the dtype, say so rather than return β.
-        return _forward_rescaled(x, gamma, beta, eps, axes, count)
-    inv_std = 1.0 / np.sqrt(var + eps)                              # 1 / sqrt(σ²_B + ε)
-    x_hat = x_centered * per_channel(inv_std, nd)                   # normalized
+    # μ_B = mean(x), σ²_B = mean((x − μ_B)²) over the batch (and H, W), then
+    # x_hat = (x − μ_B) / sqrt(σ²_B + ε); bnutils._moments.normalize computes exactly these,
+    # kept exact in float32 and for values too large to square.
+    x_hat, mean, var, inv_std = normalize(x, axes, eps, var_must_fit=True)
     out = x_hat * per_channel(gamma, nd) + per_channel(beta, nd)    # scale and shift
-    return out, BatchNormCache(x_hat, gamma.copy(), mean, var, inv_std, eps, axes, count)
+    mean, var, inv_std = mean.reshape(-1), var.reshape(-1), inv_std.reshape(-1)   # (D,)
+    return out, BatchNormCache(x_hat, gamma.copy(), mean, var, inv_std, eps, axes,
+                               count=x.size // x.shape[1])
 
 
-def _forward_rescaled(x, gamma, beta, eps, axes, count):
-    """``batchnorm_forward`` for inputs too large to square (see ``bnutils._moments``)."""
-    x_hat, mean, var, inv_std = normalize_scaled(x, axes, eps)
-    check_variance_fits(var, x.dtype)
-    mean, var, inv_std = (a.reshape(-1).astype(x.dtype) for a in (mean, var, inv_std))
-    out = x_hat * per_channel(gamma, x.ndim) + per_channel(beta, x.ndim)
-    return out, BatchNormCache(x_hat, gamma.copy(), mean, var, inv_std, eps, axes, count)
-
-
-def _prepare_backward(dout, cache, check_dout_finite=True) -> np.ndarray:
+def _prepare_backward(dout, cache) -> np.ndarray:
     check_cache(cache, BatchNormCache, "batchnorm_forward")
-    if check_dout_finite:
-        return check_dout(dout, cache.shape, cache.x_hat.dtype)
-    dout = as_float_array(dout, "dout", dtype=cache.x_hat.dtype)
-    if dout.shape != cache.shape:
-        check_dout(dout, cache.shape)           # raises, with the one message for it
-    return dout
+    return check_dout(dout, cache.shape, cache.x_hat.dtype)
 
 
 def batchnorm_backward(dout, cache: BatchNormCache):
@@ -274,14 +234,8 @@ def batchnorm_backward(dout, cache: BatchNormCache):
 
     Introduced in notebook 04.
     """
-    dout = _prepare_backward(dout, cache, check_dout_finite=False)
+    dout = _prepare_backward(dout, cache)
     x_hat, m, nd = cache.x_hat, cache.count, dout.ndim
-    if dout.size >= _fast.MIN_SIZE:
-        # The same closed form with fewer passes (bnutils._fast); its sums detect NaN/inf.
-        result = _fast.backward(dout, x_hat, cache.gamma, cache.inv_std)
-        if result is not None:
-            return result
-    check_finite(dout, "dout")  # (also where the fast path's sums were not finite)
     dbeta = dout.sum(axis=cache.axes)                               # Σ dout
     dgamma = np.sum(dout * x_hat, axis=cache.axes)                  # Σ dout · x_hat
     scale = cache.gamma * cache.inv_std / m                         # gamma / (m·σ), (D,)
@@ -380,7 +334,7 @@ def batchnorm_inference(x, gamma, beta, running_mean, running_var, eps: float = 
 
     Introduced in notebook 06.
     """
-    x, gamma, beta, eps = _prepare(x, gamma, beta, eps)
+    x, gamma, beta, eps = check_inputs(x, gamma, beta, eps)
     what = "feature" if x.ndim == 2 else "channel"
     running_mean, running_var = check_running_stats(
         running_mean, running_var, x.shape[1], what, x.dtype)
@@ -504,7 +458,7 @@ def batchnorm_inference_backward(dout, x, gamma, running_mean, running_var, eps:
 
     Introduced in notebook 06.
     """
-    x, gamma, _, eps = _prepare(x, gamma, np.zeros(np.shape(gamma)), eps)
+    x, gamma, _, eps = check_inputs(x, gamma, np.zeros(np.shape(gamma)), eps)
     what = "feature" if x.ndim == 2 else "channel"
     running_mean, running_var = check_running_stats(
         running_mean, running_var, x.shape[1], what, x.dtype)
@@ -525,7 +479,7 @@ def _stored_like(running_mean, running_var, new):
             new[1].astype(running_var.dtype, copy=False))
 
 
-class BatchNorm(Layer):
+class BatchNorm(NormLayer):
     """Batch Normalization layer: batch statistics in training, running ones in eval.
 
     A thin stateful wrapper around the functions above: ``batchnorm_forward`` /
@@ -568,59 +522,51 @@ class BatchNorm(Layer):
     Introduced in notebook 03.
     """
 
-    param_names = ("gamma", "beta")
     running_stat_names = ("running_mean", "running_var")
-    cache_names = ("_cache", "_eval_x")
+    cache_names = ("_cache", "_eval_x")   # training mode: the cache; eval mode: the input
+    ndims = (2, 4)
+    shapes = "(N, {n}) or (N, {n}, H, W)"
+    width_message = "{name}(num_features={n}) expects x of shape {shapes}"
     # checked on every assignment: bn.momentum = 5 raises at once, not at the next forward
     eps = Checked(check_positive)
     momentum = Checked(check_fraction)
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
                  dtype=np.float64):
-        self.num_features = check_int(num_features, "num_features")
-        self.eps = eps
+        super().__init__(num_features, eps, dtype)
         self.momentum = momentum
-        self.gamma = np.ones(num_features, dtype)
-        self.beta = np.zeros(num_features, dtype)
-        self.running_mean = np.zeros(num_features, dtype)
-        self.running_var = np.ones(num_features, dtype)
-        self.training = True
-        self._cache = None             # training mode: the BatchNormCache
-        self._eval_x = None            # eval mode: the input, for batchnorm_inference_backward
-        self.dgamma = self.dbeta = None
+        self.running_mean = np.zeros(self.num_features, dtype)
+        self.running_var = np.ones(self.num_features, dtype)
 
-    def _check_width(self, x):
-        if x.ndim not in (2, 4) or x.shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm(num_features={self.num_features}) expects x of shape "
-                             f"(N, {self.num_features}) or (N, {self.num_features}, H, W); "
-                             f"got {x.shape}")
+    def _forward_train(self, x):
+        out, cache, stats = self._batch_forward(x)
+        self.running_mean, self.running_var = _stored_like(
+            self.running_mean, self.running_var, update_running_stats(
+                self.running_mean, self.running_var, momentum=self.momentum, **stats))
+        self._cache = cache
+        return out
 
-    def forward(self, x):
-        """Normalize ``x``; in training mode also update the running statistics."""
-        self._cache = self._eval_x = None      # a forward that raises leaves no stale cache
-        x = as_float_array(x, "x")
-        self._check_width(x)
-        if self.training:
-            out, cache = batchnorm_forward(x, self.gamma, self.beta, self.eps)
-            self.running_mean, self.running_var = _stored_like(
-                self.running_mean, self.running_var, update_running_stats(
-                    self.running_mean, self.running_var, cache, self.momentum))
-            self._cache = cache
-            return out
+    def _forward_eval(self, x):
         out = batchnorm_inference(x, self.gamma, self.beta, self.running_mean,
                                   self.running_var, self.eps)
         self._eval_x = x               # eval-mode BN is affine: its backward needs only x
         return out
 
-    def backward(self, dout):
-        """Gradient w.r.t. the input; sets ``dgamma`` and ``dbeta``."""
+    def _backward(self, dout):
         if self._cache is not None:
-            dx, self.dgamma, self.dbeta = batchnorm_backward(dout, self._cache)
-            return dx
-        self._need_forward("_eval_x")
-        dx, self.dgamma, self.dbeta = batchnorm_inference_backward(
-            dout, self._eval_x, self.gamma, self.running_mean, self.running_var, self.eps)
-        return dx
+            return self._batch_backward(dout, self._cache)
+        return batchnorm_inference_backward(dout, self._eval_x, self.gamma, self.running_mean,
+                                            self.running_var, self.eps)
+
+    # The training-mode maths, the one thing a variant of BN (Batch Renorm) replaces.
+    def _batch_forward(self, x):
+        """``(out, cache, stats)``: ``stats``, the keywords of ``update_running_stats`` that
+        give this batch's statistics (here its ``BatchNormCache``)."""
+        out, cache = batchnorm_forward(x, self.gamma, self.beta, self.eps)
+        return out, cache, {"cache": cache}
+
+    def _batch_backward(self, dout, cache):
+        return batchnorm_backward(dout, cache)
 
     def __repr__(self):
         return f"BatchNorm({self.num_features}, eps={self.eps:g}, momentum={self.momentum:g})"

@@ -40,7 +40,6 @@ from ._validation import (
     check_dout,
     check_features,
     check_finite,
-    check_fraction,
     check_int,
     check_ndim,
     check_param,
@@ -52,14 +51,10 @@ from ._validation import (
 from .batchnorm import (
     BatchNorm,
     BatchNormCache,
-    _stored_like,
     batchnorm_backward,
     batchnorm_forward,
-    batchnorm_inference,
-    batchnorm_inference_backward,
-    update_running_stats,
 )
-from .layers import Layer
+from .layers import Layer, NormLayer
 
 __all__ = [
     "BatchRenorm",
@@ -223,7 +218,7 @@ def batchrenorm_backward(dout, cache: BatchRenormCache):
     return dx, dgamma, dbeta
 
 
-class BatchRenorm(Layer):
+class BatchRenorm(BatchNorm):
     """Batch Renormalization layer: ``batchrenorm_forward`` in training, BN's eval mode in eval.
 
     Parameters
@@ -254,57 +249,25 @@ class BatchRenorm(Layer):
     Introduced in notebook 09.
     """
 
-    param_names = ("gamma", "beta")
-    running_stat_names = ("running_mean", "running_var")
-    cache_names = ("_cache", "_eval_x")
-    # checked on every assignment (layer.momentum = 5 raises at once)
+    width_message = NormLayer.width_message
+    # checked on every assignment (layer.r_max = 0.5 raises at once)
     r_max = Checked(_check_r_max)
     d_max = Checked(_check_d_max)
-    eps = Checked(check_positive)
-    momentum = Checked(check_fraction)
 
     def __init__(self, num_features: int, r_max: float = 3.0, d_max: float = 5.0,
                  eps: float = 1e-5, momentum: float = 0.1, dtype=np.float64):
-        self.num_features = check_int(num_features, "num_features")
+        super().__init__(num_features, eps=eps, momentum=momentum, dtype=dtype)
         self.r_max, self.d_max = r_max, d_max
-        self.eps = eps
-        self.momentum = momentum
-        self.gamma = np.ones(self.num_features, dtype)
-        self.beta = np.zeros(self.num_features, dtype)
-        self.running_mean = np.zeros(self.num_features, dtype)
-        self.running_var = np.ones(self.num_features, dtype)
-        self._cache = None             # training mode: the BatchRenormCache
-        self._eval_x = None            # eval mode: the input, for batchnorm_inference_backward
-        self.dgamma = self.dbeta = None
 
-    def forward(self, x):
-        self._cache = self._eval_x = None      # a forward that raises leaves no stale cache
-        x = as_float_array(x, "x")
-        if x.ndim not in (2, 4) or x.shape[1] != self.num_features:
-            raise ValueError(f"BatchRenorm({self.num_features}) expects x of shape "
-                             f"(N, {self.num_features}) or (N, {self.num_features}, H, W); "
-                             f"got {x.shape}")
-        if not self.training:
-            out = batchnorm_inference(x, self.gamma, self.beta, self.running_mean,
-                                      self.running_var, self.eps)
-            self._eval_x = x
-            return out
+    # BatchNorm's train/eval bookkeeping (running statistics from the plain BN statistics
+    # of the batch, eval mode) is inherited; only the training-mode maths differ.
+    def _batch_forward(self, x):
         out, cache = batchrenorm_forward(x, self.gamma, self.beta, self.running_mean,
                                          self.running_var, self.r_max, self.d_max, self.eps)
-        self.running_mean, self.running_var = _stored_like(
-            self.running_mean, self.running_var, update_running_stats(
-                self.running_mean, self.running_var, cache.bn, self.momentum))
-        self._cache = cache
-        return out
+        return out, cache, {"cache": cache.bn}
 
-    def backward(self, dout):
-        if self._cache is not None:
-            dx, self.dgamma, self.dbeta = batchrenorm_backward(dout, self._cache)
-            return dx
-        self._need_forward("_eval_x")
-        dx, self.dgamma, self.dbeta = batchnorm_inference_backward(
-            dout, self._eval_x, self.gamma, self.running_mean, self.running_var, self.eps)
-        return dx
+    def _batch_backward(self, dout, cache):
+        return batchrenorm_backward(dout, cache)
 
     def __repr__(self):
         return f"BatchRenorm({self.num_features}, r_max={self.r_max:g}, d_max={self.d_max:g})"
@@ -892,8 +855,6 @@ class ShardedBatchNorm(BatchNorm):
     Introduced in notebook 07.
     """
 
-    cache_names = ("_cache", "_eval_x", "_scache")
-
     def __init__(self, num_features: int, num_devices: int, sync: bool = False,
                  eps: float = 1e-5, momentum: float = 0.1, dtype=np.float64):
         super().__init__(num_features, eps=eps, momentum=momentum, dtype=dtype)
@@ -901,31 +862,17 @@ class ShardedBatchNorm(BatchNorm):
         if not isinstance(sync, (bool, np.bool_)):
             raise TypeError(f"sync must be True or False, got {sync!r}")
         self.sync = bool(sync)
-        self._scache = None            # training mode: the ShardedBatchNormCache
 
-    def forward(self, x):
-        self._scache = None            # a forward that raises leaves no stale cache
-        if not self.training:
-            return super().forward(x)  # eval mode: plain BN inference
-        self._cache = self._eval_x = None
-        x = as_float_array(x, "x")
-        self._check_width(x)
+    # BatchNorm's bookkeeping is inherited; the training-mode maths are the sharded ones.
+    def _batch_forward(self, x):
         out, cache = sharded_batchnorm_forward(x, self.gamma, self.beta, self.num_devices,
                                                self.sync, self.eps)
         # device 0's statistics (the same on every device with sync), from its m values
         m = x.shape[0] if self.sync else x.shape[0] // self.num_devices
-        self.running_mean, self.running_var = _stored_like(
-            self.running_mean, self.running_var, update_running_stats(
-                self.running_mean, self.running_var, momentum=self.momentum,
-                mean=cache.mean[0], var=cache.var[0], count=m))
-        self._scache = cache
-        return out
+        return out, cache, {"mean": cache.mean[0], "var": cache.var[0], "count": m}
 
-    def backward(self, dout):
-        if self._scache is None:
-            return super().backward(dout)
-        dx, self.dgamma, self.dbeta = sharded_batchnorm_backward(dout, self._scache)
-        return dx
+    def _batch_backward(self, dout, cache):
+        return sharded_batchnorm_backward(dout, cache)
 
     def __repr__(self):
         return f"ShardedBatchNorm({self.num_features}, num_devices={self.num_devices}, sync={self.sync})"

@@ -415,11 +415,8 @@ class Conv2d(Layer):
 
     def forward(self, x):
         """x: (N, in_channels, H, W) -> out: (N, out_channels, H, W)."""
-        self._cache = None                 # a forward that raises leaves no stale cache
-        x = as_float_array(x, "x")
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"{self!r} expects x of shape (N, {self.in_channels}, H, W); "
-                             f"got {x.shape}")
+        x = self._start_forward(x, (4,), self.in_channels,
+                                f"{self!r} expects x of shape (N, {self.in_channels}, H, W)")
         out, self._cache = conv2d_forward(x, self.W, self.b)
         return out
 

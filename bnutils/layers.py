@@ -157,10 +157,96 @@ class Layer:
     def __call__(self, x):
         return self.forward(x)
 
+    def _start_forward(self, x, ndims: tuple, width: int, expects: str) -> np.ndarray:
+        """The start of a forward pass: forget the caches (so a forward that raises leaves
+        none stale), convert ``x`` once and check its shape: ``x.ndim`` in ``ndims``,
+        ``width`` on axis 1, else ``ValueError(f"{expects}; got {x.shape}")``."""
+        self.clear_caches()
+        x = as_float_array(x, "x")
+        if x.ndim not in ndims or x.shape[1] != width:
+            raise ValueError(f"{expects}; got {x.shape}")
+        return x
+
     def _need_forward(self, attr):
         if getattr(self, attr, None) is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
 
+
+
+class NormLayer(Layer):
+    """Base of the normalization layers: what every one of them does, written once.
+
+    ``forward`` forgets the last forward's caches (so a forward that raises leaves no
+    stale cache), converts ``x`` once and checks its width (``num_features`` on axis 1,
+    with the layer's one message), then runs ``_forward_train`` or, in eval mode,
+    ``_forward_eval`` (by default the same: the per-sample normalizations do not depend
+    on the mode). ``backward`` refuses to run before a forward, then sets ``dgamma``
+    (and ``dbeta``) from what ``_backward`` returns. A subclass writes only its maths:
+    ``_forward_train(x)`` returning ``out`` (and keeping its cache), and
+    ``_backward(dout)`` returning ``(dx, dgamma, dbeta)`` (``(dx, dgamma)`` without β).
+
+    Parameters
+    ----------
+    num_features : int
+        D or C: the width on axis 1.
+    eps : float
+        Checked to be > 0.
+    dtype : numpy dtype
+        Of ``gamma`` (ones) and ``beta`` (zeros).
+
+    Class attributes
+    ----------------
+    ndims : tuple of int
+        The accepted numbers of dimensions of ``x``.
+    shapes : str
+        The accepted shapes for the message, with ``{n}`` for ``num_features``.
+    width_message : str
+        The message for an ``x`` of the wrong shape (fields ``name``, ``n``, ``shapes``;
+        "; got (shape)" follows).
+    width_name : str
+        The constructor's name for the width (``"num_features"``; GroupNorm's
+        ``"num_channels"``), in its error messages and as an attribute.
+
+    Introduced in notebook 03 (``BatchNorm``).
+    """
+
+    param_names = ("gamma", "beta")
+    cache_names = ("_cache",)
+    ndims: tuple = (2,)
+    shapes: str = "(N, {n})"
+    width_message: str = "{name}({n}) expects x of shape {shapes}"
+    width_name: str = "num_features"
+
+    def __init__(self, num_features: int, eps: float, dtype=np.float64):
+        self.num_features = check_int(num_features, self.width_name)
+        setattr(self, self.width_name, self.num_features)     # GroupNorm: num_channels
+        self.eps = check_positive(eps, "eps")
+        self.gamma = np.ones(self.num_features, dtype)
+        self.dgamma = None
+        if "beta" in self.param_names:
+            self.beta = np.zeros(self.num_features, dtype)
+            self.dbeta = None
+        for name in self.cache_names:
+            setattr(self, name, None)
+
+    def forward(self, x):
+        """Normalize ``x`` (training or eval mode, see the class)."""
+        n = self.num_features
+        x = self._start_forward(x, self.ndims, n, self.width_message.format(
+            name=type(self).__name__, n=n, shapes=self.shapes.format(n=n)))
+        return self._forward_train(x) if self.training else self._forward_eval(x)
+
+    def _forward_eval(self, x):
+        return self._forward_train(x)
+
+    def backward(self, dout):
+        """Gradient w.r.t. the input; sets ``dgamma`` (and ``dbeta``)."""
+        if all(getattr(self, name) is None for name in self.cache_names):
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        dx, self.dgamma, *dbeta = self._backward(dout)
+        if dbeta:
+            self.dbeta = dbeta[0]
+        return dx
 
 
 @contextmanager
@@ -315,11 +401,8 @@ class Linear(Layer):
 
     def forward(self, x):
         """x: (N, in_features) -> out: (N, out_features)."""
-        self._x = None                 # a forward that raises leaves no stale cache
-        x = as_float_array(x, "x")
-        if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(f"Linear({self.in_features}, {self.out_features}) expects x of shape "
-                             f"(N, {self.in_features}); got {x.shape}")
+        x = self._start_forward(x, (2,), self.in_features, f"Linear({self.in_features}, "
+                                f"{self.out_features}) expects x of shape (N, {self.in_features})")
         check_finite(x, "x")
         self._x = x
         out = x @ self.W

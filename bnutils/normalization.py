@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._moments import normalize_scaled
+from ._moments import normalize
 from ._validation import (
     as_float_array,
     check_cache,
@@ -44,7 +44,7 @@ from ._validation import (
     read_only,
     stat_axes,
 )
-from .layers import Layer
+from .layers import NormLayer
 
 __all__ = [
     "GroupNorm",
@@ -69,29 +69,12 @@ __all__ = [
 def _normalize_rows(z: np.ndarray, eps: float, centre: bool = True):
     """Normalize each row of a 2-D array over its columns: returns (z_hat, inv_std (rows, 1)).
 
-    Two passes with float64 sums, as in ``batchnorm_forward``: for float32 rows near 1e4
-    a float32 mean is off by ~1e-3, so its residual is subtracted as well. With
+    ``bnutils._moments.normalize`` over axis 1, as ``batchnorm_forward`` over the batch
+    (float64 sums, the float32 correction, rows too large to square). With
     ``centre=False`` (RMSNorm) the rows are divided by their root mean square instead.
-    Rows too large to square (float32 above ~1e19) take the rescaled path of
-    ``bnutils._moments``.
     """
-    with np.errstate(over="ignore", invalid="ignore"):   # an overflow is caught below
-        if centre:
-            mean = z.mean(axis=1, keepdims=True, dtype=np.float64)
-            zc = z - mean.astype(z.dtype)
-            if z.dtype == np.float32:
-                zc -= zc.mean(axis=1, keepdims=True, dtype=np.float64).astype(z.dtype)
-        else:
-            zc = z
-        var = np.mean(np.square(zc), axis=1, keepdims=True, dtype=np.float64).astype(z.dtype)
-    if not np.isfinite(var).all():
-        # z is finite, so a square (or a sum) overflowed: |z| above ~1e19 in float32. The
-        # rows are normalized, so their scale does not matter: redo them divided by a power
-        # of two (bnutils._moments); inv_std itself stays representable.
-        z_hat, _, _, inv_std = normalize_scaled(z, (1,), eps, centre)
-        return z_hat, inv_std.astype(z.dtype)
-    inv_std = 1.0 / np.sqrt(var + eps)
-    return zc * inv_std, inv_std
+    z_hat, _, _, inv_std = normalize(z, (1,), eps, centre)
+    return z_hat, inv_std
 
 
 def _normalize_rows_backward(dz_hat: np.ndarray, z_hat: np.ndarray, inv_std: np.ndarray,
@@ -195,7 +178,7 @@ def layernorm_backward(dout, cache: LayerNormCache):
     return dx, dgamma, dbeta
 
 
-class LayerNorm(Layer):
+class LayerNorm(NormLayer):
     """Layer Normalization layer for (N, D) inputs; the same in training and eval mode.
 
     Parameters
@@ -218,29 +201,15 @@ class LayerNorm(Layer):
     Introduced in notebook 07.
     """
 
-    param_names = ("gamma", "beta")
-    cache_names = ("_cache",)
-
     def __init__(self, num_features: int, eps: float = 1e-5, dtype=np.float64):
-        self.num_features = check_int(num_features, "num_features")
-        self.eps = check_positive(eps, "eps")
-        self.gamma = np.ones(self.num_features, dtype)
-        self.beta = np.zeros(self.num_features, dtype)
-        self._cache = None
-        self.dgamma = self.dbeta = None
+        super().__init__(num_features, eps, dtype)
 
-    def forward(self, x):
-        self._cache = None              # a forward that raises leaves no stale cache
-        if np.ndim(x) != 2 or np.shape(x)[1] != self.num_features:
-            raise ValueError(f"LayerNorm({self.num_features}) expects x of shape "
-                             f"(N, {self.num_features}); got {np.shape(x)}")
+    def _forward_train(self, x):
         out, self._cache = layernorm_forward(x, self.gamma, self.beta, self.eps)
         return out
 
-    def backward(self, dout):
-        self._need_forward("_cache")
-        dx, self.dgamma, self.dbeta = layernorm_backward(dout, self._cache)
-        return dx
+    def _backward(self, dout):
+        return layernorm_backward(dout, self._cache)
 
     def __repr__(self):
         return f"LayerNorm({self.num_features})"
@@ -360,7 +329,7 @@ def groupnorm_backward(dout, cache: GroupNormCache):
     return dx.reshape(dout.shape), dgamma, dbeta
 
 
-class GroupNorm(Layer):
+class GroupNorm(NormLayer):
     """Group Normalization layer for (N, C) or (N, C, H, W); the same in training and eval.
 
     Parameters
@@ -385,33 +354,24 @@ class GroupNorm(Layer):
     Introduced in notebook 07.
     """
 
-    param_names = ("gamma", "beta")
-    cache_names = ("_cache",)
+    ndims = (2, 4)
+    width_message = "{name}({n}) expects x with {n} channels on axis 1"
+    width_name = "num_channels"
 
     def __init__(self, num_channels: int, num_groups: int, eps: float = 1e-5, dtype=np.float64):
-        self.num_channels = check_int(num_channels, "num_channels")
+        num_channels = check_int(num_channels, "num_channels")
         self.num_groups = check_int(num_groups, "num_groups")
-        if self.num_channels % self.num_groups:
-            raise ValueError(f"num_groups must divide num_channels={self.num_channels}; "
+        if num_channels % self.num_groups:
+            raise ValueError(f"num_groups must divide num_channels={num_channels}; "
                              f"got num_groups={self.num_groups}")
-        self.eps = check_positive(eps, "eps")
-        self.gamma = np.ones(self.num_channels, dtype)
-        self.beta = np.zeros(self.num_channels, dtype)
-        self._cache = None
-        self.dgamma = self.dbeta = None
+        super().__init__(num_channels, eps, dtype)
 
-    def forward(self, x):
-        self._cache = None              # a forward that raises leaves no stale cache
-        if np.ndim(x) not in (2, 4) or np.shape(x)[1] != self.num_channels:
-            raise ValueError(f"GroupNorm({self.num_channels}) expects x with {self.num_channels} "
-                             f"channels on axis 1; got {np.shape(x)}")
+    def _forward_train(self, x):
         out, self._cache = groupnorm_forward(x, self.gamma, self.beta, self.num_groups, self.eps)
         return out
 
-    def backward(self, dout):
-        self._need_forward("_cache")
-        dx, self.dgamma, self.dbeta = groupnorm_backward(dout, self._cache)
-        return dx
+    def _backward(self, dout):
+        return groupnorm_backward(dout, self._cache)
 
     def __repr__(self):
         return f"GroupNorm({self.num_channels}, num_groups={self.num_groups})"
@@ -515,14 +475,14 @@ class InstanceNorm(GroupNorm):
     Introduced in notebook 07.
     """
 
+    ndims = (4,)
+    shapes = "(N, {n}, H, W)"
+    width_message = NormLayer.width_message
+
     def __init__(self, num_channels: int, eps: float = 1e-5, dtype=np.float64):
         super().__init__(num_channels, num_groups=num_channels, eps=eps, dtype=dtype)
 
-    def forward(self, x):
-        self._cache = None              # a forward that raises leaves no stale cache
-        if np.ndim(x) != 4 or np.shape(x)[1] != self.num_channels:
-            raise ValueError(f"InstanceNorm({self.num_channels}) expects x of shape "
-                             f"(N, {self.num_channels}, H, W); got {np.shape(x)}")
+    def _forward_train(self, x):
         out, self._cache = instancenorm_forward(x, self.gamma, self.beta, self.eps)
         return out
 
@@ -624,7 +584,7 @@ def rmsnorm_backward(dout, cache: RMSNormCache):
     return dx, dgamma
 
 
-class RMSNorm(Layer):
+class RMSNorm(NormLayer):
     """RMSNorm layer for (N, D) inputs (scale ``gamma`` only, no shift); the same in both modes.
 
     Parameters
@@ -647,27 +607,16 @@ class RMSNorm(Layer):
     """
 
     param_names = ("gamma",)
-    cache_names = ("_cache",)
 
     def __init__(self, num_features: int, eps: float = 1e-8, dtype=np.float64):
-        self.num_features = check_int(num_features, "num_features")
-        self.eps = check_positive(eps, "eps")
-        self.gamma = np.ones(self.num_features, dtype)
-        self._cache = None
-        self.dgamma = None
+        super().__init__(num_features, eps, dtype)
 
-    def forward(self, x):
-        self._cache = None              # a forward that raises leaves no stale cache
-        if np.ndim(x) != 2 or np.shape(x)[1] != self.num_features:
-            raise ValueError(f"RMSNorm({self.num_features}) expects x of shape "
-                             f"(N, {self.num_features}); got {np.shape(x)}")
+    def _forward_train(self, x):
         out, self._cache = rmsnorm_forward(x, self.gamma, self.eps)
         return out
 
-    def backward(self, dout):
-        self._need_forward("_cache")
-        dx, self.dgamma = rmsnorm_backward(dout, self._cache)
-        return dx
+    def _backward(self, dout):
+        return rmsnorm_backward(dout, self._cache)
 
     def __repr__(self):
         return f"RMSNorm({self.num_features})"

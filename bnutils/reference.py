@@ -36,7 +36,7 @@ from ._validation import (
     per_channel,
     stat_axes,
 )
-from .batchnorm import BatchNormCache, _prepare
+from .batchnorm import BatchNormCache, check_inputs
 
 __all__ = [
     "batchnorm_backward_loops",
@@ -61,7 +61,7 @@ def _prepare_2d(x, gamma, beta, eps):
     x = as_float_array(x, "x", dtype=np.float64)
     check_ndim(x, "x", (2,), "(N, D) (the loop versions handle fully connected batches only; "
                              "use bnutils.batchnorm_forward for (N, C, H, W))")
-    return _prepare(x, gamma, beta, eps, training=True)
+    return check_inputs(x, gamma, beta, eps, training=True)
 
 
 def _prepare_backward_2d(dout, cache):
@@ -209,7 +209,7 @@ def batchnorm_forward_naive(x, gamma, beta, eps: float = 1e-5):
     Introduced in notebook 04.
     """
     # The public forward's checks; the dtype of x is kept (float32 stays float32).
-    x, gamma, beta, eps = _prepare(x, gamma, beta, eps, training=True)
+    x, gamma, beta, eps = check_inputs(x, gamma, beta, eps, training=True)
     axes = stat_axes(x.ndim)
     g, b = per_channel(gamma, x.ndim), per_channel(beta, x.ndim)
     with np.errstate(over="ignore", invalid="ignore"):        # checked just below

@@ -10,7 +10,7 @@ Two rules make timings on a shared, noisy machine comparable:
 
 ``timing_ladder`` is notebook 04's experiment: the same BN forward + backward written
 with Python loops, vectorized literally from the paper's equations, and optimized
-(``bnutils.batchnorm_forward``/``batchnorm_backward``, see ``bnutils._fast``).
+(``bnutils.batchnorm_forward``/``batchnorm_backward``: the compact backward, no staged graph).
 ``benchmarks/run.py`` uses ``interleaved_medians`` for the full benchmark.
 
 Introduced in notebook 04.
@@ -122,8 +122,8 @@ def timing_ladder(shape=(64, 256), rounds: int = 11, seed: int = 0, target_s: fl
       scalar at a time in Python;
     * ``vectorized``: ``bnutils.reference.batchnorm_forward_naive``/``backward_naive``,
       the paper's equations as whole-array NumPy expressions;
-    * ``optimized``: ``bnutils.batchnorm_forward``/``batchnorm_backward`` (fewer passes
-      over memory, see ``bnutils._fast``).
+    * ``optimized``: ``bnutils.batchnorm_forward``/``batchnorm_backward`` (the compact
+      closed-form backward instead of the staged graph's intermediate arrays).
 
     All three compute the same numbers (checked here before timing). Timings vary from
     machine to machine and run to run; the speedups are the stable part.

@@ -522,7 +522,7 @@ def _all_layer_classes():
     import pkgutil
 
     import bnutils
-    from bnutils.layers import Layer
+    from bnutils.layers import Layer, NormLayer
 
     found = {}
     for info in pkgutil.walk_packages(bnutils.__path__, prefix="bnutils."):
@@ -530,7 +530,7 @@ def _all_layer_classes():
             continue
         module = importlib.import_module(info.name)
         for obj in vars(module).values():
-            if isinstance(obj, type) and issubclass(obj, Layer) and obj is not Layer \
+            if isinstance(obj, type) and issubclass(obj, Layer) and obj not in (Layer, NormLayer) \
                     and obj.__module__ == module.__name__:
                 found[obj.__name__] = obj
     return found

@@ -1,7 +1,7 @@
 """Numerical robustness as a tested property (issue 17).
 
-Every normalization — BN in training and eval mode (2-D, 4-D, and large enough for the
-fast kernels), LayerNorm, GroupNorm, InstanceNorm, RMSNorm, Batch Renorm, per-device and
+Every normalization — BN in training and eval mode (2-D, 4-D, and with many
+rows), LayerNorm, GroupNorm, InstanceNorm, RMSNorm, Batch Renorm, per-device and
 synchronized sharded BN, ``scaling.standardize`` — on float32 input that is hard for
 floating point:
 
@@ -108,7 +108,7 @@ def _renorm_layer_ref(x):
 CASES = {
     "BN train (N, D)": ((64, 3), _bn, _bn_ref),
     "BN train (N, C, H, W)": ((8, 3, 4, 4), _bn, _bn_ref),
-    "BN train, fast kernels (512, 32)": ((512, 32), _bn, _bn_ref),
+    "BN train, many rows (512, 32)": ((512, 32), _bn, _bn_ref),
     "BN layer, train": ((64, 3), _bn_layer, _bn_ref),
     "BN eval (N, D)": ((64, 3), _bn_eval, _bn_eval_ref),
     "BN eval (N, C, H, W)": ((8, 3, 4, 4), _bn_eval, _bn_eval_ref),

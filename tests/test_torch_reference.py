@@ -12,7 +12,6 @@ import pytest
 
 from bnutils import (
     BatchNorm,
-    _fast,
     batchnorm_backward,
     batchnorm_backward_staged,
     batchnorm_forward,
@@ -71,8 +70,8 @@ def test_batchnorm_training_forward_and_backward(shape):
 
 
 @pytest.mark.parametrize("shape", [(600, 512), (8, 16, 48, 48)], ids=["2d", "4d"])
-def test_batchnorm_fast_kernels_for_large_input(shape):
-    """Large input (≥ bnutils._fast.MIN_SIZE values): bnutils's fast kernels."""
+def test_batchnorm_large_input(shape):
+    """Large input (hundreds of thousands of values, float64 sums over many rows)."""
     rng = np.random.default_rng(1)
     C = shape[1]
     bshape = (1, C) + (1,) * (len(shape) - 2)
@@ -83,7 +82,6 @@ def test_batchnorm_fast_kernels_for_large_input(shape):
     xt = t(x, grad=True)
     out_t = bn(xt)
     out_t.backward(t(dout))
-    assert x.size >= _fast.MIN_SIZE                  # the fast kernels run
     out, cache = batchnorm_forward(x, gamma, beta)
     np.testing.assert_allclose(out, out_t.detach().numpy(), **TOL)
     dx, dgamma, dbeta = batchnorm_backward(dout, cache)

@@ -145,14 +145,13 @@ def _gradients(result, names, hint):
 def _library_backward() -> dict:
     """Library functions that compute BN's gradient for the learner: Exercises 4.2 and 4.3
     ask for the formula (4.2: derived by hand; 4.3: the given code repaired)."""
-    from .. import _fast, gradcheck, reference
+    from .. import gradcheck, reference
     from ..batchnorm import BatchNorm, batchnorm_backward_staged
     from ..bn_variants import batchrenorm_backward, sharded_batchnorm_backward
 
     return {batchnorm_backward: "bnutils' batchnorm_backward",
             batchnorm_backward_staged: "bnutils' batchnorm_backward_staged",
             BatchNorm.backward: "bnutils' BatchNorm.backward",
-            _fast.backward: "bnutils' batchnorm_backward (its fast kernel)",
             reference.batchnorm_backward_loops: "bnutils.reference.batchnorm_backward_loops",
             reference.batchnorm_backward_naive: "bnutils.reference.batchnorm_backward_naive",
             batchrenorm_backward: "bnutils' batchrenorm_backward",
