@@ -8,7 +8,6 @@ configuration, plus a notebook whose widget callback raises (about 8 s in all).
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 from pathlib import Path
@@ -17,19 +16,13 @@ import nbformat
 import pytest
 from nbval.plugin import get_sanitize_patterns
 
+from tools import _notebooks, refresh_notebooks
+
 ROOT = Path(__file__).resolve().parents[1]
 SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"tools_{name}", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-refresh_notebooks = _load_tool("refresh_notebooks")
 
 
 def sanitize(text: str) -> str:
@@ -219,7 +212,7 @@ def test_a_bad_notebook_stops_only_itself(tmp_path, capsys):
 
 # --- tools/_notebooks.py: the one place that finds, runs and tidies notebooks -------------
 
-notebooks_tool = importlib.import_module("_notebooks")   # on sys.path since refresh_notebooks
+notebooks_tool = _notebooks
 
 
 def test_discover_finds_the_course_notebooks_in_order(tmp_path):

@@ -12,10 +12,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tools import _notebooks, make_student
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))  # tools/ is a folder of scripts, not a package
-import _notebooks  # noqa: E402
-import make_student  # noqa: E402
 
 NOTEBOOKS = _notebooks.discover()
 PASS, FAIL = "✓", "✗"

@@ -57,12 +57,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is a folder of scripts
-import _notebooks  # noqa: E402
-import figure_alt  # noqa: E402
-import make_student  # noqa: E402
-import nbgrader_cells  # noqa: E402
-from _notebooks import ROOT, WIDGET_STATE, WIDGET_VIEW, NotebookError, discover  # noqa: E402
+if not __package__:  # run as a file (python tools/x.py): import tools from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from tools import _notebooks, figure_alt, make_student, nbgrader_cells  # noqa: E402
+from tools._notebooks import ROOT, WIDGET_STATE, WIDGET_VIEW, NotebookError, discover  # noqa: E402
 
 README = ROOT / "README.md"
 TEMPLATE_DIR = Path(__file__).resolve().parent / "html_template"

@@ -38,10 +38,9 @@ from pathlib import Path
 
 import nbformat
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is a folder of scripts
-import make_student  # noqa: E402
-import nbgrader_cells  # noqa: E402
-import nbgrader_hidden  # noqa: E402
+if not __package__:  # run as a file (python tools/x.py): import tools from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from tools import make_student, nbgrader_cells, nbgrader_hidden  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "nbgrader_config.py"
