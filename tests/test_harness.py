@@ -240,6 +240,37 @@ def test_the_scripts_share_one_glob_and_one_widget_mime():
         assert "NotebookClient(" not in text, f"{script} executes notebooks itself"
 
 
+#: A tool loaded from its file, or tools/ (or a tool's own folder) put on sys.path.
+LOADS_A_TOOL = re.compile(r"""(spec_from_file_location|run_path|sys\.path\.(?:insert|append))\(.*"""
+                          r"""(["']tools["']|tools/|Path\(__file__\)\.resolve\(\)\.parent\)\))""")
+
+
+def test_tools_is_a_package_that_nothing_loads_from_its_file():
+    """tools/ is imported as the package it is (``from tools import make_student``): no test,
+    benchmark, tool or hub script loads a tool by its path or puts tools/ on sys.path."""
+    found = []
+    for folder in ("tests", "tools", "benchmarks", "deploy"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if LOADS_A_TOOL.search(line) and "LOADS_A_TOOL" not in line:   # not the checks below
+                    found.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not found, "\n".join(found)
+    assert LOADS_A_TOOL.search('sys.path.insert(0, str(ROOT / "tools"))')       # the test can fail
+    assert LOADS_A_TOOL.search('spec_from_file_location("x", ROOT / "tools" / "lab.py")')
+
+
+@pytest.mark.parametrize("command", [["tools/make_student.py"], ["-m", "tools.make_student"]])
+def test_a_tool_runs_as_a_file_and_as_a_module(command):
+    """The README's `python tools/x.py` and `python -m tools.x`, from the repository root."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, *command, "--help"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "student edition" in run.stdout
+
+
 @pytest.mark.slow          # kernels, killed after a timeout (make check leaves it to make test)
 def test_a_hung_notebook_is_killed_and_run_again(tmp_path, monkeypatch):
     monkeypatch.setattr(notebooks_tool, "ATTEMPTS", 2)
