@@ -30,7 +30,6 @@ the machine: the table's header gives the load average.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -45,6 +44,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+if str(ROOT) not in sys.path:  # run as a file (python benchmarks/widget_latency.py): tools is in ROOT
+    sys.path.insert(0, str(ROOT))
+from tools import lab  # noqa: E402
+
 CHROMIUM = os.environ.get("BN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -92,14 +95,6 @@ WATCH_JS = """
 """
 
 
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"bn_tools_{name}", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def write_notebooks(folder: Path, only: list[str]) -> list[str]:
     """One small notebook per explorer; returns their names."""
     import nbformat
@@ -121,7 +116,6 @@ def write_notebooks(folder: Path, only: list[str]) -> list[str]:
 
 
 def start_lab(tmp: Path, root: Path, bnutils_path: Path | None):
-    lab = _load_tool("lab")
     token = "bench-" + os.urandom(16).hex()
     env = lab.scratch_environment(token, tmp)
     if bnutils_path is not None:         # another copy of the package first on the kernel's path

@@ -9,7 +9,6 @@ the oldest and the newest Python that pyproject.toml supports, one job per side.
 
 import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -174,8 +173,7 @@ def _matrix_sides(jobs) -> dict[str, str]:
 def test_the_matrix_jobs_run_the_oldest_and_newest_supported_python(jobs, supported):
     """make test-matrix's two sides, each a job in its own Python's image (tools/version_matrix.py
     finds pythonX.Y on PATH there); the Pythons are the ones the tool reads."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    import version_matrix
+    from tools import version_matrix
 
     matrix = jobs["matrix"]
     sides = _matrix_sides(jobs)

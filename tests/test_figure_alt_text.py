@@ -8,26 +8,17 @@ cells that still lack it.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from tools import figure_alt as fa
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("bn_tools_figure_alt", ROOT / "tools" / "figure_alt.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fa = _load_tool()
 
 
 # --------------------------------------------------------------------------- the course

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import csv
 import os
-import sys
 import sysconfig
 from pathlib import Path
 
 import pytest
 
+from tools import gradebook_csv
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import gradebook_csv  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning")
 

@@ -25,14 +25,11 @@ import nbformat
 import pytest
 
 from bnutils import _grading
+from tools import nbgrader_cells, nbgrader_course, nbgrader_hidden
 
 pytestmark = [pytest.mark.filterwarnings("ignore:Object of type <Submitted")]
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import nbgrader_cells  # noqa: E402
-import nbgrader_course  # noqa: E402
-import nbgrader_hidden  # noqa: E402
 
 NAMES = ("03_batchnorm_forward", "04_batchnorm_backward")
 #: The exercises a partly right submission solves (the others stay stubs).

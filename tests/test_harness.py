@@ -8,7 +8,6 @@ configuration, plus a notebook whose widget callback raises (about 8 s in all).
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 from pathlib import Path
@@ -17,19 +16,13 @@ import nbformat
 import pytest
 from nbval.plugin import get_sanitize_patterns
 
+from tools import _notebooks, refresh_notebooks
+
 ROOT = Path(__file__).resolve().parents[1]
 SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"tools_{name}", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-refresh_notebooks = _load_tool("refresh_notebooks")
 
 
 def sanitize(text: str) -> str:
@@ -219,7 +212,7 @@ def test_a_bad_notebook_stops_only_itself(tmp_path, capsys):
 
 # --- tools/_notebooks.py: the one place that finds, runs and tidies notebooks -------------
 
-notebooks_tool = importlib.import_module("_notebooks")   # on sys.path since refresh_notebooks
+notebooks_tool = _notebooks
 
 
 def test_discover_finds_the_course_notebooks_in_order(tmp_path):
@@ -245,6 +238,37 @@ def test_the_scripts_share_one_glob_and_one_widget_mime():
         assert "[0-9][0-9]_*.ipynb" not in text, script
         assert "application/vnd.jupyter.widget" not in text, script
         assert "NotebookClient(" not in text, f"{script} executes notebooks itself"
+
+
+#: A tool loaded from its file, or tools/ (or a tool's own folder) put on sys.path.
+LOADS_A_TOOL = re.compile(r"""(spec_from_file_location|run_path|sys\.path\.(?:insert|append))\(.*"""
+                          r"""(["']tools["']|tools/|Path\(__file__\)\.resolve\(\)\.parent\)\))""")
+
+
+def test_tools_is_a_package_that_nothing_loads_from_its_file():
+    """tools/ is imported as the package it is (``from tools import make_student``): no test,
+    benchmark, tool or hub script loads a tool by its path or puts tools/ on sys.path."""
+    found = []
+    for folder in ("tests", "tools", "benchmarks", "deploy"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if LOADS_A_TOOL.search(line) and "LOADS_A_TOOL" not in line:   # not the checks below
+                    found.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not found, "\n".join(found)
+    assert LOADS_A_TOOL.search('sys.path.insert(0, str(ROOT / "tools"))')       # the test can fail
+    assert LOADS_A_TOOL.search('spec_from_file_location("x", ROOT / "tools" / "lab.py")')
+
+
+@pytest.mark.parametrize("command", [["tools/make_student.py"], ["-m", "tools.make_student"]])
+def test_a_tool_runs_as_a_file_and_as_a_module(command):
+    """The README's `python tools/x.py` and `python -m tools.x`, from the repository root."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, *command, "--help"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "student edition" in run.stdout
 
 
 @pytest.mark.slow          # kernels, killed after a timeout (make check leaves it to make test)

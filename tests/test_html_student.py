@@ -10,17 +10,14 @@ from __future__ import annotations
 import html
 import json
 import re
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from tools import build_html, make_student, nbgrader_cells
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import build_html  # noqa: E402
-import make_student  # noqa: E402
-import nbgrader_cells  # noqa: E402
 
 SOURCES = [ROOT / "notebooks" / f"{name}.ipynb" for name in ("03_batchnorm_forward", "04_batchnorm_backward")]
 ANSWER_SUMMARY = re.compile(r"<summary>\s*(?:<b>)?\s*Answer", re.I)

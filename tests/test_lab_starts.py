@@ -9,7 +9,6 @@ Jupyter's REST contents API, as JupyterLab's save and autosave do, and checks th
 file in notebooks/ did not change. Not a browser test: about 5-15 s each.
 """
 
-import importlib.util
 import json
 import os
 import re
@@ -23,16 +22,11 @@ from pathlib import Path
 
 import pytest
 
+from tools import lab
+
 ROOT = Path(__file__).resolve().parents[1]
 LAB_SCRIPT = ROOT / "tools" / "lab.py"
 URL_LINE = re.compile(r"^(http://127\.0\.0\.1:(\d+))/lab\?token=([0-9A-Za-z_-]+)$")
-
-
-def _load_lab_tool():
-    spec = importlib.util.spec_from_file_location("bn_tools_lab_test", LAB_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _request(url: str, method: str = "GET", body=None, timeout: float = 5.0) -> tuple[int, bytes]:
@@ -218,7 +212,6 @@ def test_the_instructor_edition_opens_a_working_copy_and_saving_never_touches_no
 
 
 def test_the_working_copy_is_refreshed_but_edits_are_kept(tmp_path):
-    lab = _load_lab_tool()
     src, copy = tmp_path / "src", tmp_path / "copy"
     src.mkdir()
     (src / "01_a.ipynb").write_text("a1")
@@ -240,7 +233,6 @@ def test_the_working_copy_is_refreshed_but_edits_are_kept(tmp_path):
 
 
 def test_the_news_question_is_off_by_default_setting():
-    lab = _load_lab_tool()
     overrides = json.loads((lab.CONFIG_DIR / "labconfig" / "default_setting_overrides.json").read_text())
     assert overrides["@jupyterlab/apputils-extension:notification"] == {
         "fetchNews": "false", "checkForUpdates": False}
@@ -252,7 +244,6 @@ def test_the_news_question_is_off_by_default_setting():
 def test_a_scratch_server_keeps_every_jupyter_folder_under_its_own_directory(tmp_path):
     """The browser tests' and the latency benchmark's servers: nothing of the user's
     JupyterLab applies or changes, and notebooks render quietly and in full."""
-    lab = _load_lab_tool()
     env = lab.scratch_environment("t", tmp_path, {"MPLBACKEND": "Agg", "JUPYTER_TOKEN": "x",
                                                   "HOME": "/home/someone"})
     assert env["JUPYTER_TOKEN"] == "t" and "MPLBACKEND" not in env and env["HOME"] == "/home/someone"

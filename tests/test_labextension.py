@@ -22,6 +22,8 @@ from pathlib import Path
 from jupyterlab_server.config import get_federated_extensions
 from traitlets.config.loader import PyFileConfigLoader
 
+from tools import lab
+
 ROOT = Path(__file__).resolve().parents[1]
 LABEXTENSIONS = ROOT / "tools" / "labextensions"
 EXTENSION = LABEXTENSIONS / "bn-course-a11y"
@@ -56,7 +58,6 @@ def test_the_course_configuration_adds_the_extensions_folder():
 
 
 def test_make_lab_and_the_scratch_servers_load_the_course_configuration(tmp_path):
-    lab = _load("bn_tools_lab_for_labextension", ROOT / "tools" / "lab.py")
     for env in (lab.lab_environment("t", {"JUPYTER_CONFIG_PATH": "/elsewhere"}),
                 lab.scratch_environment("t", tmp_path, {"JUPYTER_CONFIG_PATH": "/elsewhere"})):
         assert env["JUPYTER_CONFIG_PATH"].split(os.pathsep) == [str(lab.CONFIG_DIR), "/elsewhere"]

@@ -30,13 +30,11 @@ import pytest
 from bnutils.checks import self_check
 
 # nbgrader's gradebook (SQLAlchemy) warns about its own session handling on every autograde.
+from tools import make_student, nbgrader_cells, nbgrader_course
+
 pytestmark = pytest.mark.filterwarnings("ignore:Object of type <Submitted")
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))  # tools/ is a folder of scripts, not a package
-import make_student  # noqa: E402
-import nbgrader_cells  # noqa: E402
-import nbgrader_course  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # Autograded both ways: the first notebook (one exercise) and the BN forward pass (four).

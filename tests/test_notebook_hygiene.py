@@ -338,10 +338,7 @@ def test_introduced_in_names_the_first_notebook_that_imports_it():
 def test_course_map_times_follow_the_estimate_rule():
     """The README's "time to work through" is tools/time_estimate.py's number (CONTRIBUTING's
     rule: words, exercises, figures), not a guess."""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "tools"))
-    import time_estimate
+    from tools import time_estimate
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for link in course_map_links():
@@ -379,10 +376,7 @@ def test_every_solution_passes_its_self_check(notebook):
 
 def test_the_notebook_states_the_same_time_as_the_course_map(notebook):
     """A notebook's "About N minutes" (near its top) is the course map's number."""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "tools"))
-    import time_estimate
+    from tools import time_estimate
 
     path, nb = notebook
     top = " ".join(c.source for c in nb.cells[:3] if c.cell_type == "markdown")

@@ -34,6 +34,8 @@ from test_notebook_hygiene import (
     _stated_by,
 )
 
+from tools import portability_probe as probe
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -153,16 +155,7 @@ def test_the_fragile_quote_check_can_fail():
     ]
 
 
-def _load_probe():
-    path = ROOT / "tools" / "portability_probe.py"
-    spec = importlib.util.spec_from_file_location("bn_portability_probe", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_probe_reports_strict_cells_that_moved_and_tolerant_cells_against_their_tolerance():
-    probe = _load_probe()
 
     def notebook(texts):
         cells = []

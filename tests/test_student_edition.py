@@ -12,10 +12,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tools import _notebooks, make_student, nbgrader_cells
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))  # tools/ is a folder of scripts, not a package
-import _notebooks  # noqa: E402
-import make_student  # noqa: E402
 
 NOTEBOOKS = _notebooks.discover()
 PASS, FAIL = "✓", "✗"
@@ -289,7 +288,7 @@ def test_student_notebook_runs_to_the_end_and_every_check_fails(path, student_di
     student = nbformat.read(executed, as_version=4)
     exercises = _exercise_names(full)
     checked = 0
-    kept = [cell for cell in full.cells if not make_student.is_graded_test(cell)]
+    kept = [cell for cell in full.cells if not nbgrader_cells.is_graded_test(cell)]
     for index, (f_cell, s_cell) in enumerate(zip(kept, student.cells)):
         if f_cell.cell_type != "code":
             continue

@@ -24,9 +24,9 @@ try:
 except ModuleNotFoundError:          # Python 3.10
     import tomli as tomllib
 
+from tools import version_matrix
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import version_matrix  # noqa: E402
 
 TOOL = ROOT / "tools" / "version_matrix.py"
 CONSTRAINTS = ROOT / "tests" / "constraints-oldest.txt"

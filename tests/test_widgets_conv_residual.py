@@ -7,10 +7,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from redraw_helpers import assert_redraws_fast  # tests/redraw_helpers.py
+from redraw_helpers import assert_redraws_fast, controls  # tests/redraw_helpers.py
 
 from bnutils.residual import make_resnet, stream_variances
-from bnutils.widgets import controls
 from bnutils.widgets.conv_residual import (
     BRANCH_LABELS,
     _batch,

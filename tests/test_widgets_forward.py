@@ -7,10 +7,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from redraw_helpers import assert_redraws_fast  # noqa: E402  (tests/redraw_helpers.py)
+from redraw_helpers import assert_redraws_fast, controls  # noqa: E402  (tests/redraw_helpers.py)
 
 from bnutils import batchnorm_forward  # noqa: E402
-from bnutils.widgets import controls  # noqa: E402
 from bnutils.widgets import forward as fw  # noqa: E402
 
 

@@ -9,9 +9,8 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from redraw_helpers import assert_redraws_fast  # tests/redraw_helpers.py
+from redraw_helpers import assert_redraws_fast, controls  # tests/redraw_helpers.py
 
-from bnutils.widgets import controls
 from bnutils.widgets.running_stats import (
     plot_running_stats,
     running_stats_explorer,

@@ -7,11 +7,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from redraw_helpers import assert_redraws_fast  # noqa: E402  (tests/redraw_helpers.py)
+from redraw_helpers import assert_redraws_fast, controls  # noqa: E402  (tests/redraw_helpers.py)
 
 from bnutils.data import scaled_problem  # noqa: E402
 from bnutils.scaling import condition_number, gradient_descent, mse_hessian  # noqa: E402
-from bnutils.widgets import controls  # noqa: E402
 from bnutils.widgets.scaling import (  # noqa: E402
     plot_contours,
     plot_excess_loss,

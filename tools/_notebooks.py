@@ -1,15 +1,20 @@
 """What the maintainer scripts share about notebooks: find them, run them, tidy them.
 
-Used by ``refresh_notebooks.py`` (make refresh), ``build_html.py`` (make html) and
-``make_student.py`` (make student); not a script of its own, except as the child process
-that runs one notebook (below).
+Used by ``refresh_notebooks.py`` (make refresh), ``build_html.py`` (make html),
+``make_student.py`` (make student), ``nbgrader_course.py`` (make nbgrader), ``lab.py`` and
+the other tools; not a script of its own, except as the child process that runs one
+notebook (below).
 
 * ``discover()`` - the course notebooks, ``notebooks/NN_name.ipynb``, in course order;
 * ``run(src, dst, ...)`` - execute a notebook in a fresh kernel of *this* Python (like
   nbval's --nbval-current-env) and write the executed copy, with its widget state in
   ``metadata.widgets``, to ``dst``;
 * ``clear_outputs(nb)`` and ``tidy(nb)`` - strip outputs (a student notebook) or only
-  what changes from run to run without meaning anything (a committed notebook).
+  what changes from run to run without meaning anything (a committed notebook);
+* ``digest``, ``read_manifest``, ``is_edited``, ``write_manifest`` - the one rule that keeps
+  a user's work in a folder a tool writes (student/, the lab's working copy, nbgrader's
+  sources): a file counts as edited when it differs both from what is about to be written
+  and from what the tool last wrote there (the hash its manifest recorded).
 
 **The hang policy** (the only one; every script runs notebooks through ``run``). Measured
 here: now and then (about 1 run in 8 of notebook 01, at a widget cell) nbclient's asyncio
@@ -31,6 +36,8 @@ Cells tagged ``skip-execution`` are not run and keep no outputs.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import re
 import signal
@@ -62,6 +69,47 @@ class NotebookError(RuntimeError):
 def discover(notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
     """The course notebooks, ``NN_name.ipynb``, in course order."""
     return sorted(Path(notebook_dir).glob(NOTEBOOK_GLOB))
+
+
+# --------------------------------------------------------------------------- users' edits
+
+def digest(data: bytes) -> str:
+    """The SHA-256 of ``data`` in hex: what a manifest records of each file a tool wrote."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_manifest(path: Path, warn=None) -> dict[str, str]:
+    """The hashes a tool recorded of the files it wrote, ``{name: sha256}``.
+
+    ``{}`` when the manifest is missing, and also when it is damaged (not JSON, or not a
+    mapping of names to hashes): every existing file then counts as edited and is kept.
+    ``warn(exc)``, if given, is called with what was wrong with a damaged one.
+    """
+    if not path.exists():
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if not (isinstance(manifest, dict)
+                and all(isinstance(k, str) and isinstance(v, str) for k, v in manifest.items())):
+            raise ValueError("not a mapping of notebook names to hashes")
+    except (OSError, ValueError) as exc:     # JSONDecodeError and UnicodeDecodeError too
+        if warn is not None:
+            warn(exc)
+        return {}
+    return manifest
+
+
+def is_edited(target: Path, data: bytes, recorded: str | None) -> bool:
+    """Whether ``target`` holds a user's edit that writing ``data`` there would lose: it
+    exists, differs from ``data``, and is not what the tool last wrote (hash ``recorded``)."""
+    if not target.exists():
+        return False
+    current = target.read_bytes()
+    return current != data and digest(current) != recorded
+
+
+def write_manifest(path: Path, manifest: dict[str, str]) -> None:
+    path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- tidying

@@ -45,7 +45,6 @@ the sources it was built from; ``site_is_current()`` compares them with the work
 from __future__ import annotations
 
 import argparse
-import hashlib
 import html
 import json
 import re
@@ -57,12 +56,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is a folder of scripts
-import _notebooks  # noqa: E402
-import figure_alt  # noqa: E402
-import make_student  # noqa: E402
-import nbgrader_cells  # noqa: E402
-from _notebooks import ROOT, WIDGET_STATE, WIDGET_VIEW, NotebookError, discover  # noqa: E402
+if not __package__:  # run as a file (python tools/x.py): import tools from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from tools import _notebooks, figure_alt, make_student, nbgrader_cells  # noqa: E402
+from tools._notebooks import ROOT, WIDGET_STATE, WIDGET_VIEW, NotebookError, discover  # noqa: E402
 
 README = ROOT / "README.md"
 TEMPLATE_DIR = Path(__file__).resolve().parent / "html_template"
@@ -113,23 +110,19 @@ def notebook_title(nb, fallback: str) -> str:
     return fallback
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def source_hashes(sources: list[Path]) -> dict[str, str]:
     """What a built site depends on: the notebooks, the bnutils package they run, README.md,
-    this script and its template."""
-    deps = {f"notebooks/{p.name}": _digest(p) for p in sources}
+    this script, the tools it builds pages with and its template."""
+    deps = {f"notebooks/{p.name}": _notebooks.digest(p.read_bytes()) for p in sources}
     if README.exists():
-        deps["README.md"] = _digest(README)
-    deps["tools/build_html.py"] = _digest(Path(__file__).resolve())
-    deps["tools/_notebooks.py"] = _digest(Path(_notebooks.__file__).resolve())
-    deps["tools/figure_alt.py"] = _digest(Path(figure_alt.__file__).resolve())
+        deps["README.md"] = _notebooks.digest(README.read_bytes())
+    for module in (sys.modules[__name__], _notebooks, figure_alt, make_student, nbgrader_cells):
+        tool = Path(module.__file__).resolve()
+        deps[f"tools/{tool.name}"] = _notebooks.digest(tool.read_bytes())
     for folder in (TEMPLATE_DIR, ROOT / "bnutils"):
         for p in sorted(folder.rglob("*")):
             if p.is_file() and "__pycache__" not in p.parts:
-                deps[p.relative_to(ROOT).as_posix()] = _digest(p)
+                deps[p.relative_to(ROOT).as_posix()] = _notebooks.digest(p.read_bytes())
     return deps
 
 
@@ -372,15 +365,9 @@ def nav_html(prev: Page | None, nxt: Page | None) -> str:
     return f'<nav class="bn-nav" aria-label="Course navigation">{"".join(parts)}</nav>'
 
 
-def is_graded_test(cell) -> bool:
-    """An nbgrader graded test cell (``grade`` true, ``solution`` false): for autograding only."""
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return cell.get("cell_type") == "code" and meta.get("grade") is True and not meta.get("solution")
-
-
 def drop_graded_tests(nb) -> int:
     """Remove nbgrader's graded test cells from ``nb`` (in place); return how many."""
-    kept = [cell for cell in nb.cells if not is_graded_test(cell)]
+    kept = [cell for cell in nb.cells if not nbgrader_cells.is_graded_test(cell)]
     dropped = len(nb.cells) - len(kept)
     nb.cells = kept
     return dropped
@@ -390,20 +377,13 @@ def student_page_notebook(nb, name: str):
     """The student edition of an executed notebook, for a page (a new object): solutions
     stubbed, graded tests and recall answers left out, the outputs of the exercise cells
     and of their self-check cells cleared, every other output kept."""
-    import nbformat
-
-    nb = nbformat.from_dict(json.loads(json.dumps(nb)))      # deep copy
-    nb.cells = [cell for cell in nb.cells if not is_graded_test(cell)]
-    exercises = nbgrader_cells.find_exercises(nb.cells, name)
-    quiet = {e.cell_index for e in exercises} | {e.check_cell_index for e in exercises}
-    for index, cell in enumerate(nb.cells):
-        if cell.cell_type == "code":
-            cell.source, _ = make_student.strip_solutions(cell.source, f"{name}, cell {index}")
-            if index in quiet:
-                cell.outputs, cell.execution_count = [], None
-        elif cell.cell_type == "markdown":
-            cell.source = make_student.strip_answers(cell.source)
-    return nb
+    student, _ = make_student.student_notebook(nb, name, clear_outputs=False)
+    # The exercises, found in the solutions' cells (the same cells, the graded tests left out).
+    exercises = nbgrader_cells.find_exercises(
+        [cell for cell in nb.cells if not nbgrader_cells.is_graded_test(cell)], name)
+    for index in {e.cell_index for e in exercises} | {e.check_cell_index for e in exercises}:
+        student.cells[index].outputs, student.cells[index].execution_count = [], None
+    return student
 
 
 def _line_text(line: str) -> str:

@@ -29,7 +29,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+if not __package__:  # run as a file (python tools/x.py): import tools from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from tools import _notebooks  # noqa: E402
+
+ROOT = _notebooks.ROOT
 PNG = "image/png"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 KEY = "alt"
@@ -177,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="notebooks to check (default: notebooks/NN_*.ipynb)")
     parser.add_argument("--all", action="store_true", help="list every figure cell with its alt text")
     args = parser.parse_args(argv)
-    paths = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    paths = args.notebooks or _notebooks.discover()
     missing = 0
     for path in paths:
         nb = nbformat.read(path, as_version=4)

@@ -39,7 +39,6 @@ otherwise refuses to start.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import secrets
@@ -48,8 +47,9 @@ import socket
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is a folder of scripts
-import _notebooks  # noqa: E402
+if not __package__:  # run as a file (python tools/x.py): import tools from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from tools import _notebooks  # noqa: E402
 
 ROOT = _notebooks.ROOT
 HOST = "127.0.0.1"
@@ -138,10 +138,6 @@ def scratch_environment(token: str, tmp: Path, environ=None) -> dict:
     return env
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def sync_copy(sources: list[Path], copy_dir: Path, log=print) -> list[Path]:
     """Bring the working copy ``copy_dir`` up to date with ``sources``, keeping edited files.
 
@@ -151,23 +147,17 @@ def sync_copy(sources: list[Path], copy_dir: Path, log=print) -> list[Path]:
     """
     copy_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = copy_dir / MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if not isinstance(manifest, dict):
-            raise ValueError("not a mapping")
-    except (OSError, ValueError):
-        manifest = {}                       # missing or damaged: every existing copy is kept
+    manifest = _notebooks.read_manifest(manifest_path)   # damaged: every existing copy is kept
     kept = []
     for src in sources:
-        target = copy_dir / src.name
-        if target.exists() and manifest.get(src.name) != _digest(target):
-            if target.read_bytes() != src.read_bytes():
-                kept.append(target)
-                continue
-        if not target.exists() or target.read_bytes() != src.read_bytes():
+        target, data = copy_dir / src.name, src.read_bytes()
+        if _notebooks.is_edited(target, data, manifest.get(src.name)):
+            kept.append(target)
+            continue
+        if not target.exists() or target.read_bytes() != data:
             shutil.copyfile(src, target)
-        manifest[src.name] = _digest(target)
-    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        manifest[src.name] = _notebooks.digest(data)
+    _notebooks.write_manifest(manifest_path, manifest)
     if kept:
         log(f"Kept your edits in {len(kept)} notebook(s) of {_shown(copy_dir)}/: "
             + ", ".join(p.name for p in kept)

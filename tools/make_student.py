@@ -26,7 +26,6 @@ before any file is written (exit 1).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -37,8 +36,9 @@ from pathlib import Path
 
 import nbformat
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is a folder of scripts
-import _notebooks  # noqa: E402
+if not __package__:  # run as a file (python tools/x.py): import tools from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from tools import _notebooks, nbgrader_cells  # noqa: E402
 
 ROOT = _notebooks.ROOT
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -121,21 +121,18 @@ ANSWER_BLOCK = re.compile(r"\n?<details>\s*<summary>\s*(?:<b>)?\s*"
                           re.S | re.I)
 
 
-def is_graded_test(cell) -> bool:
-    """An nbgrader test cell (graded, not a solution): it asserts on the self-check."""
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return meta.get("grade") is True and meta.get("solution") is False
-
-
 def strip_answers(markdown: str) -> str:
     """The markdown without the collapsed answers to its recall questions."""
     return ANSWER_BLOCK.sub("\n", markdown).rstrip() + ("\n" if markdown.endswith("\n") else "")
 
 
-def student_notebook(nb: nbformat.NotebookNode, name: str) -> tuple[nbformat.NotebookNode, int]:
-    """Return the student version of a notebook (a new object) and its number of exercises."""
+def student_notebook(nb: nbformat.NotebookNode, name: str,
+                     clear_outputs: bool = True) -> tuple[nbformat.NotebookNode, int]:
+    """Return the student version of a notebook (a new object) and its number of exercises:
+    solutions stubbed, graded test cells and recall answers left out, and (unless
+    ``clear_outputs`` is false, as for the student site's pages) every output cleared."""
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))  # deep copy
-    nb.cells = [cell for cell in nb.cells if not is_graded_test(cell)]
+    nb.cells = [cell for cell in nb.cells if not nbgrader_cells.is_graded_test(cell)]
     total = 0
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
@@ -145,32 +142,16 @@ def student_notebook(nb: nbformat.NotebookNode, name: str) -> tuple[nbformat.Not
             raise SolutionMarkerError(f"{name}, cell {index}: solution markers belong in code cells")
         elif cell.cell_type == "markdown":
             cell.source = strip_answers(cell.source)
-    return _notebooks.clear_outputs(nb), total
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return (_notebooks.clear_outputs(nb) if clear_outputs else nb), total
 
 
 def read_manifest(manifest_path: Path, log=print) -> dict:
-    """The hashes this script recorded, ``{name: sha256}``; ``{}`` if missing or damaged.
-
-    A damaged manifest (not JSON, or not a mapping of names to hashes) is reported and
-    treated as missing: every existing student notebook then counts as edited and is kept.
-    """
-    if not manifest_path.exists():
-        return {}
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if not (isinstance(manifest, dict)
-                and all(isinstance(k, str) and isinstance(v, str) for k, v in manifest.items())):
-            raise ValueError("not a mapping of notebook names to hashes")
-    except (OSError, ValueError) as exc:     # JSONDecodeError and UnicodeDecodeError too
-        log(f"warning: {manifest_path} is damaged ({type(exc).__name__}: {exc}); every "
-            f"existing student notebook counts as edited and is kept (make student FORCE=1 "
-            f"regenerates them, backing up each one first)")
-        return {}
-    return manifest
+    """The hashes this script recorded (``_notebooks.read_manifest``); a damaged manifest
+    is reported: every existing student notebook then counts as edited and is kept."""
+    return _notebooks.read_manifest(manifest_path, warn=lambda exc: log(
+        f"warning: {manifest_path} is damaged ({type(exc).__name__}: {exc}); every "
+        f"existing student notebook counts as edited and is kept (make student FORCE=1 "
+        f"regenerates them, backing up each one first)"))
 
 
 def _unwritable(paths: list[Path]) -> list[Path]:
@@ -204,13 +185,11 @@ def build(sources: list[Path], out_dir: Path, force: bool = False, log=print) ->
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for name, (data, n) in rendered.items():
         target = out_dir / name
-        if target.exists():
-            current = target.read_bytes()
-            if manifest.get(name) != _digest(current) and current != data:
-                if not force:
-                    refused.append(target)
-                    continue
-                backups.append((target, out_dir / ".backup" / f"{target.stem}.{stamp}.ipynb"))
+        if _notebooks.is_edited(target, data, manifest.get(name)):
+            if not force:
+                refused.append(target)
+                continue
+            backups.append((target, out_dir / ".backup" / f"{target.stem}.{stamp}.ipynb"))
         plan.append((target, data, n))
     writes = [manifest_path] + [t for t, _, _ in plan] + [b for _, b in backups]
     bad = _unwritable(writes) if out_dir.exists() else _unwritable([out_dir])
@@ -226,9 +205,9 @@ def build(sources: list[Path], out_dir: Path, force: bool = False, log=print) ->
             log(f"backed up your edited {target.name} to {backup.relative_to(out_dir.parent)}")
         for target, data, n in plan:
             target.write_bytes(data)
-            manifest[target.name] = _digest(data)
+            manifest[target.name] = _notebooks.digest(data)
             log(f"wrote {target.relative_to(out_dir.parent)} ({n} exercise{'s' if n != 1 else ''})")
-        manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        _notebooks.write_manifest(manifest_path, manifest)
     except OSError as exc:      # e.g. a full disk: say what happened, without a traceback
         raise StudentEditionError(f"writing the student edition failed: {exc}") from None
     return refused

@@ -46,7 +46,11 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[1]
+if not __package__:  # run as a file (python tools/x.py): import tools from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from tools import _notebooks  # noqa: E402
+
+ROOT = _notebooks.ROOT
 BEGIN = "### BEGIN SOLUTION"
 SCHEMA_VERSION = 3
 TEST_HEADER = "# Graded test (nbgrader; instructors only): the self-check above, as an assertion."
@@ -141,11 +145,17 @@ def _check_calls(source: str, function: str) -> list[str]:
     return found
 
 
+def is_graded_test(cell) -> bool:
+    """An nbgrader graded test cell (a code cell, ``grade`` true, ``solution`` false): it
+    asserts on the self-check, for autograding only, so the student edition and the site
+    leave it out. The one definition of the rule."""
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.get("cell_type") == "code" and meta.get("grade") is True and not meta.get("solution")
+
+
 def is_generated_test_cell(cell) -> bool:
     """True for a graded test cell that this script wrote."""
-    meta = cell.metadata.get("nbgrader", {})
-    return (cell.cell_type == "code" and meta.get("grade") is True and meta.get("solution") is False
-            and cell.source.startswith(TEST_HEADER))
+    return is_graded_test(cell) and cell.source.startswith(TEST_HEADER)
 
 
 def find_exercises(cells, name: str) -> list[Exercise]:
@@ -293,7 +303,7 @@ def main(argv=None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="change nothing; exit 1 if a notebook is not stamped yet")
     args = parser.parse_args(argv)
-    paths = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    paths = args.notebooks or _notebooks.discover()
     if not paths:
         print("no notebooks found", file=sys.stderr)
         return 2

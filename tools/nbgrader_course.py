@@ -27,8 +27,6 @@ course (e.g. different points) is not overwritten unless ``--force``; the manife
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
 import secrets
 import shutil
@@ -38,20 +36,15 @@ from pathlib import Path
 
 import nbformat
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is a folder of scripts
-import make_student  # noqa: E402
-import nbgrader_cells  # noqa: E402
-import nbgrader_hidden  # noqa: E402
+if not __package__:  # run as a file (python tools/x.py): import tools from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from tools import _notebooks, make_student, nbgrader_cells, nbgrader_hidden  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = _notebooks.ROOT
 CONFIG = ROOT / "nbgrader_config.py"
 MANIFEST = ".bn_manifest.json"
 #: The course's secret seed of the hidden tests' inputs, in source/ (never released).
 SEED_FILE = ".bn_hidden_seed"
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def course_seed(course: Path) -> int:
@@ -89,20 +82,20 @@ def write_sources(notebooks: list[Path], course: Path, force: bool = False, log=
     source_dir = course / "source"
     source_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = source_dir / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest = _notebooks.read_manifest(manifest_path, warn=lambda exc: log(
+        f"warning: {manifest_path} is damaged ({type(exc).__name__}: {exc}); every existing "
+        f"source notebook counts as edited and is kept (--force overwrites them)"))
     kept = []
     for name, data in rendered.items():
         target = source_dir / name / f"{name}.ipynb"
-        if target.exists() and not force:
-            current = target.read_bytes()
-            if current != data and manifest.get(name) != _digest(current):
-                kept.append(target)
-                continue
+        if not force and _notebooks.is_edited(target, data, manifest.get(name)):
+            kept.append(target)
+            continue
         target.parent.mkdir(exist_ok=True)
         target.write_bytes(data)
-        manifest[name] = _digest(data)
+        manifest[name] = _notebooks.digest(data)
         log(f"wrote {target.relative_to(course)}")
-    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    _notebooks.write_manifest(manifest_path, manifest)
     return kept
 
 
@@ -172,7 +165,7 @@ def main(argv=None) -> int:
     parser.add_argument("--force", action="store_true",
                         help="overwrite source notebooks edited in the course")
     args = parser.parse_args(argv)
-    available = {p.stem: p for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
+    available = {p.stem: p for p in _notebooks.discover()}
     names = [Path(a).name.removesuffix(".ipynb") for a in args.assignments] or list(available)
     unknown = [n for n in names if n not in available]
     if unknown:

@@ -20,12 +20,8 @@ is a function ``_bn_hidden(np, g)`` so that its names stay out of the notebook.
 from __future__ import annotations
 
 import re
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from bnutils._grading import LOAD  # noqa: E402
+from bnutils._grading import LOAD
 
 BEGIN, END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 ASSERTION = re.compile(r'^assert check\.(\w+)\.evaluate\((.*)\)\.passed, "(\w+): ')

@@ -36,8 +36,9 @@ from pathlib import Path
 
 import nbformat
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is a folder of scripts
-import _notebooks  # noqa: E402
+if not __package__:  # run as a file (python tools/x.py): import tools from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from tools import _notebooks  # noqa: E402
 
 ROOT = _notebooks.ROOT
 NO_SIMD = "X86_V3 X86_V4 AVX512_ICL AVX512_SPR"

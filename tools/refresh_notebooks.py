@@ -32,9 +32,10 @@ from pathlib import Path
 
 import nbformat
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is a folder of scripts
-import _notebooks  # noqa: E402
-from _notebooks import NotebookError, tidy  # noqa: E402
+if not __package__:  # run as a file (python tools/x.py): import tools from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from tools import _notebooks  # noqa: E402
+from tools._notebooks import NotebookError, tidy  # noqa: E402
 
 
 def refresh(path: Path, timeout: int = 180, notebook_timeout: int = 900, log=print) -> float:

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import nbformat
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is a folder of scripts
-import _notebooks  # noqa: E402
+if not __package__:  # run as a file (python tools/x.py): import tools from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from tools import _notebooks  # noqa: E402
 
 WORDS_PER_MINUTE = 100
 MINUTES_PER_EXERCISE = 8

@@ -413,7 +413,7 @@ class LiveFigure:
         """Show the figure: a PNG in the explorer's output area (live) or ``plt.show()``.
 
         The PNG is made even outside a kernel, so that an in-process timing
-        (``bnutils.widgets.median_redraw_ms``) includes the image the browser receives.
+        (``redraw_ms`` in tests/redraw_helpers.py) includes the image the browser receives.
         """
         if not self.live:
             import matplotlib.pyplot as plt

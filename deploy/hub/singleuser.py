@@ -28,10 +28,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tools"))
-import _notebooks  # noqa: E402
-import lab  # noqa: E402
-import make_student  # noqa: E402
+if str(ROOT) not in sys.path:  # run as a file by the hub's spawner: the package tools is in ROOT
+    sys.path.insert(0, str(ROOT))
+from tools import _notebooks, lab, make_student  # noqa: E402
 
 
 def prepare_student_edition(home: Path, notebooks: Path | None = None, log=print) -> Path:

@@ -31,7 +31,6 @@ status bar's "<kernel> | Idle" button; the news toast is switched off in the set
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -46,6 +45,8 @@ from pathlib import Path
 
 import pytest
 from explorers import explorer_cells, widget_notebooks, write_explorer_notebooks
+
+from tools import lab as lab_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -150,14 +151,6 @@ def screenshots() -> Path:
 
 # --------------------------------------------------------------------------- JupyterLab
 
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"bn_tools_{name}", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module          # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 class LabServer:
     """A running JupyterLab server (see the ``lab`` fixture)."""
 
@@ -186,7 +179,6 @@ class LabServer:
 
 
 def _start_lab(tmp: Path, root: Path):
-    lab_tool = _load_tool("lab")
     token = "e2e-" + os.urandom(16).hex()
     env = lab_tool.scratch_environment(token, tmp)
     last_log = ""

@@ -7,25 +7,14 @@ test_lab_widgets.py, test_static_site.py and test_explorer_notebooks.py.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
+
+from tools import _notebooks
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
-
-
-def _notebooks_tool():
-    """tools/_notebooks.py (tools/ is a folder of scripts, not a package)."""
-    name = "bn_tools__notebooks"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / "_notebooks.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 #: A code cell that shows an explorer: its last line calls a ``*_explorer(...)`` function.
@@ -70,7 +59,7 @@ def explorer_notebook(path: Path):
     code = [c for c in nb.cells if c.cell_type == "code"]
     cells = title + code[:1] + [c for c in code[1:] if shows_explorer(c)]
     small = nbformat.v4.new_notebook(cells=copy.deepcopy(cells), metadata=copy.deepcopy(nb.metadata))
-    return _notebooks_tool().clear_outputs(small)
+    return _notebooks.clear_outputs(small)
 
 
 def write_explorer_notebooks(folder: Path) -> list[Path]:

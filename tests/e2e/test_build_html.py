@@ -9,25 +9,20 @@ are in test_static_site.py.
 from __future__ import annotations
 
 import html as html_module
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+
+from tools import build_html
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def bh():
-    spec = importlib.util.spec_from_file_location("bn_tools_build_html_unit",
-                                                  ROOT / "tools" / "build_html.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return build_html
 
 
 def _state(models: dict) -> dict:

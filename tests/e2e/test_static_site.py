@@ -25,16 +25,16 @@ Screenshots: ``screenshots/site_*.png``.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 from explorers import explorer_cells, widget_notebooks, write_explorer_notebooks
+
+from tools import build_html
 
 pytestmark = pytest.mark.e2e
 
@@ -44,19 +44,10 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 INLINE_MATH = re.compile(r"(?<![\\$])\$[^$\s][^$]*?\$")
 
 
-def _build_html():
-    spec = importlib.util.spec_from_file_location("bn_tools_build_html", ROOT / "tools" / "build_html.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module          # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, browser):
     """A site built from the current sources: ``site/`` when it is current, else a fresh
     build from the stored outputs (no execution; see the module docstring)."""
-    build_html = _build_html()
     if build_html.site_is_current(SITE):
         print(f"\ntesting {SITE} (built from the current sources)")
         return SITE
@@ -72,7 +63,6 @@ def site(tmp_path_factory, browser):
 def explorer_site(tmp_path_factory, browser):
     """A site built *with execution* (as ``make html`` builds) from the explorer notebooks;
     returns (site folder, the explorer notebooks)."""
-    build_html = _build_html()
     tmp = tmp_path_factory.mktemp("explorer_site")
     sources = write_explorer_notebooks(tmp / "notebooks")
     out = tmp / "site"
