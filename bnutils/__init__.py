@@ -26,8 +26,7 @@ Where to find the rest:
 ``training``              ``train``, ``evaluate``, ``sgd_step``
 ``inference``             running averages, frozen/precise statistics, folding a network
 ``data``                  every data set of the course
-``diagnostics``           per-layer statistics, saturation, ``PercentileRecorder``
-``experiments``           runs and sweeps of notebooks 05 and 07
+``lab``                   the course layer: runs, sweeps, diagnostics, figures, timing
 ========================  ==========================================================
 
 Conventions are stated in ``bnutils.batchnorm``'s module docstring.

@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from bnutils.plots import use_course_style  # noqa: E402
+from bnutils.lab.plots import use_course_style  # noqa: E402
 from bnutils.widgets import controls, redraw_ms  # noqa: E402
 from bnutils.widgets.forward import forward_explorer  # noqa: E402
 from bnutils.widgets.limits import batch_mates_explorer  # noqa: E402
