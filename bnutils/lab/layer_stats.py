@@ -23,10 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validation import (
-    as_generator,
-    check_positive,
-)
+from .._validation import as_generator, check_positive
 from ..layers import Linear, ReLU, Sequential, Sigmoid, Tanh, softmax_cross_entropy
 from .saturation import saturation_fraction
 

@@ -24,11 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validation import (
-    check_int,
-    check_sequence,
-    check_split,
-)
+from .._validation import check_int, check_sequence, check_split
 from ..models import make_mlp
 from ..training import TrainingHistory, one_blas_thread, train
 

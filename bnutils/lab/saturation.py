@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import (
-    NonFiniteError,
-    as_float_array,
-)
+from .._validation import NonFiniteError, as_float_array
 from .plots import COLORS
 
 __all__ = [
