@@ -19,7 +19,7 @@ Variants, each given the same x, gamma, beta, dout:
   when torch is importable (optional, never a dependency of the course).
 
 Method: all variants in one process, interleaved round by round in a rotating order
-(``bnutils.timing.interleaved_medians``), medians of ``--rounds`` rounds (≥ 11), BLAS
+(``bnutils.lab.timing.interleaved_medians``), medians of ``--rounds`` rounds (≥ 11), BLAS
 pinned to one thread (``OPENBLAS_NUM_THREADS=1`` etc. set before NumPy is imported).
 Prints a table of medians and ratios, checks the performance goals (issues #9 and #13) and
 writes ``bench.json`` and ``bench.png`` to ``--out``. The goals are reported, never
@@ -48,7 +48,7 @@ import numpy as np  # noqa: E402
 
 import bnutils  # noqa: E402
 from bnutils import reference  # noqa: E402
-from bnutils.timing import interleaved_medians  # noqa: E402
+from bnutils.lab.timing import interleaved_medians  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

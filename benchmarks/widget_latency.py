@@ -105,7 +105,8 @@ def write_notebooks(folder: Path, only: list[str]) -> list[str]:
             continue
         nb = nbformat.v4.new_notebook()
         nb.cells = [nbformat.v4.new_code_cell(
-                        f"from bnutils.plots import use_course_style\n{import_line}\n\nuse_course_style()"),
+                        "from bnutils.lab.plots import use_course_style\n"
+                        f"{import_line}\n\nuse_course_style()"),
                     nbformat.v4.new_code_cell(call)]
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": KERNEL_NAME,
                                      "language": "python"}

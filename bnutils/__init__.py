@@ -34,6 +34,7 @@ Where to find the rest. The core, the code a learner reads:
 ``_moments`` (private)    the numerics of every normalization: float64 sums, the float32
                           correction, inputs too large to square (``normalize``)
 ``_validation`` (private) the input checks and their messages
+``lab``                   the course layer: runs, sweeps, diagnostics, figures, timing
 ========================  ==========================================================
 
 Above the core, the course layer: experiments, sweeps, diagnostics and plotting helpers

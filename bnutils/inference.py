@@ -5,6 +5,9 @@ The running statistics follow PyTorch's convention (see ``bnutils.batchnorm``):
 with the weights swapped, ``running = momentum * running + (1 - momentum) * batch``, so
 a PyTorch ``momentum`` of m equals a Keras ``momentum`` of 1 - m.
 
+The experiment that trains a network to compare the moving averages with precise
+statistics, ``moving_vs_precise``, is in the course layer (``bnutils.lab.inference_runs``).
+
 Introduced in notebook 06.
 """
 
@@ -15,18 +18,17 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ._validation import as_float_array, check_finite, check_fraction, check_int, check_sequence, check_split
+from ._validation import as_float_array, check_finite, check_fraction, check_int
 from .batchnorm import BatchNorm
 from .folding import fold_batchnorm
 from .layers import Linear, Sequential, in_mode, iter_layers
-from .training import evaluate, minibatches, one_blas_thread, train
+from .training import minibatches
 
 __all__ = [
     "batch_stats_forward",
     "batchnorm_layers",
     "fold_sequential",
     "frozen_running_stats",
-    "moving_vs_precise",
     "recalibrate_batchnorm",
     "restore_running_stats",
     "running_average",
@@ -387,73 +389,3 @@ def fold_sequential(model):
         fused.W, fused.b = W, b
         layers[-1] = fused
     return Sequential(*layers).eval()
-
-
-@one_blas_thread
-def moving_vs_precise(data, checkpoints, *, momentum: float = 0.1, hidden=(100, 100, 100),
-                      activation: str = "sigmoid", init="lecun", lr: float = 0.5,
-                      batch_size: int = 60, seed: int = 0) -> dict:
-    """Test accuracy with the moving averages vs with precise statistics, during training.
-
-    Trains ``make_mlp([D, *hidden, K], activation, norm="bn", momentum=momentum)`` with
-    ``train``; at each checkpoint it evaluates the model as it is (eval mode, the running
-    averages) and a copy recalibrated on the training set (``recalibrate_batchnorm``).
-
-    Parameters
-    ----------
-    data : tuple
-        ``(X_train, X_test, y_train, y_test)`` from ``bnutils.data.load_digits_split``.
-    checkpoints : sequence of int
-        Training steps after which to evaluate (increasing); training stops at the last.
-    momentum : float, optional
-        BN's momentum (PyTorch's convention). It changes only the running averages,
-        never the weights: training-mode BN does not read them.
-    hidden, activation, init, lr, batch_size, seed :
-        The network and its training.
-
-    Returns
-    -------
-    dict
-        ``steps`` (list of int), ``moving`` and ``precise`` (ndarrays of test accuracies,
-        one per checkpoint) and ``model`` (the trained model).
-
-    Raises
-    ------
-    TypeError
-        ``data`` is not the 4-tuple, ``hidden`` not a sequence of ints, a checkpoint not
-        an int.
-    ValueError
-        The arrays of ``data`` do not fit together, a width or checkpoint is < 1, or there
-        is no checkpoint.
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.normal(size=(60, 3)); y = (X[:, 0] > 0).astype(int)
-    >>> res = moving_vs_precise((X, X, y, y), [2, 4], hidden=(5,), batch_size=20)
-    >>> res["steps"], res["moving"].shape, res["precise"].shape
-    ([2, 4], (2,), (2,))
-
-    Introduced in notebook 06.
-    """
-    from .models import make_mlp
-
-    X_train, X_test, y_train, y_test = check_split(data)
-    hidden = check_sequence(hidden, "hidden", check_int, allow_empty=True)
-    steps = sorted({check_int(s, "checkpoints (each a step number)") for s in checkpoints})
-    if not steps:
-        raise ValueError(f"checkpoints must name at least one step, got {list(checkpoints)}")
-    sizes = [X_train.shape[1], *hidden, int(max(y_train.max(), y_test.max())) + 1]
-    model = make_mlp(sizes, activation, norm="bn", init=init, momentum=momentum, rng=seed)
-    moving, precise = [], []
-
-    def record(step, model):
-        if step in steps:
-            moving.append(evaluate(model, X_test, y_test)[0])
-            precise_model = recalibrate_batchnorm(model, X_train, batch_size=batch_size, seed=seed)
-            precise.append(evaluate(precise_model, X_test, y_test)[0])
-
-    train(model, X_train, y_train, lr=lr, steps=steps[-1], batch_size=batch_size, seed=seed,
-          callback=record)
-    return {"steps": steps, "moving": np.array(moving), "precise": np.array(precise),
-            "model": model}

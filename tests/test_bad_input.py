@@ -483,7 +483,7 @@ def _layer_factories():
     from bnutils.bn_variants import BatchRenorm, NoisyBatchNorm, ShardedBatchNorm, WeightNormLinear
     from bnutils.conv import Conv2d, Flatten, GlobalAvgPool
     from bnutils.dropout import Dropout
-    from bnutils.finetuning import FrozenBatchNorm
+    from bnutils.lab.finetuning import FrozenBatchNorm
     from bnutils.normalization import GroupNorm, InstanceNorm, LayerNorm, RMSNorm
     from bnutils.residual import Residual, SkipInit
 

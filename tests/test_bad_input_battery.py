@@ -62,15 +62,15 @@ EXCLUDED_MODULES = {
     "bnutils.checks": "exercise self-checks: tests/test_checks_odd_answers.py feeds every check "
                       "the same odd answers (NaN, inf, strings, bools, wrong shapes, ...)",
     "bnutils.widgets": "interactive explorers: tests/test_widgets_*.py drive every control",
-    "bnutils.plots": "the course's figure style (no numbers in, none out)",
-    "bnutils.graphs": "diagrams drawn with matplotlib (fixed content)",
+    "bnutils.lab.plots": "the course's figure style (no numbers in, none out)",
+    "bnutils.lab.graphs": "diagrams drawn with matplotlib (fixed content)",
 }
 # Single names left out, with the reason.
 EXCLUDED = {
     "layers.Layer": "abstract base class",
     "training.one_blas_thread": "a decorator (no data in); tested in tests/test_training.py",
-    "timing.interleaved_medians": "measures wall-clock time (its output is not reproducible)",
-    "timing.timing_ladder": "measures wall-clock time (its output is not reproducible)",
+    "lab.timing.interleaved_medians": "measures wall-clock time (its output is not reproducible)",
+    "lab.timing.timing_ladder": "measures wall-clock time (its output is not reproducible)",
 }
 # Record types: dataclasses of results, built by the library and validated where consumed
 # (e.g. check_cache refuses a wrong cache); they have no behaviour to feed bad input.
@@ -332,13 +332,13 @@ def _specs():
             dout=x(seed=3), mask=dropout.dropout_forward(x(), 0.5, 0)[1], p=0.5)),
         "dropout.dropout_variance": Spec(lambda: dict(mean=P(), var=rv(), p=0.5),
                                          accepts={"mean": {"negative"}}),
-        "finetuning.FrozenBatchNorm": Spec(lambda: dict(
+        "lab.finetuning.FrozenBatchNorm": Spec(lambda: dict(
             running_mean=P(seed=4), running_var=rv(), gamma=g(), beta=b(), eps=1e-5, x=x()),
             layer_call,
             accepts=NO_SAMPLES),
-        "finetuning.adapt_batchnorm": Spec(lambda: dict(model=_mlp(), X_target=x())),
-        "finetuning.freeze_batchnorm": Spec(lambda: dict(model=_mlp())),
-        "finetuning.train_layers": Spec(lambda: dict(model=_mlp(), trainable=[0], X=x(12),
+        "lab.finetuning.adapt_batchnorm": Spec(lambda: dict(model=_mlp(), X_target=x())),
+        "lab.finetuning.freeze_batchnorm": Spec(lambda: dict(model=_mlp())),
+        "lab.finetuning.train_layers": Spec(lambda: dict(model=_mlp(), trainable=[0], X=x(12),
                                                      y=Y(12), lr=0.1, steps=2, batch_size=4)),
         # ---- scaling
         "scaling.Scaler": Spec(lambda: dict(method="standard", X=x()),
@@ -384,7 +384,7 @@ def _specs():
         "inference.fold_sequential": Spec(lambda: dict(model=_mlp().eval())),
         "inference.frozen_running_stats": Spec(lambda: dict(model=_mlp()),
                                                lambda f, **kw: _enter(f(**kw))),
-        "inference.moving_vs_precise": Spec(lambda: dict(
+        "lab.inference_runs.moving_vs_precise": Spec(lambda: dict(
             data=_data(), checkpoints=[2, 4], hidden=(4,), batch_size=6)),
         "inference.recalibrate_batchnorm": Spec(lambda: dict(model=_mlp(), X=x(12),
                                                              batch_size=4)),
@@ -416,52 +416,52 @@ def _specs():
         "data.wave_boundary": Spec(lambda: dict(x1=P(5)),
                                    accepts={"x1": {"ndim", "negative", "empty", "no_samples"}}),
         # ---- batches, diagnostics, experiments, landscape (tiny configurations)
-        "batches.active_per_step": Spec(lambda: dict(lengths=np.array([3, 5, 2]), max_steps=6)),
-        "batches.batch_mode_accuracy": Spec(lambda: dict(model=_mlp(), X=x(12), y=Y(12),
+        "lab.batches.active_per_step": Spec(lambda: dict(lengths=np.array([3, 5, 2]), max_steps=6)),
+        "lab.batches.batch_mode_accuracy": Spec(lambda: dict(model=_mlp(), X=x(12), y=Y(12),
                                                          batch_size=4)),
-        "batches.class_sorted_batches": Spec(lambda: dict(y=Y(12), batch_size=4,
+        "lab.batches.class_sorted_batches": Spec(lambda: dict(y=Y(12), batch_size=4,
                                                           num_batches=2, seed=0)),
         # sample is an index: 0 is valid (int ≥ 0)
-        "batches.train_mode_spread": Spec(lambda: dict(model=_mlp(), X=x(12), sample=0,
+        "lab.batches.train_mode_spread": Spec(lambda: dict(model=_mlp(), X=x(12), sample=0,
                                                        batch_sizes=(2, 4), num_batches=3),
                                           accepts={"sample": {"int_zero"}}),
-        "batches.train_on_batches": Spec(lambda: dict(
+        "lab.batches.train_on_batches": Spec(lambda: dict(
             model=_mlp(), X=x(12), y=Y(12), batches=[np.arange(4), np.arange(4, 8)], lr=0.1)),
         # layer and unit are indices: 0 is valid (int ≥ 0)
-        "diagnostics.PercentileRecorder": Spec(
+        "lab.recorders.PercentileRecorder": Spec(
             lambda: dict(layer=0, unit=1, mode="eval", x=x(), every=1),
             lambda cls, **kw: _record(cls(**kw)), accepts={"layer": {"int_zero"},
                                                            "unit": {"int_zero"}}),
-        "diagnostics.activation_indices": Spec(lambda: dict(model=_mlp())),
-        "diagnostics.format_layer_table": Spec(lambda: dict(stats=_layer_stats())),
-        "diagnostics.layer_statistics": Spec(lambda: dict(model=_mlp(), x=x(), y=Y())),
-        "diagnostics.perturbation_propagation": Spec(lambda: dict(model=_mlp(), x=x(),
+        "lab.layer_stats.activation_indices": Spec(lambda: dict(model=_mlp())),
+        "lab.layer_stats.format_layer_table": Spec(lambda: dict(stats=_layer_stats())),
+        "lab.layer_stats.layer_statistics": Spec(lambda: dict(model=_mlp(), x=x(), y=Y())),
+        "lab.layer_stats.perturbation_propagation": Spec(lambda: dict(model=_mlp(), x=x(),
                                                                   rel_size=0.01, rng=0)),
-        "diagnostics.saturation_fraction": Spec(lambda: dict(out=np.tanh(x()),
+        "lab.saturation.saturation_fraction": Spec(lambda: dict(out=np.tanh(x()),
                                                              activation="tanh"),
                                                 accepts={"out": {"ndim"}}),
-        "experiments.figure1_run": Spec(lambda: dict(
+        "lab.figure1.figure1_run": Spec(lambda: dict(
             data=_data(), norm="bn", steps=4, lr=0.1, batch_size=6, record_every=2,
             eval_every=2), lambda f, **kw: f(**kw).percentiles),
-        "experiments.format_sweeps": Spec(lambda: dict(results={"lr": _sweep()})),
-        "experiments.gd_variants": Spec(lambda: dict(data=_data(), epochs=1, batch_size=6,
+        "lab.sweeps.format_sweeps": Spec(lambda: dict(results={"lr": _sweep()})),
+        "lab.learning_rates.gd_variants": Spec(lambda: dict(data=_data(), epochs=1, batch_size=6,
                                                      hidden=(4,))),
-        "experiments.is_stable": Spec(lambda: dict(history=_history(), num_classes=2, last=2)),
-        "experiments.largest_stable_lr": Spec(lambda: dict(
+        "lab.learning_rates.is_stable": Spec(lambda: dict(history=_history(), num_classes=2, last=2)),
+        "lab.learning_rates.largest_stable_lr": Spec(lambda: dict(
             make_model=_mlp, lrs=[0.1, 1.0], X=x(12), y=Y(12), steps=2, batch_size=4)),
-        "experiments.run_config": Spec(lambda: dict(data=_data(), hidden=(4,), steps=2,
+        "lab.runs.run_config": Spec(lambda: dict(data=_data(), hidden=(4,), steps=2,
                                                     batch_size=6),
                                        lambda f, **kw: f(**kw).final_loss),
-        "experiments.sigmoid_input_index": Spec(lambda: dict(model=_mlp(activation="sigmoid"))),
-        "experiments.swap_norm": Spec(lambda: dict(model=_mlp(), factory=_layernorm)),
-        "experiments.sweep": Spec(lambda: dict(data=_data(), param="lr", values=[0.1],
+        "lab.figure1.sigmoid_input_index": Spec(lambda: dict(model=_mlp(activation="sigmoid"))),
+        "lab.comparisons.swap_norm": Spec(lambda: dict(model=_mlp(), factory=_layernorm)),
+        "lab.sweeps.sweep": Spec(lambda: dict(data=_data(), param="lr", values=[0.1],
                                                hidden=(4,), steps=2, batch_size=6)),
-        "experiments.train_models": Spec(lambda: dict(models={"a": _mlp()}, X=x(12), y=Y(12),
+        "lab.comparisons.train_models": Spec(lambda: dict(models={"a": _mlp()}, X=x(12), y=Y(12),
                                                       lr=0.1, steps=2, batch_size=4)),
-        "landscape.landscape_probe": Spec(lambda: dict(model=_mlp(), X=x(), y=Y(),
+        "lab.landscape.landscape_probe": Spec(lambda: dict(model=_mlp(), X=x(), y=Y(),
                                                        step_sizes=[0.1, 0.5])),
-        "landscape.loss_and_grads": Spec(lambda: dict(model=_mlp(), X=x(), y=Y())),
-        "landscape.train_with_probes": Spec(lambda: dict(
+        "lab.landscape.loss_and_grads": Spec(lambda: dict(model=_mlp(), X=x(), y=Y())),
+        "lab.landscape.train_with_probes": Spec(lambda: dict(
             model=_mlp(), X=x(12), y=Y(12), lr=0.1, steps=2, batch_size=4,
             step_sizes=[0.1], every=1), lambda f, **kw: f(**kw).loss_range),
         # ---- scale invariance, timing
@@ -472,7 +472,7 @@ def _specs():
             lambda: dict(layers=[0], every=1), lambda cls, **kw: _callback(cls(**kw)).norms),
         "scale_invariance.effective_learning_rates": Spec(lambda: dict(W=x(3, 2), lr=0.1)),
         "scale_invariance.scale_invariant_layers": Spec(lambda: dict(model=_mlp())),
-        "timing.format_ladder": Spec(lambda: dict(result={
+        "lab.timing.format_ladder": Spec(lambda: dict(result={
             "shape": (8, 4), "median_ms": {"loops": 10.0, "optimized": 0.1},
             "speedup_vs_loops": {"loops": 1.0, "optimized": 100.0},
             "speedup_vs_previous": {"loops": 1.0, "optimized": 100.0}})),
@@ -492,13 +492,13 @@ def _callback(callback):
 
 
 def _layer_stats():
-    from bnutils.diagnostics import layer_statistics
+    from bnutils.lab.layer_stats import layer_statistics
     return layer_statistics(_mlp(), X2(), Y())
 
 
 @functools.cache
 def _sweep():
-    from bnutils.experiments import sweep
+    from bnutils.lab.sweeps import sweep
     return sweep(_data(), "lr", [0.1], hidden=(4,), steps=2, batch_size=6)
 
 
@@ -554,11 +554,11 @@ def _stepped():
 
 
 SPECS = _specs()
-SLOW = ["experiments.is_stable", "experiments.gd_variants", "experiments.figure1_run",
-        "experiments.sweep", "experiments.largest_stable_lr", "experiments.train_models",
-        "experiments.run_config", "experiments.format_sweeps", "batches.train_on_batches",
-        "batches.train_mode_spread", "landscape.train_with_probes", "finetuning.train_layers",
-        "training.train", "inference.moving_vs_precise", "data.load_digits_split"]
+SLOW = ["lab.learning_rates.is_stable", "lab.learning_rates.gd_variants", "lab.figure1.figure1_run",
+        "lab.sweeps.sweep", "lab.learning_rates.largest_stable_lr", "lab.comparisons.train_models",
+        "lab.runs.run_config", "lab.sweeps.format_sweeps", "lab.batches.train_on_batches",
+        "lab.batches.train_mode_spread", "lab.landscape.train_with_probes", "lab.finetuning.train_layers",
+        "training.train", "lab.inference_runs.moving_vs_precise", "data.load_digits_split"]
 for _key in SLOW:                  # they train a network: 2 cases each by default
     SPECS[_key].examples = 2
 
@@ -599,7 +599,7 @@ REGRESSIONS = [
     ("reference.batchnorm_forward_naive", "x", "huge_float32"),
     ("reference.batchnorm_forward_loops", "x", "huge_extreme"),
     ("reference.normalization_jacobian", "x", "huge_extreme"),
-    ("finetuning.adapt_batchnorm", "X_target", "huge_extreme"),    # running_var inf
+    ("lab.finetuning.adapt_batchnorm", "X_target", "huge_extreme"),    # running_var inf
     ("layers.mse_loss", "pred", "huge_extreme"),                   # loss inf
     ("layers.mse_loss", "target", "huge_extreme"),
     ("scale_invariance.effective_learning_rates", "W", "huge_extreme"),
@@ -616,8 +616,8 @@ REGRESSIONS = [
     ("normalization.instancenorm_forward", "x", "no_samples"),
     ("normalization.InstanceNorm", "x", "no_samples"),
     ("bn_variants.weightnorm_forward", "v", "empty"),            # named g, not v
-    ("landscape.train_with_probes", "X", "list"),                # "only integer scalar arrays"
-    ("landscape.train_with_probes", "y", "list"),
+    ("lab.landscape.train_with_probes", "X", "list"),                # "only integer scalar arrays"
+    ("lab.landscape.train_with_probes", "y", "list"),
 ]
 
 

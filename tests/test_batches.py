@@ -1,18 +1,18 @@
-"""bnutils.batches: non-i.i.d. batches, batch-mates, predicting in training mode, and
+"""bnutils.lab.batches: non-i.i.d. batches, batch-mates, predicting in training mode, and
 sequence batches; every helper leaves the model (running statistics, mode) as it was."""
 
 import numpy as np
 import pytest
 
-from bnutils.batches import (
+from bnutils.bn_variants import BatchRenorm
+from bnutils.lab.batches import (
     active_per_step,
     batch_mode_accuracy,
     class_sorted_batches,
     train_mode_spread,
     train_on_batches,
 )
-from bnutils.bn_variants import BatchRenorm
-from bnutils.experiments import swap_norm
+from bnutils.lab.comparisons import swap_norm
 from bnutils.models import make_mlp
 from bnutils.training import minibatches, train
 

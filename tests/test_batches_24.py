@@ -1,12 +1,12 @@
-"""bnutils.batches.train_on_batches' callback (issue 24: notebook 09 relaxes Batch Renorm's
+"""bnutils.lab.batches.train_on_batches' callback (issue 24: notebook 09 relaxes Batch Renorm's
 limits on a schedule while training on chosen batches)."""
 
 import numpy as np
 import pytest
 
-from bnutils.batches import train_on_batches
 from bnutils.bn_variants import BatchRenorm
-from bnutils.experiments import swap_norm
+from bnutils.lab.batches import train_on_batches
+from bnutils.lab.comparisons import swap_norm
 from bnutils.models import make_mlp
 from bnutils.training import minibatches, train
 

@@ -1,4 +1,4 @@
-"""The benchmark scripts run and report what they promise (benchmarks/, bnutils.timing).
+"""The benchmark scripts run and report what they promise (benchmarks/, bnutils.lab.timing).
 
 These tests check that the scripts work and that their reference variants compute BN
 correctly; they never assert on timings (benchmarks report, they are not timed tests).
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import bnutils
-from bnutils.timing import format_ladder, interleaved_medians, timing_ladder
+from bnutils.lab.timing import format_ladder, interleaved_medians, timing_ladder
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"

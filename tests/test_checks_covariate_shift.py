@@ -5,7 +5,7 @@ import pytest
 from check_helpers import verdict_count  # tests/check_helpers.py
 
 from bnutils.checks import covariate_shift as check
-from bnutils.diagnostics import saturation_fraction
+from bnutils.lab.saturation import saturation_fraction
 
 
 def stub(*args):

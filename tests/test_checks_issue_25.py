@@ -27,7 +27,7 @@ from bnutils.checks import (
     start,
     training,
 )
-from bnutils.experiments import is_stable
+from bnutils.lab.learning_rates import is_stable
 from bnutils.layers import Linear, ReLU, Sequential
 from bnutils.reference import batchnorm_backward_loops
 from bnutils.residual import Residual

@@ -8,7 +8,7 @@ from check_helpers import assert_fails_with, stub, verdict_count  # tests/check_
 
 from bnutils.batchnorm import BatchNorm
 from bnutils.checks import limits as check
-from bnutils.finetuning import adapt_batchnorm
+from bnutils.lab.finetuning import adapt_batchnorm
 from bnutils.normalization import groupnorm_forward
 
 

@@ -6,7 +6,7 @@ from check_helpers import verdict_count  # tests/check_helpers.py
 
 from bnutils.batchnorm import BatchNorm
 from bnutils.checks import training as check
-from bnutils.experiments import is_stable
+from bnutils.lab.learning_rates import is_stable
 from bnutils.layers import Linear, Sequential
 from bnutils.training import train
 

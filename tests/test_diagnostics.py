@@ -1,5 +1,6 @@
-"""bnutils.diagnostics: per-layer statistics (gradient-checked), saturation, perturbations,
-the percentile recorder in each of its modes (alone and as a train callback)."""
+"""bnutils.lab's layer_stats, saturation and recorders: per-layer statistics
+(gradient-checked), saturation, perturbations, the percentile recorder in each of its modes
+(alone and as a train callback)."""
 
 import warnings
 
@@ -13,17 +14,15 @@ import pytest  # noqa: E402
 
 from bnutils.batchnorm import BatchNorm  # noqa: E402
 from bnutils.bn_variants import BatchRenorm  # noqa: E402
-from bnutils.diagnostics import (  # noqa: E402
-    RECORD_MODES,
-    PercentileRecorder,
+from bnutils.gradcheck import numerical_gradient, rel_error  # noqa: E402
+from bnutils.lab.layer_stats import (  # noqa: E402
     activation_indices,
     format_layer_table,
     layer_statistics,
     perturbation_propagation,
-    plot_activation_histograms,
-    saturation_fraction,
 )
-from bnutils.gradcheck import numerical_gradient, rel_error  # noqa: E402
+from bnutils.lab.recorders import RECORD_MODES, PercentileRecorder  # noqa: E402
+from bnutils.lab.saturation import plot_activation_histograms, saturation_fraction  # noqa: E402
 from bnutils.layers import Linear, Sequential, Sigmoid, Tanh, softmax_cross_entropy  # noqa: E402
 from bnutils.models import make_mlp  # noqa: E402
 from bnutils.training import train  # noqa: E402

@@ -30,7 +30,7 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 # naming its notebook.
 CORE = ["bnutils.batchnorm", "bnutils.normalization", "bnutils.folding", "bnutils.gradcheck",
         "bnutils.layers", "bnutils.training", "bnutils.inference", "bnutils.reference",
-        "bnutils.timing"]
+        "bnutils.lab.timing"]
 # Record types (data, no behaviour) and the abstract base class need no example.
 NO_EXAMPLE_NEEDED = {"BatchNormCache", "LayerNormCache", "GroupNormCache", "TrainingHistory",
                      "Layer"}

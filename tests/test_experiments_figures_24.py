@@ -7,8 +7,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from bnutils import experiments as ex  # noqa: E402
 from bnutils.data import load_digits_split  # noqa: E402
+from bnutils.lab import learning_rates  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -19,8 +19,8 @@ def _close_figures():
 
 def test_gd_variants_curves_differ_in_marker_or_line_style():
     data = load_digits_split()
-    runs = ex.gd_variants(data, epochs=1)
-    fig = ex.plot_gd_variants(runs, len(data[0]))
+    runs = learning_rates.gd_variants(data, epochs=1)
+    fig = learning_rates.plot_gd_variants(runs, len(data[0]))
     lines = fig.axes[0].get_lines()
     assert len(lines) == 3
     looks = [(line.get_marker(), line.get_linestyle()) for line in lines]

@@ -1,4 +1,4 @@
-"""bnutils.finetuning: frozen weights are not frozen statistics; FrozenBatchNorm; AdaBN."""
+"""bnutils.lab.finetuning: frozen weights are not frozen statistics; FrozenBatchNorm; AdaBN."""
 
 import copy
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from bnutils.batchnorm import BatchNorm
-from bnutils.finetuning import FrozenBatchNorm, adapt_batchnorm, freeze_batchnorm, train_layers
 from bnutils.gradcheck import numerical_gradient, rel_error
+from bnutils.lab.finetuning import FrozenBatchNorm, adapt_batchnorm, freeze_batchnorm, train_layers
 from bnutils.layers import Linear, Sequential
 from bnutils.models import make_mlp
 from bnutils.training import train

@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from bnutils import batchnorm_forward, groupnorm_forward  # noqa: E402
-from bnutils.graphs import (  # noqa: E402
+from bnutils.lab.graphs import (  # noqa: E402
     BN_GRAPH_NODES,
     draw_bn_graph,
     draw_reduction_axes,

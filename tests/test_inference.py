@@ -10,13 +10,13 @@ from bnutils.inference import (
     batchnorm_layers,
     fold_sequential,
     frozen_running_stats,
-    moving_vs_precise,
     recalibrate_batchnorm,
     restore_running_stats,
     running_average,
     running_stat_layers,
     save_running_stats,
 )
+from bnutils.lab.inference_runs import moving_vs_precise
 from bnutils.layers import Layer, Linear, ReLU, Sequential
 from bnutils.models import make_mlp
 from bnutils.training import train

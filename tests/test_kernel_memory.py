@@ -25,7 +25,7 @@ from bnutils.batchnorm import BatchNorm
 from bnutils.bn_variants import BatchRenorm, NoisyBatchNorm, ShardedBatchNorm, WeightNormLinear
 from bnutils.conv import Conv2d, Flatten, GlobalAvgPool
 from bnutils.dropout import Dropout
-from bnutils.finetuning import FrozenBatchNorm
+from bnutils.lab.finetuning import FrozenBatchNorm
 from bnutils.layers import Linear, ReLU, Sequential, Sigmoid, Tanh
 from bnutils.models import make_mlp
 from bnutils.normalization import GroupNorm, InstanceNorm, LayerNorm, RMSNorm

@@ -1,4 +1,4 @@
-"""bnutils.landscape: Santurkar et al.'s loss-landscape probes restore the model and
+"""bnutils.lab.landscape: Santurkar et al.'s loss-landscape probes restore the model and
 scale as first-order theory says; training with probes equals training without."""
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 from bnutils.batchnorm import BatchNorm
 from bnutils.bn_variants import BatchRenorm
-from bnutils.landscape import landscape_probe, loss_and_grads, train_with_probes
+from bnutils.lab.landscape import landscape_probe, loss_and_grads, train_with_probes
 from bnutils.layers import Linear, ReLU, Sequential
 from bnutils.models import make_mlp
 from bnutils.training import train

@@ -1,4 +1,4 @@
-"""bnutils.plots: colours that stay apart for colour-blind readers, a marker and a line
+"""bnutils.lab.plots: colours that stay apart for colour-blind readers, a marker and a line
 style per method, the ``style`` helper and the course style.
 
 The colour test simulates the three dichromacies with the matrices of Machado, Oliveira
@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 
-from bnutils.plots import COLORS, CYCLE, LINESTYLES, MARKERS, style, use_course_style  # noqa: E402
+from bnutils.lab.plots import COLORS, CYCLE, LINESTYLES, MARKERS, style, use_course_style  # noqa: E402
 
 MIN_DELTA_E = 10.0
 METHODS = ["plain", "bn", "ln", "gn", "in"]          # the keys that name normalization methods
@@ -214,7 +214,7 @@ def test_course_style_cycles_through_the_palette():
 # --------------------------------------------------------------------------- library figures
 
 def _sweep(values, acc):
-    from bnutils.experiments import SweepResult
+    from bnutils.lab.sweeps import SweepResult
 
     acc = np.asarray(acc, dtype=float)
     return SweepResult("lr", list(values), tuple(range(acc.shape[1])), acc, np.ones_like(acc),
@@ -222,7 +222,7 @@ def _sweep(values, acc):
 
 
 def test_plot_sweeps_tells_the_lines_apart_without_colour():
-    from bnutils.experiments import plot_sweeps
+    from bnutils.lab.sweeps import plot_sweeps
 
     fig, ax = plt.subplots()
     plot_sweeps(ax, {"no BN": _sweep([0.1, 1.0], [[0.9], [0.8]]), "BN": _sweep([0.1, 1.0], [[0.9], [0.9]]),
@@ -238,7 +238,7 @@ def test_plot_sweeps_tells_the_lines_apart_without_colour():
 def test_plot_figure1_tells_with_and_without_bn_apart_without_colour():
     from types import SimpleNamespace
 
-    from bnutils.experiments import plot_figure1
+    from bnutils.lab.figure1 import plot_figure1
 
     def run(scale):
         steps = np.arange(0, 101, 10)

@@ -1,4 +1,4 @@
-"""bnutils.experiments.plot_sweeps: the min-max band stops where every seed diverged (issue 24).
+"""bnutils.lab.sweeps.plot_sweeps: the min-max band stops where every seed diverged (issue 24).
 
 Drawn on to such a value, the band of notebook 05's initial-weight sweep was a zero-width
 sliver from s = 0.3 to the diverged s = 1: a faint stray diagonal that nothing explained.
@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 
 
 def _sweep(values, acc, diverged):
-    from bnutils.experiments import SweepResult
+    from bnutils.lab.sweeps import SweepResult
 
     acc = np.asarray(acc, dtype=float)
     return SweepResult("lr", list(values), tuple(range(acc.shape[1])), acc, np.ones_like(acc),
@@ -28,7 +28,7 @@ def _band_xs(ax):
 
 
 def test_band_stops_short_of_a_value_where_every_seed_diverged():
-    from bnutils.experiments import plot_sweeps
+    from bnutils.lab.sweeps import plot_sweeps
 
     fig, ax = plt.subplots()
     # lr 1: one seed of two diverged (its accuracy counts as 0); lr 10: both diverged.
@@ -45,7 +45,7 @@ def test_band_stops_short_of_a_value_where_every_seed_diverged():
 
 
 def test_band_is_whole_when_nothing_diverged_everywhere():
-    from bnutils.experiments import plot_sweeps
+    from bnutils.lab.sweeps import plot_sweeps
 
     fig, ax = plt.subplots()
     res = _sweep([0.1, 1.0, 10.0], [[0.9, 0.95], [0.0, 0.8], [0.5, 0.6]],

@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 from redraw_helpers import controls, redraw_ms  # noqa: E402
 
-from bnutils.plots import use_course_style  # noqa: E402
+from bnutils.lab.plots import use_course_style  # noqa: E402
 from bnutils.widgets.forward import forward_explorer  # noqa: E402
 from bnutils.widgets.limits import batch_mates_explorer  # noqa: E402
 from bnutils.widgets.live import LiveFigure, encode_png, nice_limit  # noqa: E402

@@ -14,7 +14,7 @@ import functools
 
 import numpy as np
 
-from ..diagnostics import saturation_fraction
+from ..lab.saturation import saturation_fraction
 from ._core import Failed, as_answer_index, as_answer_number, compare, fresh_rng, self_check
 
 __all__ = ["compounding_factor", "layers_to_grow", "most_saturated_layer", "saturation_cases"]

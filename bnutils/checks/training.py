@@ -13,7 +13,7 @@ import functools
 import numpy as np
 
 from ..batchnorm import BatchNorm
-from ..experiments import is_stable
+from ..lab.learning_rates import is_stable
 from ..layers import Linear, ReLU, Sequential, Sigmoid, Tanh
 from ..models import make_mlp
 from ..training import TrainingHistory, one_blas_thread

@@ -16,7 +16,7 @@ import functools
 import numpy as np
 
 from .._validation import check_int
-from ..plots import COLORS
+from ..lab.plots import COLORS
 from ..residual import gradient_norms, make_resnet, stream_variances
 
 __all__ = ["BRANCH_LABELS", "init_profile", "plot_init_profile", "residual_init_explorer"]

@@ -19,7 +19,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
 from .._validation import check_int
-from ..plots import COLORS
+from ..lab.plots import COLORS
 from .live import neighbours, nice_limit
 
 __all__ = [

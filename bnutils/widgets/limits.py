@@ -21,8 +21,8 @@ import numpy as np
 from .._validation import check_int
 from ..batchnorm import batchnorm_forward
 from ..data import batch_mates_data
+from ..lab.plots import COLORS
 from ..normalization import groupnorm_forward, layernorm_forward
-from ..plots import COLORS
 from .live import neighbours, nice_limit
 
 __all__ = ["BATCH_SIZES", "DEFAULTS", "NORMS", "batch_mates_explorer", "batch_mates_state",

@@ -20,7 +20,7 @@ import numpy as np
 
 from .._validation import check_int
 from ..inference import running_average
-from ..plots import COLORS
+from ..lab.plots import COLORS
 from .live import neighbours
 
 __all__ = ["BATCH_SIZES", "plot_running_stats", "running_stats_explorer", "simulate_running_stats"]

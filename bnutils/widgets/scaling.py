@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ..data import scaled_problem
-from ..plots import COLORS, LINESTYLES
+from ..lab.plots import COLORS, LINESTYLES
 from ..scaling import (
     DescentResult,
     best_fixed_lr,

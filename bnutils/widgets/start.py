@@ -10,7 +10,7 @@ import functools
 import ipywidgets as widgets
 import numpy as np
 
-from ..plots import COLORS
+from ..lab.plots import COLORS
 from .live import nice_limit
 
 __all__ = ["plot_standardize", "standardize_explorer"]

@@ -20,7 +20,7 @@ import copy
 
 import numpy as np
 
-from ._validation import (
+from .._validation import (
     as_data_matrix,
     as_float_array,
     check_finite,
@@ -28,9 +28,9 @@ from ._validation import (
     check_no_overflow,
     check_positive,
 )
-from .batchnorm import BatchNorm, batchnorm_inference, batchnorm_inference_backward
-from .layers import Layer, Sequential, softmax_cross_entropy
-from .training import minibatches, one_blas_thread, sgd_step
+from ..batchnorm import BatchNorm, batchnorm_inference, batchnorm_inference_backward
+from ..layers import Layer, Sequential, softmax_cross_entropy
+from ..training import minibatches, one_blas_thread, sgd_step
 
 __all__ = ["FrozenBatchNorm", "adapt_batchnorm", "freeze_batchnorm", "train_layers"]
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._validation import as_float_array, check_int
+from .._validation import as_float_array, check_int
 
 __all__ = ["format_ladder", "interleaved_medians", "timing_ladder"]
 
@@ -157,8 +157,8 @@ def timing_ladder(shape=(64, 256), rounds: int = 11, seed: int = 0, target_s: fl
 
     Introduced in notebook 04.
     """
-    from . import reference
-    from .batchnorm import batchnorm_backward, batchnorm_forward
+    from .. import reference
+    from ..batchnorm import batchnorm_backward, batchnorm_forward
 
     if not isinstance(shape, tuple) or len(shape) != 2:
         raise ValueError(f"shape must be a tuple (N, D) of integers, got {shape!r}")

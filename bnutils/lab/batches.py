@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_data_matrix, as_generator, check_int, check_labels, check_sequence
-from .diagnostics import _check_sequential
-from .inference import frozen_running_stats
-from .layers import Sequential
-from .training import one_blas_thread, train
+from .._validation import as_data_matrix, as_generator, check_int, check_labels, check_sequence
+from ..inference import frozen_running_stats
+from ..layers import Sequential
+from ..training import one_blas_thread, train
+from .layer_stats import check_sequential
 
 __all__ = ["active_per_step", "batch_mode_accuracy", "class_sorted_batches",
            "train_mode_spread", "train_on_batches"]
@@ -203,7 +203,7 @@ def train_mode_spread(model: Sequential, X, sample: int = 0, batch_sizes=(2, 4, 
 
     Introduced in notebook 09.
     """
-    _check_sequential(model)
+    check_sequential(model)
     X = as_data_matrix(X, "X")
     sample = check_int(sample, "sample", minimum=0, maximum=len(X) - 1)
     num_batches = check_int(num_batches, "num_batches", minimum=1)
@@ -274,7 +274,7 @@ def batch_mode_accuracy(model: Sequential, X, y, batch_size: int, order=None) ->
 
     Introduced in notebook 09.
     """
-    _check_sequential(model)
+    check_sequential(model)
     X = as_data_matrix(X, "X")
     y = check_labels(y, len(X))
     batch_size = check_int(batch_size, "batch_size", minimum=2, maximum=len(X))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import (
+from .._validation import (
     as_data_matrix,
     check_int,
     check_labels,
@@ -29,10 +29,10 @@ from ._validation import (
     check_positive,
     check_sequence,
 )
-from .diagnostics import _check_sequential
-from .inference import frozen_running_stats
-from .layers import Sequential, softmax_cross_entropy
-from .training import TrainingHistory, one_blas_thread, train
+from ..inference import frozen_running_stats
+from ..layers import Sequential, softmax_cross_entropy
+from ..training import TrainingHistory, one_blas_thread, train
+from .layer_stats import check_sequential
 
 __all__ = ["ProbeHistory", "landscape_probe", "loss_and_grads", "train_with_probes"]
 
@@ -125,7 +125,7 @@ def landscape_probe(model: Sequential, X, y, step_sizes) -> dict:
 
     Introduced in notebook 07.
     """
-    _check_sequential(model)
+    check_sequential(model)
     step_sizes = np.array(check_sequence(step_sizes, "step_sizes", check_positive))
     params = model.params()
     saved = {k: v.copy() for k, v in params.items()}
