@@ -1,0 +1,1 @@
+"""The course layer: experiments, recorders and plotting helpers that serve the notebooks."""
