@@ -203,6 +203,8 @@ def trace_training(model, X, y, *, lr, steps, batch_size=60, seed=0, record_ever
     Returns
     -------
     TrainingTrace
+
+    Introduced in notebook 05.
     """
     _check_sequential(model)
     X, y = _check_data(X, y)
@@ -267,6 +269,8 @@ def histogram_image(samples, edges) -> np.ndarray:
     --------
     >>> histogram_image(np.array([[0.1, 0.2, 0.9, 5.0]]), edges=[0.0, 0.5, 1.0])
     array([[0.5 , 0.25]])
+
+    Introduced in notebook 05.
     """
     samples = np.asarray(samples, dtype=float)
     edges = np.asarray(edges, dtype=float)
@@ -360,6 +364,8 @@ def trace_gradient_shift(model, X, y, *, lr, steps, batch_size=60, seed=0,
     Returns
     -------
     GradientShiftTrace
+
+    Introduced in notebook 07.
     """
     _check_sequential(model)
     X, y = _check_data(X, y)
