@@ -1,0 +1,1 @@
+"""The course layer: experiments and helpers that serve the notebooks."""
