@@ -76,7 +76,10 @@ def fan_in_axes(ndim: int) -> tuple:
 
 
 def _sum_of_squares(x: np.ndarray, axes: tuple, name: str) -> np.ndarray:
-    """Per-unit sum of squares, refusing values whose squares overflow the dtype."""
+    """Per-unit sum of squares, refusing values whose squares overflow the dtype.
+
+    Introduced in notebook 09.
+    """
     with np.errstate(over="ignore"):
         sumsq = np.sum(np.square(x), axis=axes, keepdims=True)
     if not np.all(np.isfinite(sumsq)):
@@ -143,6 +146,8 @@ def adaptive_grad_clip(grad, param, clipping: float = 0.01, eps: float = 1e-3) -
     >>> adaptive_grad_clip(G, W, clipping=0.1)           # 1/5 > 0.1: scaled to 0.5; 0.001/1 kept
     array([[0.3  , 0.   ],
            [0.4  , 0.001]])
+
+    Introduced in notebook 09.
     """
     grad = _as_float(grad, "grad")
     param = _as_float(param, "param")
@@ -191,6 +196,8 @@ def weight_standardize_forward(W, eps: float = 1e-5):
     >>> W_hat, _ = weight_standardize_forward(np.array([[1.0], [3.0]]), eps=1e-12)
     >>> np.round(W_hat.ravel(), 6)
     array([-1.,  1.])
+
+    Introduced in notebook 09.
     """
     W = _as_float(W, "W")
     if W.ndim not in (2, 4):
@@ -250,6 +257,8 @@ class WSLinear(Linear):
     >>> out = layer.forward(np.ones((2, 4)))
     >>> np.allclose(layer.W_hat.mean(axis=0), 0), out.shape
     (True, (2, 3))
+
+    Introduced in notebook 09.
     """
 
     cache_names = ("_x", "_wcache")
@@ -300,6 +309,8 @@ class WSConv2d(Conv2d):
     >>> conv = WSConv2d(2, 3, kernel_size=3, rng=0)
     >>> conv.forward(np.ones((1, 2, 4, 4))).shape
     (1, 3, 4, 4)
+
+    Introduced in notebook 09.
     """
 
     cache_names = ("_cache", "_wcache")

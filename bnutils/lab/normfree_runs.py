@@ -144,6 +144,8 @@ def ws_gn_mlp(sizes, num_groups: int = 8, rng=0):
     The raw weights are those of ``make_mlp`` with the same ``rng``, so the network starts
     from the same weights as its GroupNorm-only twin (standardized in the forward). The
     output layer stays a plain ``Linear``.
+
+    Introduced in notebook 09.
     """
     model = make_mlp(sizes, norm="gn", num_groups=num_groups, rng=rng)
     last = len(model.layers) - 1
@@ -168,6 +170,8 @@ def small_batch_runs(data, kinds, batch_sizes, seeds, *, hidden=(64, 64), lr=0.0
     Returns
     -------
     dict of str -> ndarray, shape (len(batch_sizes), len(seeds))
+
+    Introduced in notebook 09.
     """
     X_train, X_test, y_train, y_test = _check_data(data)
     kinds = _sequence(kinds, "kinds", lambda k: True)
@@ -204,6 +208,8 @@ def agc_runs(data, lrs, seeds, clippings=(None,), *, depth=8, width=32, steps=15
     dict of (lr, clipping) -> dict with ``accuracy``, ``diverged`` and ``steps_run`` (the
     number of steps before training stopped; arrays over seeds) and ``clipped`` (the
     fraction of units clipped, over all steps and seeds)
+
+    Introduced in notebook 09.
     """
     X_train, X_test, y_train, y_test = _check_data(data)
     lrs = _sequence(lrs, "lrs", _rate)
