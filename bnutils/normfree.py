@@ -230,6 +230,8 @@ def weight_standardize_backward(dW_hat, cache: WeightStandardizationCache) -> np
     Returns
     -------
     dW : ndarray, shape of W
+
+    Introduced in notebook 09.
     """
     if not isinstance(cache, WeightStandardizationCache):
         raise TypeError(f"cache must be the WeightStandardizationCache that weight_standardize_forward "
