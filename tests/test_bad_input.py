@@ -537,6 +537,16 @@ def _all_layer_classes():
 
 
 LAYER_FACTORIES = _layer_factories()
+# notebook 09's normalizer-free layers (bnutils.normfree, bnutils.lab.normfree_runs)
+_x2, _x4 = RNG.standard_normal((4, 3)), RNG.standard_normal((2, 3, 4, 4))
+LAYER_FACTORIES.update({
+    "WSLinear": (lambda: __import__("bnutils.normfree").normfree.WSLinear(3, 2, rng=0), _x2,
+                 with_nan(_x2, (0, 2))),
+    "WSConv2d": (lambda: __import__("bnutils.normfree").normfree.WSConv2d(3, 2, rng=0), _x4,
+                 with_nan(_x4, (0, 0, 0, 0))),
+    "AGCModel": (lambda: __import__("bnutils.lab.normfree_runs").lab.normfree_runs.AGCModel(
+        Linear(3, 2, rng=0), clipping=0.01), _x2, with_nan(_x2, (1, 1))),
+})
 
 
 def test_every_layer_class_has_a_stale_cache_case():

@@ -554,6 +554,37 @@ def _stepped():
 
 
 SPECS = _specs()
+# notebook 09's normalizer-free code (bnutils.normfree, bnutils.lab.normfree_runs)
+def _normfree_specs():
+    from bnutils.normfree import weight_standardize_forward
+    from bnutils.residual import make_resnet
+    layer_call = layer()
+    return {
+        "normfree.weight_standardize_forward": Spec(lambda: dict(W=X2(3, 2), eps=1e-5)),
+        "normfree.weight_standardize_backward": Spec(lambda: dict(
+            dW_hat=X2(3, 2, seed=3), cache=weight_standardize_forward(X2(3, 2))[1])),
+        "normfree.adaptive_grad_clip": Spec(lambda: dict(grad=X2(3, 2, seed=3), param=X2(3, 2),
+                                                         clipping=0.01, eps=1e-3)),
+        "normfree.unitwise_norm": Spec(lambda: dict(x=X2(3, 2))),
+        "normfree.fan_in_axes": Spec(lambda: dict(ndim=2)),
+        "normfree.WSLinear": Spec(lambda: dict(in_features=3, out_features=2, rng=0, x=X2()),
+                                  layer_call),
+        "normfree.WSConv2d": Spec(lambda: dict(in_channels=3, out_channels=2, rng=0, x=X4()),
+                                  layer_call),
+        "lab.normfree_runs.AGCModel": Spec(lambda: dict(
+            model=make_resnet(1, "skipinit", width=4, in_features=3, num_classes=2, rng=0),
+            clipping=0.01, x=X2()), layer_call),
+        "lab.normfree_runs.ws_gn_mlp": Spec(lambda: dict(sizes=[3, 4, 2], num_groups=2, rng=0)),
+        "lab.normfree_runs.small_batch_runs": Spec(lambda: dict(
+            data=_data(), kinds=["ws+gn"], batch_sizes=[4], seeds=(0,), hidden=(4,), steps=2,
+            num_groups=2), examples=2),
+        "lab.normfree_runs.agc_runs": Spec(lambda: dict(
+            data=_data(), lrs=[0.1], seeds=(0,), clippings=(0.01,), depth=1, width=4, steps=2,
+            batch_size=4), examples=2),
+    }
+
+
+SPECS.update(_normfree_specs())
 SLOW = ["lab.learning_rates.is_stable", "lab.learning_rates.gd_variants", "lab.figure1.figure1_run",
         "lab.sweeps.sweep", "lab.learning_rates.largest_stable_lr", "lab.comparisons.train_models",
         "lab.runs.run_config", "lab.sweeps.format_sweeps", "lab.batches.train_on_batches",
