@@ -388,7 +388,7 @@ def test_ci_runs_the_readme_command():
 
 MAKEFILE = (ROOT / "Makefile").read_text(encoding="utf-8")
 LEARNER_TARGETS = ("lab", "student")
-FULL_TARGETS = ("test", "unit", "lint", "refresh", "nbgrader", "html", "bench")
+FULL_TARGETS = ("test", "unit", "lint", "refresh", "nbgrader", "html", "slides", "bench")
 
 
 def test_makefile_has_the_documented_targets():
