@@ -1,7 +1,7 @@
 """docs/instructor-guide.md says only what the course shows.
 
-Its session plan covers every notebook once, in order, with the course map's times
-(README.md); each notebook has its section; every decimal number and percentage in a
+Its session plan covers every notebook it has a section for once, in order, with the course
+map's times (README.md); the ten lectures 00-09 have a section each; every decimal number and percentage in a
 notebook's section is one that notebook's stored outputs print; every quoted self-check
 message (“…”) is one a check in ``bnutils/checks/`` prints; every exercise it names exists.
 """
@@ -16,7 +16,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "instructor-guide.md"
-NOTEBOOKS = {p.name[:2]: p for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
+
+
+def _title(path: Path) -> str:
+    """A notebook's first heading, e.g. "03 · The BN forward pass"."""
+    for cell in nbformat.read(path, as_version=4).cells:
+        m = re.search(r"^# (.+)$", cell.source, re.M) if cell.cell_type == "markdown" else None
+        if m:
+            return m.group(1).strip()
+    return path.stem
+
+
+#: title -> notebook, for every notebook (two may share a number: 00 · Start here and a quiz)
+NOTEBOOKS = {_title(p): p for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
 NUMBER = re.compile(r"(?<![\w.])(\d+\.\d+|\d+(?:\.\d+)?\s?%)")
 #: "section 5.2", "Exercises 3.1 to 3.3", "sections 4 and 5.2": references, not results
 REFERENCE = re.compile(r"\b(?:[Ss]ections?|Exercises?) \d+(?:\.\d+)?(?:(?:,| and| to) \d+(?:\.\d+)?)*")
@@ -24,7 +36,7 @@ REFERENCE = re.compile(r"\b(?:[Ss]ections?|Exercises?) \d+(?:\.\d+)?(?:(?:,| and
 
 def _guide_sections() -> dict[str, str]:
     text = GUIDE.read_text(encoding="utf-8")
-    parts = re.split(r"^## (\d\d) · .*$", text, flags=re.M)
+    parts = re.split(r"^## (\d\d · .*)$", text, flags=re.M)
     return {parts[k]: parts[k + 1] for k in range(1, len(parts), 2)}
 
 
@@ -45,8 +57,10 @@ def _course_map_minutes() -> dict[str, int]:
             for m in re.finditer(r"^\| \[(\d\d) · [^|]*\|[^|]*\| (\d+) min \|$", readme, re.M)}
 
 
-def test_every_notebook_has_a_section():
-    assert sorted(_guide_sections()) == sorted(NOTEBOOKS)
+def test_each_section_is_a_notebook_and_the_ten_lectures_have_one():
+    sections = _guide_sections()
+    assert set(sections) <= set(NOTEBOOKS), set(sections) - set(NOTEBOOKS)
+    assert {t[:2] for t in sections} >= {f"{k:02d}" for k in range(10)}
 
 
 def test_the_session_plan_covers_every_notebook_with_the_course_map_times():
@@ -56,9 +70,9 @@ def test_the_session_plan_covers_every_notebook_with_the_course_map_times():
     planned = [(nb, int(t)) for _, names, times in rows
                for nb, t in zip(re.findall(r"(\d\d) · ", names), re.findall(r"(\d+)", times), strict=True)]
     course = _course_map_minutes()
-    assert [nb for nb, _ in planned] == sorted(NOTEBOOKS) == sorted(course)
-    assert dict(planned) == course
-    total = sum(course.values())
+    assert [nb for nb, _ in planned] == sorted(t[:2] for t in _guide_sections())
+    assert {nb: course.get(nb) for nb, _ in planned} == dict(planned)
+    total = sum(t for _, t in planned)
     assert f"come to {total} minutes, {total - 60 * 2 * len(rows)} more than" in text
 
 
@@ -76,11 +90,11 @@ def _quoted_as(value: str, printed: set[float]) -> bool:
     return any(abs(round(p, digits) - float(value)) < 1e-9 for p in printed)
 
 
-@pytest.mark.parametrize("number", sorted(NOTEBOOKS))
-def test_numbers_in_a_section_are_printed_by_its_notebook(number):
+@pytest.mark.parametrize("title", sorted(_guide_sections()))
+def test_numbers_in_a_section_are_printed_by_its_notebook(title):
     """A quoted number may round a printed one (67 % for a printed 67.30 %), never more."""
-    section = REFERENCE.sub("", _guide_sections()[number])
-    numbers, percents = _printed(_outputs_text(NOTEBOOKS[number]))
+    section = REFERENCE.sub("", _guide_sections()[title])
+    numbers, percents = _printed(_outputs_text(NOTEBOOKS[title]))
     missing = []
     for value in set(NUMBER.findall(section)):
         if value.endswith("%"):
@@ -89,7 +103,7 @@ def test_numbers_in_a_section_are_printed_by_its_notebook(number):
             ok = _quoted_as(value, numbers)
         if not ok:
             missing.append(value)
-    assert not missing, f"notebook {number}'s outputs do not print {sorted(missing)}"
+    assert not missing, f"notebook {title}'s outputs do not print {sorted(missing)}"
 
 
 def _checks_source() -> str:

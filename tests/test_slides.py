@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CDN = re.compile(r"unpkg\.com|jsdelivr|cdnjs|cloudflare|googleapis|code\.jquery\.com|cdn\.", re.I)
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+ALL_NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 def _load():
@@ -31,6 +31,16 @@ def _load():
 
 
 slides = _load()
+#: The lectures: every notebook that stores a figure (the quizzes get no deck).
+NOTEBOOKS = [p for p in ALL_NOTEBOOKS if slides.has_figures(nbformat.read(p, as_version=4))]
+
+
+def test_every_lecture_gets_a_deck():
+    assert len(NOTEBOOKS) >= 10
+    assert {p.name for p in NOTEBOOKS} >= {p.name for p in ALL_NOTEBOOKS
+                                           if p.name[3:].startswith(("start", "feature", "covariate",
+                                                                     "batchnorm", "training", "why",
+                                                                     "convolutional", "limits"))}
 
 
 def _pngs(nb) -> int:
@@ -38,7 +48,7 @@ def _pngs(nb) -> int:
                for o in c.get("outputs", []))
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name[:2])
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_each_deck_has_10_to_20_slides_with_every_figure(path):
     nb = nbformat.read(path, as_version=4)
     deck = slides.compose(nb)
@@ -46,7 +56,9 @@ def test_each_deck_has_10_to_20_slides_with_every_figure(path):
     assert 10 <= len(deck) <= 20, f"{path.name}: {len(deck)} slides"
     slides.check_deck(path.name, deck)
     assert kinds[0] == "title" and deck[0].markdown.startswith("# " + slides.read_sections(nb)[0])
-    assert "objectives" in kinds and "exercises" in kinds and "claims" in kinds
+    assert "objectives" in kinds and "claims" in kinds
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert ("exercises" in kinds) == bool(slides.exercise_titles(markdown))
     figures = [s for s in deck if s.kind == "figure"]
     assert len(figures) == _pngs(nb) > 0, f"{path.name}: {len(figures)} figure slides"
     for s in figures:
@@ -102,3 +114,17 @@ def test_too_many_slides_drop_section_leads_that_have_a_figure():
     assert len(deck) == 20
     assert sum(s.kind == "figure" for s in deck) == 12     # no figure is dropped
     assert [s.section for s in deck if s.kind == "section"] == [f"{k}. Section" for k in range(1, 8)]
+
+
+def test_a_notebook_without_figures_gets_no_deck(tmp_path, monkeypatch):
+    quiz = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 99 · Quiz\n\nQuestions.")])
+    lecture = nbformat.read(ROOT / "notebooks" / "00_start_here.ipynb", as_version=4)
+    for name, nb in (("98_quiz.ipynb", quiz), ("00_start_here.ipynb", lecture)):
+        nbformat.write(nb, tmp_path / name)
+    monkeypatch.setattr(slides, "install_reveal", lambda log=print: None)
+    monkeypatch.setattr(slides, "_copy_assets", lambda out, pkg: None)
+    out = tmp_path / "out"
+    decks = slides.build(out, sorted(tmp_path.glob("*.ipynb")), log=lambda msg: None)
+    assert [name for name, _, _ in decks] == ["00_start_here.html"]
+    assert sorted(p.name for p in out.iterdir()) == ["00_start_here.html", "index.html"]
+    assert 'href="00_start_here.html"' in (out / "index.html").read_text()

@@ -21,7 +21,8 @@ nbconvert's reveal.js exporter turns into ``build/slides/NN_name.html``:
 5. the exercises, by number and title; the recall questions, without their answers, as
    questions for discussion; the summary's bullets, the notebook's key claims, a few to a slide.
 
-A deck with more than ``MAX_SLIDES`` slides first loses the lead slides of the sections that
+A notebook that stores no figure (the concept inventory's quizzes) gets no deck: it is not a
+lecture. A deck with more than ``MAX_SLIDES`` slides first loses the lead slides of the sections that
 also have a figure slide (the figure carries the section's heading), from the last one up.
 ``check_deck`` refuses a deck outside ``MIN_SLIDES``..``MAX_SLIDES`` and names it.
 
@@ -405,6 +406,12 @@ session plan, is <code>{GUIDE}</code> in the course repository.</p>
 """
 
 
+def has_figures(nb) -> bool:
+    """Whether the notebook stores a figure (a PNG output): only those get a deck."""
+    return any("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
+               for o in c.get("outputs", []))
+
+
 def discover(notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
     return sorted(notebook_dir.glob("[0-9][0-9]_*.ipynb"))
 
@@ -420,6 +427,9 @@ def build(out: Path = OUT, sources: list[Path] | None = None, log=print) -> list
     decks = []
     for src in sources:
         nb = nbformat.read(src, as_version=4)
+        if not has_figures(nb):
+            log(f"{src.name}: no deck (it stores no figure: a quiz, not a lecture)")
+            continue
         try:
             slides = compose(nb)
         except SlidesError as err:

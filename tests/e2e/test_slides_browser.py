@@ -83,7 +83,10 @@ def test_every_slide_renders_and_fits(decks, new_page, console, screenshots):
     page = new_page(width=1280, height=720)
     page.goto((out / "index.html").as_uri())
     links = page.locator("ol a")
-    assert links.count() == len(built) == len(slides.discover())
+    import nbformat
+
+    lectures = [p for p in slides.discover() if slides.has_figures(nbformat.read(p, as_version=4))]
+    assert links.count() == len(built) == len(lectures) >= 10
     hrefs = links.evaluate_all("as => as.map(a => a.getAttribute('href'))")
     assert hrefs == [name for name, _, _ in built]
     problems = []
