@@ -17,6 +17,7 @@
 #   make nbgrader  an nbgrader course in nbgrader/: each notebook a source and a release (NB= for some)
 #   make html      build the static HTML edition in site/ (open site/index.html; works offline)
 #   make html EDITION=student   the site of the student edition: no solutions, graded tests or recall answers
+#   make slides    one reveal.js deck per notebook in build/slides/ (open build/slides/index.html; reveal.js from npm)
 #   make bench     BN benchmark, course runtime (notebooks, redraws) and widget latency in the browser
 #   make hub       a local JupyterHub for a class, trial log-in (deploy/README.md; the hub extra)
 #   make hub-test  the hub's end-to-end test: three learners, their servers, nbgrader's exchange
@@ -66,7 +67,7 @@ define install
 endef
 
 .DEFAULT_GOAL := help
-.PHONY: help lab check test test-matrix unit portability lint refresh student nbgrader html bench hub hub-test clean
+.PHONY: help lab check test test-matrix unit portability lint refresh student nbgrader html slides bench hub hub-test clean
 
 help:
 	@sed -n 's/^#   make /  make /p' Makefile
@@ -143,6 +144,11 @@ HTML_EDITION = $(if $(filter command line environment,$(origin EDITION)),$(EDITI
 html: $(FULL_STAMP)
 	$(TIMEOUT) $(PY) tools/build_html.py --edition $(HTML_EDITION)
 	@echo "Open site/index.html in a browser."
+
+# Slides from the notebooks' stored outputs (tools/slides.py; nothing is executed). The first run
+# installs npm's reveal.js into build/slides-npm/; the decks then work offline.
+slides: $(FULL_STAMP)
+	$(PY) tools/slides.py
 
 # OPENBLAS_CORETYPE/L2_SIZE may be set on this machine for old OpenBLAS builds; they slow a
 # current NumPy, so the benchmark runs without them (see benchmarks/README.md).

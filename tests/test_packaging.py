@@ -388,7 +388,7 @@ def test_ci_runs_the_readme_command():
 
 MAKEFILE = (ROOT / "Makefile").read_text(encoding="utf-8")
 LEARNER_TARGETS = ("lab", "student")
-FULL_TARGETS = ("test", "unit", "lint", "refresh", "nbgrader", "html", "bench")
+FULL_TARGETS = ("test", "unit", "lint", "refresh", "nbgrader", "html", "slides", "bench")
 
 
 def test_makefile_has_the_documented_targets():
@@ -526,3 +526,10 @@ def test_readme_and_contributing_name_the_test_commands():
                     assert set(re.findall(r"\w+", args[k + 1])) - {"not", "and", "or"} <= declared, cmd
     assert set(re.findall(r"marked `(\w+)`", readme)) == declared, "README names each marker"
     assert "SLOW_MODULES = {" in (ROOT / "tests" / "conftest.py").read_text(encoding="utf-8")
+
+
+def test_readme_documents_make_slides_and_links_the_instructor_guide():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "`make slides`" in readme and "build/slides/index.html" in readme
+    assert re.search(r"^slides: \$\(FULL_STAMP\)\n\t\$\(PY\) tools/slides\.py$", MAKEFILE, re.M)
+    assert "](docs/instructor-guide.md)" in readme and (ROOT / "docs" / "instructor-guide.md").is_file()
