@@ -9,9 +9,7 @@ slide at 1280x720.
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import nbformat
@@ -23,11 +21,9 @@ ALL_NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("bn_tools_slides", ROOT / "tools" / "slides.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module          # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    from tools import slides
+
+    return slides
 
 
 slides = _load()

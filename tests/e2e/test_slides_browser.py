@@ -12,8 +12,6 @@ slide of every deck, for a person to look at.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,11 +23,9 @@ TOLERANCE = 1.0     # px, in slide coordinates: sub-pixel rounding of the layout
 
 
 def _slides_tool():
-    spec = importlib.util.spec_from_file_location("bn_tools_slides", ROOT / "tools" / "slides.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module          # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    from tools import slides
+
+    return slides
 
 
 @pytest.fixture(scope="module")
