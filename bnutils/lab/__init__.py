@@ -1,0 +1,1 @@
+"""The course layer: experiments, diagnostics and the concept inventory the notebooks use."""
