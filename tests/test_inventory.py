@@ -154,15 +154,28 @@ def test_the_check_passes_on_the_key_and_accepts_it_written_differently(name):
         fn = eval(f"lambda: {answers!r}")                     # a literal, as a learner types it
         result = chk.evaluate(fn)
         assert result.passed, result.message
-        assert f"all {len(QUESTIONS)} right" in result.message
+        n = len(QUESTIONS)
+        assert (f"all {n} answered, all {n} right" if name == "before" else f"all {n} right") \
+            in result.message
 
 
-def test_the_check_says_what_is_wrong_without_the_right_letters():
+def test_before_the_course_every_answer_counts_and_the_line_says_how_many_are_right():
     key = _key("before")
-    wrong = dict(key)
-    first = form("before")[0]
-    wrong[1] = "a" if key[1] != "a" else "b"
+    wrong = dict(key, **{str(k): ("a" if key[k] != "a" else "b") for k in (1, 2)})
+    del wrong[1], wrong[2]
     result = check.before.evaluate(eval(f"lambda: {wrong!r}"))
+    assert result.passed, result.message
+    assert f"all {len(QUESTIONS)} answered, {len(QUESTIONS) - 2} right" in result.message
+    n = len(QUESTIONS)
+    assert f"all {n} answered, all {n} right" in check.before.evaluate(eval(f"lambda: {key!r}")).message
+
+
+def test_after_the_course_the_check_says_what_is_wrong_without_the_right_letters():
+    key = _key("after")
+    wrong = dict(key)
+    first = form("after")[0]
+    wrong[1] = "a" if key[1] != "a" else "b"
+    result = check.after.evaluate(eval(f"lambda: {wrong!r}"))
     assert not result.passed
     assert f"{len(QUESTIONS) - 1} of {len(QUESTIONS)} right" in result.message
     assert "questions 1 " in result.message and first.question.concept in result.message
@@ -352,3 +365,21 @@ def test_the_student_edition_holds_no_key(tmp_path):
         cell = next(c for c in student.cells if "def my_answers" in c.source)
         assert "raise NotImplementedError(" in cell.source and "return {" not in cell.source
         assert not re.search(r"Quiz\(form=", text)            # outputs cleared
+
+
+def test_the_static_site_shows_the_questions_and_no_key():
+    """tools/build_html.py draws a widget from its stored state: the quiz's shows every
+    question and its choices, disabled, and nothing of the key."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import build_html
+
+    quiz = inventory_quiz("before")
+    state, todo = {}, [quiz]
+    while todo:
+        w = todo.pop()
+        state[w.model_id] = {"model_name": w.get_state()["_model_name"], "state": w.get_state()}
+        todo.extend(getattr(w, "children", ()))
+    page = build_html.widget_html(state, quiz.model_id)
+    assert all(html.escape(fq.question.text, quote=True) in page for fq in form("before"))
+    assert page.count("<select disabled") == len(QUESTIONS) and "Score my answers" in page
+    assert not any(html.escape(q.explanation, quote=True) in page for q in QUESTIONS)

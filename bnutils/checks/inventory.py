@@ -2,8 +2,10 @@
 
 The learner's answers are a function returning ``{question number: letter}``, the numbers and
 letters as the form shows them; the key is in ``bnutils.lab.inventory``, never in the
-notebook. A check says how many are right and which concepts to revisit; it passes when every
-answer is right.
+notebook. Before the course the check passes when every question is answered (nobody is
+expected to know the answers yet: the inventory measures, and its ✓ line says how many are
+right); after the course it passes when every answer is right, and otherwise says which
+questions and concepts are not yet.
 
 Introduced in notebook 00.
 """
@@ -67,7 +69,7 @@ def read_answers(name: str, answers) -> dict:
     return {questions[k - 1].question.id: v for k, v in chosen.items()}
 
 
-def _verdict(name: str, student_fn) -> str:
+def _verdict(name: str, student_fn, need_right: bool) -> str:
     questions = form(name)
     chosen = read_answers(name, student_fn())
     missing = [fq.number for fq in questions if fq.question.id not in chosen]
@@ -75,21 +77,26 @@ def _verdict(name: str, student_fn) -> str:
         raise Failed(f"{len(missing)} of {len(questions)} questions unanswered "
                      f"({', '.join(map(str, missing))}); answer every one")
     wrong = [fq for fq in questions if chosen[fq.question.id] != fq.question.answer]
+    if wrong and not need_right:
+        return (f"all {len(questions)} answered, {len(questions) - len(wrong)} right; the quiz "
+                f"after the course shows the change")
     if wrong:
         concepts = [c for c in CONCEPTS if any(fq.question.concept == c for fq in wrong)]
         raise Failed(f"{len(questions) - len(wrong)} of {len(questions)} right; not yet: "
                      f"questions {', '.join(str(fq.number) for fq in wrong)} "
                      f"({'; '.join(concepts)})")
+    if not need_right:
+        return f"all {len(questions)} answered, all {len(questions)} right"
     return f"all {len(questions)} right, in all {len(CONCEPTS)} concepts"
 
 
 @self_check("Concept inventory · before the course")
 def before(student_fn):
-    """Check the answers to the form taken before notebook 01."""
-    return _verdict("before", student_fn)
+    """Check the answers to the form taken before notebook 01: every question answered."""
+    return _verdict("before", student_fn, need_right=False)
 
 
 @self_check("Concept inventory · after the course")
 def after(student_fn):
-    """Check the answers to the form taken after notebook 09."""
-    return _verdict("after", student_fn)
+    """Check the answers to the form taken after notebook 09: every answer right."""
+    return _verdict("after", student_fn, need_right=True)
