@@ -359,7 +359,7 @@ def test_the_student_edition_holds_no_key(tmp_path):
     import make_student
 
     assert make_student.build([BEFORE, AFTER], tmp_path, log=lambda *a: None) == []
-    for path, name in ((BEFORE, "before"), (AFTER, "after")):
+    for path in (BEFORE, AFTER):
         text = (tmp_path / path.name).read_text(encoding="utf-8")
         student = nbformat.reads(text, as_version=4)
         cell = next(c for c in student.cells if "def my_answers" in c.source)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import ipywidgets as widgets
 
-from ..lab.inventory import CONCEPTS, FORMS, QUESTIONS, form, letter, score
+from ..lab.inventory import FORMS, QUESTIONS, form, letter, score
 
 __all__ = ["Quiz", "inventory_quiz", "saved_answers_path"]
 
@@ -60,7 +60,7 @@ class Quiz(widgets.VBox):
     questions : list of ipywidgets.RadioButtons
         One per question in the form's order, options the letters, value None until chosen.
     button : ipywidgets.Button
-    feedback : ipywidgets.HTML
+    feedback : ipywidgets.HTMLMath
         What scoring shows.
     result : dict or None
         What the last ``score()`` returned.
@@ -88,7 +88,7 @@ class Quiz(widgets.VBox):
             rows.append(radio)
         self.button = widgets.Button(description="Score my answers", button_style="primary",
                                      tooltip="score the answers chosen so far")
-        self.feedback = widgets.HTML("")
+        self.feedback = widgets.HTMLMath("")        # section titles may hold $...$
         self.result = None
         self.button.on_click(lambda _: self.score())
         super().__init__([*rows, self.button, self.feedback])
