@@ -215,4 +215,13 @@ REFERENCES = {
     "conv_residual.stream_variance": lambda v0, k, gamma: v0 + k * gamma**2,
     "why_bn_works.effective_lr": lambda W, lr: lr / np.sum(W**2, axis=0),
     "why_bn_works.variance_shift": lambda mean, var, p: (var + mean**2) / (1.0 - p) - mean**2,
+    # the concept inventory: the key of each form, as {question number: letter}
+    "inventory.before": lambda: _inventory_key("before"),
+    "inventory.after": lambda: _inventory_key("after"),
 }
+
+
+def _inventory_key(name):
+    from bnutils.lab.inventory import form
+
+    return {fq.number: fq.answer_letter for fq in form(name)}

@@ -233,6 +233,11 @@ NOT_APPLICABLE = {
                                                     "precision",
     ("inference.predict", "downcast"): "the answer is class labels (whole numbers): no precision",
     ("training.add_batchnorm", "downcast"): "the answer is a network's structure: no precision",
+    **{(f"inventory.{name}", kind): why for name in ("before", "after") for kind, why in (
+        ("memo", "takes no input: the answers are typed in, the same at every call"),
+        ("replay", "takes no input: the exercise is choosing answers"),
+        ("first_right", "one call only (no input)"),
+        ("downcast", "the answers are letters: no precision"))},
     ("conv_residual.zero_gamma_block", "downcast"): "the answer is a block's structure; its "
                                                     "weights are checked to be exactly rng's",
 }
@@ -313,6 +318,10 @@ def _containers(key, reference):
     out = {"nested lists, tuples as lists": lambda *a, **k: walk(reference(*a, **k), lists),
            "numbers as 0-d arrays": lambda *a, **k: walk(reference(*a, **k), as_0d),
            "float32 inputs, cast back": _float32_round_trip(reference)}
+    if key.startswith("inventory."):
+        out = {"numbers as strings, capital letters":
+               lambda: {str(k): v.upper() for k, v in reference().items()},
+               "letters with a parenthesis": lambda: {k: f" {v}) " for k, v in reference().items()}}
     if key == "limits.batch_of_two":
         out = {"a list": lambda: sorted(reference()), "a frozenset": lambda: frozenset(reference())}
     return out

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # Autograded both ways: the first notebook (one exercise) and the BN forward pass (four).
-AUTOGRADED = ("00_start_here", "03_batchnorm_forward")
+AUTOGRADED = ("00_start_here", "00_test_yourself_before", "03_batchnorm_forward")
 STUB = re.compile(r'^([ \t]*)raise NotImplementedError\(".*"\)$', re.M)
 
 
