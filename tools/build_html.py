@@ -520,12 +520,23 @@ def _inline(md: str) -> str:
     return m.group(1) if m else out
 
 
+def _row_page(first_cell: str, number: str | None, pages: dict[str, Page]) -> Page | None:
+    """The page a course-map row is about: the one its first cell links to, else the one
+    page with the row's number (two notebooks may share a number: 00_start_here and the
+    inventory's 00_test_yourself_before)."""
+    for page in pages.values():
+        if f'href="{page.filename}' in first_cell:
+            return page
+    same = [p for p in pages.values() if p.number == number]
+    return same[0] if len(same) == 1 else None
+
+
 def course_map_html(table: list[str], pages: dict[str, Page]) -> tuple[str, set[str]]:
     """Render README's course-map table, each row linked to its notebook's page.
 
     A row belongs to notebook NN when its first cell contains the number NN. Links in the
     table that point to course notebooks go to their pages; other relative links (to files
-    that are not part of the site) are unlinked. Returns (html, numbers linked).
+    that are not part of the site) are unlinked. Returns (html, stems of the pages linked).
     """
     header, rows = _cells(table[0]), [r for r in table[2:] if r.strip()]
     linked = set()
@@ -537,9 +548,9 @@ def course_map_html(table: list[str], pages: dict[str, Page]) -> tuple[str, set[
         cells = [re.sub(r'<a href="(?!https?://|#|\d\d_[^"]*\.html)[^"]*">(.*?)</a>', r"\1", c)
                  for c in cells]
         m = re.search(r"(?<!\d)(\d{2})(?!\d)", re.sub(r"<[^>]+>", "", cells[0]))
-        page = pages.get(m.group(1)) if m else None
+        page = _row_page(cells[0], m.group(1) if m else None, pages)
         if page is not None:
-            linked.add(page.number)
+            linked.add(page.source.stem)
             if page.filename not in cells[0]:
                 cells[0] = f'<a href="{page.filename}">{cells[0]}</a>'
         cls = "" if page is not None or not m else ' class="bn-missing"'
@@ -557,7 +568,7 @@ def index_html(pages: dict[str, Page], log) -> str:
     else:
         title, table = found
         table_html, linked = course_map_html(table, pages)
-    rest = [p for p in pages.values() if p.number not in linked]
+    rest = [p for p in pages.values() if p.source.stem not in linked]
     if rest:
         if found is not None:
             log("warning: README.md's course map does not list "
@@ -620,8 +631,9 @@ def build(out: Path, sources: list[Path] | None = None, jobs: int = 2, timeout: 
             nbs = {name: student_page_notebook(nb, name) for name, nb in nbs.items()}
         pages = {}
         for src in sources:
-            number = src.name[:2]
-            pages[number] = Page(src, number, notebook_title(nbs[src.name], src.stem))
+            # keyed by the file's stem: two notebooks may share a number (00_start_here and
+            # the inventory's 00_test_yourself_before)
+            pages[src.stem] = Page(src, src.name[:2], notebook_title(nbs[src.name], src.stem))
         staging = tmp / "site"
         staging.mkdir()
         order = list(pages.values())

@@ -103,7 +103,7 @@ def test_readouts_are_formatted_like_the_browser(bh, value, spec, expected):
 
 
 def _pages(bh, *names):
-    return {n[:2]: bh.Page(Path(f"/x/{n}.ipynb"), n[:2], n) for n in names}
+    return {n: bh.Page(Path(f"/x/{n}.ipynb"), n[:2], n) for n in names}
 
 
 def test_course_map_rows_link_to_their_pages(bh, tmp_path):
@@ -119,12 +119,29 @@ def test_course_map_rows_link_to_their_pages(bh, tmp_path):
     title, table = bh.read_course_map(readme)
     assert title == "The course" and len(table) == 5
     html, linked = bh.course_map_html(table, _pages(bh, "00_start_here", "03_batchnorm_forward"))
-    assert linked == {"00", "03"}
+    assert linked == {"00_start_here", "03_batchnorm_forward"}
     assert '<a href="00_start_here.html">00 · Start here</a>' in html
     assert '<a href="03_batchnorm_forward.html"><strong>03 · The BN forward pass</strong></a>' in html
     assert "CONTRIBUTING.md" not in html and "see CONTRIBUTING" in html    # not in the site: unlinked
     assert "$\\gamma$" in html                                             # left for MathJax
     assert '<tr class="bn-missing"><td>09 · Not written yet</td>' in html
+
+
+def test_two_notebooks_with_one_number_each_get_their_row(bh, tmp_path):
+    """00_start_here and the inventory's 00_test_yourself_before share the number 00: a row
+    goes to the notebook it links to, and an unlinked row with that number to neither."""
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "# The course\n\n## Course map\n\n| notebook | what |\n|---|---|\n"
+        "| [00 · Start here](notebooks/00_start_here.ipynb) | a |\n"
+        "| [00 · Test yourself](notebooks/00_test_yourself_before.ipynb) | b |\n"
+        "| 00 · which one? | c |\n", encoding="utf-8")
+    _, table = bh.read_course_map(readme)
+    html, linked = bh.course_map_html(table, _pages(bh, "00_start_here", "00_test_yourself_before"))
+    assert linked == {"00_start_here", "00_test_yourself_before"}
+    assert '<a href="00_start_here.html">00 · Start here</a>' in html
+    assert '<a href="00_test_yourself_before.html">00 · Test yourself</a>' in html
+    assert '<tr class="bn-missing"><td>00 · which one?</td>' in html
 
 
 def test_readme_without_a_course_map(bh, tmp_path):
