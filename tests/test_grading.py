@@ -222,8 +222,9 @@ def test_four_submissions_get_full_partial_zero_and_zero(course, name):
 
 
 def test_the_config_strips_the_same_answers_as_the_student_edition():
-    import make_student
     from traitlets.config import Config
+
+    from tools import make_student
 
     namespace = {"get_config": Config, "__file__": str(ROOT / "nbgrader_config.py")}
     exec(compile((ROOT / "nbgrader_config.py").read_text(), "nbgrader_config.py", "exec"), namespace)
@@ -238,7 +239,7 @@ def test_the_documented_regeneration_leaves_the_recall_answers_out(course):
     import subprocess
     import sysconfig
 
-    import make_student
+    from tools import make_student
 
     name = NAMES[0]
     path = course / "source" / name / f"{name}.ipynb"
@@ -402,4 +403,7 @@ def test_the_fresh_checkers_pass_every_other_notebooks_solutions(name):
             if found and found.group(2) == found.group(3):
                 _grading.checker_passes(module, found.group(1), namespace[found.group(3)])
                 ran += 1
-    assert ran >= 2
+    # every checker of the notebook's graded tests ran (at least two where it has two
+    # exercises; the concept inventory's notebooks have one)
+    exercises = sum(1 for cell in nb.cells if _meta(cell).get("solution"))
+    assert ran >= min(2, exercises) and ran >= 1

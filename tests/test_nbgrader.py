@@ -365,7 +365,7 @@ def api(course):
     api.config.Execute.timeout = 120
     # nbclient's occasional missed wake-up (tools/_notebooks.py, "the hang policy"): poll
     # in slices here too, or a run now and then waits out the cell timeout (seen: 300 s).
-    notebooks = importlib.import_module("_notebooks") if (ROOT / "tools" / "_notebooks.py").exists() else None
+    notebooks = importlib.import_module("tools._notebooks")
     poll = getattr(notebooks, "_poll_in_slices", None)
     if poll is not None:
         poll()

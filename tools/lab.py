@@ -173,7 +173,7 @@ def prepare(edition: str, folder: Path | None = None, log=print) -> Path:
     if edition == "student":
         folder = STUDENT_DIR if folder is None else Path(folder)
         if not (folder / MANIFEST).exists():
-            import make_student
+            from tools import make_student
 
             log(f"Building the student edition in {_shown(folder)}/ (first use) ...")
             make_student.build(_notebooks.discover(), folder, log=lambda msg: None)

@@ -73,6 +73,7 @@ POINTS = {
     "effective_lr": 2, "train_mode_variance": 2,
     "spatial_bn_backward": 3, "zero_gamma_block": 2, "predict_stream_variance": 1,
     "survivors_at_batch_size_2": 1, "merge_stats": 3, "adabn": 3, "group_norm_forward": 2,
+    "my_answers": 1,                # the concept inventory, before 01 and after 09
 }
 #: The cell metadata key (outside nbgrader's) that records the points this script wrote,
 #: so that points an instructor changed are told from the table's.
