@@ -79,3 +79,26 @@ def test_a_notebook_global_is_refused():
     exec("def uses_global(rate, factor):\n"
          "    return math.ceil(math.log(factor) / math.log(one + rate))", namespace)
     assert_fails_with(check.layers_to_grow, namespace["uses_global"], "from the notebook")
+
+
+def test_answers_of_an_earlier_run_replayed_never_pass():
+    """The fresh case's answer is a whole number, and two fresh draws used to share it about
+    once in 50 runs: then the answers recorded in one run, replayed in the next, passed (the
+    attack battery's flaky "replay" failure). A fresh case now never repeats a recent answer,
+    so 200 record-then-replay pairs all fail (with the old draw, ~4 of them passed)."""
+    for _ in range(200):
+        answers = []
+        assert check.layers_to_grow.evaluate(_recording(answers)).passed
+        assert not check.layers_to_grow.evaluate(_replaying(answers)).passed
+
+
+def _recording(answers):
+    def fn(rate, factor):
+        answers.append(by_counting(rate, factor))
+        return answers[-1]
+    return fn
+
+
+def _replaying(answers):
+    replayed = iter(answers)
+    return lambda rate, factor: next(replayed)

@@ -10,6 +10,7 @@ Introduced in notebook 02.
 
 from __future__ import annotations
 
+import collections
 import functools
 
 import numpy as np
@@ -192,9 +193,16 @@ def _fewest_layers(rate: float, factor: float) -> int:
     return n
 
 
+#: The answers of the latest fresh cases. The answer is a whole number (mostly 2 to ~2000), so
+#: two fresh draws can share it by chance; a fresh case never repeats one of these, so answers
+#: recorded in an earlier run, replayed, always fail.
+_RECENT_FRESH_ANSWERS: collections.deque = collections.deque(maxlen=64)
+
+
 def _grow_cases():
     """The fixed cases above, then a fresh one (a rate of 0.2 % to 30 %, a factor of 1.5 to
-    100), drawn away from a whole number of layers so that a logarithm and counting agree."""
+    100), drawn away from a whole number of layers so that a logarithm and counting agree,
+    and with an answer none of the latest fresh cases had."""
     import math
 
     yield from GROW_CASES
@@ -203,8 +211,10 @@ def _grow_cases():
         rate = round(float(rng.uniform(0.002, 0.3)), 4)
         factor = round(float(rng.uniform(1.5, 100.0)), 2)
         exact = math.log(factor) / math.log1p(rate)
-        if abs(exact - round(exact)) > 1e-3:
-            yield rate, factor, _fewest_layers(rate, factor)
+        answer = _fewest_layers(rate, factor)
+        if abs(exact - round(exact)) > 1e-3 and answer not in _RECENT_FRESH_ANSWERS:
+            _RECENT_FRESH_ANSWERS.append(answer)
+            yield rate, factor, answer
             return
 
 
