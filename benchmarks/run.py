@@ -3,8 +3,8 @@
 Variants, each given the same x, gamma, beta, dout:
 
 * ``bnutils``: ``bnutils.batchnorm_forward`` + ``update_running_stats`` +
-  ``batchnorm_backward`` (the readable code the course teaches; the fast kernels of
-  ``bnutils/_fast.py`` were dropped in issue 29: no gain a learner sees at the course's sizes);
+  ``batchnorm_backward`` (the readable code the course teaches, which hands inputs of
+  ``bnutils._fast.MIN_SIZE`` values or more to the kernels of ``bnutils/_fast.py``);
 * ``naive``: the textbook equations as whole-array NumPy, dtype kept
   (``bnutils.reference.batchnorm_forward_naive`` / ``batchnorm_backward_naive``, with
   ``update_running_stats``);

@@ -226,7 +226,8 @@ def check_int(value, name: str, minimum: int = 1, maximum: int | None = None) ->
     return int(value)
 
 
-def check_dout(dout, shape, dtype=None, of: str = "the forward input x") -> np.ndarray:
+def check_dout(dout, shape, dtype=None, of: str = "the forward input x",
+               finite: bool = True) -> np.ndarray:
     """``dout`` as a float array of exactly ``shape`` (no silent broadcasting), all finite.
 
     Parameters
@@ -240,11 +241,15 @@ def check_dout(dout, shape, dtype=None, of: str = "the forward input x") -> np.n
     of : str, optional
         What ``shape`` is, for the message: normalization layers say "the forward
         input x" (their output has its shape), other layers "the forward output".
+    finite : bool, optional
+        ``False`` leaves the NaN/inf check to the caller (BN's fast kernels find it in
+        their sums).
     """
     dout = as_float_array(dout, "dout", dtype=dtype)
     if dout.shape != tuple(shape):
         raise ValueError(f"dout must have the shape of {of}, {tuple(shape)}; got {dout.shape}")
-    check_finite(dout, "dout")
+    if finite:
+        check_finite(dout, "dout")
     return dout
 
 

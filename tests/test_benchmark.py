@@ -52,6 +52,22 @@ def test_run_py_on_tiny_shapes_writes_json_and_png(tmp_path):
     assert report["goals"] == []       # none of the goal shapes was run
 
 
+def test_against_commit_times_an_earlier_bnutils_beside_this_one():
+    """benchmarks/against_commit.py imports bnutils at a commit under another name and
+    times both; at HEAD both are the same code, so the ratio is near 1 (a loose bound:
+    one round of tiny shapes is noisy)."""
+    cmd = [sys.executable, str(BENCH / "against_commit.py"), "HEAD", "--shapes", "8x4,2x3x2x2",
+           "--dtypes", "float32", "--rounds", "3"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=BENCH.parent)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("float32")]
+    assert len(rows) == 2, proc.stdout
+    for row in rows:
+        then, now, ratio = float(row[-3]), float(row[-2]), float(row[-1].rstrip("×"))
+        assert then > 0 and now > 0 and ratio == pytest.approx(now / then, abs=0.01)
+        assert 0.2 < ratio < 5
+
+
 def test_goals_are_evaluated_from_the_ratios():
     run = load("run")
     results = [{"dtype": "float32", "shape": [64, 256], "ratios": {"naive_over_bnutils": 1.3}},
