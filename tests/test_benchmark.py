@@ -64,7 +64,8 @@ def test_against_commit_times_an_earlier_bnutils_beside_this_one():
     assert len(rows) == 2, proc.stdout
     for row in rows:
         then, now, ratio = float(row[-3]), float(row[-2]), float(row[-1].rstrip("×"))
-        assert then > 0 and now > 0 and ratio == pytest.approx(now / then, abs=0.01)
+        # the times print to 3 decimals: at ~0.07 ms their rounding moves the ratio by ~1.5 %
+        assert then > 0 and now > 0 and ratio == pytest.approx(now / then, rel=0.03, abs=0.01)
         assert 0.2 < ratio < 5
 
 
