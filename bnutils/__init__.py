@@ -21,7 +21,10 @@ Where to find the rest. The core, the code a learner reads:
 ========================  ==========================================================
 ``batchnorm``             BN forward/backward/inference, running statistics, ``BatchNorm``
 ``normalization``         LayerNorm, GroupNorm, InstanceNorm, RMSNorm and their layers
-``bn_variants``           Batch Renorm, synchronized BN, noisy BN, weight normalization
+``batch_renorm``          Batch Renormalization (Ioffe 2017), its layer
+``sharded_bn``            BN on a batch split across devices, per-device or synchronized
+``noisy_bn``              noisy BN (Santurkar et al. 2018)
+``weight_norm``           weight normalization (Salimans & Kingma 2016), its layer
 ``layers``                ``Layer``, the normalization layers' base ``NormLayer``,
                           ``Linear``, activations, ``Sequential``, losses
 ``conv``, ``residual``    convolution, pooling; residual blocks and SkipInit

@@ -63,8 +63,8 @@ FORWARD = (("batchnorm.py", "batchnorm_forward"),
 BACKWARD = (("batchnorm.py", "batchnorm_backward"), ("batchnorm.py", "batchnorm_backward_staged"),
             ("batchnorm.py", "BatchNorm.backward"), ("reference.py", "batchnorm_backward_loops"),
             ("reference.py", "batchnorm_backward_naive"), ("reference.py", "numerical_jacobian"),
-            ("gradcheck.py", "numerical_gradient"), ("bn_variants.py", "batchrenorm_backward"),
-            ("bn_variants.py", "sharded_batchnorm_backward"))
+            ("gradcheck.py", "numerical_gradient"), ("batch_renorm.py", "batchrenorm_backward"),
+            ("sharded_bn.py", "sharded_batchnorm_backward"))
 LN_BACKWARD = (("normalization.py", "layernorm_backward"), ("normalization.py", "LayerNorm.backward"),
                ("normalization.py", "_normalize_rows_backward"), ("normalization.py", "groupnorm_backward"),
                ("normalization.py", "instancenorm_backward"), ("reference.py", "numerical_jacobian"),

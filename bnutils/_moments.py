@@ -25,7 +25,7 @@ and scale the results back. ε is scaled with them (``ε / 4**k``).
 ``normalize`` computes the moments the plain way and takes this path only when the plain
 variance came out non-finite for finite ``x`` (a cheap check), so the common path stays
 as readable and as fast as the equations. Used by ``bnutils.batchnorm``,
-``bnutils.normalization``, ``bnutils.bn_variants`` and ``bnutils.scaling``.
+``bnutils.normalization``, ``bnutils.sharded_bn`` and ``bnutils.scaling``.
 
 Introduced in notebook 03 (the numerics of the forward pass).
 """

@@ -295,7 +295,7 @@ def seed_random_layers(model, seed: int) -> int:
 
     Examples
     --------
-    >>> from bnutils.bn_variants import NoisyBatchNorm
+    >>> from bnutils.noisy_bn import NoisyBatchNorm
     >>> a, b = NoisyBatchNorm(2), NoisyBatchNorm(2)          # no rng: unseeded
     >>> seed_random_layers(a, 0), seed_random_layers(b, 0)
     (1, 1)

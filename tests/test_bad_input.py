@@ -480,12 +480,15 @@ def test_errors_leave_the_layer_state_unchanged():
 # After a forward that raised, backward must raise, never return the previous batch's
 # gradients. Every Layer subclass in bnutils is discovered; each needs an entry here.
 def _layer_factories():
-    from bnutils.bn_variants import BatchRenorm, NoisyBatchNorm, ShardedBatchNorm, WeightNormLinear
+    from bnutils.batch_renorm import BatchRenorm
     from bnutils.conv import Conv2d, Flatten, GlobalAvgPool
     from bnutils.dropout import Dropout
     from bnutils.lab.finetuning import FrozenBatchNorm
+    from bnutils.noisy_bn import NoisyBatchNorm
     from bnutils.normalization import GroupNorm, InstanceNorm, LayerNorm, RMSNorm
     from bnutils.residual import Residual, SkipInit
+    from bnutils.sharded_bn import ShardedBatchNorm
+    from bnutils.weight_norm import WeightNormLinear
 
     x2, x4 = RNG.standard_normal((4, 3)), RNG.standard_normal((2, 3, 4, 4))
     return {      # class name: (make the layer, a good input, an input its forward refuses)
@@ -602,8 +605,8 @@ def test_batchnorm_checks_momentum_and_eps_on_assignment():
 
 def test_train_seeds_a_noisy_bn_built_without_rng():
     """Issue 17: train(seed=...) did not seed NoisyBatchNorm(rng=None): two runs differed."""
-    from bnutils.bn_variants import NoisyBatchNorm
     from bnutils.layers import iter_layers, seed_random_layers
+    from bnutils.noisy_bn import NoisyBatchNorm
 
     X_, y_ = RNG.standard_normal((32, 3)), np.arange(32) % 2
 

@@ -189,7 +189,15 @@ NO_SAMPLES = {"x": {"no_samples"}}
 
 
 def _specs():
-    from bnutils import batchnorm, bn_variants, conv, dropout, normalization
+    from bnutils import (
+        batch_renorm,
+        batchnorm,
+        conv,
+        dropout,
+        normalization,
+        sharded_bn,
+        weight_norm,
+    )
     from bnutils.layers import Linear, ReLU, Sequential
 
     x, x4, g, b = X2, X4, P, lambda d=3: P(d, seed=2)
@@ -213,42 +221,42 @@ def _specs():
             var=rv(), count=6)),
         "batchnorm.BatchNorm": Spec(lambda: dict(num_features=3, eps=1e-5, momentum=0.1,
                                                  x=x()), layer_call, invariant=("x",)),
-        # ---- bn_variants
-        "bn_variants.batchrenorm_forward": Spec(lambda: dict(
+        # ---- batch_renorm, noisy_bn, sharded_bn, weight_norm
+        "batch_renorm.batchrenorm_forward": Spec(lambda: dict(
             x=x(), gamma=g(), beta=b(), running_mean=P(seed=4), running_var=rv(), r_max=3.0,
             d_max=5.0, eps=1e-5)),
-        "bn_variants.batchrenorm_backward": Spec(lambda: dict(
-            dout=x(seed=3), cache=bn_variants.batchrenorm_forward(
+        "batch_renorm.batchrenorm_backward": Spec(lambda: dict(
+            dout=x(seed=3), cache=batch_renorm.batchrenorm_forward(
                 x(), g(), b(), P(seed=4), rv())[1])),
-        "bn_variants.BatchRenorm": Spec(lambda: dict(num_features=3, r_max=3.0, d_max=5.0,
+        "batch_renorm.BatchRenorm": Spec(lambda: dict(num_features=3, r_max=3.0, d_max=5.0,
                                                      eps=1e-5, momentum=0.1, x=x()),
                                         layer_call),
-        "bn_variants.NoisyBatchNorm": Spec(lambda: dict(num_features=3, shift=1.0, scale=2.0,
+        "noisy_bn.NoisyBatchNorm": Spec(lambda: dict(num_features=3, shift=1.0, scale=2.0,
                                                         rng=0, eps=1e-5, momentum=0.1, x=x()),
                                            layer_call),
-        "bn_variants.ShardedBatchNorm": Spec(lambda: dict(num_features=3, num_devices=2,
+        "sharded_bn.ShardedBatchNorm": Spec(lambda: dict(num_features=3, num_devices=2,
                                                           sync=True, eps=1e-5, x=x()),
                                              layer_call, invariant=("x",)),
-        "bn_variants.WeightNormLinear": Spec(lambda: dict(in_features=3, out_features=2, rng=0,
+        "weight_norm.WeightNormLinear": Spec(lambda: dict(in_features=3, out_features=2, rng=0,
                                                           x=x()), layer_call,
             accepts=NO_SAMPLES),
-        "bn_variants.device_stats": Spec(lambda: dict(x_shards=[x(4), x(2, seed=1)])),
-        "bn_variants.merge_batch_stats": Spec(lambda: dict(
+        "sharded_bn.device_stats": Spec(lambda: dict(x_shards=[x(4), x(2, seed=1)])),
+        "sharded_bn.merge_batch_stats": Spec(lambda: dict(
             counts=np.array([4, 2]), means=np.stack([P(), P(seed=2)]),
             m2s=np.stack([rv(), rv()]))),
         # 12 samples on 3 devices: with 2 per device (x() on 3 devices) one device's
         # variance is 4e-4, ε / var = 0.025, and the output is scale-invariant only to
         # ~1e-2 — ε, not a bug (the huge-x output is the ε-free one); with 4 per device
         # every variance is ≥ 0.28 and the 1e-4 invariance check applies.
-        "bn_variants.sharded_batchnorm_forward": Spec(lambda: dict(
+        "sharded_bn.sharded_batchnorm_forward": Spec(lambda: dict(
             x=x(12), gamma=g(), beta=b(), num_devices=3, sync=False, eps=1e-5),
             invariant=("x",)),
-        "bn_variants.sharded_batchnorm_backward": Spec(lambda: dict(
-            dout=x(seed=3), cache=bn_variants.sharded_batchnorm_forward(x(), g(), b(), 2)[1])),
-        "bn_variants.weightnorm_forward": Spec(lambda: dict(v=x(3, 2), g=P(2)),
+        "sharded_bn.sharded_batchnorm_backward": Spec(lambda: dict(
+            dout=x(seed=3), cache=sharded_bn.sharded_batchnorm_forward(x(), g(), b(), 2)[1])),
+        "weight_norm.weightnorm_forward": Spec(lambda: dict(v=x(3, 2), g=P(2)),
                                                invariant=("v",)),
-        "bn_variants.weightnorm_backward": Spec(lambda: dict(
-            dW=x(3, 2, seed=3), cache=bn_variants.weightnorm_forward(x(3, 2), P(2))[1])),
+        "weight_norm.weightnorm_backward": Spec(lambda: dict(
+            dW=x(3, 2, seed=3), cache=weight_norm.weightnorm_forward(x(3, 2), P(2))[1])),
         # ---- normalization
         "normalization.layernorm_forward": Spec(lambda: dict(x=x(), gamma=g(), beta=b(),
                                                              eps=1e-5), invariant=("x",),
@@ -620,8 +628,8 @@ REGRESSIONS = [
     ("gradcheck.numerical_gradient", "h", "num_inf"),
     ("gradcheck.numerical_gradient", "h", "num_bool"),       # True taken as h = 1
     ("gradcheck.numerical_gradient", "h", "num_string"),     # "'<=' not supported ..."
-    ("bn_variants.batchrenorm_forward", "x", "empty"),       # the error named gamma
-    ("bn_variants.sharded_batchnorm_forward", "x", "empty"),
+    ("batch_renorm.batchrenorm_forward", "x", "empty"),       # the error named gamma
+    ("sharded_bn.sharded_batchnorm_forward", "x", "empty"),
     ("folding.fold_batchnorm", "weight", "empty"),           # the error named bias
     ("folding.fold_batchnorm", "weight", "no_samples"),      # a (0, D) weight accepted
     ("dropout.dropout_variance", "var", "ndim"),             # (D,) with (D, 1): a (D, D) table
@@ -649,7 +657,7 @@ REGRESSIONS = [
     ("normalization.GroupNorm", "x", "no_samples"),
     ("normalization.instancenorm_forward", "x", "no_samples"),
     ("normalization.InstanceNorm", "x", "no_samples"),
-    ("bn_variants.weightnorm_forward", "v", "empty"),            # named g, not v
+    ("weight_norm.weightnorm_forward", "v", "empty"),            # named g, not v
     ("lab.landscape.train_with_probes", "X", "list"),                # "only integer scalar arrays"
     ("lab.landscape.train_with_probes", "y", "list"),
 ]
@@ -1094,8 +1102,8 @@ def _to_float32(value):
 #: Callables whose float results are float64 whatever their input, by design (documented).
 FLOAT64_BY_DESIGN = {
     "scaling.fit_scaler": "ScalerStats are always float64 (a float32 mean near 1e4 is good to 1e-3)",
-    "bn_variants.device_stats": "float64 statistics (documented: a float32 mean is only good to 1e-3)",
-    "bn_variants.merge_batch_stats": "float64 statistics (documented, as device_stats)",
+    "sharded_bn.device_stats": "float64 statistics (documented: a float32 mean is only good to 1e-3)",
+    "sharded_bn.merge_batch_stats": "float64 statistics (documented, as device_stats)",
     "reference.batchnorm_forward_loops": "the loop reference computes in float64 (documented)",
     "reference.normalization_jacobian": "a reference Jacobian in float64 (documented)",
     "scaling.gradient_descent": "the descent runs in float64 (documented in DescentResult)",

@@ -4,7 +4,7 @@ sequence batches; every helper leaves the model (running statistics, mode) as it
 import numpy as np
 import pytest
 
-from bnutils.bn_variants import BatchRenorm
+from bnutils.batch_renorm import BatchRenorm
 from bnutils.lab.batches import (
     active_per_step,
     batch_mode_accuracy,

@@ -4,7 +4,7 @@ limits on a schedule while training on chosen batches)."""
 import numpy as np
 import pytest
 
-from bnutils.bn_variants import BatchRenorm
+from bnutils.batch_renorm import BatchRenorm
 from bnutils.lab.batches import train_on_batches
 from bnutils.lab.comparisons import swap_norm
 from bnutils.models import make_mlp

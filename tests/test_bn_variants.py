@@ -1,4 +1,5 @@
-"""Tests for bnutils.bn_variants (Batch Renorm, sharded/SyncBN, noisy BN, weight norm): every
+"""Tests for bnutils.batch_renorm, sharded_bn, noisy_bn and weight_norm (Batch Renorm,
+sharded/SyncBN, noisy BN, weight norm): every
 forward against an independent reference, every backward against bnutils.numerical_gradient,
 the layers (parameters, running statistics, errors before forward/backward), and the
 bad-input errors."""
@@ -6,6 +7,7 @@ bad-input errors."""
 import numpy as np
 import pytest
 
+from bnutils.batch_renorm import BatchRenorm, BatchRenormCache, batchrenorm_backward, batchrenorm_forward
 from bnutils.batchnorm import (
     BatchNorm,
     BatchNormCache,
@@ -14,22 +16,16 @@ from bnutils.batchnorm import (
     batchnorm_inference_backward,
     update_running_stats,
 )
-from bnutils.bn_variants import (
-    BatchRenorm,
-    BatchRenormCache,
-    NoisyBatchNorm,
+from bnutils.gradcheck import numerical_gradient, rel_error
+from bnutils.noisy_bn import NoisyBatchNorm
+from bnutils.sharded_bn import (
     ShardedBatchNorm,
-    WeightNormLinear,
-    batchrenorm_backward,
-    batchrenorm_forward,
     device_stats,
     merge_batch_stats,
     sharded_batchnorm_backward,
     sharded_batchnorm_forward,
-    weightnorm_backward,
-    weightnorm_forward,
 )
-from bnutils.gradcheck import numerical_gradient, rel_error
+from bnutils.weight_norm import WeightNormLinear, weightnorm_backward, weightnorm_forward
 
 RNG = np.random.default_rng(7)
 
@@ -642,7 +638,7 @@ def test_sharded_bn_rescaled_statistics_are_the_plain_ones_bit_for_bit(monkeypat
     """The overflow-safe path divides by powers of two, which is exact: forced onto ordinary
     inputs it returns the plain path's numbers exactly (so switching paths at the overflow
     limit changes nothing)."""
-    import bnutils.bn_variants as bv
+    import bnutils.sharded_bn as bv
 
     rng = np.random.default_rng(5)
     for loc, scale in ((0.0, 1.0), (1e4, 1e-2), (-3.0, 1e3)):

@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from bnutils.batch_renorm import BatchRenorm  # noqa: E402
 from bnutils.batchnorm import BatchNorm  # noqa: E402
-from bnutils.bn_variants import BatchRenorm  # noqa: E402
 from bnutils.gradcheck import numerical_gradient, rel_error  # noqa: E402
 from bnutils.lab.layer_stats import (  # noqa: E402
     activation_indices,

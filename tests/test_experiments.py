@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from bnutils.batchnorm import BatchNorm
-from bnutils.bn_variants import NoisyBatchNorm, ShardedBatchNorm
 from bnutils.data import load_digits_split
 from bnutils.lab import comparisons, figure1, learning_rates, sweeps
 from bnutils.lab.recorders import PercentileRecorder
 from bnutils.lab.runs import NORM_LABELS, run_config
 from bnutils.models import make_mlp
+from bnutils.noisy_bn import NoisyBatchNorm
+from bnutils.sharded_bn import ShardedBatchNorm
 from bnutils.training import TrainingHistory
 
 RNG = np.random.default_rng(5)

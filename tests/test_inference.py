@@ -220,7 +220,9 @@ class _Counter(Layer):
 
 
 def _variant_layers():
-    from bnutils.bn_variants import BatchRenorm, NoisyBatchNorm, ShardedBatchNorm
+    from bnutils.batch_renorm import BatchRenorm
+    from bnutils.noisy_bn import NoisyBatchNorm
+    from bnutils.sharded_bn import ShardedBatchNorm
     return [BatchNorm(3), BatchRenorm(3), ShardedBatchNorm(3, num_devices=2),
             NoisyBatchNorm(3, rng=0), _Counter3()]
 
@@ -251,7 +253,7 @@ def test_frozen_running_stats_covers_every_layer_with_running_statistics(make):
 
 def test_frozen_running_stats_with_batch_renorm_regression():
     """The bug of issue 13: BatchRenorm is not a BatchNorm, and was left out."""
-    from bnutils.bn_variants import BatchRenorm
+    from bnutils.batch_renorm import BatchRenorm
     net = Sequential(Linear(4, 3, rng=0), BatchRenorm(3))
     with frozen_running_stats(net):
         net.forward(np.random.default_rng(0).normal(5.0, 1.0, size=(6, 4)))
@@ -308,11 +310,13 @@ def _by_hand(X, batch_size, seed, rows=slice(None)):
 
 @pytest.mark.parametrize("kind", ["BatchNorm", "NoisyBatchNorm", "ShardedBatchNorm", "BatchRenorm"])
 def test_recalibrate_handles_every_bnutils_layer_with_running_statistics(kind):
-    from bnutils import bn_variants as v
+    from bnutils.batch_renorm import BatchRenorm
+    from bnutils.noisy_bn import NoisyBatchNorm
+    from bnutils.sharded_bn import ShardedBatchNorm
     make = {"BatchNorm": lambda: BatchNorm(3, momentum=0.3),
-            "NoisyBatchNorm": lambda: v.NoisyBatchNorm(3, rng=0, momentum=0.3),
-            "ShardedBatchNorm": lambda: v.ShardedBatchNorm(3, num_devices=2, momentum=0.3),
-            "BatchRenorm": lambda: v.BatchRenorm(3, momentum=0.3)}[kind]
+            "NoisyBatchNorm": lambda: NoisyBatchNorm(3, rng=0, momentum=0.3),
+            "ShardedBatchNorm": lambda: ShardedBatchNorm(3, num_devices=2, momentum=0.3),
+            "BatchRenorm": lambda: BatchRenorm(3, momentum=0.3)}[kind]
     net = Sequential(make(), ReLU()).eval()
     X = np.random.default_rng(4).normal([1.0, -4.0, 9.0], [2.0, 0.5, 3.0], size=(45, 3))
     precise = recalibrate_batchnorm(net, X, batch_size=10, seed=1)       # 4 batches, 5 rows left
@@ -334,7 +338,7 @@ def test_recalibrate_refuses_a_running_statistics_layer_it_cannot_average():
 
 
 def test_batch_stats_forward_leaves_every_variant_and_every_mode_as_it_was():
-    from bnutils.bn_variants import BatchRenorm
+    from bnutils.batch_renorm import BatchRenorm
     frozen = BatchNorm(3).eval()                 # a layer deliberately kept in eval mode
     net = Sequential(Linear(2, 3, rng=0), BatchRenorm(3), frozen, Linear(3, 1, rng=1))
     saved = save_running_stats(net)

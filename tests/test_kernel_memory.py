@@ -21,16 +21,19 @@ import nbformat
 import numpy as np
 import pytest
 
+from bnutils.batch_renorm import BatchRenorm
 from bnutils.batchnorm import BatchNorm
-from bnutils.bn_variants import BatchRenorm, NoisyBatchNorm, ShardedBatchNorm, WeightNormLinear
 from bnutils.conv import Conv2d, Flatten, GlobalAvgPool
 from bnutils.dropout import Dropout
 from bnutils.lab.finetuning import FrozenBatchNorm
 from bnutils.layers import Linear, ReLU, Sequential, Sigmoid, Tanh
 from bnutils.models import make_mlp
+from bnutils.noisy_bn import NoisyBatchNorm
 from bnutils.normalization import GroupNorm, InstanceNorm, LayerNorm, RMSNorm
 from bnutils.residual import Residual, SkipInit
+from bnutils.sharded_bn import ShardedBatchNorm
 from bnutils.training import evaluate, train
+from bnutils.weight_norm import WeightNormLinear
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 37                        # a batch size no parameter has, so a batch-sized array is a cache

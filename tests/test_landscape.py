@@ -4,8 +4,8 @@ scale as first-order theory says; training with probes equals training without."
 import numpy as np
 import pytest
 
+from bnutils.batch_renorm import BatchRenorm
 from bnutils.batchnorm import BatchNorm
-from bnutils.bn_variants import BatchRenorm
 from bnutils.lab.landscape import landscape_probe, loss_and_grads, train_with_probes
 from bnutils.layers import Linear, ReLU, Sequential
 from bnutils.models import make_mlp

@@ -18,8 +18,8 @@ fit in float32). ``python tests/test_numerics.py`` prints the table of worst-cas
 import numpy as np
 import pytest
 
+from bnutils.batch_renorm import BatchRenorm, batchrenorm_forward
 from bnutils.batchnorm import BatchNorm, batchnorm_forward, batchnorm_inference
-from bnutils.bn_variants import BatchRenorm, batchrenorm_forward, sharded_batchnorm_forward
 from bnutils.normalization import (
     groupnorm_forward,
     instancenorm_forward,
@@ -27,6 +27,7 @@ from bnutils.normalization import (
     rmsnorm_forward,
 )
 from bnutils.scaling import standardize
+from bnutils.sharded_bn import sharded_batchnorm_forward
 
 TOL = 1e-5
 EPS = 1e-5

@@ -146,8 +146,9 @@ def _library_backward() -> dict:
     """Library functions that compute BN's gradient for the learner: Exercises 4.2 and 4.3
     ask for the formula (4.2: derived by hand; 4.3: the given code repaired)."""
     from .. import gradcheck, reference
+    from ..batch_renorm import batchrenorm_backward
     from ..batchnorm import BatchNorm, batchnorm_backward_staged
-    from ..bn_variants import batchrenorm_backward, sharded_batchnorm_backward
+    from ..sharded_bn import sharded_batchnorm_backward
 
     return {batchnorm_backward: "bnutils' batchnorm_backward",
             batchnorm_backward_staged: "bnutils' batchnorm_backward_staged",

@@ -45,7 +45,7 @@ def swap_norm(model: Sequential, factory: Callable[[int], Layer]) -> Sequential:
 
     Examples
     --------
-    >>> from bnutils.bn_variants import ShardedBatchNorm
+    >>> from bnutils.sharded_bn import ShardedBatchNorm
     >>> from bnutils.models import make_mlp
     >>> net = swap_norm(make_mlp([4, 8, 2], norm="bn"), lambda d: ShardedBatchNorm(d, 2))
     >>> net[1]
