@@ -36,7 +36,8 @@ Where to find the rest. The core, the code a learner reads:
 ``data``                  every data set of the course
 ``_moments`` (private)    the numerics of every normalization: float64 sums, the float32
                           correction, inputs too large to square (``normalize``)
-``_validation`` (private) the input checks and their messages
+``_validation`` (private) the input checks and their messages; their ``NonFiniteError``
+                          (NaN or inf where finite numbers are required) is public here
 ``lab``                   the course layer: runs, sweeps, diagnostics, figures, timing
 ========================  ==========================================================
 
@@ -47,6 +48,7 @@ Above the core, the course layer: experiments, sweeps, diagnostics and plotting 
 Conventions are stated in ``bnutils.batchnorm``'s module docstring.
 """
 
+from ._validation import NonFiniteError
 from .batchnorm import (
     BatchNorm,
     BatchNormCache,
@@ -100,6 +102,7 @@ __all__ = [
     "LayerNorm",
     "LayerNormCache",
     "Linear",
+    "NonFiniteError",
     "RMSNorm",
     "RMSNormCache",
     "ReLU",

@@ -27,6 +27,9 @@ variance came out non-finite for finite ``x`` (a cheap check), so the common pat
 as readable and as fast as the equations. Used by ``bnutils.batchnorm``,
 ``bnutils.normalization``, ``bnutils.sharded_bn`` and ``bnutils.scaling``.
 
+It also holds ``scale_shift_backward``, the first step of every normalization's backward
+(the gradients of γ and β), so that step is written once.
+
 Introduced in notebook 03 (the numerics of the forward pass).
 """
 
@@ -36,7 +39,8 @@ import numpy as np
 
 from ._validation import NonFiniteError
 
-__all__ = ["check_variance_fits", "normalize", "normalize_scaled", "scaled_moments"]
+__all__ = ["check_variance_fits", "normalize", "normalize_scaled", "scale_shift_backward",
+           "scaled_moments"]
 
 
 def normalize(x: np.ndarray, axes: tuple, eps: float, centre: bool = True,
@@ -181,3 +185,31 @@ def check_variance_fits(var: np.ndarray, dtype, name: str = "x") -> None:
             f"the variance for its running statistics. Divide {name} by a constant first "
             f"(normalization does not depend on its scale)"
             + (", or use float64" if np.dtype(dtype) == np.float32 else ""))
+
+
+def scale_shift_backward(dout: np.ndarray, x_hat: np.ndarray, axes: tuple):
+    """The gradients of ``out = gamma * x_hat + beta`` with respect to ``gamma`` and ``beta``.
+
+    Every normalization ends in this scale and shift, so every backward starts here.
+
+    Parameters
+    ----------
+    dout : ndarray, the shape of ``x_hat``
+        Upstream gradient ∂loss/∂out.
+    x_hat : ndarray, (N, D) or (N, C, H, W)
+        The normalized input the forward pass cached.
+    axes : tuple of int
+        The axes gamma and beta are shared over (the batch, and H, W for images).
+
+    Returns
+    -------
+    dgamma, dbeta : ndarray
+        ``Σ dout · x_hat`` and ``Σ dout`` over ``axes``: one value per feature or channel.
+
+    Examples
+    --------
+    >>> dgamma, dbeta = scale_shift_backward(np.ones((2, 1)), np.array([[-1.0], [1.0]]), (0,))
+    >>> dgamma, dbeta
+    (array([0.]), array([2.]))
+    """
+    return np.sum(dout * x_hat, axis=axes), dout.sum(axis=axes)

@@ -48,7 +48,16 @@ class NonFiniteError(ValueError):
 
     A ``ValueError`` like every other bad-input error; it has its own class so that
     ``bnutils.training.train`` can tell numbers that blew up during training (divergence)
-    from a programming mistake.
+    from a programming mistake. Public as ``bnutils.NonFiniteError``.
+
+    Examples
+    --------
+    >>> from bnutils import batchnorm_forward
+    >>> try:
+    ...     batchnorm_forward(np.array([[np.nan], [1.0]]), np.ones(1), np.zeros(1))
+    ... except NonFiniteError as err:
+    ...     print(err)
+    x contains 1 non-finite value(s) (NaN or inf); the first is nan at index (0, 0)
     """
 
 

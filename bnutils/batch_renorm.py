@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._moments import scale_shift_backward
 from ._validation import (
     Checked,
     as_float_array,
@@ -183,8 +184,7 @@ def batchrenorm_backward(dout, cache: BatchRenormCache):
     check_cache(cache, BatchRenormCache, "batchrenorm_forward")
     dout = check_dout(dout, cache.x_hat.shape, cache.x_hat.dtype)
     axes = cache.bn.axes
-    dbeta = dout.sum(axis=axes)
-    dgamma = np.sum(dout * cache.x_hat, axis=axes)
+    dgamma, dbeta = scale_shift_backward(dout, cache.x_hat, axes)
     dx_bn = dout * per_channel(cache.gamma * cache.r, dout.ndim)        # ∂loss/∂x_bn
     dx, _, _ = batchnorm_backward(dx_bn, cache.bn)
     return dx, dgamma, dbeta

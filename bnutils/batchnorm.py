@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _fast
-from ._moments import normalize
+from ._moments import normalize, scale_shift_backward
 from ._validation import (
     Checked,
     as_float_array,
@@ -255,8 +255,7 @@ def batchnorm_backward(dout, cache: BatchNormCache):
     if fast is not None:        # a large batch: the same closed form in fewer passes
         return fast
     check_finite(dout, "dout")  # (the kernels return None for NaN/inf: named here)
-    dbeta = dout.sum(axis=cache.axes)                               # Σ dout
-    dgamma = np.sum(dout * x_hat, axis=cache.axes)                  # Σ dout · x_hat
+    dgamma, dbeta = scale_shift_backward(dout, x_hat, cache.axes)   # Σ dout · x_hat, Σ dout
     scale = cache.gamma * cache.inv_std / m                         # gamma / (m·σ), (D,)
     dx = m * dout
     dx -= per_channel(dbeta, nd)
@@ -305,8 +304,7 @@ def batchnorm_backward_staged(dout, cache: BatchNormCache):
     std = np.sqrt(cache.var + cache.eps)                      # (D,)
     xmu = x_hat * per_channel(std, nd)                       # x - mu, recovered
     # out = gamma * x_hat + beta
-    dbeta = dout.sum(axis=axes)
-    dgamma = np.sum(dout * x_hat, axis=axes)
+    dgamma, dbeta = scale_shift_backward(dout, x_hat, axes)
     dx_hat = dout * per_channel(cache.gamma, nd)
     # x_hat = xmu * inv_std          (two inputs)
     dinv_std = np.sum(dx_hat * xmu, axis=axes)
@@ -485,8 +483,7 @@ def batchnorm_inference_backward(dout, x, gamma, running_mean, running_var, eps:
     axes = stat_axes(x.ndim)
     inv_std = 1.0 / np.sqrt(running_var + eps)
     x_hat = (x - per_channel(running_mean, x.ndim)) * per_channel(inv_std, x.ndim)
-    dbeta = dout.sum(axis=axes)
-    dgamma = np.sum(dout * x_hat, axis=axes)
+    dgamma, dbeta = scale_shift_backward(dout, x_hat, axes)
     dx = dout * per_channel(gamma * inv_std, x.ndim)
     return dx, dgamma, dbeta
 

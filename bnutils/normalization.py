@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._moments import normalize
+from ._moments import normalize, scale_shift_backward
 from ._validation import (
     as_float_array,
     check_cache,
@@ -172,8 +172,7 @@ def layernorm_backward(dout, cache: LayerNormCache):
     """
     check_cache(cache, LayerNormCache, "layernorm_forward")
     dout = check_dout(dout, cache.x_hat.shape, cache.x_hat.dtype)
-    dbeta = dout.sum(axis=0)
-    dgamma = np.sum(dout * cache.x_hat, axis=0)
+    dgamma, dbeta = scale_shift_backward(dout, cache.x_hat, (0,))
     dx = _normalize_rows_backward(dout * cache.gamma, cache.x_hat, cache.inv_std)
     return dx, dgamma, dbeta
 
@@ -319,8 +318,7 @@ def groupnorm_backward(dout, cache: GroupNormCache):
     check_cache(cache, GroupNormCache, "groupnorm_forward")
     dout = check_dout(dout, cache.x_hat.shape, cache.x_hat.dtype)
     axes = stat_axes(dout.ndim)
-    dbeta = dout.sum(axis=axes)
-    dgamma = np.sum(dout * cache.x_hat, axis=axes)
+    dgamma, dbeta = scale_shift_backward(dout, cache.x_hat, axes)
     N, G = cache.inv_std.shape
     rows = (N * G, cache.count)            # explicit: a batch of no samples has no rows
     dx_hat = (dout * per_channel(cache.gamma, dout.ndim)).reshape(rows)
@@ -579,7 +577,7 @@ def rmsnorm_backward(dout, cache: RMSNormCache):
     """
     check_cache(cache, RMSNormCache, "rmsnorm_forward")
     dout = check_dout(dout, cache.x_hat.shape, cache.x_hat.dtype)
-    dgamma = np.sum(dout * cache.x_hat, axis=0)
+    dgamma, _ = scale_shift_backward(dout, cache.x_hat, (0,))       # (RMSNorm has no beta)
     dx = _normalize_rows_backward(dout * cache.gamma, cache.x_hat, cache.inv_rms, centre=False)
     return dx, dgamma
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._moments import check_variance_fits
+from ._moments import check_variance_fits, scale_shift_backward
 from ._validation import (
     NonFiniteError,
     as_float_array,
@@ -336,8 +336,7 @@ def sharded_batchnorm_backward(dout, cache: ShardedBatchNormCache):
     check_cache(cache, ShardedBatchNormCache, "sharded_batchnorm_forward")
     dout = check_dout(dout, cache.x_hat.shape, cache.x_hat.dtype)
     K, N = cache.num_devices, dout.shape[0]
-    dbeta = dout.sum(axis=0)
-    dgamma = np.sum(dout * cache.x_hat, axis=0)
+    dgamma, dbeta = scale_shift_backward(dout, cache.x_hat, (0,))
     g = (dout * cache.gamma).reshape(K, N // K, -1)                      # (K, N/K, D)
     x_hat = cache.x_hat.reshape(K, N // K, -1)
     sum_g, sum_gx = g.sum(axis=1, keepdims=True), np.sum(g * x_hat, axis=1, keepdims=True)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bnutils._validation import NonFiniteError  # what a layer raises on NaN/inf (as in train)
+from bnutils import NonFiniteError  # what a layer raises on NaN/inf (as in train)
 from bnutils.layers import Linear, ReLU, Sequential, Sigmoid, Tanh, softmax_cross_entropy
 from bnutils.training import minibatches, sgd_step
 

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .._validation import NonFiniteError, as_float_array, check_finite, check_int
+from .. import NonFiniteError
+from .._validation import as_float_array, check_finite, check_int
 from ..inference import batch_stats_forward
 from .layer_stats import check_sequential
 

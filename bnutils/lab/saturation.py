@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import NonFiniteError, as_float_array
+from .. import NonFiniteError
+from .._validation import as_float_array
 from .plots import COLORS
 
 __all__ = [
