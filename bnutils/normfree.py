@@ -17,11 +17,12 @@ Introduced in notebook 09.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
-from .conv import Conv2d, conv2d_backward, conv2d_forward
+from .conv import Conv2d
 from .layers import Linear
 
 __all__ = [
@@ -245,7 +246,46 @@ def weight_standardize_backward(dW_hat, cache: WeightStandardizationCache) -> np
     return cache.inv_std * (dW_hat - mean_g - cache.w_hat * mean_gw)
 
 
-class WSLinear(Linear):
+class _StandardizedWeight:
+    """What WSLinear and WSConv2d add to their layer, written once: every forward
+    standardizes ``W`` into ``W_hat`` and runs the layer's own forward and backward with
+    ``W_hat`` in place of ``W``; ``backward`` then maps the layer's ``dW`` (for ``W_hat``)
+    back to the raw ``W`` through ``weight_standardize_backward``."""
+
+    def __init__(self, *args, eps: float = 1e-5, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.eps = _positive(eps, "eps")
+        self.W_hat = None
+        self._wcache = None
+
+    @contextmanager
+    def _using_w_hat(self):
+        raw = self.W
+        self.W = self.W_hat                     # the layer's forward and backward use self.W
+        try:
+            yield
+        finally:
+            self.W = raw
+
+    def forward(self, x):
+        """The layer's forward with ``W_hat`` for ``W``; ``x`` and ``out`` as the layer's."""
+        self._wcache = None
+        self.W_hat, wcache = weight_standardize_forward(self.W, self.eps)
+        with self._using_w_hat():
+            out = super().forward(x)            # (clears the caches, so _wcache is set after)
+        self._wcache = wcache
+        return out
+
+    def backward(self, dout):
+        """The layer's backward with ``W_hat``; sets ``dW`` (for the raw ``W``) and ``db``."""
+        self._need_forward("_wcache")
+        with self._using_w_hat():
+            dx = super().backward(dout)
+        self.dW = weight_standardize_backward(self.dW, self._wcache)
+        return dx
+
+
+class WSLinear(_StandardizedWeight, Linear):
     """``Linear`` whose weight is standardized in every forward: ``out = x @ W_hat + b``.
 
     Same constructor as ``Linear``; ``W`` is the learned (raw) weight, ``W_hat`` the
@@ -265,42 +305,11 @@ class WSLinear(Linear):
 
     cache_names = ("_x", "_wcache")
 
-    def __init__(self, *args, eps: float = 1e-5, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.eps = _positive(eps, "eps")
-        self.W_hat = None
-        self._wcache = None
-
-    def forward(self, x):
-        """x: (N, in_features) -> out: (N, out_features)."""
-        self._wcache = None
-        self.W_hat, wcache = weight_standardize_forward(self.W, self.eps)
-        raw = self.W
-        try:
-            self.W = self.W_hat                 # Linear's forward and backward use self.W
-            out = super().forward(x)
-        finally:
-            self.W = raw
-        self._wcache = wcache
-        return out
-
-    def backward(self, dout):
-        """dout: (N, out_features) -> dx; sets ``dW`` (for the raw W) and ``db``."""
-        self._need_forward("_wcache")
-        raw = self.W
-        try:
-            self.W = self.W_hat
-            dx = super().backward(dout)
-        finally:
-            self.W = raw
-        self.dW = weight_standardize_backward(self.dW, self._wcache)
-        return dx
-
     def __repr__(self):
         return f"WSLinear({self.in_features}, {self.out_features}, bias={self.b is not None})"
 
 
-class WSConv2d(Conv2d):
+class WSConv2d(_StandardizedWeight, Conv2d):
     """``Conv2d`` whose kernel is standardized per output channel in every forward.
 
     Same constructor as ``Conv2d``; ``W`` (C_out, C_in, k, k) is the learned kernel,
@@ -316,31 +325,6 @@ class WSConv2d(Conv2d):
     """
 
     cache_names = ("_cache", "_wcache")
-
-    def __init__(self, *args, eps: float = 1e-5, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.eps = _positive(eps, "eps")
-        self.W_hat = None
-        self._wcache = None
-
-    def forward(self, x):
-        """x: (N, in_channels, H, W) -> out: (N, out_channels, H, W)."""
-        self._cache = self._wcache = None      # a forward that raises leaves no stale cache
-        x = np.asarray(x)
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"{self!r} expects x of shape (N, {self.in_channels}, H, W); got {x.shape}")
-        self.W_hat, wcache = weight_standardize_forward(self.W, self.eps)
-        out, self._cache = conv2d_forward(x, self.W_hat, self.b)
-        self._wcache = wcache
-        return out
-
-    def backward(self, dout):
-        """dout: (N, out_channels, H, W) -> dx; sets ``dW`` (for the raw kernel) and ``db``."""
-        if self._cache is None or self._wcache is None:
-            raise RuntimeError("WSConv2d.backward called before forward")
-        dx, dW_hat, self.db = conv2d_backward(dout, self._cache)
-        self.dW = weight_standardize_backward(dW_hat, self._wcache)
-        return dx
 
     def __repr__(self):
         return (f"WSConv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

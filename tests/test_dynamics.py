@@ -51,15 +51,23 @@ def test_histogram_image_by_hand():
         histogram_image(np.ones(3), edges=[0.0, 1.0])
 
 
+def _trace_as_train_trains(trace, model, run, **recording):
+    """Run ``trace(model, X, Y, **run, **recording)`` and ``train`` on a copy of the model
+    with the same ``run`` arguments; both must leave the same parameters. Returns the trace."""
+    twin = copy.deepcopy(model)
+    result = trace(model, X, Y, **run, **recording)
+    train(twin, X, Y, **run)
+    for a, b in zip(model.params().values(), twin.params().values()):
+        np.testing.assert_allclose(a, b)
+    return result
+
+
 def test_trace_training_ratios_and_records_by_hand():
     """The recorded ratio is the one computed from W and dW before the step; the model ends
     exactly as bnutils.training.train leaves it (same batches, same steps)."""
     model = make_mlp([5, 6, 6, 3], "tanh", rng=1)
-    twin = copy.deepcopy(model)
-    trace = trace_training(model, X, Y, lr=0.2, steps=7, batch_size=10, seed=3, record_every=3)
-    train(twin, X, Y, lr=0.2, steps=7, batch_size=10, seed=3)
-    for a, b in zip(model.params().values(), twin.params().values()):
-        np.testing.assert_allclose(a, b)
+    trace = _trace_as_train_trains(trace_training, model, dict(lr=0.2, steps=7, batch_size=10, seed=3),
+                                   record_every=3)
     assert trace.linear == [0, 2, 4]
     assert trace.ratios.shape == (7, 3) and trace.loss.shape == (7,)
     assert trace.record_steps.tolist() == [1, 4, 7]
@@ -144,11 +152,8 @@ def test_gradient_shift_bad_input():
 
 def test_trace_gradient_shift_trains_like_train():
     model = make_mlp([5, 6, 6, 3], "relu", rng=1)
-    twin = copy.deepcopy(model)
-    trace = trace_gradient_shift(model, X, Y, lr=0.1, steps=9, batch_size=10, seed=2, every=4)
-    train(twin, X, Y, lr=0.1, steps=9, batch_size=10, seed=2)
-    for a, b in zip(model.params().values(), twin.params().values()):
-        np.testing.assert_allclose(a, b)
+    trace = _trace_as_train_trains(trace_gradient_shift, model,
+                                   dict(lr=0.1, steps=9, batch_size=10, seed=2), every=4)
     assert trace.steps.tolist() == [1, 5, 9] and trace.l2.shape == (3, 2) and trace.loss.shape == (9,)
     with pytest.raises(ValueError, match="every"):
         trace_gradient_shift(model, X, Y, lr=0.1, steps=2, every=0)

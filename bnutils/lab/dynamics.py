@@ -67,6 +67,19 @@ def _check_data(X, y):
     return X, y
 
 
+def _check_run(model, X, y, lr, steps, batch_size, seed):
+    """The arguments of a training run that records as it goes, checked (both runs here
+    take them): returns ``X, y, lr, steps, batch_size`` converted."""
+    _check_sequential(model)
+    X, y = _check_data(X, y)
+    lr = _positive_float(lr, "lr")
+    steps = _positive_int(steps, "steps")
+    batch_size = _positive_int(batch_size, "batch_size")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return X, y, lr, steps, batch_size
+
+
 def update_to_data_ratio(W, dW, lr) -> float:
     """log10 of ``||lr * dW|| / ||W||`` (Frobenius norms): how far one SGD step moves W.
 
@@ -206,14 +219,8 @@ def trace_training(model, X, y, *, lr, steps, batch_size=60, seed=0, record_ever
 
     Introduced in notebook 05.
     """
-    _check_sequential(model)
-    X, y = _check_data(X, y)
-    lr = _positive_float(lr, "lr")
-    steps = _positive_int(steps, "steps")
-    batch_size = _positive_int(batch_size, "batch_size")
+    X, y, lr, steps, batch_size = _check_run(model, X, y, lr, steps, batch_size, seed)
     record_every = _positive_int(record_every, "record_every")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     watch = activation_positions(model) if watch is None else [int(i) for i in watch]
     linear = linear_indices(model)
     if not linear:
@@ -367,14 +374,8 @@ def trace_gradient_shift(model, X, y, *, lr, steps, batch_size=60, seed=0,
 
     Introduced in notebook 07.
     """
-    _check_sequential(model)
-    X, y = _check_data(X, y)
-    lr = _positive_float(lr, "lr")
-    steps = _positive_int(steps, "steps")
-    batch_size = _positive_int(batch_size, "batch_size")
+    X, y, lr, steps, batch_size = _check_run(model, X, y, lr, steps, batch_size, seed)
     every = _positive_int(every, "every")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     rng = np.random.default_rng(seed)
     probed, rows, losses = [], [], []
     layers = linear_indices(model)[1:]
