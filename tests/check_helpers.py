@@ -210,6 +210,7 @@ REFERENCES = {
     "covariate_shift.layers_to_grow": lambda rate, factor: math.ceil(math.log(factor) / math.log1p(rate)),
     "training.add_batchnorm": training._reference_add_batchnorm,
     "training.largest_stable_lr_check": _largest_stable_lr,
+    "training.update_ratios": training._reference_update_ratios,
     "conv_residual.spatial_bn_backward": _spatial_backward,
     "conv_residual.zero_gamma_block": conv_residual._reference_zero_gamma_block,
     "conv_residual.stream_variance": lambda v0, k, gamma: v0 + k * gamma**2,

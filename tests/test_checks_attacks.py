@@ -177,6 +177,19 @@ def _shortcuts_output_stats():
     return {"a batch through batchnorm_forward": from_a_batch}
 
 
+def _shortcuts_update_ratios():
+    from bnutils.lab.dynamics import update_to_data_ratio
+
+    def library(pairs, lr):
+        return [update_to_data_ratio(W, dW, lr) for W, dW in pairs]
+
+    def via_alias(pairs, lr):
+        ratio = update_to_data_ratio          # reached by another name
+        return list(map(lambda p: ratio(*p, lr=lr), pairs))
+
+    return {"update_to_data_ratio": library, "update_to_data_ratio by another name": via_alias}
+
+
 def _to_float32(a):
     """float64 arrays (also inside a cache) as float32."""
     if isinstance(a, np.ndarray) and a.dtype == np.float64:
@@ -218,6 +231,8 @@ ATTACKS["backward.scaled_gradient_per_feature"] = Attacks(
     shortcuts=_shortcuts_scaled_gradient(), watched=("the check watches", "one pass at W"))
 ATTACKS["forward.output_stats"] = Attacks(shortcuts=_shortcuts_output_stats(),
                                           watched=("without computing any batch",))
+ATTACKS["training.update_ratios"] = Attacks(shortcuts=_shortcuts_update_ratios(),
+                                            watched=("which the check watches", "np.log10"))
 
 #: (check, attack) pairs that do not apply, with the reason.
 NOT_APPLICABLE = {

@@ -305,3 +305,122 @@ def test_add_batchnorm_runs_a_fresh_network_too():
 
     assert check.add_batchnorm.evaluate(recording).passed
     assert len(seen) == 4 and seen[:3] == [5, 3, 7]
+
+
+# ----------------------------------------------------------------------------- Exercise 5.3
+
+import math  # noqa: E402  (the section's own imports, as the 5.1/5.2 parts keep theirs above)
+
+from bnutils.lab.dynamics import update_to_data_ratio  # noqa: E402
+
+ref_ratios = check._reference_update_ratios
+
+
+def _each(formula):
+    return lambda pairs, lr: [formula(W, dW, lr) for W, dW in pairs]
+
+
+def _norm(a):
+    return np.linalg.norm(a)
+
+
+RIGHT_RATIOS = {
+    "math.log10": _each(lambda W, dW, lr: math.log10(lr * _norm(dW) / _norm(W))),
+    "half the log of the sums of squares": lambda pairs, lr: np.array(
+        [0.5 * np.log10(np.sum((lr * dW) ** 2) / np.sum(W ** 2)) for W, dW in pairs]),
+    "log10 lr + log10 norms, as a tuple": lambda pairs, lr: tuple(
+        np.log10(lr) + np.log10(_norm(dW)) - np.log10(_norm(W)) for W, dW in pairs),
+    "norm of lr * dW, Frobenius by name": _each(
+        lambda W, dW, lr: np.log10(np.linalg.norm(lr * dW, "fro") / np.linalg.norm(W, "fro"))),
+    "computed in float32": _each(lambda W, dW, lr: np.log10(
+        np.float32(lr) * _norm(dW.astype(np.float32)) / _norm(W.astype(np.float32)))),
+    "an array of 0-d arrays": lambda pairs, lr: [np.array(r) for r in ref_ratios(pairs, lr)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(RIGHT_RATIOS))
+def test_update_ratios_accepts_right_answers_written_differently(name):
+    result = check.update_ratios.evaluate(RIGHT_RATIOS[name])
+    assert result.passed, result.message
+    assert result.message == check.update_ratios.evaluate(ref_ratios).message
+
+
+def test_update_ratios_reports_section_7s_nets():
+    result = check.update_ratios.evaluate(ref_ratios)
+    assert result.passed and "gain 5/3: -2.0 to -1.6, gain 0.2: -4.5 to -4.1" in result.message, \
+        result.message
+
+
+WRONG_RATIOS = {
+    "no log10": (_each(lambda W, dW, lr: lr * _norm(dW) / _norm(W)), "the ratio itself"),
+    "natural log": (_each(lambda W, dW, lr: np.log(lr * _norm(dW) / _norm(W))), "np.log10"),
+    "no lr": (_each(lambda W, dW, lr: np.log10(_norm(dW) / _norm(W))), "learning rate is missing"),
+    "upside down": (_each(lambda W, dW, lr: np.log10(_norm(W) / _norm(lr * dW))), "upside down"),
+    "squared norms": (_each(lambda W, dW, lr: np.log10(np.sum((lr * dW) ** 2) / np.sum(W ** 2))),
+                      "squared norms"),
+    "standard deviations": (_each(lambda W, dW, lr: np.log10((lr * dW).std() / W.std())),
+                            "standard deviations"),
+    "W after the step": (_each(lambda W, dW, lr: np.log10(_norm(lr * dW) / _norm(W - lr * dW))),
+                         "after the step"),
+    "entrywise ratios": (_each(lambda W, dW, lr: np.log10(np.mean(np.abs(lr * dW / W)))),
+                         "entrywise"),
+    "one number": (lambda pairs, lr: float(np.mean(ref_ratios(pairs, lr))), "one number per"),
+    "too few": (lambda pairs, lr: ref_ratios(pairs, lr)[:-1], "one number per"),
+    "NaN": (lambda pairs, lr: [math.nan] * len(pairs), "NaN"),
+    "float16": (lambda pairs, lr: np.array(ref_ratios(pairs, lr), dtype=np.float16), "float16"),
+    "in place": (lambda pairs, lr: [np.log10(_norm(dW.__imul__(lr)) / _norm(W)) for W, dW in pairs],
+                 "in place"),
+    "a typo'd constant": (lambda pairs, lr: [r + 1e-4 for r in ref_ratios(pairs, lr)], "off by"),
+    "the library": (_each(update_to_data_ratio), "which the check watches"),
+    "not done": (stub, "not done yet"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRONG_RATIOS))
+def test_update_ratios_names_the_mistake(name):
+    fn, hint = WRONG_RATIOS[name]
+    result = check.update_ratios.evaluate(fn)
+    assert not result.passed and hint in result.message, result.message
+    assert "could not handle" not in result.message and len(result.message) <= 160, result.message
+
+
+def test_update_ratios_hard_coded_for_the_reported_inputs_fails():
+    """The answers to the three reported sets typed in: the fresh set (other sizes, scales
+    and learning rate at every call) rejects them."""
+    answers = []
+
+    def recording(pairs, lr):
+        answers.append(ref_ratios(pairs, lr))
+        return answers[-1]
+
+    assert check.update_ratios.evaluate(recording).passed
+    typed = {len(a): a for a in answers[:3]}
+    result = check.update_ratios.evaluate(lambda pairs, lr: typed.get(len(pairs), answers[0]))
+    assert not result.passed, result.message
+
+
+def test_update_ratios_sees_a_notebook_global():
+    namespace = {"__name__": "__main__", "np": np, "eta": 0.1}
+    exec("def f(pairs, lr):\n    return [np.log10(eta * np.linalg.norm(dW) / np.linalg.norm(W))"
+         " for W, dW in pairs]", namespace)
+    result = check.update_ratios.evaluate(namespace["f"])
+    assert not result.passed and "reads `eta` from the notebook" in result.message, result.message
+
+
+def test_update_ratios_fresh_case_changes_every_call():
+    seen = []
+
+    def recording(pairs, lr):
+        seen.append((len(pairs), lr, pairs[0][0].shape))
+        return ref_ratios(pairs, lr)
+
+    for _ in range(2):
+        assert check.update_ratios.evaluate(recording).passed
+    assert len(seen) == 8 and seen[:3] == seen[4:7] and seen[3] != seen[7]
+
+
+def test_update_ratios_matches_the_library():
+    """The check's expected values are the library's update_to_data_ratio (one convention)."""
+    pairs = check._tanh_net_pairs(0.2) + check._random_pairs(np.random.default_rng(1), 3)
+    np.testing.assert_allclose(ref_ratios(pairs, 0.1),
+                               [update_to_data_ratio(W, dW, 0.1) for W, dW in pairs], rtol=1e-12)

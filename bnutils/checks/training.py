@@ -1,6 +1,7 @@
 """Self-checks for notebook 05, training with BN.
 
-Exercise 5.1 · add BN to a given network; Exercise 5.2 · the largest stable learning rate.
+Exercise 5.1 · add BN to a given network; Exercise 5.2 · the largest stable learning rate;
+Exercise 5.3 · the update-to-data ratio of each weight matrix.
 Each check prints one ✓/✗ line (see ``bnutils.checks._core``).
 
 Introduced in notebook 05.
@@ -19,16 +20,19 @@ from ..models import make_mlp
 from ..training import TrainingHistory, one_blas_thread
 from ._core import (
     Failed,
+    as_answer_array,
     as_answer_number,
+    compare,
     describe,
     fresh_rng,
     is_close,
     low_precision_hint,
     run_learner,
     self_check,
+    watch_calls,
 )
 
-__all__ = ["add_batchnorm", "largest_stable_lr_check"]
+__all__ = ["add_batchnorm", "largest_stable_lr_check", "update_ratios"]
 
 
 # ----------------------------------------------------------------------------- Exercise 5.1
@@ -291,3 +295,119 @@ def largest_stable_lr_check(student_fn):
         if lrs == _LRS:
             found[kind] = answer
     return f"plain net {found['plain']:g}, BN {found['BN']:g}, None if nothing trains"
+
+
+# ----------------------------------------------------------------------------- Exercise 5.3
+
+
+def _reference_update_ratios(pairs, lr):
+    """Reference solution of Exercise 5.3 (used by the tests)."""
+    return [float(np.log10(lr * np.linalg.norm(dW) / np.linalg.norm(W))) for W, dW in pairs]
+
+
+_TANH_NET = [64, 64, 64, 64, 64, 64, 10]       # notebook 05's section 7 network
+_TANH_GAINS = {"gain 5/3": 5 / 3, "gain 0.2": 0.2}
+
+
+def _tanh_net_pairs(gain: float) -> list:
+    """(W, dW) of every Linear layer of section 7's tanh MLP at initialization, after one
+    backward pass on 60 training digits: the gradients a first SGD step would take."""
+    from ..layers import softmax_cross_entropy
+
+    X, y = _lr_data()
+    net = make_mlp(_TANH_NET, "tanh", init=gain / np.sqrt(64), rng=0)
+    _, dlogits = softmax_cross_entropy(net.train().forward(X[:60]), y[:60])
+    net.backward(dlogits)
+    return [(layer.W.copy(), layer.dW.copy()) for layer in net.layers if isinstance(layer, Linear)]
+
+
+def _random_pairs(rng, n_pairs: int, dtype=np.float64) -> list:
+    """Weight matrices with a mean well away from zero (so a ratio of standard deviations
+    differs from the ratio of norms), and gradients a thousandth to a tenth their size."""
+    pairs = []
+    for _ in range(n_pairs):
+        shape = tuple(int(v) for v in rng.integers(2, 13, size=2))
+        scale = 10.0 ** rng.uniform(-1, 1)
+        W = scale * (rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.5) + rng.standard_normal(shape))
+        dW = scale * 10.0 ** rng.uniform(-2, 0) * (rng.uniform(-1, 1) + rng.standard_normal(shape))
+        pairs.append((W.astype(dtype), dW.astype(dtype)))
+    return pairs
+
+
+def _ratio_cases(rng):
+    """(label, pairs, lr): the reported ones (section 7's two tanh nets, one random set in
+    float32), then a fresh draw of matrices, sizes, scales and learning rate."""
+    for label, gain in _TANH_GAINS.items():
+        yield label, _tanh_net_pairs(gain), 0.1
+    yield "random float32", _random_pairs(np.random.default_rng(53), 3, np.float32), 0.03
+    yield "fresh", _random_pairs(rng, int(rng.integers(2, 6))), float(10.0 ** rng.uniform(-3, -0.5))
+
+
+def _ratio_mistakes(pairs, lr) -> dict:
+    """The known wrong answers of Exercise 5.3 on ``pairs``, each with its hint."""
+    def each(fn):
+        with np.errstate(all="ignore"):
+            return np.array([fn(np.asarray(W, dtype=float), np.asarray(dW, dtype=float))
+                             for W, dW in pairs])
+
+    def norm(a):
+        return np.linalg.norm(a)
+
+    right = each(lambda W, dW: np.log10(lr * norm(dW) / norm(W)))
+    return {
+        "you returned the ratio itself: the exercise asks for its log10 (-3: a step moves W "
+        "by a thousandth)": 10.0 ** right,
+        "np.log is the natural logarithm: use np.log10": right * np.log(10.0),
+        "the learning rate is missing: the step is lr·dW, so the ratio is ||lr·dW|| / ||W||":
+            right - np.log10(lr),
+        "your ratio is upside down: ||lr·dW|| goes on top, ||W|| below": -right,
+        "you divided squared norms (sums of squares without the square root): use "
+        "np.linalg.norm": 2 * right,
+        "you used standard deviations, as the makemore code does: use norms (np.linalg.norm), "
+        "which also count the mean": each(lambda W, dW: np.log10((lr * dW).std() / W.std())),
+        "you divided by the norm of W after the step (W - lr·dW): use W as given, before "
+        "the update": each(lambda W, dW: np.log10(lr * norm(dW) / norm(W - lr * dW))),
+        "you averaged entrywise ratios |lr·dW| / |W|: divide the norms of the whole "
+        "matrices": each(lambda W, dW: np.log10(np.mean(np.abs(lr * dW / W)))),
+    }
+
+
+def _copies(pairs) -> list:
+    return [(np.array(W, copy=True), np.array(dW, copy=True)) for W, dW in pairs]
+
+
+@self_check("Exercise 5.3 · update-to-data ratios")
+def update_ratios(student_fn):
+    """Check ``student_fn(pairs, lr)``: one log10 ||lr·dW|| / ||W|| per (W, dW) pair, on
+    section 7's two tanh nets, a float32 set and a fresh set; the library's
+    ``update_to_data_ratio`` may not be called."""
+    from ..lab.dynamics import update_to_data_ratio
+
+    found = {}
+    for label, pairs, lr in _ratio_cases(fresh_rng()):
+        given = _copies(pairs)
+        with watch_calls({update_to_data_ratio: "bnutils' update_to_data_ratio"}) as seen:
+            result = student_fn(given, lr)
+        if seen:
+            raise Failed(f"you call {seen.called()[0]}, which the check watches for: "
+                         f"use np.linalg.norm and np.log10")
+        for (W, dW), (W2, dW2) in zip(pairs, given, strict=True):
+            if not (np.array_equal(W, W2) and np.array_equal(dW, dW2)):
+                raise Failed("your function changed a W or dW in place (like dW *= lr): "
+                             "compute lr * dW as a new array")
+        if isinstance(result, np.ndarray) and result.ndim == 0 or np.isscalar(result):
+            raise Failed(f"return one number per (W, dW) pair ({len(pairs)} pairs here), as a "
+                         f"list, not a single number")
+        ratios = as_answer_array(result, "ratios")
+        if ratios.shape != (len(pairs),):
+            raise Failed(f"return one number per (W, dW) pair: {len(pairs)} pairs gave an "
+                         f"answer of shape {ratios.shape}")
+        expected = [np.log10(lr * np.linalg.norm(np.asarray(dW, dtype=float))
+                             / np.linalg.norm(np.asarray(W, dtype=float))) for W, dW in pairs]
+        # a log10 is off by about (relative error of each norm) / ln 10: float32 norms pass
+        compare(ratios, expected, f"your ratios ({label} matrices) are off by up to {{err}}: "
+                f"log10(lr·||dW|| / ||W||), np.linalg.norm for ||·||",
+                rtol=1e-9, atol=1e-9, scale=1.0, mistakes=functools.partial(_ratio_mistakes, pairs, lr))
+        found[label] = np.asarray(expected)
+    return ", ".join(f"{label}: {found[label].min():.1f} to {found[label].max():.1f}"
+                     for label in _TANH_GAINS)
