@@ -68,7 +68,7 @@ POINTS = {
     "bn_by_hand": 1, "bn_forward": 2, "bn_forward_spatial": 2, "output_stats": 2,
     "dgamma_dbeta": 1, "bn_backward": 3, "fixed_backward": 2, "project_out": 2,
     "scaled_gradient": 3, "scaled_gradient_per_feature": 3, "ln_backward": 3,
-    "add_batchnorm": 2, "largest_stable_lr": 1,
+    "add_batchnorm": 2, "largest_stable_lr": 1, "update_ratios": 1,
     "update_running": 1, "fold_linear_bn": 3, "predict": 1,
     "effective_lr": 2, "train_mode_variance": 2,
     "spatial_bn_backward": 3, "zero_gamma_block": 2, "predict_stream_variance": 1,
