@@ -366,6 +366,8 @@ WRONG_RATIOS = {
                          "entrywise"),
     "one number": (lambda pairs, lr: float(np.mean(ref_ratios(pairs, lr))), "one number per"),
     "too few": (lambda pairs, lr: ref_ratios(pairs, lr)[:-1], "one number per"),
+    "a generator": (lambda pairs, lr: (r for r in ref_ratios(pairs, lr)), "return a list"),
+    "a list per pair": (lambda pairs, lr: [[r] for r in ref_ratios(pairs, lr)], "item 0"),
     "NaN": (lambda pairs, lr: [math.nan] * len(pairs), "NaN"),
     "float16": (lambda pairs, lr: np.array(ref_ratios(pairs, lr), dtype=np.float16), "float16"),
     "in place": (lambda pairs, lr: [np.log10(_norm(dW.__imul__(lr)) / _norm(W)) for W, dW in pairs],

@@ -10,6 +10,7 @@ Introduced in notebook 05.
 from __future__ import annotations
 
 import functools
+import types
 
 import numpy as np
 
@@ -395,7 +396,16 @@ def update_ratios(student_fn):
             if not (np.array_equal(W, W2) and np.array_equal(dW, dW2)):
                 raise Failed("your function changed a W or dW in place (like dW *= lr): "
                              "compute lr * dW as a new array")
-        if isinstance(result, np.ndarray) and result.ndim == 0 or np.isscalar(result):
+        if isinstance(result, types.GeneratorType) or isinstance(result, (map, filter)):
+            raise Failed("return a list: a generator such as (... for W, dW in pairs) is not "
+                         "one, write [... for W, dW in pairs]")
+        if isinstance(result, (list, tuple)):
+            for k, item in enumerate(result):
+                if isinstance(item, (list, tuple)) or (isinstance(item, np.ndarray) and item.size != 1):
+                    raise Failed(f"return one number per (W, dW) pair; item {k} of your answer "
+                                 f"is {describe(item)}")
+        elif isinstance(result, (int, float, np.number)) and not isinstance(result, bool) or (
+                isinstance(result, np.ndarray) and result.ndim == 0):
             raise Failed(f"return one number per (W, dW) pair ({len(pairs)} pairs here), as a "
                          f"list, not a single number")
         ratios = as_answer_array(result, "ratios")
